@@ -1,0 +1,12 @@
+#!/usr/bin/env node
+// The xs-ota host CLI. The TypeScript sources are bundled to dist/ by `npm run build`
+// (run automatically by `npm ci` / `npm install` through `prepare`).
+import { existsSync } from "node:fs";
+
+const bundle = new URL("../dist/xs-ota.mjs", import.meta.url);
+if (!existsSync(bundle)) {
+  process.stderr.write("xs-ota: error: dist/xs-ota.mjs is missing; run `npm run build` (npm ci does it for you)\n");
+  process.exit(2);
+}
+const { main } = await import(bundle.href);
+process.exitCode = await main(process.argv.slice(2));

@@ -1,0 +1,88 @@
+/**
+ * A deterministic virtual clock and timer queue. Time moves only when a test
+ * (or the simulator's scheduler) calls `advance`; due timers then run in
+ * deadline order, ties in creation order.
+ */
+import type { Clock, TimerId } from "../types";
+
+interface Timer {
+  id: number;
+  due: number;
+  repeat: number;
+  callback: () => void;
+}
+
+/** Bound on timers fired by one `advance`, so a zero-period timer cannot hang a test. */
+export const MAX_FIRES_PER_ADVANCE = 1_000_000;
+
+export class VirtualClock implements Clock {
+  private time: number;
+  private nextId = 1;
+  private timers: Timer[] = [];
+  /** Set by the device model: called before a timer fires, may throw to stop the device. */
+  guard: (() => void) | undefined;
+
+  constructor(start = 0) {
+    this.time = start;
+  }
+
+  now(): number {
+    return this.time;
+  }
+
+  setTimer(callback: () => void, delayMs: number, repeatMs?: number): TimerId {
+    if (typeof callback !== "function") throw new TypeError("setTimer: callback must be a function");
+    if (!(delayMs >= 0)) throw new RangeError(`setTimer: delayMs must be >= 0, got ${delayMs}`);
+    if (repeatMs !== undefined && !(repeatMs > 0)) throw new RangeError(`setTimer: repeatMs must be > 0, got ${repeatMs}`);
+    const id = this.nextId++;
+    this.timers.push({ id, due: this.time + delayMs, repeat: repeatMs ?? 0, callback });
+    return id;
+  }
+
+  clearTimer(id: TimerId): void {
+    const i = this.timers.findIndex((t) => t.id === id);
+    if (i >= 0) this.timers.splice(i, 1);
+  }
+
+  /** Number of pending timers. */
+  get pending(): number {
+    return this.timers.length;
+  }
+
+  /** Deadline of the next timer, or undefined. */
+  nextDue(): number | undefined {
+    let best: number | undefined;
+    for (const t of this.timers) if (best === undefined || t.due < best) best = t.due;
+    return best;
+  }
+
+  /** Move time forward by `ms`, running every timer that falls due on the way. */
+  advance(ms: number): void {
+    if (!(ms >= 0)) throw new RangeError(`advance: ms must be >= 0, got ${ms}`);
+    const end = this.time + ms;
+    for (let fires = 0; ; fires++) {
+      if (fires >= MAX_FIRES_PER_ADVANCE) throw new Error("advance: timer storm (more than 1e6 fires)");
+      const t = this.earliestDue(end);
+      if (!t) break;
+      this.time = Math.max(this.time, t.due);
+      if (t.repeat > 0) t.due += t.repeat;
+      else this.timers.splice(this.timers.indexOf(t), 1);
+      this.guard?.();
+      t.callback();
+    }
+    this.time = end;
+  }
+
+  /** Drop every timer (the device reset). */
+  clearAll(): void {
+    this.timers = [];
+  }
+
+  private earliestDue(limit: number): Timer | undefined {
+    let best: Timer | undefined;
+    for (const t of this.timers) {
+      if (t.due <= limit && (!best || t.due < best.due || (t.due === best.due && t.id < best.id))) best = t;
+    }
+    return best;
+  }
+}

@@ -1,0 +1,165 @@
+/**
+ * Reason codes: the one table of failure causes. Every refusal or failure on the
+ * device side carries one of these; the same numbers reach the cloud (status
+ * reports, heartbeats), the audit log and the AT console (`AT+STATE?`, `AT+LOG`).
+ *
+ * Numbers are stable wire values: never renumber, only append. Each area owns a
+ * range so the table can grow without collisions:
+ *   0        ok
+ *   1..49    HAL and platform (flash, power, watchdog, counter, system)
+ *   50..99   storage records (settings, journal, audit log)
+ *   100..149 images and signatures (MCUboot format, ECDSA, keyring)
+ *   150..199 release manifest and update policy
+ *   200..249 delta patches
+ *   250..299 cloud link (MQTT, HTTP, protocol messages)
+ *   300..349 agent (download, install, trial, commit)
+ *   350..399 AT console
+ *   400..449 supervision and revocation
+ */
+export const Reason = Object.freeze({
+  OK: 0,
+
+  // HAL and platform
+  FLASH_RANGE: 1,
+  FLASH_ALIGN: 2,
+  FLASH_NOT_ERASED: 3,
+  FLASH_IO: 4,
+  POWER_CUT: 5,
+  COUNTER_DECREASE: 6,
+  COUNTER_IO: 7,
+  LOW_SUPPLY: 8,
+  WATCHDOG_RESET: 9,
+  BAD_ARGUMENT: 10,
+  SOCKET_CLOSED: 11,
+  SOCKET_REFUSED: 12,
+  SOCKET_TIMEOUT: 13,
+  SOCKET_TLS: 14,
+  SERIAL_OVERRUN: 15,
+
+  // storage records
+  STORE_CORRUPT: 50,
+  STORE_FULL: 51,
+  STORE_TOO_LARGE: 52,
+
+  // images and signatures
+  IMAGE_TRUNCATED: 100,
+  IMAGE_BAD_MAGIC: 101,
+  IMAGE_BAD_HEADER: 102,
+  IMAGE_BAD_TLV: 103,
+  IMAGE_HASH_MISMATCH: 104,
+  IMAGE_NO_HASH: 105,
+  IMAGE_NO_SIGNATURE: 106,
+  IMAGE_BAD_SIGNATURE: 107,
+  IMAGE_UNKNOWN_KEY: 108,
+  IMAGE_TOO_LARGE: 109,
+  IMAGE_BAD_SECURITY_COUNTER: 110,
+  KEY_INVALID: 111,
+  SIGNATURE_MALFORMED: 112,
+
+  // release manifest and policy
+  MANIFEST_MALFORMED: 150,
+  MANIFEST_TOO_LARGE: 151,
+  MANIFEST_BAD_SIGNATURE: 152,
+  MANIFEST_UNKNOWN_KEY: 153,
+  MANIFEST_WRONG_HARDWARE: 154,
+  MANIFEST_DOWNGRADE: 155,
+  MANIFEST_SAME_VERSION: 156,
+  MANIFEST_SECURITY_COUNTER: 157,
+  MANIFEST_EXPIRED: 158,
+  MANIFEST_NOT_YET_VALID: 159,
+  MANIFEST_REPLAYED: 160,
+  MANIFEST_BASE_MISMATCH: 161,
+  MANIFEST_TOO_BIG_FOR_SLOT: 162,
+  MANIFEST_UNKNOWN_CRITICAL: 163,
+
+  // delta patches
+  PATCH_MALFORMED: 200,
+  PATCH_BAD_MAGIC: 201,
+  PATCH_OLD_MISMATCH: 202,
+  PATCH_OUT_OF_RANGE: 203,
+  PATCH_DECOMPRESS: 204,
+  PATCH_BLOCK_HASH: 205,
+  PATCH_NEW_MISMATCH: 206,
+  PATCH_TRUNCATED: 207,
+  PATCH_TOO_LARGE: 208,
+  PATCH_UNSUPPORTED: 209,
+
+  // cloud link
+  MQTT_MALFORMED: 250,
+  MQTT_TOO_LARGE: 251,
+  MQTT_REFUSED: 252,
+  MQTT_PROTOCOL: 253,
+  MQTT_TIMEOUT: 254,
+  MQTT_SUBSCRIBE_REFUSED: 255,
+  HTTP_MALFORMED: 260,
+  HTTP_STATUS: 261,
+  HTTP_TOO_LARGE: 262,
+  HTTP_RANGE_MISMATCH: 263,
+  HTTP_REDIRECTS: 264,
+  HTTP_TIMEOUT: 265,
+  MESSAGE_MALFORMED: 270,
+
+  // agent
+  DOWNLOAD_STALLED: 300,
+  DOWNLOAD_DEADLINE: 301,
+  DOWNLOAD_BUDGET: 302,
+  DOWNLOAD_NOT_FOUND: 303,
+  DOWNLOAD_SIZE: 304,
+  VERIFY_FAILED: 305,
+  NOT_IN_WINDOW: 306,
+  BUSY: 307,
+  TRIAL_FAILED: 308,
+  TRIAL_NO_CLOUD: 309,
+  ROLLED_BACK: 310,
+  ABORTED: 311,
+  TRIAL_LIMIT: 312,
+  JOURNAL_CORRUPT: 313,
+
+  // AT console
+  AT_BAD_FORMAT: 350,
+  AT_UNKNOWN: 351,
+  AT_BAD_OPERATOR: 352,
+  AT_BAD_PARAMETER: 353,
+  AT_NOT_PERMITTED: 354,
+
+  // supervision and revocation
+  ACTIVITY_STUCK: 400,
+  REVOKED: 401,
+  REVOCATION_OLDER: 402,
+  REVOCATION_BAD_SIGNATURE: 403,
+  REVOCATION_MALFORMED: 404,
+});
+
+export type ReasonName = keyof typeof Reason;
+export type ReasonCode = (typeof Reason)[ReasonName];
+
+const reasonNames: { [code: number]: ReasonName } = {};
+for (const name of Object.keys(Reason) as ReasonName[]) reasonNames[Reason[name]] = name;
+Object.freeze(reasonNames);
+
+/** The symbolic name of a reason code, e.g. `reasonName(104) === "IMAGE_HASH_MISMATCH"`. */
+export function reasonName(code: number): string {
+  return reasonNames[code] ?? `UNKNOWN_${code}`;
+}
+
+/**
+ * The one error class of the device side. `code` is a Reason; `detail` is an
+ * optional platform or position detail (an errno, an offset) for the log.
+ *
+ * @example throw new OtaError(Reason.FLASH_ALIGN, "write at 0x13 not 32-aligned", 0x13)
+ */
+export class OtaError extends Error {
+  readonly code: ReasonCode;
+  readonly detail: number | string | undefined;
+  constructor(code: ReasonCode, message?: string, detail?: number | string) {
+    super(message ? `${reasonName(code)}: ${message}` : reasonName(code));
+    this.name = "OtaError";
+    this.code = code;
+    this.detail = detail;
+  }
+}
+
+/** True if `e` is an OtaError, optionally with the given code. */
+export function isOtaError(e: unknown, code?: ReasonCode): e is OtaError {
+  return e instanceof OtaError && (code === undefined || e.code === code);
+}

@@ -1,0 +1,63 @@
+/**
+ * The virtual device's flash map. The default is the USR-N520/G771 class part
+ * (STM32H743: 2 MiB in two 1 MiB banks, 128 KiB sectors, 32-byte write unit):
+ *
+ *   bootloader  0x000000  128 KiB   MCUboot
+ *   slot 0      0x020000  768 KiB   image slot (direct-xip, built for slot 0)
+ *   slot 1      0x0E0000  768 KiB   image slot (built for slot 1)
+ *   storage     0x1A0000  384 KiB   power-safe records (settings, journal, audit)
+ *
+ * (The protected counter has its own partition on the device; the simulator
+ * models it as a MockCounter that survives resets.)
+ * Tests use `smallFlashMap` for speed: same structure, 4 KiB sectors.
+ */
+import type { NorGeometry } from "../../hal/mock/flash";
+
+export interface PartitionSpec {
+  readonly offset: number;
+  readonly size: number;
+}
+
+export interface FlashMapSpec {
+  readonly geometry: NorGeometry;
+  /** Base address of the flash in the CPU's memory map (load addresses). */
+  readonly baseAddress: number;
+  readonly bootloader: PartitionSpec;
+  readonly slots: readonly [PartitionSpec, PartitionSpec];
+  readonly storage: PartitionSpec;
+}
+
+const KiB = 1024;
+
+export const stm32h743FlashMap: FlashMapSpec = Object.freeze({
+  geometry: Object.freeze({ size: 2048 * KiB, blockLength: 128 * KiB, writeAlign: 32, eraseValue: 0xff }),
+  baseAddress: 0x08000000,
+  bootloader: Object.freeze({ offset: 0, size: 128 * KiB }),
+  slots: Object.freeze([
+    Object.freeze({ offset: 128 * KiB, size: 768 * KiB }),
+    Object.freeze({ offset: 896 * KiB, size: 768 * KiB }),
+  ]) as readonly [PartitionSpec, PartitionSpec],
+  storage: Object.freeze({ offset: 1664 * KiB, size: 384 * KiB }),
+});
+
+/** A small map with the same structure, for fast exhaustive tests. */
+export function smallFlashMap(slotKiB = 64, blockKiB = 4, writeAlign = 32): FlashMapSpec {
+  const b = blockKiB * KiB;
+  const slot = slotKiB * KiB;
+  const storage = 8 * b;
+  return Object.freeze({
+    geometry: Object.freeze({ size: b + 2 * slot + storage, blockLength: b, writeAlign, eraseValue: 0xff }),
+    baseAddress: 0x08000000,
+    bootloader: Object.freeze({ offset: 0, size: b }),
+    slots: Object.freeze([
+      Object.freeze({ offset: b, size: slot }),
+      Object.freeze({ offset: b + slot, size: slot }),
+    ]) as readonly [PartitionSpec, PartitionSpec],
+    storage: Object.freeze({ offset: b + 2 * slot, size: storage }),
+  });
+}
+
+/** The load address of a slot (direct-xip: each build is linked for its slot). */
+export function slotLoadAddress(map: FlashMapSpec, slot: 0 | 1): number {
+  return map.baseAddress + map.slots[slot].offset;
+}

@@ -1,0 +1,4 @@
+import { mockSuites } from "../conformance/mocks";
+import { registerSuite } from "../lib/vitest-suite";
+
+for (const s of mockSuites()) registerSuite(s);
