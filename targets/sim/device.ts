@@ -185,6 +185,27 @@ export class VirtualDevice {
   }
 
   /**
+   * Run `fn` as the device's CPU would from an interrupt or a host event (a
+   * real socket's data, a real serial byte): a reset it causes is absorbed
+   * and the device boots again. Returns false when `fn` was cut short.
+   */
+  guard(fn: () => void): boolean {
+    if (this.lastBoot === undefined || this.rail.isDown) return false;
+    try {
+      fn();
+      return true;
+    } catch (e) {
+      if (!this.absorbReset(e)) throw e;
+      try {
+        this.boot();
+      } catch (e2) {
+        if (!this.absorbReset(e2)) throw e2;
+      }
+      return false;
+    }
+  }
+
+  /**
    * Turn an exception that is a reset into the device's next state. Returns
    * false for any other exception (a bug: the caller rethrows it).
    */
