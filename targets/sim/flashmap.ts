@@ -5,10 +5,14 @@
  *   bootloader  0x000000  128 KiB   MCUboot
  *   slot 0      0x020000  768 KiB   image slot (direct-xip, built for slot 0)
  *   slot 1      0x0E0000  768 KiB   image slot (built for slot 1)
- *   storage     0x1A0000  384 KiB   power-safe records (settings, journal, audit)
+ *   storage     0x1A0000  256 KiB   power-safe records (settings, journal, audit)
+ *   counter     0x1E0000  128 KiB   protected security counter (write-once records)
  *
- * (The protected counter has its own partition on the device; the simulator
- * models it as a MockCounter that survives resets.)
+ * The counter partition is what the device's native counter writes (one
+ * 32-byte record per advance, see hal/moddable/native/counter_core.c); the
+ * simulator models the counter as a MockCounter that survives resets and
+ * does not use this partition. The partitions.overlay of targets/usr-n520 and
+ * targets/usr-g771 must agree with this table (test/unit/partitions.test.ts).
  * Tests use `smallFlashMap` for speed: same structure, 4 KiB sectors.
  */
 import type { NorGeometry } from "../../hal/mock/flash";
@@ -25,6 +29,8 @@ export interface FlashMapSpec {
   readonly bootloader: PartitionSpec;
   readonly slots: readonly [PartitionSpec, PartitionSpec];
   readonly storage: PartitionSpec;
+  /** The protected counter's own partition (device maps only; the simulator uses MockCounter). */
+  readonly counter?: PartitionSpec;
 }
 
 const KiB = 1024;
@@ -37,7 +43,8 @@ export const stm32h743FlashMap: FlashMapSpec = Object.freeze({
     Object.freeze({ offset: 128 * KiB, size: 768 * KiB }),
     Object.freeze({ offset: 896 * KiB, size: 768 * KiB }),
   ]) as readonly [PartitionSpec, PartitionSpec],
-  storage: Object.freeze({ offset: 1664 * KiB, size: 384 * KiB }),
+  storage: Object.freeze({ offset: 1664 * KiB, size: 256 * KiB }),
+  counter: Object.freeze({ offset: 1920 * KiB, size: 128 * KiB }),
 });
 
 /** A small map with the same structure, for fast exhaustive tests. */
