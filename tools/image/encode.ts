@@ -27,6 +27,8 @@ export interface EncodeOptions {
   /** SEC_CNT protected TLV; omitted when undefined. */
   securityCounter?: number;
   headerSize?: number;
+  /** Byte value of the header space after the 32 defined bytes (imgtool --pad-header uses the erase value). */
+  headerFill?: number;
   loadAddr?: number;
   flags?: number;
   signer?: ImageSigner;
@@ -77,7 +79,8 @@ export function encodeImage(o: EncodeOptions): Uint8Array {
     o.securityCounter === undefined
       ? new Uint8Array(0)
       : area(TLV_PROT_INFO_MAGIC, [tlv(TLV.SEC_CNT, u32(o.securityCounter))]);
-  const header = new Uint8Array(headerSize);
+  const header = new Uint8Array(headerSize).fill(o.headerFill ?? 0);
+  header.fill(0, 0, IMAGE_HEADER_SIZE);
   const v = new DataView(header.buffer);
   v.setUint32(0, IMAGE_MAGIC, true);
   v.setUint32(4, o.loadAddr ?? 0, true);

@@ -1,0 +1,132 @@
+/**
+ * Strict decoding of ECDSA P-256 signatures and public keys (internal to
+ * src/crypto). Every malformed input yields `undefined`; callers turn that
+ * into a reason code. Nothing here throws for bad bytes.
+ *
+ * Signatures: ASN.1 DER `SEQUENCE { INTEGER r, INTEGER s }` (what MCUboot's
+ * imgtool and openssl write), or raw `r || s` (64 bytes, big-endian).
+ * Public keys: SEC1 uncompressed points (0x04 || X || Y, 65 bytes) or the DER
+ * SubjectPublicKeyInfo that wraps one (91 bytes, as imgtool embeds keys in
+ * MCUboot and hashes them for the KEYHASH TLV).
+ */
+
+/** The P-256 group order n. */
+export const P256_N = 0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551n;
+/** The P-256 field prime p. */
+export const P256_P = 0xffffffff00000001000000000000000000000000ffffffffffffffffffffffffn;
+const P256_B = 0x5ac635d8aa3a93e7b3ebbd55769886bc651d06b0cc53b0f63bce3c3e27d2604bn;
+
+/**
+ * Longest DER signature accepted: 2 + 2 × (2 + 33). Older imgtool versions
+ * padded signatures with zero bytes to exactly this length (`pad_sig`).
+ */
+export const MAX_DER_SIGNATURE = 72;
+
+/** The fixed DER prefix of a P-256 SubjectPublicKeyInfo with an uncompressed point. */
+export const SPKI_P256_PREFIX = Object.freeze([
+  0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce,
+  0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
+]);
+export const SPKI_P256_LENGTH = SPKI_P256_PREFIX.length + 65;
+
+export interface SignatureScalars {
+  readonly r: bigint;
+  readonly s: bigint;
+}
+
+function toBigInt(b: Uint8Array, start: number, end: number): bigint {
+  let v = 0n;
+  for (let i = start; i < end; i++) v = (v << 8n) | BigInt(b[i]);
+  return v;
+}
+
+/** Read one minimal, positive DER INTEGER of at most 33 bytes at `at`; undefined when malformed. */
+function derInteger(b: Uint8Array, at: number, end: number): { value: bigint; next: number } | undefined {
+  if (at + 2 > end || b[at] !== 0x02) return undefined;
+  const len = b[at + 1];
+  // Short-form lengths only (a P-256 integer never needs the long form), 1..33 bytes.
+  if (len < 1 || len > 33 || at + 2 + len > end) return undefined;
+  const first = b[at + 2];
+  if (first & 0x80) return undefined; // negative
+  if (first === 0 && len > 1 && (b[at + 3] & 0x80) === 0) return undefined; // non-minimal leading zero
+  return { value: toBigInt(b, at + 2, at + 2 + len), next: at + 2 + len };
+}
+
+function inRange(v: SignatureScalars): boolean {
+  return v.r >= 1n && v.r < P256_N && v.s >= 1n && v.s < P256_N;
+}
+
+/**
+ * Decode a DER ECDSA signature. Strict DER, except that zero bytes after the
+ * SEQUENCE are tolerated up to 72 bytes in all (legacy imgtool padding, which
+ * MCUboot also accepts). r and s must be in [1, n-1].
+ */
+export function decodeDerSignature(sig: Uint8Array): SignatureScalars | undefined {
+  if (sig.length < 8 || sig.length > MAX_DER_SIGNATURE) return undefined;
+  if (sig[0] !== 0x30) return undefined;
+  const bodyLen = sig[1];
+  if (bodyLen & 0x80) return undefined; // long form never needed for <= 70 bytes
+  const end = 2 + bodyLen;
+  if (end > sig.length) return undefined;
+  for (let i = end; i < sig.length; i++) if (sig[i] !== 0) return undefined;
+  const r = derInteger(sig, 2, end);
+  if (!r) return undefined;
+  const s = derInteger(sig, r.next, end);
+  if (!s || s.next !== end) return undefined;
+  const v = { r: r.value, s: s.value };
+  return inRange(v) ? v : undefined;
+}
+
+/** Decode a raw `r || s` signature (64 bytes); r and s must be in [1, n-1]. */
+export function decodeRawSignature(sig: Uint8Array): SignatureScalars | undefined {
+  if (sig.length !== 64) return undefined;
+  const v = { r: toBigInt(sig, 0, 32), s: toBigInt(sig, 32, 64) };
+  return inRange(v) ? v : undefined;
+}
+
+/** `r || s`, 64 bytes. */
+export function rawSignature(v: SignatureScalars): Uint8Array {
+  const out = new Uint8Array(64);
+  let r = v.r;
+  let s = v.s;
+  for (let i = 31; i >= 0; i--) {
+    out[i] = Number(r & 0xffn);
+    out[32 + i] = Number(s & 0xffn);
+    r >>= 8n;
+    s >>= 8n;
+  }
+  return out;
+}
+
+/**
+ * A validated SEC1 uncompressed point (65 bytes) from SEC1 or SPKI bytes, or
+ * undefined: wrong length or prefix, a coordinate >= p, a point not on the
+ * curve. (The point at infinity has no 65-byte encoding, so it never passes;
+ * P-256 has cofactor 1, so a point on the curve is in the prime-order group.)
+ */
+export function decodePublicKey(key: Uint8Array): Uint8Array | undefined {
+  let point: Uint8Array;
+  if (key.length === 65) point = key;
+  else if (key.length === SPKI_P256_LENGTH) {
+    for (let i = 0; i < SPKI_P256_PREFIX.length; i++) if (key[i] !== SPKI_P256_PREFIX[i]) return undefined;
+    point = key.subarray(SPKI_P256_PREFIX.length);
+  } else return undefined;
+  if (point[0] !== 0x04) return undefined;
+  const x = toBigInt(point, 1, 33);
+  const y = toBigInt(point, 33, 65);
+  if (x >= P256_P || y >= P256_P) return undefined;
+  const p = P256_P;
+  // y^2 = x^3 - 3x + b (mod p)
+  const lhs = (y * y) % p;
+  const rhs = (((((x * x) % p) * x) % p) - 3n * x + P256_B + 3n * p) % p;
+  if (lhs !== rhs) return undefined;
+  return Uint8Array.from(point);
+}
+
+/** The DER SubjectPublicKeyInfo of a (validated) SEC1 uncompressed point. */
+export function spkiOf(point: Uint8Array): Uint8Array {
+  const out = new Uint8Array(SPKI_P256_LENGTH);
+  out.set(SPKI_P256_PREFIX, 0);
+  out.set(point, SPKI_P256_PREFIX.length);
+  return out;
+}

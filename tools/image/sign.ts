@@ -1,0 +1,138 @@
+/**
+ * `xs-ota sign`'s engine: a firmware binary → an MCUboot image laid out as
+ * imgtool's `sign` writes it (mcu-tools/mcuboot scripts/imgtool/image.py):
+ *
+ * - the input either starts with `headerSize` zero bytes that the header
+ *   replaces (imgtool's default), or the header is prepended (`padHeader`);
+ * - protected TLV area (0x6908) holding SEC_CNT when a security counter is given;
+ * - TLV area (0x6907): SHA256, then KEYHASH and ECDSASIG when a key is given;
+ * - header flags: RAM_LOAD when a load address is given, ROM_FIXED with `romFixed`
+ *   (whose address goes in the load-address field);
+ * - with a slot size, image + trailer must fit; `pad` fills to the slot size
+ *   with the erase value and writes the boot magic at the end; `confirm`
+ *   (implies pad) also sets image_ok.
+ *
+ * Portable (no Node API) so test entries can sign inside XS.
+ */
+import { IMAGE_HEADER_SIZE, type ImageVersion } from "../../src/image/format";
+import { bootMagic, BOOT_FLAG_SET } from "../../src/image/trailer";
+import { encodeImage, type ImageSigner } from "./encode";
+
+export const IMAGE_F_RAM_LOAD = 0x20;
+export const IMAGE_F_ROM_FIXED = 0x100;
+/** imgtool's default number of sectors for the swap status area. */
+export const DEFAULT_MAX_SECTORS = 128;
+export const VALID_ALIGNS = Object.freeze([1, 2, 4, 8, 16, 32]);
+
+export class SignError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "SignError";
+  }
+}
+
+export interface SignOptions {
+  /** The firmware binary. */
+  input: Uint8Array;
+  version: ImageVersion;
+  /** SEC_CNT value; omitted when undefined (imgtool without --security-counter). */
+  securityCounter?: number;
+  /** imgtool -H; default 0x200. */
+  headerSize?: number;
+  /** Prepend the header instead of overwriting zeroed header space (imgtool --pad-header). */
+  padHeader?: boolean;
+  /** Unsigned (SHA256 TLV only) when absent. */
+  signer?: ImageSigner;
+  /** imgtool -S; 0 = no size check. */
+  slotSize?: number;
+  pad?: boolean;
+  confirm?: boolean;
+  /** Flash write alignment (imgtool --align): 1, 2, 4, 8, 16 or 32. */
+  align?: number;
+  /** imgtool --max-align; default max(8, align). */
+  maxAlign?: number;
+  /** imgtool -M (swap status area sectors); default 128. */
+  maxSectors?: number;
+  /** imgtool --overwrite-only: trailer without the swap status area. */
+  overwriteOnly?: boolean;
+  /** imgtool -L: RAM load address (sets IMAGE_F_RAM_LOAD). */
+  loadAddr?: number;
+  /** imgtool --rom-fixed: the flash address the image is linked for (sets IMAGE_F_ROM_FIXED). */
+  romFixed?: number;
+  eraseValue?: number;
+}
+
+function alignUp(n: number, a: number): number {
+  return Math.ceil(n / a) * a;
+}
+
+/** The trailer size imgtool reserves at the end of a slot (image.py `_trailer_size`, no encryption). */
+export function imgtoolTrailerSize(align: number, maxAlign: number, maxSectors: number, overwriteOnly: boolean): number {
+  const magicAlignSize = alignUp(16, maxAlign);
+  if (overwriteOnly) return maxAlign * 2 + magicAlignSize;
+  return maxSectors * 3 * align + maxAlign * 4 + magicAlignSize;
+}
+
+/**
+ * Build the image.
+ * @throws SignError for an option imgtool would refuse (bad alignment, header
+ *   space not zero, image too big for the slot, pad without a slot size).
+ */
+export function signImage(o: SignOptions): Uint8Array {
+  const headerSize = o.headerSize ?? 0x200;
+  const align = o.align ?? 1;
+  const maxAlign = o.maxAlign ?? Math.max(8, align);
+  const maxSectors = o.maxSectors ?? DEFAULT_MAX_SECTORS;
+  const eraseValue = o.eraseValue ?? 0xff;
+  const pad = !!(o.pad || o.confirm);
+  const slotSize = o.slotSize ?? 0;
+  if (!VALID_ALIGNS.includes(align)) throw new SignError(`--align must be one of ${VALID_ALIGNS.join(", ")}`);
+  if (![8, 16, 32].includes(maxAlign) || maxAlign < align) throw new SignError(`--max-align must be 8, 16 or 32 and at least --align`);
+  if (headerSize < IMAGE_HEADER_SIZE || headerSize > 0xffff) throw new SignError(`--header-size must be 32..0xffff, got ${headerSize}`);
+  if (pad && slotSize <= 0) throw new SignError("--pad and --confirm need --slot-size");
+  if (o.loadAddr !== undefined && o.romFixed !== undefined) throw new SignError("--load-addr and --rom-fixed exclude each other");
+  if (eraseValue !== 0xff && eraseValue !== 0x00) throw new SignError("--erased-val must be 0xff or 0");
+  if (o.securityCounter !== undefined && !(Number.isInteger(o.securityCounter) && o.securityCounter >= 0 && o.securityCounter <= 0xffffffff)) {
+    throw new SignError("--security-counter must be 0..0xffffffff");
+  }
+  let body: Uint8Array;
+  if (o.padHeader) body = o.input;
+  else {
+    if (o.input.length < headerSize) throw new SignError(`input shorter than the ${headerSize}-byte header space`);
+    for (let i = 0; i < headerSize; i++) {
+      if (o.input[i] !== 0) throw new SignError(`input does not start with ${headerSize} zero bytes of header space; use --pad-header to prepend the header`);
+    }
+    body = o.input.subarray(headerSize);
+  }
+  let flags = 0;
+  if (o.loadAddr) flags |= IMAGE_F_RAM_LOAD; // imgtool sets RAM_LOAD only for a non-zero address
+  if (o.romFixed !== undefined) flags |= IMAGE_F_ROM_FIXED;
+  const image = encodeImage({
+    body,
+    version: o.version,
+    securityCounter: o.securityCounter,
+    headerSize,
+    // imgtool --pad-header prepends erase-value bytes; otherwise the input's zeros stay.
+    headerFill: o.padHeader ? eraseValue : 0,
+    loadAddr: o.romFixed ?? o.loadAddr ?? 0,
+    flags,
+    signer: o.signer,
+  });
+  if (slotSize > 0) {
+    const trailer = imgtoolTrailerSize(align, maxAlign, maxSectors, !!o.overwriteOnly);
+    if (image.length + trailer > slotSize) {
+      throw new SignError(`image size (0x${image.length.toString(16)}) + trailer (0x${trailer.toString(16)}) exceeds the slot size 0x${slotSize.toString(16)}`);
+    }
+  }
+  if (!pad) return image;
+  const out = new Uint8Array(slotSize).fill(eraseValue);
+  out.set(image, 0);
+  out.set(bootMagic(maxAlign), slotSize - 16);
+  if (o.confirm && !o.overwriteOnly) out[slotSize - alignUp(16, maxAlign) - maxAlign] = BOOT_FLAG_SET;
+  return out;
+}
+
+/** imgtool's `--security-counter auto`: major << 24 | minor << 16 | revision. */
+export function autoSecurityCounter(v: ImageVersion): number {
+  return ((v.major << 24) >>> 0) + (v.minor << 16) + v.revision;
+}

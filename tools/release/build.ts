@@ -1,0 +1,147 @@
+/**
+ * `xs-ota release`'s engine: from a signed image (and for a delta, the patch
+ * and the base image) to a signed manifest envelope, with the payload placed
+ * next to it (the release directory layout tools/release/read.ts reads).
+ */
+import { copyFileSync, existsSync, readFileSync, realpathSync, writeFileSync } from "node:fs";
+import { basename, dirname, join, resolve } from "node:path";
+import { sha256 } from "@noble/hashes/sha2.js";
+import { softwareDigest } from "../../src/crypto/sha256";
+import { OtaError } from "../../src/errors";
+import { scanImage, type ImageInfo } from "../../src/image/verify";
+import { decodeManifest, MAX_MANIFEST_BYTES } from "../../src/update/manifest";
+import type { AcceptedManifest, PayloadKind, ReleaseManifest } from "../../src/update/types";
+import { BytesFlash } from "../image/bytes-flash";
+import type { SigningKey } from "../keys/signer";
+import { encodeManifest, signManifestBytes } from "./encode";
+
+export class ReleaseError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ReleaseError";
+  }
+}
+
+export interface ReleaseOptions {
+  key: SigningKey;
+  hardwareId: string;
+  /** The target MCUboot image file. */
+  imagePath: string;
+  slot: 0 | 1;
+  kind: PayloadKind;
+  /** The payload file: the patch for a delta; defaults to the image for a full release. */
+  payloadPath?: string;
+  /** For a delta: the base image file (its SHA-256 over header..TLV area is bound). */
+  basePath?: string;
+  compression?: string;
+  /** Stream id; default: the payload's file name. */
+  stream?: string;
+  url?: string;
+  issuedAt: number;
+  expiresAt: number;
+  /** Default: twice the payload length (one full retry). */
+  maxDownload?: number;
+  note?: string;
+  /** Output envelope path; the payload is copied into its directory. */
+  out: string;
+}
+
+export interface ReleaseResult {
+  readonly envelopePath: string;
+  readonly payloadPath: string;
+  readonly envelope: Uint8Array;
+  readonly accepted: AcceptedManifest;
+}
+
+/** Scan an image file as the device would (hash checked, no signature check). */
+export function scanImageFile(path: string): { bytes: Uint8Array; info: ImageInfo } {
+  const bytes = new Uint8Array(readFileSync(path));
+  try {
+    return { bytes, info: scanImage(new BytesFlash(bytes), { digest: softwareDigest }) };
+  } catch (e) {
+    if (e instanceof OtaError) throw new ReleaseError(`${path}: not a valid MCUboot image (${e.message})`);
+    throw e;
+  }
+}
+
+/** Build, sign and write a release. */
+export function makeRelease(o: ReleaseOptions): ReleaseResult {
+  const target = scanImageFile(o.imagePath);
+  const imageLength = target.info.totalLength;
+  const imageSha256 = sha256(target.bytes.subarray(0, imageLength));
+  let payloadPath: string;
+  let baseSha256: Uint8Array | undefined;
+  if (o.kind === "full") {
+    payloadPath = o.payloadPath ?? o.imagePath;
+    if (o.basePath) throw new ReleaseError("--base is for a delta release");
+  } else {
+    if (!o.payloadPath) throw new ReleaseError("a delta release needs --payload PATCH");
+    if (!o.basePath) throw new ReleaseError("a delta release needs --base BASE_IMAGE");
+    payloadPath = o.payloadPath;
+    const base = scanImageFile(o.basePath);
+    baseSha256 = sha256(base.bytes.subarray(0, base.info.totalLength));
+  }
+  const payload = new Uint8Array(readFileSync(payloadPath));
+  if (o.kind === "full" && payload.length !== imageLength) {
+    throw new ReleaseError(
+      `${payloadPath} is ${payload.length} bytes but the image ends at ${imageLength}: a full release needs the unpadded image (sign without --pad)`,
+    );
+  }
+  const stream = o.stream ?? basename(payloadPath);
+  const manifest: ReleaseManifest = {
+    hardwareId: o.hardwareId,
+    version: target.info.header.version,
+    securityCounter: target.info.securityCounter ?? 0,
+    slot: o.slot,
+    image: { length: imageLength, sha256: imageSha256 },
+    payload: {
+      kind: o.kind,
+      length: payload.length,
+      sha256: sha256(payload),
+      ...(baseSha256 ? { baseSha256 } : {}),
+      compression: o.compression ?? "none",
+    },
+    fetch: { stream, ...(o.url !== undefined ? { url: o.url } : {}) },
+    issuedAt: o.issuedAt,
+    expiresAt: o.expiresAt,
+    maxDownload: o.maxDownload ?? Math.min(0xffffffff, payload.length * 2),
+  };
+  let bytes: Uint8Array;
+  try {
+    bytes = encodeManifest(manifest, o.note);
+  } catch (e) {
+    throw new ReleaseError(`cannot encode the manifest: ${(e as Error).message}`);
+  }
+  if (bytes.length > MAX_MANIFEST_BYTES) throw new ReleaseError(`manifest of ${bytes.length} bytes exceeds ${MAX_MANIFEST_BYTES}`);
+  // The device's decoder is the judge: refuse to publish what a device would refuse.
+  let decoded: ReleaseManifest;
+  try {
+    decoded = decodeManifest(bytes);
+  } catch (e) {
+    throw new ReleaseError(`a device would refuse this manifest: ${(e as Error).message}`);
+  }
+  const envelope = signManifestBytes(bytes, o.key);
+  const outDir = dirname(resolve(o.out));
+  const dest = join(outDir, stream);
+  if (!samePath(payloadPath, dest)) {
+    if (existsSync(dest) && !equalFiles(dest, payload)) throw new ReleaseError(`${dest} exists with different content; not overwriting`);
+    if (!existsSync(dest)) copyFileSync(payloadPath, dest);
+  }
+  writeFileSync(o.out, envelope);
+  return Object.freeze({
+    envelopePath: o.out,
+    payloadPath: dest,
+    envelope,
+    accepted: Object.freeze({ manifest: decoded, releaseId: sha256(bytes), keyId: o.key.keyId }),
+  });
+}
+
+function samePath(a: string, b: string): boolean {
+  if (!existsSync(b)) return false;
+  return realpathSync(a) === realpathSync(b);
+}
+
+function equalFiles(path: string, bytes: Uint8Array): boolean {
+  const other = readFileSync(path);
+  return other.length === bytes.length && other.every((x, i) => x === bytes[i]);
+}
