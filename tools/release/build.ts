@@ -3,7 +3,7 @@
  * and the base image) to a signed manifest envelope, with the payload placed
  * next to it (the release directory layout tools/release/read.ts reads).
  */
-import { copyFileSync, existsSync, readFileSync, realpathSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, readFileSync, realpathSync, writeFileSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { softwareDigest } from "../../src/crypto/sha256";
@@ -123,6 +123,7 @@ export function makeRelease(o: ReleaseOptions): ReleaseResult {
   const envelope = signManifestBytes(bytes, o.key);
   const outDir = dirname(resolve(o.out));
   const dest = join(outDir, stream);
+  mkdirSync(outDir, { recursive: true });
   if (!samePath(payloadPath, dest)) {
     if (existsSync(dest) && !equalFiles(dest, payload)) throw new ReleaseError(`${dest} exists with different content; not overwriting`);
     if (!existsSync(dest)) copyFileSync(payloadPath, dest);

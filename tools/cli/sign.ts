@@ -1,0 +1,108 @@
+/** `xs-ota sign`: a firmware binary → a signed MCUboot image, as imgtool's `sign` makes it. */
+import { readFileSync, writeFileSync } from "node:fs";
+import { OtaError } from "../../src/errors";
+import { formatVersion, parseVersion } from "../../src/image/format";
+import { toHex } from "../../src/util/bytes";
+import { autoSecurityCounter, signImage, SignError } from "../image/sign";
+import { KeyError, readSigningKey } from "../keys/pem";
+import { CliError, intOption, parse, usageError, type Command } from "./command";
+
+const usage = `usage: xs-ota sign [--key KEY.pem] --version V [options] IN OUT
+
+Make an MCUboot image from a firmware binary, laid out as imgtool's \`sign\`
+writes it: header, body, protected TLVs (SEC_CNT), TLVs (SHA256, KEYHASH, ECDSASIG).
+Options mean what imgtool's do:
+  -k, --key FILE               P-256 private key, PEM (PKCS#8 or SEC1); unsigned without it
+  -v, --version V              major.minor.revision+build, e.g. 1.2.3+4
+  -s, --security-counter N     SEC_CNT protected TLV (N, or "auto" = major<<24|minor<<16|revision)
+  -H, --header-size N          header size (default 0x200)
+      --pad-header             prepend the header; without it IN must start with
+                               header-size zero bytes, which the header replaces
+  -S, --slot-size N            slot size: image + trailer must fit
+      --pad                    pad to the slot size and write the trailer's boot magic
+      --confirm                also set image_ok (implies --pad)
+      --align N                flash write alignment: 1, 2, 4, 8, 16 or 32 (default 1)
+      --max-align N            trailer alignment (default max(8, align))
+  -M, --max-sectors N          swap status sectors reserved in the trailer (default 128)
+      --overwrite-only         trailer without the swap status area
+  -L, --load-addr ADDR         RAM-load address (sets IMAGE_F_RAM_LOAD)
+      --rom-fixed ADDR         flash address the image is linked for (sets IMAGE_F_ROM_FIXED)
+  -R, --erased-val 0xff|0      erased flash value for padding (default 0xff)
+Numbers are decimal or 0x hex.
+
+example: xs-ota sign -k key.pem -v 1.2.3+4 -s 7 -H 0x200 --pad-header -S 0xc0000 --align 32 app.bin app.signed.bin`;
+
+export const command: Command = {
+  summary: "sign a firmware binary into an MCUboot image (imgtool-compatible)",
+  usage,
+  async run(argv) {
+    const { values, positionals } = parse(argv, {
+      key: { type: "string", short: "k" },
+      version: { type: "string", short: "v" },
+      "security-counter": { type: "string", short: "s" },
+      "header-size": { type: "string", short: "H" },
+      "pad-header": { type: "boolean" },
+      "slot-size": { type: "string", short: "S" },
+      pad: { type: "boolean" },
+      confirm: { type: "boolean" },
+      align: { type: "string" },
+      "max-align": { type: "string" },
+      "max-sectors": { type: "string", short: "M" },
+      "overwrite-only": { type: "boolean" },
+      "load-addr": { type: "string", short: "L" },
+      "rom-fixed": { type: "string" },
+      "erased-val": { type: "string", short: "R" },
+    });
+    if (positionals.length !== 2) throw usageError("expected IN and OUT");
+    const [input, output] = positionals;
+    if (!values.version) throw usageError("--version is required");
+    let version;
+    try {
+      version = parseVersion(values.version);
+    } catch (e) {
+      throw usageError((e as OtaError).message);
+    }
+    const sc = values["security-counter"];
+    const securityCounter = sc === undefined ? undefined : sc === "auto" ? autoSecurityCounter(version) : intOption(sc, "security-counter");
+    let signer;
+    try {
+      signer = values.key ? readSigningKey(values.key) : undefined;
+    } catch (e) {
+      if (e instanceof KeyError) throw new CliError(e.message);
+      throw e;
+    }
+    const opt = (name: string) => (values[name as keyof typeof values] === undefined ? undefined : intOption(values[name as keyof typeof values] as string, name));
+    let image: Uint8Array;
+    try {
+      image = signImage({
+        input: new Uint8Array(readFileSync(input)),
+        version,
+        securityCounter,
+        headerSize: opt("header-size"),
+        padHeader: values["pad-header"],
+        signer,
+        slotSize: opt("slot-size"),
+        pad: values.pad,
+        confirm: values.confirm,
+        align: opt("align"),
+        maxAlign: opt("max-align"),
+        maxSectors: opt("max-sectors"),
+        overwriteOnly: values["overwrite-only"],
+        loadAddr: opt("load-addr"),
+        romFixed: opt("rom-fixed"),
+        eraseValue: opt("erased-val"),
+      });
+    } catch (e) {
+      if (e instanceof SignError) throw usageError(e.message);
+      throw e;
+    }
+    writeFileSync(output, image);
+    process.stdout.write(
+      `wrote ${output}: ${formatVersion(version)}, ${image.length} bytes` +
+        (securityCounter !== undefined ? `, security counter ${securityCounter}` : "") +
+        (signer ? `, key id ${toHex(signer.keyId)}` : ", unsigned") +
+        "\n",
+    );
+    return 0;
+  },
+};
