@@ -5,4 +5,9 @@
 import type { Command } from "./command";
 
 export const commands: { [name: string]: () => Promise<Command> } = {
+  inspect: async () => (await import("./inspect")).command,
+  keygen: async () => (await import("./keygen")).command,
+  release: async () => (await import("./release")).command,
+  sign: async () => (await import("./sign")).command,
+  verify: async () => (await import("./verify")).command,
 };
