@@ -1,0 +1,524 @@
+/**
+ * The device's patcher: applies an xs-ota patch (format in ./format.ts and
+ * docs/formats.md) as it arrives, in chunks of any size, reading the old image
+ * from the active slot through the Flash HAL and writing the new image into
+ * the inactive slot through a SlotWriter. It never writes the active slot.
+ *
+ * Lifecycle: `update(chunk)` any number of times, then `finish()`, which reads
+ * the new image back from flash and checks its SHA-256. After a power cut,
+ * `PatchApplier.resume(options, checkpoint)` goes on from the last finished
+ * block (or, when the cut left the flash after it programmed and blocks are
+ * smaller than an erase block, from the block that starts that erase block);
+ * the caller feeds the patch again from `patchOffset`.
+ *
+ * Hardening (the bsdiff CVE class): every length, offset and seek is checked
+ * before use — the old cursor stays within the old image, each block produces
+ * exactly its span of the new image, the new image fits the declared length
+ * and the slot, run-length and varint framing stay inside their block — and
+ * a bad patch ends in an OtaError with a PATCH_* reason.
+ *
+ * Working memory (bounded by the block size, stated by `workingMemory`): one
+ * raw block buffer (maxRawLength), one compressed block buffer (same bound,
+ * DEFLATE patches only), the inflater's tables (~3 KiB), the CRC table
+ * (1 KiB), the slot writer's program buffer (512 B) and one old-image read of
+ * OLD_READ_CHUNK bytes at a time. 16 KiB blocks: about 45 KiB.
+ */
+import { OtaError, Reason, isOtaError } from "../errors";
+import type { Digest, Flash } from "../../hal/types";
+import { SlotWriter } from "../update/slot-writer";
+import { CRC_TABLE_BYTES, crc32Update } from "./crc32";
+import {
+  BLOCK_HEADER_SIZE,
+  Codec,
+  PATCH_HEADER_SIZE,
+  maxRawLength,
+  maxStoredLength,
+  parsePatchHeader,
+  readU32,
+  type PatchCheckpoint,
+  type PatchHeader,
+} from "./format";
+import { Inflater } from "./inflate";
+
+/** Bytes of the old image read per flash read (the HAL allows up to 4096). */
+export const OLD_READ_CHUNK = 1024;
+/** Largest block size a device accepts by default (working memory ≈ 2.8 × this). */
+export const DEFAULT_MAX_BLOCK_SIZE = 16 * 1024;
+/** Bytes per flash read when hashing an image in a slot. */
+export const HASH_READ_CHUNK = 1024;
+
+export interface PatchApplierOptions {
+  /** The running image: the old image sits at [0, oldLength). Only read. */
+  readonly activeSlot: Flash;
+  /** Where the new image goes, from offset 0. */
+  readonly inactiveSlot: Flash;
+  readonly digest: Digest;
+  /** Bytes of the inactive slot the image may use (the trailer stays free). Default: the slot size. */
+  readonly capacity?: number;
+  /** Refuse patches with larger blocks (bounds RAM). Default DEFAULT_MAX_BLOCK_SIZE. */
+  readonly maxBlockSize?: number;
+  /** Called after every finished block, with the checkpoint to journal. */
+  readonly onBlock?: (checkpoint: PatchCheckpoint) => void;
+}
+
+export interface PatchResult {
+  readonly length: number;
+  readonly sha256: Uint8Array;
+}
+
+const HEADER = 0;
+const BLOCK_HEADER = 1;
+const BLOCK_BODY = 2;
+const DONE = 3;
+const FINISHED = 4;
+
+function malformed(message: string, detail?: number): OtaError {
+  return new OtaError(Reason.PATCH_MALFORMED, message, detail);
+}
+
+function outOfRange(message: string, detail?: number): OtaError {
+  return new OtaError(Reason.PATCH_OUT_OF_RANGE, message, detail);
+}
+
+/** SHA-256 of `flash[0, length)`, read in bounded chunks. */
+export function hashSlot(flash: Flash, length: number, digest: Digest): Uint8Array {
+  const h = digest.sha256();
+  for (let at = 0; at < length; ) {
+    const n = Math.min(HASH_READ_CHUNK, length - at);
+    h.update(flash.read(n, at));
+    at += n;
+  }
+  return h.finish();
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  let d = 0;
+  for (let i = 0; i < a.length; i++) d |= a[i] ^ b[i];
+  return d === 0;
+}
+
+export class PatchApplier {
+  private readonly options: PatchApplierOptions;
+  private state = HEADER;
+  private failure: unknown = undefined;
+
+  private readonly headerBytes = new Uint8Array(PATCH_HEADER_SIZE);
+  private header: PatchHeader | undefined;
+  private readonly blockHeader = new Uint8Array(BLOCK_HEADER_SIZE);
+  /** Bytes gathered for the current section (header, block header or block body). */
+  private have = 0;
+
+  private raw: Uint8Array = new Uint8Array(0);
+  private compressed: Uint8Array = new Uint8Array(0);
+  private inflater: Inflater | undefined;
+  private writer: SlotWriter | undefined;
+
+  /** Patch bytes consumed so far = offset of the next byte expected. */
+  private consumed = 0;
+  private block = 0;
+  private newOffset = 0;
+  private storedLength = 0;
+  private rawLength = 0;
+  private blockCrc = 0;
+  private anchor = { block: 0, newOffset: 0, patchOffset: PATCH_HEADER_SIZE };
+  /** Read cursor inside `raw` for varints. */
+  private rp = 0;
+
+  /** Start a fresh install: the first byte fed is byte 0 of the patch. */
+  constructor(options: PatchApplierOptions) {
+    if (!options || typeof options !== "object") throw new TypeError("PatchApplier: options required");
+    const { activeSlot, inactiveSlot, digest } = options;
+    if (!activeSlot || !inactiveSlot || !digest) throw new TypeError("PatchApplier: activeSlot, inactiveSlot and digest are required");
+    if (activeSlot === inactiveSlot) throw new RangeError("PatchApplier: the active and inactive slots must differ");
+    const max = options.maxBlockSize ?? DEFAULT_MAX_BLOCK_SIZE;
+    if (!Number.isInteger(max) || max < 1024) throw new RangeError(`maxBlockSize must be an integer >= 1024, got ${max}`);
+    const capacity = options.capacity ?? inactiveSlot.status().size;
+    if (!Number.isInteger(capacity) || capacity < 0 || capacity > inactiveSlot.status().size) {
+      throw new RangeError(`capacity must be an integer within the inactive slot, got ${capacity}`);
+    }
+    this.options = options;
+  }
+
+  /**
+   * Go on with an install interrupted by a reset. Checks the checkpoint, the
+   * old image again, and the inactive slot's flash after the checkpoint;
+   * afterwards feed the patch from `patchOffset`.
+   * @throws OtaError PATCH_BAD_CHECKPOINT inconsistent checkpoint; the header
+   *   and old-image errors of a fresh start.
+   */
+  static resume(options: PatchApplierOptions, checkpoint: PatchCheckpoint): PatchApplier {
+    const a = new PatchApplier(options);
+    a.guard(() => a.resumeFrom(checkpoint));
+    return a;
+  }
+
+  /** Offset in the patch of the next byte `update` expects. */
+  get patchOffset(): number {
+    return this.consumed;
+  }
+
+  /** The parsed header, once its bytes have arrived. */
+  get patchHeader(): PatchHeader | undefined {
+    return this.header;
+  }
+
+  /** Index of the next block to decode, and the new-image bytes finished so far. */
+  get progress(): { block: number; blockCount: number; newOffset: number } {
+    return { block: this.block, blockCount: this.header?.blockCount ?? 0, newOffset: this.newOffset };
+  }
+
+  /**
+   * Bytes of RAM the applier holds: the buffers it allocated plus one old-image
+   * read in flight. (The Digest's hash state is the platform's and not counted.)
+   */
+  get workingMemory(): number {
+    return (
+      this.headerBytes.byteLength +
+      this.blockHeader.byteLength +
+      this.raw.byteLength +
+      this.compressed.byteLength +
+      (this.inflater?.bytes ?? 0) +
+      CRC_TABLE_BYTES +
+      (this.writer?.bytes ?? 0) +
+      OLD_READ_CHUNK
+    );
+  }
+
+  /** Where to resume if the power went now, or undefined before the header has arrived. */
+  checkpoint(): PatchCheckpoint | undefined {
+    if (!this.header) return undefined;
+    return Object.freeze({
+      header: this.headerBytes.slice(),
+      nextBlock: this.block,
+      nextNewOffset: this.newOffset,
+      nextPatchOffset: this.state === DONE || this.state === FINISHED ? this.consumed : this.blockStartOffset(),
+      anchorBlock: this.anchor.block,
+      anchorNewOffset: this.anchor.newOffset,
+      anchorPatchOffset: this.anchor.patchOffset,
+    });
+  }
+
+  /**
+   * Feed the next patch bytes (any length, including 0).
+   * @throws OtaError PATCH_* for a bad patch (the applier is then spent and
+   *   rethrows it); HAL errors. Error (misuse) after `finish`.
+   */
+  update(chunk: Uint8Array): void {
+    if (!(chunk instanceof Uint8Array)) throw new TypeError("PatchApplier.update: chunk must be a Uint8Array");
+    this.guard(() => this.feed(chunk));
+  }
+
+  /**
+   * End of the patch: every block must have arrived. Reads the new image back
+   * from the inactive slot and checks its length and SHA-256.
+   * @throws OtaError PATCH_TRUNCATED when blocks are missing; PATCH_NEW_MISMATCH.
+   */
+  finish(): PatchResult {
+    return this.guard(() => {
+      if (this.state === FINISHED) throw new Error("PatchApplier: finish called twice");
+      if (this.state !== DONE || !this.header) {
+        throw new OtaError(Reason.PATCH_TRUNCATED, `patch ended at byte ${this.consumed}, in block ${this.block}`, this.consumed);
+      }
+      const h = this.header;
+      const sha256 = hashSlot(this.options.inactiveSlot, h.newLength, this.options.digest);
+      if (!sameBytes(sha256, h.newSha256)) throw new OtaError(Reason.PATCH_NEW_MISMATCH, "the new image's SHA-256 differs from the header's");
+      this.state = FINISHED;
+      return Object.freeze({ length: h.newLength, sha256 });
+    });
+  }
+
+  private guard<T>(fn: () => T): T {
+    if (this.failure !== undefined) {
+      if (isOtaError(this.failure)) throw this.failure;
+      throw new Error("PatchApplier: used after an exception");
+    }
+    try {
+      return fn();
+    } catch (e) {
+      this.failure = e;
+      throw e;
+    }
+  }
+
+  private blockStartOffset(): number {
+    if (this.state === BLOCK_BODY) return this.consumed - this.have - BLOCK_HEADER_SIZE;
+    if (this.state === BLOCK_HEADER) return this.consumed - this.have;
+    return this.consumed;
+  }
+
+  private feed(chunk: Uint8Array): void {
+    if (this.state === FINISHED) throw new Error("PatchApplier: update after finish");
+    let at = 0;
+    // Bounded: each pass takes at least one byte of `chunk` or completes a section.
+    while (at < chunk.length) {
+      if (this.state === HEADER) {
+        const n = Math.min(PATCH_HEADER_SIZE - this.have, chunk.length - at);
+        this.headerBytes.set(chunk.subarray(at, at + n), this.have);
+        this.have += n;
+        at += n;
+        this.consumed += n;
+        if (this.have === PATCH_HEADER_SIZE) {
+          this.have = 0;
+          this.start(parsePatchHeader(this.headerBytes));
+        }
+      } else if (this.state === BLOCK_HEADER) {
+        const n = Math.min(BLOCK_HEADER_SIZE - this.have, chunk.length - at);
+        this.blockHeader.set(chunk.subarray(at, at + n), this.have);
+        this.have += n;
+        at += n;
+        this.consumed += n;
+        if (this.have === BLOCK_HEADER_SIZE) {
+          this.have = 0;
+          this.beginBlock();
+        }
+      } else if (this.state === BLOCK_BODY) {
+        const target = this.storedLength === this.rawLength ? this.raw : this.compressed;
+        const n = Math.min(this.storedLength - this.have, chunk.length - at);
+        target.set(chunk.subarray(at, at + n), this.have);
+        this.have += n;
+        at += n;
+        this.consumed += n;
+        if (this.have === this.storedLength) {
+          this.have = 0;
+          this.endBlock();
+        }
+      } else {
+        throw malformed(`bytes after the last block, at patch offset ${this.consumed}`, this.consumed);
+      }
+    }
+  }
+
+  /** Check the header against the slots and the old image; allocate the block buffers. */
+  private setup(h: PatchHeader): void {
+    const { activeSlot, inactiveSlot, digest } = this.options;
+    const flash = inactiveSlot.status();
+    const capacity = this.options.capacity ?? flash.size;
+    if (h.blockSize > (this.options.maxBlockSize ?? DEFAULT_MAX_BLOCK_SIZE)) {
+      throw new OtaError(Reason.PATCH_UNSUPPORTED, `block size ${h.blockSize} over this device's limit`, h.blockSize);
+    }
+    if (h.blockSize % flash.writeAlign !== 0 || (flash.blockLength % h.blockSize !== 0 && h.blockSize % flash.blockLength !== 0)) {
+      throw new OtaError(Reason.PATCH_UNSUPPORTED, `block size ${h.blockSize} does not fit the flash geometry`, h.blockSize);
+    }
+    if (h.newLength > capacity) throw new OtaError(Reason.PATCH_TOO_LARGE, `new image of ${h.newLength} bytes, slot holds ${capacity}`, h.newLength);
+    if (h.oldLength > activeSlot.status().size) throw new OtaError(Reason.PATCH_OLD_MISMATCH, `old image of ${h.oldLength} bytes is larger than the active slot`, h.oldLength);
+    if (!sameBytes(hashSlot(activeSlot, h.oldLength, digest), h.oldSha256)) {
+      throw new OtaError(Reason.PATCH_OLD_MISMATCH, "the active slot does not hold the patch's base image");
+    }
+    this.header = h;
+    this.raw = new Uint8Array(maxRawLength(h.blockSize));
+    if (h.codec === Codec.DEFLATE) {
+      this.compressed = new Uint8Array(maxStoredLength(h.blockSize));
+      this.inflater = new Inflater();
+    }
+  }
+
+  private start(h: PatchHeader): void {
+    this.setup(h);
+    this.writer = SlotWriter.open(this.options.inactiveSlot, { limit: this.options.capacity ?? this.options.inactiveSlot.status().size });
+    this.block = 0;
+    this.newOffset = 0;
+    this.anchor = { block: 0, newOffset: 0, patchOffset: PATCH_HEADER_SIZE };
+    this.state = h.blockCount === 0 ? DONE : BLOCK_HEADER;
+    if (this.state === DONE) this.writer.finish();
+  }
+
+  private resumeFrom(cp: PatchCheckpoint): void {
+    if (!cp || !(cp.header instanceof Uint8Array) || cp.header.length !== PATCH_HEADER_SIZE) {
+      throw new OtaError(Reason.PATCH_BAD_CHECKPOINT, "checkpoint without a patch header");
+    }
+    const fields = [cp.nextBlock, cp.nextNewOffset, cp.nextPatchOffset, cp.anchorBlock, cp.anchorNewOffset, cp.anchorPatchOffset];
+    for (const v of fields) if (!Number.isSafeInteger(v) || v < 0) throw new OtaError(Reason.PATCH_BAD_CHECKPOINT, `checkpoint field ${v}`);
+    this.headerBytes.set(cp.header);
+    const h = parsePatchHeader(this.headerBytes);
+    const eraseLength = this.options.inactiveSlot.status().blockLength;
+    const offsetOf = (block: number) => Math.min(block * h.blockSize, h.newLength);
+    const bad = (why: string) => new OtaError(Reason.PATCH_BAD_CHECKPOINT, why);
+    if (cp.nextBlock > h.blockCount || cp.nextNewOffset !== offsetOf(cp.nextBlock)) throw bad("next block and offset disagree");
+    if (cp.anchorBlock > cp.nextBlock || cp.anchorNewOffset !== offsetOf(cp.anchorBlock)) throw bad("anchor block and offset disagree");
+    const wantAnchor = h.blockSize >= eraseLength ? cp.nextNewOffset : cp.nextNewOffset - (cp.nextNewOffset % eraseLength);
+    if (cp.nextBlock < h.blockCount && cp.anchorNewOffset !== wantAnchor) throw bad("anchor is not the start of the erase block");
+    const minPatch = (block: number) => PATCH_HEADER_SIZE + block * BLOCK_HEADER_SIZE;
+    if (cp.nextPatchOffset < minPatch(cp.nextBlock) || cp.anchorPatchOffset < minPatch(cp.anchorBlock) || cp.anchorPatchOffset > cp.nextPatchOffset) {
+      throw bad("patch offsets out of order");
+    }
+    this.setup(h);
+    if (cp.nextBlock === h.blockCount) {
+      // Every block is in flash (the last one padded and programmed): only the final check is left.
+      this.block = cp.nextBlock;
+      this.newOffset = cp.nextNewOffset;
+      this.consumed = cp.nextPatchOffset;
+      this.anchor = { block: cp.anchorBlock, newOffset: cp.anchorNewOffset, patchOffset: cp.anchorPatchOffset };
+      this.state = DONE;
+      return;
+    }
+    const limit = this.options.capacity ?? this.options.inactiveSlot.status().size;
+    const safe = SlotWriter.safeResumeOffset(this.options.inactiveSlot, cp.nextNewOffset);
+    let from: { block: number; newOffset: number; patchOffset: number };
+    if (safe === cp.nextNewOffset) from = { block: cp.nextBlock, newOffset: cp.nextNewOffset, patchOffset: cp.nextPatchOffset };
+    else if (safe === cp.anchorNewOffset) from = { block: cp.anchorBlock, newOffset: cp.anchorNewOffset, patchOffset: cp.anchorPatchOffset };
+    else throw bad(`flash is resumable at ${safe}, the checkpoint offers ${cp.nextNewOffset} or ${cp.anchorNewOffset}`);
+    this.writer = SlotWriter.resume(this.options.inactiveSlot, from.newOffset, { limit });
+    this.block = from.block;
+    this.newOffset = from.newOffset;
+    this.consumed = from.patchOffset;
+    this.anchor = { block: cp.anchorBlock, newOffset: cp.anchorNewOffset, patchOffset: cp.anchorPatchOffset };
+    if (from.newOffset === cp.anchorNewOffset) this.anchor = { ...from };
+    this.state = BLOCK_HEADER;
+  }
+
+  private spanOf(block: number): number {
+    const h = this.header as PatchHeader;
+    return Math.min(h.blockSize, h.newLength - block * h.blockSize);
+  }
+
+  private beginBlock(): void {
+    const h = this.header as PatchHeader;
+    const b = this.blockHeader;
+    const stored = readU32(b, 0);
+    const raw = readU32(b, 4);
+    this.blockCrc = readU32(b, 8);
+    if (raw < 2 || raw > this.raw.length) throw malformed(`block ${this.block}: raw length ${raw}`, this.block);
+    if (stored > raw) throw malformed(`block ${this.block}: stored length ${stored} over raw ${raw}`, this.block);
+    if (stored < raw && h.codec === Codec.STORED) throw malformed(`block ${this.block}: compressed in a stored patch`, this.block);
+    this.storedLength = stored;
+    this.rawLength = raw;
+    this.state = BLOCK_BODY;
+  }
+
+  private varint(end: number): number {
+    const raw = this.raw;
+    let value = 0;
+    let scale = 1;
+    for (let i = 0; i < 5; i++) {
+      if (this.rp >= end) throw malformed(`block ${this.block}: varint runs past its section`, this.block);
+      const byte = raw[this.rp++];
+      value += (byte & 0x7f) * scale;
+      if ((byte & 0x80) === 0) {
+        if (value > 0xffffffff) throw malformed(`block ${this.block}: varint over 32 bits`, this.block);
+        return value;
+      }
+      scale *= 128;
+    }
+    throw malformed(`block ${this.block}: varint longer than 5 bytes`, this.block);
+  }
+
+  private signedVarint(end: number): number {
+    const v = this.varint(end);
+    return v % 2 === 0 ? v / 2 : -(v + 1) / 2;
+  }
+
+  /** The whole block is buffered: decompress, check the controls, then produce and write its span. */
+  private endBlock(): void {
+    const h = this.header as PatchHeader;
+    const raw = this.raw;
+    const rawLength = this.rawLength;
+    if (this.storedLength < rawLength) (this.inflater as Inflater).inflate(this.compressed, this.storedLength, raw, rawLength);
+    const span = this.spanOf(this.block);
+
+    // Pass 1: parse and bound every control before a byte is written.
+    this.rp = 0;
+    const oldStart = this.varint(rawLength);
+    const controls = this.varint(rawLength);
+    if (controls < 1 || controls > span) throw malformed(`block ${this.block}: ${controls} controls`, this.block);
+    if (oldStart > h.oldLength) throw outOfRange(`block ${this.block}: old cursor ${oldStart} past the old image`, oldStart);
+    const controlStart = this.rp;
+    let cursor = oldStart;
+    let produced = 0;
+    let diffTotal = 0;
+    let extraTotal = 0;
+    // Bounded by `controls` <= span.
+    for (let i = 0; i < controls; i++) {
+      const diff = this.varint(rawLength);
+      const extra = this.varint(rawLength);
+      const seek = this.signedVarint(rawLength);
+      if (diff + extra === 0) throw malformed(`block ${this.block}: empty control`, this.block);
+      if (diff > span - produced || extra > span - produced - diff) {
+        throw outOfRange(`block ${this.block}: control produces past the block's span`, this.block);
+      }
+      if (cursor + diff > h.oldLength) throw outOfRange(`block ${this.block}: diff reads past the old image`, cursor);
+      produced += diff + extra;
+      diffTotal += diff;
+      extraTotal += extra;
+      cursor += diff + seek;
+      if (cursor < 0 || cursor > h.oldLength) throw outOfRange(`block ${this.block}: seek to ${cursor} outside the old image`, this.block);
+    }
+    if (produced !== span) throw outOfRange(`block ${this.block}: produces ${produced} bytes, span is ${span}`, this.block);
+    const diffStart = this.rp;
+    const extraStart = rawLength - extraTotal;
+    if (extraStart < diffStart) throw malformed(`block ${this.block}: extra bytes overlap the controls`, this.block);
+
+    // Pass 2: produce the span.
+    const { activeSlot } = this.options;
+    const writer = this.writer as SlotWriter;
+    let crc = 0;
+    let controlAt = controlStart;
+    let extraAt = extraStart;
+    let diffAt = diffStart;
+    let zeros = 0;
+    let literal = 0;
+    let diffBudget = diffTotal;
+    cursor = oldStart;
+    for (let i = 0; i < controls; i++) {
+      this.rp = controlAt;
+      const diff = this.varint(diffStart);
+      const extra = this.varint(diffStart);
+      const seek = this.signedVarint(diffStart);
+      controlAt = this.rp;
+      for (let done = 0; done < diff; ) {
+        const n = Math.min(OLD_READ_CHUNK, diff - done);
+        const buf = activeSlot.read(n, cursor + done);
+        // Add the run-length coded diff bytes: (zero run, literal run) pairs.
+        for (let k = 0; k < n; ) {
+          if (zeros > 0) {
+            const m = Math.min(zeros, n - k);
+            zeros -= m;
+            k += m;
+          } else if (literal > 0) {
+            const m = Math.min(literal, n - k);
+            for (let j = 0; j < m; j++) buf[k + j] = (buf[k + j] + raw[diffAt + j]) & 0xff;
+            diffAt += m;
+            literal -= m;
+            k += m;
+          } else {
+            this.rp = diffAt;
+            zeros = this.varint(extraStart);
+            literal = this.varint(extraStart);
+            diffAt = this.rp;
+            if (zeros + literal === 0 || zeros + literal > diffBudget) throw malformed(`block ${this.block}: bad diff run`, this.block);
+            if (literal > extraStart - diffAt) throw malformed(`block ${this.block}: diff literals run past their section`, this.block);
+            diffBudget -= zeros + literal;
+          }
+        }
+        crc = crc32Update(crc, buf);
+        writer.write(buf);
+        done += n;
+      }
+      if (extra > 0) {
+        const bytes = raw.subarray(extraAt, extraAt + extra);
+        crc = crc32Update(crc, bytes);
+        writer.write(bytes);
+        extraAt += extra;
+      }
+      cursor += diff + seek;
+    }
+    if (diffAt !== extraStart || zeros !== 0 || literal !== 0 || diffBudget !== 0) {
+      throw malformed(`block ${this.block}: diff section does not end where the extra bytes begin`, this.block);
+    }
+    if (crc !== this.blockCrc) throw new OtaError(Reason.PATCH_BLOCK_HASH, `block ${this.block}: output CRC mismatch`, this.block);
+
+    this.block++;
+    this.newOffset += span;
+    if (this.block === h.blockCount) {
+      writer.finish();
+      this.state = DONE;
+    } else {
+      writer.flush();
+      this.state = BLOCK_HEADER;
+      if (h.blockSize >= this.options.inactiveSlot.status().blockLength || this.newOffset % this.options.inactiveSlot.status().blockLength === 0) {
+        this.anchor = { block: this.block, newOffset: this.newOffset, patchOffset: this.consumed };
+      }
+    }
+    this.options.onBlock?.(this.checkpoint() as PatchCheckpoint);
+  }
+}
