@@ -98,9 +98,9 @@ export const Reason = Object.freeze({
   PATCH_TRUNCATED: 207,
   PATCH_TOO_LARGE: 208,
   PATCH_UNSUPPORTED: 209,
-
   PATCH_HEADER_CRC: 210,
   PATCH_BAD_CHECKPOINT: 211,
+
   // cloud link
   MQTT_MALFORMED: 250,
   MQTT_TOO_LARGE: 251,
