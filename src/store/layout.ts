@@ -1,0 +1,161 @@
+/**
+ * How the storage partition is cut into the three record spaces the device
+ * keeps: settings, the update journal, the audit log.
+ *
+ * Two modes, chosen from the geometry alone (so every boot of every firmware
+ * with the same space specs finds the same layout):
+ * - "split": 6 or more erase blocks. Three record stores in three windows,
+ *   each >= 2 blocks: settings 2, audit 2, the journal (the most frequent
+ *   writer: download progress) gets the rest. Journal churn never compacts
+ *   the settings.
+ * - "shared": 2..5 blocks whose single block holds the whole live set. One
+ *   record store over the whole partition holds all three spaces (distinct
+ *   key tags). This is the 128 KiB-sector case: 384 KiB = 3 blocks, or 256
+ *   KiB = 2 blocks.
+ *
+ * The minimum is therefore 2 erase blocks, each large enough to hold the live
+ * set of all three spaces plus one record: with the default specs and a
+ * 32-byte write unit that is 2240 bytes of settings and journal, one 544-byte
+ * record and 16 audit entries of 64 bytes, so blocks of >= 3840 bytes (4 KiB
+ * sectors qualify, with 20 audit entries). Smaller blocks need 6 of them (split).
+ * Anything less is refused with STORE_GEOMETRY.
+ *
+ * The layout is part of the storage format: changing a space spec, the block
+ * count or the mode changes where records live. Block headers carry a store
+ * id per region, so a changed layout reads as foreign and is reformatted
+ * (values return to defaults), never misread.
+ */
+import { OtaError, Reason } from "../errors";
+import type { Flash, FlashStatus } from "../../hal/types";
+import { BLOCK_HEADER, liveBytes, RecordStore, recordSpan, roundUp, type RecordSpace, type SpaceSpec } from "./records";
+import { FlashWindow } from "./window";
+
+/** Settings: one record, two copies (the previous set survives as a fallback). */
+export const SETTINGS_SPACE: SpaceSpec = Object.freeze({ name: "settings", tag: 1, keys: 1, maxValue: 512, copies: 2 });
+/** The update journal: a few small records, rewritten often. */
+export const JOURNAL_SPACE: SpaceSpec = Object.freeze({ name: "journal", tag: 2, keys: 4, maxValue: 256, copies: 1 });
+/** Audit entry size bound; the entry count is chosen by the plan (see `auditEntries`). */
+export const AUDIT_ENTRY_MAX = 48;
+/** At most this many audit entries are kept, however large the blocks. */
+export const AUDIT_MAX_ENTRIES = 128;
+/** At least this many, or the layout is refused. */
+export const AUDIT_MIN_ENTRIES = 16;
+const AUDIT_TAG = 3;
+
+/** Store ids in block headers, one per region of a layout. */
+export const STORE_ID = Object.freeze({ shared: 0x80, settings: 1, journal: 2, audit: 3 });
+
+export interface RegionPlan {
+  readonly storeId: number;
+  readonly firstBlock: number;
+  readonly blocks: number;
+  readonly spaces: readonly SpaceSpec[];
+}
+
+export interface StoragePlan {
+  readonly mode: "shared" | "split";
+  readonly blockLength: number;
+  readonly totalBlocks: number;
+  readonly regions: readonly RegionPlan[];
+  readonly settings: SpaceSpec;
+  readonly journal: SpaceSpec;
+  readonly audit: SpaceSpec;
+}
+
+function auditSpace(entries: number): SpaceSpec {
+  return Object.freeze({ name: "audit", tag: AUDIT_TAG, keys: entries, maxValue: AUDIT_ENTRY_MAX, copies: 1 as const });
+}
+
+/** Audit entries that fit beside `others` in one block's capacity (<= AUDIT_MAX_ENTRIES). */
+function auditEntries(g: FlashStatus, others: readonly SpaceSpec[]): number {
+  const capacity = g.blockLength - roundUp(BLOCK_HEADER, g.writeAlign);
+  const entrySpan = recordSpan(AUDIT_ENTRY_MAX, g.writeAlign);
+  let largest = entrySpan;
+  for (const s of others) largest = Math.max(largest, recordSpan(s.maxValue, g.writeAlign));
+  const room = capacity - liveBytes(others, g.writeAlign) - largest;
+  return Math.min(AUDIT_MAX_ENTRIES, Math.floor(room / entrySpan));
+}
+
+/**
+ * Plan the storage partition's regions from its geometry.
+ * @param status the storage partition's `status()`
+ * @param settings, journal the space specs (defaults above; the journal's owner may pass its own)
+ * @throws OtaError STORE_GEOMETRY when the partition is too small for any layout.
+ * @example planStorage({ size: 384 * 1024, blockLength: 128 * 1024, writeAlign: 32, eraseValue: 0xff }).mode === "shared"
+ */
+export function planStorage(status: FlashStatus, settings: SpaceSpec = SETTINGS_SPACE, journal: SpaceSpec = JOURNAL_SPACE): StoragePlan {
+  const total = status.size / status.blockLength;
+  if (!Number.isInteger(total) || total < 2) throw new OtaError(Reason.STORE_GEOMETRY, `storage of ${total} blocks: at least 2 needed`);
+  if (total >= 6) {
+    const audit = auditSpace(auditEntries(status, []));
+    const journalBlocks = total - 4;
+    // Every region must hold its own live set.
+    for (const s of [settings, journal]) {
+      if (auditEntries(status, [s]) < 0) throw new OtaError(Reason.STORE_GEOMETRY, `space ${s.name} does not fit one block`);
+    }
+    if (audit.keys < AUDIT_MIN_ENTRIES) throw new OtaError(Reason.STORE_GEOMETRY, `only ${audit.keys} audit entries fit one block`);
+    return Object.freeze({
+      mode: "split",
+      blockLength: status.blockLength,
+      totalBlocks: total,
+      settings,
+      journal,
+      audit,
+      regions: Object.freeze([
+        Object.freeze({ storeId: STORE_ID.settings, firstBlock: 0, blocks: 2, spaces: Object.freeze([settings]) }),
+        Object.freeze({ storeId: STORE_ID.audit, firstBlock: 2, blocks: 2, spaces: Object.freeze([audit]) }),
+        Object.freeze({ storeId: STORE_ID.journal, firstBlock: 4, blocks: journalBlocks, spaces: Object.freeze([journal]) }),
+      ]),
+    });
+  }
+  const entries = auditEntries(status, [settings, journal]);
+  if (entries < AUDIT_MIN_ENTRIES) {
+    throw new OtaError(
+      Reason.STORE_GEOMETRY,
+      `${total} blocks of ${status.blockLength} bytes: the live set does not fit one block (need 6 blocks for a split layout)`,
+    );
+  }
+  const audit = auditSpace(entries);
+  return Object.freeze({
+    mode: "shared",
+    blockLength: status.blockLength,
+    totalBlocks: total,
+    settings,
+    journal,
+    audit,
+    regions: Object.freeze([Object.freeze({ storeId: STORE_ID.shared, firstBlock: 0, blocks: total, spaces: Object.freeze([settings, journal, audit]) })]),
+  });
+}
+
+/** The mounted storage: one RecordSpace per use. */
+export interface Storage {
+  readonly plan: StoragePlan;
+  readonly settings: RecordSpace;
+  readonly journal: RecordSpace;
+  readonly audit: RecordSpace;
+  /** The record stores (one in shared mode, three in split mode), for stats. */
+  readonly stores: readonly RecordStore[];
+}
+
+/**
+ * Plan and mount the storage partition (repairing what a power cut left).
+ * @throws OtaError STORE_GEOMETRY, STORE_CORRUPT, flash errors; PowerCut propagates.
+ */
+export function openStorage(flash: Flash, settings: SpaceSpec = SETTINGS_SPACE, journal: SpaceSpec = JOURNAL_SPACE): Storage {
+  const plan = planStorage(flash.status(), settings, journal);
+  const stores: RecordStore[] = [];
+  const spaces: { [tag: number]: RecordSpace } = {};
+  for (const r of plan.regions) {
+    const window = plan.mode === "shared" ? flash : new FlashWindow(flash, r.firstBlock, r.blocks);
+    const store = RecordStore.open(window, { storeId: r.storeId, spaces: r.spaces });
+    stores.push(store);
+    for (const s of r.spaces) spaces[s.tag] = store.space(s.tag);
+  }
+  return Object.freeze({
+    plan,
+    settings: spaces[plan.settings.tag],
+    journal: spaces[plan.journal.tag],
+    audit: spaces[plan.audit.tag],
+    stores: Object.freeze(stores),
+  });
+}
