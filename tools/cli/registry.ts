@@ -5,6 +5,8 @@
 import type { Command } from "./command";
 
 export const commands: { [name: string]: () => Promise<Command> } = {
+  apply: async () => (await import("./apply")).command,
+  diff: async () => (await import("./diff")).command,
   inspect: async () => (await import("./inspect")).command,
   keygen: async () => (await import("./keygen")).command,
   release: async () => (await import("./release")).command,

@@ -1,0 +1,76 @@
+/**
+ * `xs-ota inspect` for patches: a readable dump of an xs-ota patch (header,
+ * block table, totals), found by magic. Walks the block headers only; the
+ * contents are checked by `xs-ota apply`.
+ */
+import { isOtaError, reasonName } from "../../src/errors";
+import {
+  BLOCK_HEADER_SIZE,
+  Codec,
+  PATCH_HEADER_SIZE,
+  hasPatchMagic,
+  maxRawLength,
+  parsePatchHeader,
+  readU32,
+} from "../../src/delta/format";
+import { toHex } from "../../src/util/bytes";
+
+/** True when `bytes` starts with the xs-ota patch magic. */
+export function isPatch(bytes: Uint8Array): boolean {
+  return hasPatchMagic(bytes);
+}
+
+const MAX_LISTED_BLOCKS = 16;
+
+/** A multi-line description of a patch; problems are reported in the text, never thrown. */
+export function inspectPatch(bytes: Uint8Array): string {
+  const lines = [`xs-ota patch, ${bytes.length} bytes`];
+  let h;
+  try {
+    h = parsePatchHeader(bytes);
+  } catch (e) {
+    lines.push(`  header: INVALID (${isOtaError(e) ? `${reasonName(e.code)}: ${e.message}` : String(e)})`);
+    return lines.join("\n");
+  }
+  lines.push(
+    `  format version: ${h.version}`,
+    `  codec:          ${h.codec === Codec.DEFLATE ? "deflate (raw DEFLATE per block)" : "stored"}`,
+    `  block size:     ${h.blockSize} bytes of new image per block, ${h.blockCount} blocks`,
+    `  old image:      ${h.oldLength} bytes, sha256 ${toHex(h.oldSha256)}`,
+    `  new image:      ${h.newLength} bytes, sha256 ${toHex(h.newSha256)}`,
+  );
+  let at = PATCH_HEADER_SIZE;
+  let stored = 0;
+  let raw = 0;
+  let compressedBlocks = 0;
+  const table: string[] = [];
+  for (let b = 0; b < h.blockCount; b++) {
+    if (at + BLOCK_HEADER_SIZE > bytes.length) {
+      lines.push(`  TRUNCATED: block ${b} header missing at offset ${at}`);
+      return lines.concat(table).join("\n");
+    }
+    const s = readU32(bytes, at);
+    const r = readU32(bytes, at + 4);
+    const crc = readU32(bytes, at + 8);
+    const problem = r < 2 || r > maxRawLength(h.blockSize) ? "raw length out of range" : s > r ? "stored length over raw" : at + BLOCK_HEADER_SIZE + s > bytes.length ? "payload truncated" : "";
+    if (b < MAX_LISTED_BLOCKS) {
+      table.push(`    block ${String(b).padStart(4)} @${String(at).padStart(8)}  stored ${String(s).padStart(6)}  raw ${String(r).padStart(6)}  ${s < r ? "deflate" : "stored "}  crc32 ${crc.toString(16).padStart(8, "0")}${problem ? "  " + problem : ""}`);
+    }
+    if (problem) {
+      lines.push(`  MALFORMED: block ${b}: ${problem}`);
+      return lines.concat(table).join("\n");
+    }
+    stored += s;
+    raw += r;
+    if (s < r) compressedBlocks++;
+    at += BLOCK_HEADER_SIZE + s;
+  }
+  lines.push(
+    `  payload:        ${stored} bytes stored, ${raw} bytes raw, ${compressedBlocks} of ${h.blockCount} blocks compressed`,
+    `  size vs new:    ${h.newLength ? ((100 * bytes.length) / h.newLength).toFixed(2) : "-"} %`,
+  );
+  if (at !== bytes.length) lines.push(`  TRAILING: ${bytes.length - at} bytes after the last block`);
+  lines.push("  blocks:");
+  if (h.blockCount > MAX_LISTED_BLOCKS) table.push(`    … ${h.blockCount - MAX_LISTED_BLOCKS} more`);
+  return lines.concat(table).join("\n");
+}
