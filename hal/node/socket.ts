@@ -1,0 +1,138 @@
+/**
+ * The HAL `Network` on Node: TCP and TLS sockets for the simulator and the
+ * host tools (serve's external-broker mode uses the device's own MQTT client
+ * over this). TLS always verifies the server certificate against the CA given
+ * (per connection or as the network's default; Node's store otherwise) and the
+ * server name; plaintext only when the caller says `tls: false`.
+ *
+ * Events are delivered from Node's event loop, so no handler ever runs inside
+ * `connect`, `write` or `close`.
+ */
+import * as net from "node:net";
+import * as tls from "node:tls";
+import { OtaError, Reason } from "../../src/errors";
+import type { Network, Socket, SocketHandlers, SocketOptions } from "../types";
+
+/** Largest single write the HAL allows. */
+export const MAX_SOCKET_WRITE = 16384;
+
+export interface NodeNetworkOptions {
+  /** CA used when a connection does not name one (PEM or DER). */
+  readonly ca?: string | Uint8Array;
+  /** Connect + TLS handshake must finish within this (default 15000 ms). */
+  readonly connectTimeoutMs?: number;
+}
+
+function pem(ca: string | Uint8Array): string | Buffer {
+  if (typeof ca === "string") return ca;
+  // DER: wrap as PEM so Node's TLS accepts it.
+  const b64 = Buffer.from(ca).toString("base64").replace(/.{64}/g, "$&\n");
+  return `-----BEGIN CERTIFICATE-----\n${b64}\n-----END CERTIFICATE-----\n`;
+}
+
+const TLS_ERRORS = /^(CERT_|ERR_TLS_|ERR_SSL_|DEPTH_ZERO|SELF_SIGNED|UNABLE_TO_|HOSTNAME_|ERR_OSSL)/;
+
+/** Map a Node socket error to a HAL reason code. */
+export function reasonForError(e: NodeJS.ErrnoException | undefined, duringTls: boolean): number {
+  const code = e?.code ?? "";
+  if (code === "ECONNREFUSED") return Reason.SOCKET_REFUSED;
+  if (code === "ETIMEDOUT") return Reason.SOCKET_TIMEOUT;
+  if (TLS_ERRORS.test(code) || /SSL|TLS|certificate/i.test(e?.message ?? "")) return Reason.SOCKET_TLS;
+  if (duringTls) return Reason.SOCKET_TLS;
+  return Reason.SOCKET_CLOSED;
+}
+
+export class NodeNetwork implements Network {
+  private readonly defaultCa: string | Uint8Array | undefined;
+  private readonly connectTimeoutMs: number;
+  /** Open sockets, so a test can close everything it started. */
+  private readonly open = new Set<net.Socket>();
+
+  constructor(options: NodeNetworkOptions = {}) {
+    this.defaultCa = options.ca;
+    const t = options.connectTimeoutMs ?? 15_000;
+    if (!Number.isInteger(t) || t < 1 || t > 600_000) throw new RangeError("NodeNetwork: connectTimeoutMs must be 1..600000");
+    this.connectTimeoutMs = t;
+  }
+
+  connect(options: SocketOptions, handlers: SocketHandlers): Socket {
+    if (!options || typeof options.host !== "string" || options.host.length === 0 || !Number.isInteger(options.port) || options.port < 1 || options.port > 65535) {
+      throw new OtaError(Reason.BAD_ARGUMENT, "connect: host and port 1..65535 required");
+    }
+    if (options.tls !== true && options.tls !== false) {
+      throw new OtaError(Reason.BAD_ARGUMENT, "connect: tls must be stated (plaintext only with tls: false)");
+    }
+    let closed = false; // by us or after onClose
+    let connected = false;
+    let reported = false;
+    const report = (reason: number) => {
+      if (reported || closed) return;
+      reported = true;
+      closed = true;
+      handlers.onClose?.(reason);
+    };
+    let sock: net.Socket;
+    if (options.tls) {
+      const ca = options.ca ?? this.defaultCa;
+      const servername = options.serverName ?? (net.isIP(options.host) ? undefined : options.host);
+      sock = tls.connect({
+        host: options.host,
+        port: options.port,
+        ...(ca !== undefined ? { ca: pem(ca) } : {}),
+        ...(servername ? { servername } : {}),
+        rejectUnauthorized: true,
+        minVersion: "TLSv1.2",
+      });
+      sock.once("secureConnect", () => {
+        connected = true;
+        sock.setTimeout(0);
+        if (!closed) handlers.onConnect?.();
+      });
+    } else {
+      sock = net.connect({ host: options.host, port: options.port });
+      sock.once("connect", () => {
+        connected = true;
+        sock.setTimeout(0);
+        if (!closed) handlers.onConnect?.();
+      });
+    }
+    this.open.add(sock);
+    sock.setNoDelay(true);
+    sock.setTimeout(this.connectTimeoutMs, () => {
+      if (!connected) {
+        report(Reason.SOCKET_TIMEOUT);
+        sock.destroy();
+      }
+    });
+    sock.on("data", (b: Buffer) => {
+      if (!closed) handlers.onData?.(new Uint8Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.length)));
+    });
+    sock.on("error", (e: NodeJS.ErrnoException) => report(reasonForError(e, options.tls && !connected)));
+    sock.on("close", () => {
+      this.open.delete(sock);
+      report(options.tls && !connected ? Reason.SOCKET_TLS : connected ? Reason.SOCKET_CLOSED : Reason.SOCKET_REFUSED);
+    });
+    return {
+      write(data: Uint8Array): void {
+        if (closed) throw new OtaError(Reason.SOCKET_CLOSED, "write on a closed socket");
+        if (!(data instanceof Uint8Array)) throw new OtaError(Reason.BAD_ARGUMENT, "write: data must be a Uint8Array");
+        if (data.length > MAX_SOCKET_WRITE) throw new OtaError(Reason.BAD_ARGUMENT, `write of ${data.length} > ${MAX_SOCKET_WRITE}`);
+        // Node writes before the connection is up are queued by the stream.
+        sock.write(Buffer.from(data));
+      },
+      close(): void {
+        if (closed) return;
+        closed = true;
+        sock.end();
+        // Do not wait for the peer's FIN forever.
+        setTimeout(() => sock.destroy(), 2000).unref();
+      },
+    };
+  }
+
+  /** Destroy every socket this network opened (test teardown). */
+  destroyAll(): void {
+    for (const s of this.open) s.destroy();
+    this.open.clear();
+  }
+}
