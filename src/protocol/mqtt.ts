@@ -415,8 +415,11 @@ export class MqttClient {
       }
     }
     this.gen++;
-    this.socket?.close();
+    const s = this.socket;
     this.socket = undefined;
+    // After a DISCONNECT, close on the next turn so the packet is not cut off with the link.
+    if (sendDisconnect && s) this.o.clock.setTimer(() => s.close(), 0);
+    else s?.close();
     this._state = "idle";
     if (this.tick !== undefined) this.o.clock.clearTimer(this.tick);
     if (this.connectTimer !== undefined) this.o.clock.clearTimer(this.connectTimer);
