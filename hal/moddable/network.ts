@@ -3,11 +3,11 @@
  * `embedded:io/socket/tcp/tls`. Plaintext only when `tls === false` is asked
  * for explicitly (the HAL rule).
  *
- * TLS trust: Moddable's TLS verifies the server against the DER certificates
- * the build lists in the manifest's `data` (its certificate store), not
- * against a certificate handed over at run time; the device manifest lists
- * only the fleet CA. `options.ca` is therefore not used on the device.
- * SNI is `serverName ?? host`.
+ * TLS trust: `options.ca` must be the CA certificate in DER (Moddable's TLS
+ * takes DER, not PEM); it is handed to Moddable's TLS as the `certificate`
+ * of its `secure` dictionary (the SecureSocket convention). Without a CA the
+ * TLS layer uses the certificates built into the firmware. SNI is
+ * `serverName ?? host`.
  *
  * Sends the socket cannot take now wait in a queue bounded to MAX_QUEUED
  * bytes; a send beyond it closes the socket (SOCKET_CLOSED). A connection not
@@ -63,7 +63,11 @@ class ModdableSocket implements Socket {
         host: options.host,
         port: options.port,
         format: "buffer",
-        secure: { serverName: options.serverName ?? options.host, protocolVersion: 0x0303 },
+        secure: {
+          serverName: options.serverName ?? options.host,
+          protocolVersion: 0x0303,
+          ...(options.ca instanceof Uint8Array ? { certificate: toArrayBuffer(options.ca) } : {}),
+        },
         ...callbacks,
       }) as unknown as ByteIO;
     } else {
@@ -148,6 +152,7 @@ export class ModdableNetwork implements Network {
       throw new OtaError(Reason.BAD_ARGUMENT, `port ${options.port} outside 1..65535`);
     }
     if (options.tls !== true && options.tls !== false) throw new OtaError(Reason.BAD_ARGUMENT, "tls must be true or false");
+    if (typeof options.ca === "string") throw new OtaError(Reason.BAD_ARGUMENT, "on the device the CA must be DER bytes, not PEM text");
     return new ModdableSocket(options, handlers, this.connectTimeoutMs);
   }
 }
