@@ -45,7 +45,7 @@ const state: DeviceState = {
   inactiveSlot: 1,
 };
 
-function accepted(m: ReleaseManifest, releaseId = H(0x77)): AcceptedManifest {
+function accepted(m: ReleaseManifest, releaseId: Uint8Array = H(0x77)): AcceptedManifest {
   return { manifest: m, releaseId, keyId: H(0x55) };
 }
 function reason(m: ReleaseManifest, s: Partial<DeviceState> = {}, releaseId?: Uint8Array): ReasonCode {
