@@ -209,6 +209,16 @@ describe("xs-ota release / inspect, and readReleaseDir", () => {
     expect(existsSync(p("bad/x.manifest"))).toBe(false);
   });
 
+  it("inspect dumps a patch made by xs-ota diff (through tools/delta/inspect.ts)", () => {
+    const d = xsOta(["diff", p("base.img"), p("new.img"), "-o", p("real.xsdp")]);
+    expect(d.stderr).toBe("");
+    expect(d.status).toBe(0);
+    const r = xsOta(["inspect", p("real.xsdp")]);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/^xs-ota patch, \d+ bytes/);
+    expect(r.stdout).toContain(createHash("sha256").update(readFileSync(p("base.img"))).digest("hex"));
+  });
+
   it("inspect dumps an image's header and TLVs, and refuses an unknown file", () => {
     const r = xsOta(["inspect", p("new.img")]);
     expect(r.status).toBe(0);

@@ -1,5 +1,6 @@
 /** `xs-ota inspect`: a human-readable dump of an image, a signed manifest or a patch (detected by magic). */
 import { readFileSync } from "node:fs";
+import { inspectPatch, isPatch } from "../delta/inspect";
 import { describeImage, isImage } from "../image/describe";
 import { describeEnvelope, describeManifestBytes, isBareManifest, isEnvelope } from "../release/describe";
 import { CliError, parse, usageError, type Command } from "./command";
@@ -8,7 +9,8 @@ const usage = `usage: xs-ota inspect FILE
 
 Print what FILE holds, detected by its magic: an MCUboot image (header, TLVs,
 hash check, trailer), a signed release manifest (every field, key id, release
-id; the signature is checked by \`xs-ota verify\`), or a delta patch.
+id; the signature is checked by \`xs-ota verify\`), or an xs-ota delta patch
+(header, block table).
 
 example: xs-ota inspect app.signed.bin`;
 
@@ -26,17 +28,9 @@ export const command: Command = {
       const lines = ["release manifest, unsigned (no envelope)"];
       describeManifestBytes(bytes, lines);
       text = lines.join("\n");
-    } else {
-      const patch = inspectPatchHook(bytes);
-      if (patch === undefined) throw new CliError(`${positionals[0]}: not an MCUboot image, a release manifest or a patch`);
-      text = patch;
-    }
+    } else if (isPatch(bytes)) text = inspectPatch(bytes);
+    else throw new CliError(`${positionals[0]}: not an MCUboot image, a release manifest or an xs-ota patch`);
     process.stdout.write(text + "\n");
     return 0;
   },
 };
-
-/** Patches: wired to tools/delta/inspect.ts when the delta engine provides it. */
-function inspectPatchHook(_bytes: Uint8Array): string | undefined {
-  return undefined;
-}
