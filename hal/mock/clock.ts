@@ -86,3 +86,51 @@ export class VirtualClock implements Clock {
     return best;
   }
 }
+
+/**
+ * One device's view of a shared VirtualClock: its timers run through `wrap`
+ * (the device model's guard, so a reset inside a callback reboots that device
+ * and nothing else) and `clearAll` drops only this device's timers (a reset).
+ */
+export class ClockView implements Clock {
+  private readonly mine = new Set<TimerId>();
+
+  constructor(
+    readonly parent: VirtualClock,
+    private readonly wrap: (fn: () => void) => void,
+  ) {}
+
+  now(): number {
+    return this.parent.now();
+  }
+
+  setTimer(callback: () => void, delayMs: number, repeatMs?: number): TimerId {
+    if (typeof callback !== "function") throw new TypeError("setTimer: callback must be a function");
+    const id: TimerId = this.parent.setTimer(
+      () => {
+        if (repeatMs === undefined) this.mine.delete(id);
+        this.wrap(callback);
+      },
+      delayMs,
+      repeatMs,
+    );
+    this.mine.add(id);
+    return id;
+  }
+
+  clearTimer(id: TimerId): void {
+    if (!this.mine.delete(id)) return;
+    this.parent.clearTimer(id);
+  }
+
+  /** Timers of this device still pending. */
+  get pending(): number {
+    return this.mine.size;
+  }
+
+  /** Drop every timer of this device. */
+  clearAll(): void {
+    for (const id of this.mine) this.parent.clearTimer(id);
+    this.mine.clear();
+  }
+}

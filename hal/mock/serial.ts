@@ -5,7 +5,7 @@
  * callback runs re-entrantly, as the HAL promises.
  */
 import type { Serial } from "../types";
-import type { VirtualClock } from "./clock";
+import type { Clock } from "../types";
 
 /** Bytes buffered toward the host before the oldest are dropped (a UART FIFO overrun). */
 export const SERIAL_HOST_BUFFER = 64 * 1024;
@@ -19,7 +19,7 @@ export class SerialPipe implements Serial {
   /** Called when the device writes; the simulator bridges it to a PTY or TCP client. */
   onHostData: ((data: Uint8Array) => void) | undefined;
 
-  constructor(private readonly clock: VirtualClock) {}
+  constructor(private readonly clock: Clock) {}
 
   // device side (HAL)
   write(data: Uint8Array): void {

@@ -5,7 +5,7 @@
  */
 import { OtaError, Reason } from "../../src/errors";
 import type { Watchdog } from "../types";
-import type { VirtualClock } from "./clock";
+import type { Clock } from "../types";
 
 export const WATCHDOG_MAX_MS = 32000;
 
@@ -18,7 +18,7 @@ export class MockWatchdog implements Watchdog {
   private timer: number | undefined;
   private lastFeed = 0;
 
-  constructor(private readonly clock: VirtualClock, private readonly onExpire: () => void) {}
+  constructor(private readonly clock: Clock, private readonly onExpire: () => void) {}
 
   start(timeoutMs: number): void {
     if (!Number.isInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > WATCHDOG_MAX_MS) {

@@ -5,11 +5,14 @@
  * with all flash contents kept, and starts the firmware the model chose.
  *
  * Resets travel as exceptions (`DeviceReset`, `PowerCut`) out of whatever the
- * device was doing, up to `run()`, which reboots the device and goes on with
- * virtual time. Runs on Node and on XS alike.
+ * device was doing. Every way into device code (its timers, its network and
+ * serial callbacks) runs through `guard`, which catches them, takes the
+ * device down, and schedules the next boot on the shared clock (after the
+ * bootloader's start-up time, or after `powerOffMs` for a power cut). Many
+ * devices can share one clock and one network (a fleet). Runs on Node and XS.
  */
 import type { Flash, Platform, ResetCause, System } from "../../hal/types";
-import { VirtualClock } from "../../hal/mock/clock";
+import { ClockView, VirtualClock } from "../../hal/mock/clock";
 import { MockCounter } from "../../hal/mock/counter";
 import { NorFlash, type FlashPartition } from "../../hal/mock/flash";
 import { PowerCut, PowerRail } from "../../hal/mock/rail";
@@ -18,6 +21,7 @@ import { MockNetwork } from "../../hal/mock/socket";
 import { MockWatchdog } from "../../hal/mock/watchdog";
 import { softwareDigest } from "../../src/crypto/sha256";
 import { bootSelect, type BootDecision, type BootOptions } from "./bootloader";
+import { guardedNetwork } from "./guarded-network";
 import { smallFlashMap, type FlashMapSpec } from "./flashmap";
 
 /** Thrown to unwind the device's call stack on a reset. Never caught by the core. */
@@ -47,10 +51,17 @@ export interface VirtualDeviceOptions {
   checkSignature?: BootOptions["checkSignature"];
   /** Time the power stays off after a cut before it comes back, ms. */
   powerOffMs?: number;
+  /**
+   * Start the hardware watchdog at every reset with this timeout (the STM32
+   * IWDG "hardware mode" option byte): firmware must feed it from its first
+   * moments, so a firmware that hangs before its agent runs is still reset.
+   * 0 (default): the firmware starts the watchdog itself.
+   */
+  bootWatchdogMs?: number;
 }
 
-/** Bound on boots per `run()` call: a crash loop is reported, not spun forever. */
-export const MAX_BOOTS_PER_RUN = 64;
+/** Time from reset to the firmware's start (MCUboot's checks), ms: also keeps a reboot loop from spinning. */
+export const BOOT_TIME_MS = 50;
 
 export class VirtualDevice {
   readonly map: FlashMapSpec;
@@ -59,23 +70,32 @@ export class VirtualDevice {
   readonly bootloaderArea: FlashPartition;
   readonly slots: readonly [FlashPartition, FlashPartition];
   readonly storage: FlashPartition;
+  /** The shared clock (time for the whole world). */
   readonly clock: VirtualClock;
+  /** This device's view of it (its timers; cleared at reset). */
+  readonly timers: ClockView;
   readonly counter: MockCounter;
-  readonly watchdog: MockWatchdog;
+  watchdog: MockWatchdog;
   readonly serial: SerialPipe;
+  /** The shared network. */
   readonly net: MockNetwork;
+  /** This device's connections through it (dropped at reset). */
+  readonly link: ReturnType<typeof guardedNetwork>;
   readonly platform: Platform;
   firmware: FirmwareEntry | undefined;
   checkSignature: BootOptions["checkSignature"];
   powerOffMs: number;
+  bootWatchdogMs: number;
 
   /** The cause the firmware will read after the next boot. */
   private pendingCause: ResetCause = "power-on";
   private cause: ResetCause = "power-on";
-  /** The current boot's decision, or undefined while off or bricked. */
+  /** The current boot's decision, or undefined while off, resetting or bricked. */
   lastBoot: BootDecision | undefined;
   /** Every boot so far, in order. */
   readonly boots: { at: number; cause: ResetCause; decision: BootDecision }[] = [];
+  /** A boot is scheduled on the shared clock. */
+  private bootPending = false;
   private watchdogGeneration = 0;
 
   constructor(options: VirtualDeviceOptions = {}) {
@@ -89,12 +109,15 @@ export class VirtualDevice {
     ];
     this.storage = this.chip.partition(this.map.storage.offset, this.map.storage.size);
     this.clock = options.clock ?? new VirtualClock();
+    this.timers = new ClockView(this.clock, (fn) => void this.guard(fn));
     this.counter = new MockCounter(this.rail);
     this.net = options.network ?? new MockNetwork(this.clock);
-    this.serial = new SerialPipe(this.clock);
+    this.link = guardedNetwork(this.net, this);
+    this.serial = new SerialPipe(this.timers);
     this.firmware = options.firmware;
     this.checkSignature = options.checkSignature;
     this.powerOffMs = options.powerOffMs ?? 1000;
+    this.bootWatchdogMs = options.bootWatchdogMs ?? 0;
     this.watchdog = this.makeWatchdog();
     const device = this;
     const system: System = {
@@ -109,13 +132,13 @@ export class VirtualDevice {
     };
     this.platform = Object.freeze({
       flash: Object.freeze({ slots: this.slots as readonly [Flash, Flash], storage: this.storage as Flash }),
-      // The watchdog object is replaced on every boot (a reset disarms it); route through a getter.
+      // A reset disarms the watchdog: the object is replaced on every boot, so route through a getter.
       get watchdog() {
         return device.watchdog;
       },
       counter: this.counter,
-      clock: this.clock,
-      net: this.net,
+      clock: this.timers,
+      net: this.link,
       serial: this.serial,
       power: this.rail,
       digest: softwareDigest,
@@ -125,7 +148,7 @@ export class VirtualDevice {
 
   private makeWatchdog(): MockWatchdog {
     const generation = ++this.watchdogGeneration;
-    return new MockWatchdog(this.clock, () => {
+    return new MockWatchdog(this.timers, () => {
       if (generation === this.watchdogGeneration) throw new DeviceReset("watchdog");
     });
   }
@@ -135,95 +158,98 @@ export class VirtualDevice {
     return this.lastBoot?.slot;
   }
 
-  /**
-   * Power on (or come out of reset): run the bootloader model and start the
-   * firmware. Power cuts during the boot itself (copy_done, revert erase,
-   * counter update) propagate as PowerCut.
-   */
-  boot(): BootDecision {
-    this.rail.restore();
-    this.clock.clearAll();
-    (this as { watchdog: MockWatchdog }).watchdog = this.makeWatchdog();
-    this.cause = this.pendingCause;
-    this.pendingCause = "power-on";
-    this.lastBoot = undefined;
-    const decision = bootSelect(this.slots, { digest: softwareDigest, counter: this.counter, checkSignature: this.checkSignature });
-    this.lastBoot = decision;
-    this.boots.push({ at: this.clock.now(), cause: this.cause, decision });
-    if (decision.slot !== undefined && this.firmware) this.firmware(this.platform, decision, this);
-    return decision;
-  }
-
   /** True when the last boot found nothing to run. */
   get bricked(): boolean {
     return this.lastBoot !== undefined && this.lastBoot.slot === undefined;
   }
 
-  /**
-   * Let `ms` of virtual time pass, handling every reset on the way: a reset
-   * reboots at once (a power cut after `powerOffMs`). Returns the number of
-   * boots that happened. Stops early when the device is bricked or boots more
-   * than MAX_BOOTS_PER_RUN times.
-   */
-  run(ms: number): number {
-    const end = this.clock.now() + ms;
-    let boots = 0;
-    while (this.clock.now() < end) {
-      try {
-        if (this.lastBoot === undefined) {
-          boots++;
-          this.boot();
-        }
-        this.clock.advance(end - this.clock.now());
-      } catch (e) {
-        if (!this.absorbReset(e)) throw e;
-        if (boots >= MAX_BOOTS_PER_RUN) break;
-      }
-      if (this.bricked) break;
-    }
-    return boots;
+  /** Running firmware right now (not off, resetting or bricked). */
+  get running(): boolean {
+    return this.lastBoot?.slot !== undefined && !this.rail.isDown;
   }
 
   /**
-   * Run `fn` as the device's CPU would from an interrupt or a host event (a
-   * real socket's data, a real serial byte): a reset it causes is absorbed
-   * and the device boots again. Returns false when `fn` was cut short.
+   * Power on (or come out of reset) now: run the bootloader model and start
+   * the firmware. A power cut during the boot itself (copy_done, a revert's
+   * erase, the counter update) or a reset inside the firmware's start is
+   * handled like any other (the next boot is scheduled).
+   */
+  boot(): BootDecision | undefined {
+    this.bootPending = false;
+    this.rail.restore();
+    this.timers.clearAll();
+    this.watchdog = this.makeWatchdog();
+    this.cause = this.pendingCause;
+    this.pendingCause = "power-on";
+    this.lastBoot = undefined;
+    let decision: BootDecision | undefined;
+    this.guardBoot(() => {
+      decision = bootSelect(this.slots, { digest: softwareDigest, counter: this.counter, checkSignature: this.checkSignature });
+      this.lastBoot = decision;
+      this.boots.push({ at: this.clock.now(), cause: this.cause, decision });
+      if (decision.slot === undefined) return;
+      if (this.bootWatchdogMs > 0) this.watchdog.start(this.bootWatchdogMs);
+      this.firmware?.(this.platform, decision, this);
+    });
+    return decision;
+  }
+
+  /** Press the reset button: the device reboots (cause "pin"). */
+  pressReset(): void {
+    this.takeDown("pin", BOOT_TIME_MS);
+  }
+
+  /** Cut the power now, between operations; it comes back after `powerOffMs`. */
+  cutPower(): void {
+    this.takeDown("power-on", this.powerOffMs, true);
+  }
+
+  /**
+   * Let `ms` of virtual time pass on the shared clock (booting first if the
+   * device never booted). Every device on the clock runs meanwhile.
+   */
+  run(ms: number): void {
+    if (this.boots.length === 0 && !this.bootPending) this.boot();
+    this.clock.advance(ms);
+  }
+
+  /**
+   * Run `fn` as the device's CPU would (a timer, an interrupt, a host event).
+   * A reset or power cut it causes takes the device down and schedules the
+   * next boot; any other exception is a bug and propagates. Returns false when
+   * the device was not running or `fn` was cut short.
    */
   guard(fn: () => void): boolean {
-    if (this.lastBoot === undefined || this.rail.isDown) return false;
+    if (!this.running) return false;
+    return this.guardBoot(fn);
+  }
+
+  private guardBoot(fn: () => void): boolean {
     try {
       fn();
       return true;
     } catch (e) {
-      if (!this.absorbReset(e)) throw e;
-      try {
-        this.boot();
-      } catch (e2) {
-        if (!this.absorbReset(e2)) throw e2;
-      }
+      if (e instanceof DeviceReset) this.takeDown(e.resetCause, BOOT_TIME_MS);
+      else if (e instanceof PowerCut) this.takeDown("power-on", this.powerOffMs, true);
+      else throw e;
       return false;
     }
   }
 
-  /**
-   * Turn an exception that is a reset into the device's next state. Returns
-   * false for any other exception (a bug: the caller rethrows it).
-   */
-  absorbReset(e: unknown): boolean {
-    if (e instanceof DeviceReset) {
-      this.pendingCause = e.resetCause;
-      this.lastBoot = undefined;
-      this.net.dropAll();
-      return true;
+  private takeDown(cause: ResetCause, offMs: number, powerLoss = false): void {
+    this.pendingCause = cause;
+    this.lastBoot = undefined;
+    this.link.closeAll();
+    this.timers.clearAll();
+    if (powerLoss && !this.rail.isDown) {
+      try {
+        this.rail.cutNow();
+      } catch {
+        // cutNow always throws PowerCut: the rail is now down
+      }
     }
-    if (e instanceof PowerCut) {
-      this.pendingCause = "power-on";
-      this.lastBoot = undefined;
-      this.net.dropAll();
-      this.clock.clearAll();
-      this.clock.advance(this.powerOffMs);
-      return true;
-    }
-    return false;
+    if (this.bootPending) return;
+    this.bootPending = true;
+    this.clock.setTimer(() => this.boot(), offMs);
   }
 }

@@ -13,7 +13,8 @@
  * simulator models the counter as a MockCounter that survives resets and
  * does not use this partition. The partitions.overlay of targets/usr-n520 and
  * targets/usr-g771 must agree with this table (test/unit/partitions.test.ts).
- * Tests use `smallFlashMap` for speed: same structure, 4 KiB sectors.
+ * Tests use `smallFlashMap` for speed: same structure, 8 KiB sectors (the
+ * smallest that holds the agent journal's live set in half a block).
  */
 import type { NorGeometry } from "../../hal/mock/flash";
 
@@ -48,7 +49,7 @@ export const stm32h743FlashMap: FlashMapSpec = Object.freeze({
 });
 
 /** A small map with the same structure, for fast exhaustive tests. */
-export function smallFlashMap(slotKiB = 64, blockKiB = 4, writeAlign = 32): FlashMapSpec {
+export function smallFlashMap(slotKiB = 64, blockKiB = 8, writeAlign = 32): FlashMapSpec {
   const b = blockKiB * KiB;
   const slot = slotKiB * KiB;
   const storage = 8 * b;

@@ -59,35 +59,35 @@ export function bootloaderSuite(): Suite {
   return suite("bootloader model: direct-xip with revert", (it) => {
     it("boots the confirmed factory image", () => {
       const d = factoryDevice();
-      const b = d.boot();
+      const b = d.boot()!;
       assert.equal(b.slot, 0);
       assert.equal(b.trial, false);
     });
 
     it("an unconfirmed slot is abandoned after a reset and the older slot boots", () => {
       const d = factoryDevice();
-      d.boot();
+      d.boot()!;
       stageUpdate(d, "1.1.0+2");
-      const trial = d.boot();
+      const trial = d.boot()!;
       assert.equal(trial.slot, 1, "the newer pending image is tried");
       assert.equal(trial.trial, true);
       assert.equal(readTrailer(d.slots[1]).copyDone, "set", "selection is recorded");
       // the new firmware never confirms; the device resets (watchdog)
-      const next = d.boot();
+      const next = d.boot()!;
       assert.equal(next.slot, 0, "the old image boots again");
       assert.ok(next.erased.includes(1), "the abandoned slot is erased");
       assert.equal(d.slots[1].cells.every((x) => x === 0xff), true, "slot 1 fully erased");
-      assert.equal(d.boot().slot, 0, "and stays on the old image");
+      assert.equal(d.boot()!.slot, 0, "and stays on the old image");
     });
 
     it("a confirmed slot stays across resets", () => {
       const d = factoryDevice();
-      d.boot();
+      d.boot()!;
       stageUpdate(d, "1.1.0+2", 2);
-      assert.equal(d.boot().slot, 1);
+      assert.equal(d.boot()!.slot, 1);
       setConfirmed(d.slots[1]);
       for (let i = 0; i < 3; i++) {
-        const b = d.boot();
+        const b = d.boot()!;
         assert.equal(b.slot, 1);
         assert.equal(b.trial, false);
         assert.equal(formatVersion(b.info!.header.version), "1.1.0+2");
@@ -97,21 +97,21 @@ export function bootloaderSuite(): Suite {
 
     it("an image whose hash does not match is never booted", () => {
       const d = factoryDevice();
-      d.boot();
+      d.boot()!;
       stageUpdate(d, "2.0.0");
       // flip one bit of the body behind the flash's back (bit rot, tampering)
       d.slots[1].cells[0x305] ^= 0x01;
-      const b = d.boot();
+      const b = d.boot()!;
       assert.equal(b.slot, 0);
       assert.ok(b.rejected.some((r) => r.slot === 1), "slot 1 rejected");
     });
 
     it("an image below the protected security counter is refused", () => {
       const d = factoryDevice();
-      d.boot();
+      d.boot()!;
       assert.equal(d.counter.read(), 1, "the confirmed factory image raised the counter to its SEC_CNT");
       stageUpdate(d, "3.0.0", 0);
-      const b = d.boot();
+      const b = d.boot()!;
       assert.equal(b.slot, 0, "the newer image with a lower security counter is skipped");
       assert.ok(b.rejected.some((r) => r.slot === 1 && r.why.includes("security counter")));
     });
@@ -123,9 +123,9 @@ export function bootloaderSuite(): Suite {
         started++;
         if (boot.trial) platform.watchdog.start(1000); // the new firmware hangs: never feeds
       };
-      d.boot();
+      d.boot()!;
       stageUpdate(d, "1.2.0");
-      d.lastBoot = undefined; // reset request: next run() boots
+      d.pressReset();
       d.run(5000);
       assert.equal(d.runningSlot, 0, "back on slot 0");
       const causes = d.boots.map((b) => b.cause);
@@ -135,7 +135,7 @@ export function bootloaderSuite(): Suite {
 
     it("reboot() unwinds as a software reset", () => {
       const d = factoryDevice();
-      d.boot();
+      d.boot()!;
       assert.throws(() => d.platform.system.reboot(), (e) => e instanceof DeviceReset && e.resetCause === "software");
     });
   });

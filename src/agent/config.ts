@@ -1,0 +1,143 @@
+/**
+ * The agent's configuration: what the target (from its settings) hands to
+ * `new Agent(platform, config)`. Every bound the agent runs under is here,
+ * with its default and its allowed range; `checkConfig` refuses anything
+ * outside, so a bad setting fails at start, not in the field.
+ */
+import type { SocketOptions } from "../../hal/types";
+
+export interface MaintenanceWindowConfig {
+  /** Minutes after midnight UTC, 0..1439; the window may wrap past midnight. */
+  readonly startMin: number;
+  readonly endMin: number;
+}
+
+export interface AgentConfig {
+  /** This device's id: its MQTT client id and topic segment. */
+  readonly deviceId: string;
+  /** Hardware class, e.g. "usr-n520": a manifest for another class is refused. */
+  readonly hardwareId: string;
+  /** The broker. */
+  readonly server: SocketOptions;
+  /** Trusted public keys (65-byte uncompressed P-256 points); at least one. */
+  readonly trustedKeys: readonly Uint8Array[];
+
+  /** Heartbeat interval until the server sets one, seconds (10..86400). */
+  readonly heartbeatIntervalS?: number;
+  /** Unacknowledged heartbeats in a row before the link is torn down and redialled (1..10). */
+  readonly missedAcksBeforeReconnect?: number;
+  /** MQTT keepalive, seconds. */
+  readonly keepAliveSec?: number;
+  /** Reconnect backoff: first delay and ceiling, ms. */
+  readonly backoffInitialMs?: number;
+  readonly backoffMaxMs?: number;
+  /** Seed for the backoff jitter (a device would use its id; the simulator a test seed). */
+  readonly seed?: number;
+
+  /** Bytes asked per chunk request (256..4096). */
+  readonly chunkSize?: number;
+  /** Chunk requests outstanding at once (1..8). */
+  readonly chunkWindow?: number;
+  /** A chunk not answered within this is asked again, ms. */
+  readonly chunkTimeoutMs?: number;
+  /** Re-asks of one offset before the attempt fails (1..20). */
+  readonly chunkRetries?: number;
+  /** Slow-retrieval floor: fewer bytes than this per `slowWindowMs` fails the attempt (0 = off). */
+  readonly slowFloorBytes?: number;
+  readonly slowWindowMs?: number;
+  /** Overall download deadline across reboots, ms. */
+  readonly downloadDeadlineMs?: number;
+  /** Bytes of payload between journal progress records (a multiple of 4096 is sensible). */
+  readonly progressEveryBytes?: number;
+
+  /** Hardware watchdog timeout while the agent runs, ms (1..32000). */
+  readonly watchdogTimeoutMs?: number;
+  /** The trial firmware must get an acknowledged heartbeat within this, ms. */
+  readonly trialDeadlineMs?: number;
+  /** Install preconditions: supply voltage floor (mV; 0 = off) and maintenance window (absent = always). */
+  readonly minSupplyMv?: number;
+  readonly maintenanceWindow?: MaintenanceWindowConfig;
+  /** The application is busy (a session on the serial port): installs wait. */
+  readonly isBusy?: () => boolean;
+  /** How often a staged update re-checks its preconditions, ms. */
+  readonly preconditionRetryMs?: number;
+
+  /** Log sink (one line per call); absent = silent. */
+  readonly log?: (line: string) => void;
+}
+
+/** The config with every default filled in. */
+export type ResolvedConfig = Required<Omit<AgentConfig, "maintenanceWindow" | "isBusy" | "log">> &
+  Pick<AgentConfig, "maintenanceWindow" | "isBusy" | "log">;
+
+export const DEFAULTS = Object.freeze({
+  heartbeatIntervalS: 60,
+  missedAcksBeforeReconnect: 3,
+  keepAliveSec: 60,
+  backoffInitialMs: 1000,
+  backoffMaxMs: 5 * 60_000,
+  seed: 1,
+  chunkSize: 4096,
+  chunkWindow: 4,
+  chunkTimeoutMs: 10_000,
+  chunkRetries: 5,
+  slowFloorBytes: 1024,
+  slowWindowMs: 60_000,
+  downloadDeadlineMs: 6 * 3600_000,
+  progressEveryBytes: 16 * 1024,
+  watchdogTimeoutMs: 8000,
+  trialDeadlineMs: 120_000,
+  minSupplyMv: 0,
+  preconditionRetryMs: 60_000,
+});
+
+function within(name: string, v: number, lo: number, hi: number): void {
+  if (!Number.isInteger(v) || v < lo || v > hi) throw new RangeError(`AgentConfig.${name} must be an integer ${lo}..${hi}, got ${v}`);
+}
+
+/**
+ * Fill defaults and check every bound.
+ * @throws TypeError / RangeError naming the offending field.
+ */
+export function checkConfig(c: AgentConfig): ResolvedConfig {
+  if (typeof c.deviceId !== "string" || !/^[A-Za-z0-9._-]{1,32}$/.test(c.deviceId)) throw new TypeError("AgentConfig.deviceId must be 1..32 of [A-Za-z0-9._-]");
+  if (typeof c.hardwareId !== "string" || !/^[A-Za-z0-9._-]{1,32}$/.test(c.hardwareId)) throw new TypeError("AgentConfig.hardwareId must be 1..32 of [A-Za-z0-9._-]");
+  if (!c.server || typeof c.server.host !== "string" || typeof c.server.tls !== "boolean") throw new TypeError("AgentConfig.server needs host, port and tls");
+  if (!Array.isArray(c.trustedKeys) || c.trustedKeys.length === 0) throw new TypeError("AgentConfig.trustedKeys needs at least one key");
+  const r = { ...DEFAULTS, ...stripUndefined(c) } as ResolvedConfig;
+  within("heartbeatIntervalS", r.heartbeatIntervalS, 10, 86400);
+  within("missedAcksBeforeReconnect", r.missedAcksBeforeReconnect, 1, 10);
+  within("keepAliveSec", r.keepAliveSec, 5, 3600);
+  within("chunkSize", r.chunkSize, 256, 4096);
+  within("chunkWindow", r.chunkWindow, 1, 8);
+  within("chunkTimeoutMs", r.chunkTimeoutMs, 100, 600_000);
+  within("chunkRetries", r.chunkRetries, 1, 20);
+  within("slowFloorBytes", r.slowFloorBytes, 0, 1 << 30);
+  within("slowWindowMs", r.slowWindowMs, 1000, 3600_000);
+  within("downloadDeadlineMs", r.downloadDeadlineMs, 1000, 7 * 86400_000);
+  within("progressEveryBytes", r.progressEveryBytes, 1024, 1 << 24);
+  within("watchdogTimeoutMs", r.watchdogTimeoutMs, 100, 32000);
+  within("trialDeadlineMs", r.trialDeadlineMs, 1000, 3600_000);
+  within("minSupplyMv", r.minSupplyMv, 0, 60000);
+  within("preconditionRetryMs", r.preconditionRetryMs, 100, 3600_000);
+  const w = r.maintenanceWindow;
+  if (w) {
+    within("maintenanceWindow.startMin", w.startMin, 0, 1439);
+    within("maintenanceWindow.endMin", w.endMin, 0, 1439);
+  }
+  return Object.freeze(r);
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  const out: Partial<T> = {};
+  for (const k of Object.keys(o) as (keyof T)[]) if (o[k] !== undefined) out[k] = o[k];
+  return out;
+}
+
+/** Is `minuteOfDay` inside the window (wrapping past midnight when start > end)? */
+export function inWindow(w: MaintenanceWindowConfig, minuteOfDay: number): boolean {
+  if (w.startMin === w.endMin) return true;
+  return w.startMin < w.endMin
+    ? minuteOfDay >= w.startMin && minuteOfDay < w.endMin
+    : minuteOfDay >= w.startMin || minuteOfDay < w.endMin;
+}

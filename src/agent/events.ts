@@ -1,0 +1,51 @@
+/**
+ * The agent's audit events (the 100..199 range of the audit log's event
+ * codes), written through src/store's AuditLog with uptime and trusted time.
+ */
+import type { Clock, ResetCause } from "../../hal/types";
+import type { ReasonCode } from "../errors";
+import type { ImageVersion } from "../image/format";
+import type { AuditLog } from "../store/audit";
+
+export const AgentAuditEvent = Object.freeze({
+  AGENT_BOOT: 100,
+  OFFER_ACCEPTED: 101,
+  OFFER_REFUSED: 102,
+  DOWNLOAD_STARTED: 103,
+  DOWNLOAD_RESUMED: 104,
+  DOWNLOAD_DONE: 105,
+  VERIFIED: 106,
+  INSTALLED: 107,
+  TRIAL_STARTED: 108,
+  COMMITTED: 109,
+  ROLLED_BACK: 110,
+  FAILED: 111,
+  ABORTED: 112,
+  ACTIVITY_STUCK: 113,
+});
+export type AgentAuditName = keyof typeof AgentAuditEvent;
+
+const RESET_CAUSES: readonly ResetCause[] = Object.freeze(["power-on", "watchdog", "software", "pin", "brownout", "unknown"]);
+
+/** The name of an agent audit event code, for the console and logs. */
+export function agentEventName(code: number): string | undefined {
+  for (const k of Object.keys(AgentAuditEvent) as AgentAuditName[]) if (AgentAuditEvent[k] === code) return k;
+  return undefined;
+}
+
+export class AgentAudit {
+  constructor(
+    readonly log: AuditLog,
+    private readonly clock: Clock,
+    private readonly unixNow: () => number,
+  ) {}
+
+  event(name: AgentAuditName, reason: ReasonCode | number, from?: ImageVersion, to?: ImageVersion): void {
+    this.log.append({ uptimeMs: this.clock.now(), unixS: this.unixNow(), event: AgentAuditEvent[name], reason, from, to });
+  }
+
+  /** A boot, with the reset cause as the reason detail (index into the cause list). */
+  boot(running: ImageVersion, cause: ResetCause): void {
+    this.log.append({ uptimeMs: this.clock.now(), unixS: this.unixNow(), event: AgentAuditEvent.AGENT_BOOT, reason: RESET_CAUSES.indexOf(cause), from: running, to: running });
+  }
+}

@@ -1,0 +1,195 @@
+/**
+ * The update journal: what must survive a reset, in the journal space of
+ * src/store (power-safe records: a cut leaves the old or the new value).
+ *
+ *   key 0  session   phase, the signed manifest envelope, last reason, trial boots
+ *                    (written at every phase change)
+ *   key 1  progress  payload bytes durably consumed, bytes fetched (data
+ *                    budget), download time spent, the patcher's checkpoint
+ *                    (written every `progressEveryBytes` and at each patch block)
+ *   key 2  policy    newest accepted issued-at and the handled release ids
+ *                    (replay defence), written when a release is taken or done
+ *
+ * A reset between two records converges: the agent at boot reads the session
+ * phase first and reconciles it with what the bootloader actually booted.
+ */
+import { OtaError, Reason } from "../errors";
+import type { RecordSpace, SpaceSpec } from "../store/records";
+import { MAX_HANDLED_RELEASES } from "../update/policy";
+import { MAX_ENVELOPE_BYTES } from "../update/manifest";
+
+/** The journal's record space: 3 keys, values up to the envelope plus headers. */
+export const AGENT_JOURNAL_SPACE: SpaceSpec = Object.freeze({
+  name: "journal",
+  tag: 2,
+  keys: 3,
+  maxValue: 1152,
+  copies: 1,
+});
+
+export const Phase = Object.freeze({
+  /** No update in progress. */
+  IDLE: 0,
+  /** Fetching the payload into the inactive slot (full write or patch). */
+  DOWNLOADING: 1,
+  /** Written and verified; waiting for the install preconditions. */
+  STAGED: 2,
+  /** Trailer written for a trial boot; the device is (re)booting into the new image. */
+  TRIAL_PENDING: 3,
+  /** The trial image confirmed itself (image_ok); raising the protected counter. */
+  CONFIRMED: 4,
+  /** The trial firmware gave up (no cloud within the deadline) and reboots unconfirmed. */
+  TRIAL_FAILED: 5,
+});
+export type PhaseCode = (typeof Phase)[keyof typeof Phase];
+export const PHASE_NAMES: readonly string[] = Object.freeze(["idle", "downloading", "staged", "trial-pending", "confirmed", "trial-failed"]);
+
+export interface Session {
+  readonly phase: PhaseCode;
+  readonly lastReason: number;
+  readonly trialBoots: number;
+  /** The signed manifest envelope of the release in progress (empty when idle). */
+  readonly envelope: Uint8Array;
+}
+
+export interface Progress {
+  /** Payload bytes consumed durably (full: bytes in the slot; delta: patch bytes up to the checkpoint). */
+  readonly payloadOffset: number;
+  /** Payload bytes received in all attempts (the data budget). */
+  readonly bytesFetched: number;
+  /** Download time spent across boots, ms. */
+  readonly elapsedMs: number;
+  /** The patcher's encoded checkpoint, or empty. */
+  readonly checkpoint: Uint8Array;
+}
+
+export interface PolicyRecord {
+  readonly newestIssuedAt: number;
+  readonly handled: readonly Uint8Array[];
+}
+
+const FORMAT = 1;
+const KEY_SESSION = 0;
+const KEY_PROGRESS = 1;
+const KEY_POLICY = 2;
+
+export const IDLE_SESSION: Session = Object.freeze({ phase: Phase.IDLE, lastReason: 0, trialBoots: 0, envelope: new Uint8Array(0) });
+export const NO_PROGRESS: Progress = Object.freeze({ payloadOffset: 0, bytesFetched: 0, elapsedMs: 0, checkpoint: new Uint8Array(0) });
+
+function corrupt(what: string): OtaError {
+  return new OtaError(Reason.JOURNAL_CORRUPT, what);
+}
+
+export function encodeSession(s: Session): Uint8Array {
+  if (s.envelope.length > MAX_ENVELOPE_BYTES) throw new RangeError("session envelope too large");
+  const out = new Uint8Array(8 + s.envelope.length);
+  const v = new DataView(out.buffer);
+  out[0] = FORMAT;
+  out[1] = s.phase;
+  v.setUint16(2, s.lastReason, true);
+  out[4] = Math.min(255, s.trialBoots);
+  v.setUint16(6, s.envelope.length, true);
+  out.set(s.envelope, 8);
+  return out;
+}
+
+export function decodeSession(b: Uint8Array): Session {
+  if (b.length < 8 || b[0] !== FORMAT) throw corrupt("session record format");
+  const v = new DataView(b.buffer, b.byteOffset, b.length);
+  const phase = b[1];
+  if (phase > Phase.TRIAL_FAILED) throw corrupt(`session phase ${phase}`);
+  const n = v.getUint16(6, true);
+  if (8 + n !== b.length) throw corrupt("session envelope length");
+  if (phase !== Phase.IDLE && n === 0) throw corrupt("session without its manifest");
+  return Object.freeze({ phase: phase as PhaseCode, lastReason: v.getUint16(2, true), trialBoots: b[4], envelope: b.slice(8) });
+}
+
+export function encodeProgress(p: Progress): Uint8Array {
+  const out = new Uint8Array(16 + p.checkpoint.length);
+  const v = new DataView(out.buffer);
+  out[0] = FORMAT;
+  v.setUint32(2, p.payloadOffset, true);
+  v.setUint32(6, p.bytesFetched, true);
+  v.setUint32(10, Math.min(0xffffffff, p.elapsedMs), true);
+  v.setUint16(14, p.checkpoint.length, true);
+  out.set(p.checkpoint, 16);
+  return out;
+}
+
+export function decodeProgress(b: Uint8Array): Progress {
+  if (b.length < 16 || b[0] !== FORMAT) throw corrupt("progress record format");
+  const v = new DataView(b.buffer, b.byteOffset, b.length);
+  const n = v.getUint16(14, true);
+  if (16 + n !== b.length) throw corrupt("progress checkpoint length");
+  return Object.freeze({
+    payloadOffset: v.getUint32(2, true),
+    bytesFetched: v.getUint32(6, true),
+    elapsedMs: v.getUint32(10, true),
+    checkpoint: b.slice(16),
+  });
+}
+
+export function encodePolicy(p: PolicyRecord): Uint8Array {
+  if (p.handled.length > MAX_HANDLED_RELEASES) throw new RangeError("too many handled releases");
+  const out = new Uint8Array(6 + 32 * p.handled.length);
+  out[0] = FORMAT;
+  new DataView(out.buffer).setUint32(1, p.newestIssuedAt, true);
+  out[5] = p.handled.length;
+  p.handled.forEach((id, i) => out.set(id, 6 + 32 * i));
+  return out;
+}
+
+export function decodePolicy(b: Uint8Array): PolicyRecord {
+  if (b.length < 6 || b[0] !== FORMAT) throw corrupt("policy record format");
+  const n = b[5];
+  if (n > MAX_HANDLED_RELEASES || b.length !== 6 + 32 * n) throw corrupt("policy record length");
+  const handled: Uint8Array[] = [];
+  for (let i = 0; i < n; i++) handled.push(b.slice(6 + 32 * i, 38 + 32 * i));
+  return Object.freeze({ newestIssuedAt: new DataView(b.buffer, b.byteOffset).getUint32(1, true), handled: Object.freeze(handled) });
+}
+
+/** Typed access to the journal space. A corrupt record reads as absent and is reported once. */
+export class Journal {
+  /** Reason of the last unreadable record found (0 = none). */
+  corruption = 0;
+
+  constructor(private readonly space: RecordSpace) {
+    if (space.spec.keys < 3 || space.spec.maxValue < 8 + MAX_ENVELOPE_BYTES) throw new RangeError("journal space too small for the agent");
+  }
+
+  session(): Session {
+    return this.read(KEY_SESSION, decodeSession) ?? IDLE_SESSION;
+  }
+
+  setSession(s: Session): void {
+    this.space.put(KEY_SESSION, encodeSession(s));
+  }
+
+  progress(): Progress {
+    return this.read(KEY_PROGRESS, decodeProgress) ?? NO_PROGRESS;
+  }
+
+  setProgress(p: Progress): void {
+    this.space.put(KEY_PROGRESS, encodeProgress(p));
+  }
+
+  policy(): PolicyRecord {
+    return this.read(KEY_POLICY, decodePolicy) ?? { newestIssuedAt: 0, handled: [] };
+  }
+
+  setPolicy(p: PolicyRecord): void {
+    this.space.put(KEY_POLICY, encodePolicy(p));
+  }
+
+  private read<T>(key: number, decode: (b: Uint8Array) => T): T | undefined {
+    const b = this.space.get(key);
+    if (!b) return undefined;
+    try {
+      return decode(b);
+    } catch (e) {
+      if (!(e instanceof OtaError)) throw e;
+      this.corruption = e.code;
+      return undefined;
+    }
+  }
+}

@@ -1,0 +1,169 @@
+/**
+ * Where downloaded payload bytes go: straight into the inactive slot (a full
+ * image, through the SlotWriter) or through the patcher (a delta, reading
+ * the running image from the active slot). Both are resumable from what the
+ * journal recorded, and both say how far they are durable.
+ *
+ * Preconditions (the agent checked them): the manifest passed policy; the
+ * inactive slot is not the running one.
+ */
+import type { Digest, Flash, HashStream } from "../../hal/types";
+import { OtaError, Reason } from "../errors";
+import { trailerLayout } from "../image/trailer";
+import { decodeCheckpoint, encodeCheckpoint } from "../delta/format";
+import { PatchApplier } from "../delta/patcher";
+import { SlotWriter } from "../update/slot-writer";
+import type { ReleaseManifest } from "../update/types";
+import { equalBytes } from "../util/bytes";
+
+export interface SinkProgress {
+  /** Payload offset up to which everything is durable in flash. */
+  readonly payloadOffset: number;
+  /** Encoded patcher checkpoint (delta) or empty. */
+  readonly checkpoint: Uint8Array;
+}
+
+export interface PayloadSink {
+  /** The payload offset the next byte must come from. */
+  readonly nextOffset: number;
+  write(chunk: Uint8Array): void;
+  /** Make what was written durable and say how far (for the journal). */
+  durable(): SinkProgress;
+  /** All bytes arrived: finish and check the payload. Returns the new image's length. */
+  finish(): number;
+  /** RAM held by the sink's buffers (for the memory budget). */
+  readonly workingMemory: number;
+}
+
+export interface SinkOptions {
+  readonly manifest: ReleaseManifest;
+  readonly activeSlot: Flash;
+  readonly inactiveSlot: Flash;
+  readonly digest: Digest;
+  /** Called when a patch block finished (its checkpoint is durable): the agent journals. */
+  readonly onDurable?: (p: SinkProgress) => void;
+}
+
+/** Bytes of the inactive slot an image may use: everything below the trailer. */
+export function imageCapacity(slot: Flash): number {
+  return trailerLayout(slot).start;
+}
+
+/**
+ * Erase the trailer's erase block of the inactive slot, so a stale trailer
+ * (a confirmed older image's image_ok) can never apply to the new image.
+ * Done before the first byte of a fresh download.
+ */
+export function eraseTrailerBlock(slot: Flash): void {
+  const { size, blockLength } = slot.status();
+  slot.eraseBlock(size / blockLength - 1);
+}
+
+class FullImageSink implements PayloadSink {
+  private writer: SlotWriter;
+  private hash: HashStream | undefined;
+
+  constructor(private readonly o: SinkOptions, resumeFrom: number) {
+    const limit = imageCapacity(o.inactiveSlot);
+    if (resumeFrom === 0) {
+      eraseTrailerBlock(o.inactiveSlot);
+      this.writer = SlotWriter.open(o.inactiveSlot, { limit });
+      this.hash = o.digest.sha256();
+    } else {
+      const safe = SlotWriter.safeResumeOffset(o.inactiveSlot, resumeFrom);
+      this.writer = SlotWriter.resume(o.inactiveSlot, safe, { limit });
+      // The payload hash cannot be resumed; the image hash (manifest) and MCUboot's checks still cover every byte.
+      this.hash = undefined;
+    }
+  }
+
+  get nextOffset(): number {
+    return this.writer.offset;
+  }
+
+  get workingMemory(): number {
+    return this.writer.bytes;
+  }
+
+  write(chunk: Uint8Array): void {
+    this.writer.write(chunk);
+    this.hash?.update(chunk);
+  }
+
+  durable(): SinkProgress {
+    this.writer.flush();
+    return { payloadOffset: this.writer.durableOffset, checkpoint: new Uint8Array(0) };
+  }
+
+  finish(): number {
+    const n = this.writer.finish();
+    if (n !== this.o.manifest.payload.length) throw new OtaError(Reason.DOWNLOAD_SIZE, `received ${n} of ${this.o.manifest.payload.length} bytes`);
+    if (this.hash && !equalBytes(this.hash.finish(), this.o.manifest.payload.sha256)) {
+      throw new OtaError(Reason.VERIFY_FAILED, "payload SHA-256 differs from the manifest's");
+    }
+    return n;
+  }
+}
+
+class DeltaSink implements PayloadSink {
+  private applier: PatchApplier;
+  private hash: HashStream | undefined;
+
+  constructor(private readonly o: SinkOptions, checkpoint: Uint8Array) {
+    const options = {
+      activeSlot: o.activeSlot,
+      inactiveSlot: o.inactiveSlot,
+      digest: o.digest,
+      capacity: imageCapacity(o.inactiveSlot),
+      onBlock: () => o.onDurable?.(this.durable()),
+    };
+    if (checkpoint.length === 0) {
+      eraseTrailerBlock(o.inactiveSlot);
+      this.applier = new PatchApplier(options);
+      this.hash = o.digest.sha256();
+    } else {
+      this.applier = PatchApplier.resume(options, decodeCheckpoint(checkpoint));
+      this.hash = undefined;
+    }
+  }
+
+  get nextOffset(): number {
+    return this.applier.patchOffset;
+  }
+
+  get workingMemory(): number {
+    return this.applier.workingMemory;
+  }
+
+  write(chunk: Uint8Array): void {
+    this.applier.update(chunk);
+    this.hash?.update(chunk);
+  }
+
+  durable(): SinkProgress {
+    const cp = this.applier.checkpoint();
+    if (!cp) return { payloadOffset: 0, checkpoint: new Uint8Array(0) };
+    return { payloadOffset: cp.nextPatchOffset, checkpoint: encodeCheckpoint(cp) };
+  }
+
+  finish(): number {
+    const r = this.applier.finish();
+    if (this.hash && !equalBytes(this.hash.finish(), this.o.manifest.payload.sha256)) {
+      throw new OtaError(Reason.VERIFY_FAILED, "patch SHA-256 differs from the manifest's");
+    }
+    if (r.length !== this.o.manifest.image.length || !equalBytes(r.sha256, this.o.manifest.image.sha256)) {
+      throw new OtaError(Reason.VERIFY_FAILED, "patched image differs from the manifest's image");
+    }
+    return r.length;
+  }
+}
+
+/**
+ * A sink for the manifest's payload, fresh (`progress` empty) or resumed from
+ * the journal's last durable progress.
+ * @throws OtaError from the flash, PATCH_BAD_CHECKPOINT for an unusable checkpoint.
+ */
+export function openSink(o: SinkOptions, progress: { payloadOffset: number; checkpoint: Uint8Array }): PayloadSink {
+  if (o.manifest.payload.kind === "full") return new FullImageSink(o, progress.payloadOffset);
+  return new DeltaSink(o, progress.checkpoint);
+}

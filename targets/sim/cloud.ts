@@ -1,0 +1,259 @@
+/**
+ * A virtual cloud on the MockNetwork: a small MQTT 3.1.1 broker and the
+ * update service of docs/protocol.md behind it (heartbeat acks with trusted
+ * time, offers chosen per device, chunk replies, report capture). It speaks
+ * the project's own codec, so the device under test sends and receives
+ * exactly the bytes it would with a real broker; being portable, it runs
+ * inside XS for the XS lane. Faults are injected per chunk.
+ *
+ * Offer choice (the same rule as `xs-ota serve`): releases for the device's
+ * hardware id, built for its inactive slot, newer than what it runs; a delta
+ * whose base is its running image beats a full image; the newest version
+ * wins. A release the device reported as refused, failed, committed or
+ * rolled back is not offered to it again.
+ */
+import type { SocketHandlers } from "../../hal/types";
+import type { MockNetwork, PeerSocket } from "../../hal/mock/socket";
+import { compareVersions, formatVersion } from "../../src/image/format";
+import { encodePacket, MqttDecoder, type Packet } from "../../src/protocol/mqtt-codec";
+import {
+  ChunkStatus,
+  CloudTopic,
+  decodeChunkRequest,
+  decodeHeartbeat,
+  decodeStatusReport,
+  encodeChunkReply,
+  encodeCommand,
+  encodeHeartbeatAck,
+  parseDeviceTopic,
+  topicFor,
+  type Heartbeat,
+  type StatusReport,
+} from "../../src/protocol/messages";
+import type { ReleaseManifest } from "../../src/update/types";
+import { equalBytes, toHex } from "../../src/util/bytes";
+
+export interface SimRelease {
+  readonly envelope: Uint8Array;
+  readonly manifest: ReleaseManifest;
+  readonly releaseId: Uint8Array;
+  readonly payload: Uint8Array;
+}
+
+/** Per-chunk fault decisions (seeded by the caller). */
+export interface ChunkFaults {
+  /** Return true to drop this reply. */
+  drop?(offset: number): boolean;
+  /** Return a corrupted copy (or undefined to leave it). */
+  corrupt?(offset: number, data: Uint8Array): Uint8Array | undefined;
+  /** Send this reply twice. */
+  duplicate?(offset: number): boolean;
+  /** Claim this total instead of the real one (a server that lies about sizes). */
+  total?(real: number): number;
+}
+
+export interface VirtualCloudOptions {
+  readonly host?: string;
+  readonly port?: number;
+  readonly releases?: SimRelease[];
+  /** Heartbeat interval the acks set, seconds. */
+  readonly heartbeatIntervalS?: number;
+  /** Unix time at clock 0. */
+  readonly epochS?: number;
+  readonly faults?: ChunkFaults;
+  /** Stop answering heartbeats (a cloud that takes bytes but never acknowledges). */
+  readonly silent?: boolean;
+}
+
+interface Connection {
+  peer: PeerSocket;
+  decoder: MqttDecoder;
+  clientId: string;
+  subscriptions: string[];
+  nextId: number;
+}
+
+export class VirtualCloud {
+  readonly host: string;
+  readonly port: number;
+  releases: SimRelease[];
+  faults: ChunkFaults;
+  silent: boolean;
+  heartbeatIntervalS: number;
+  readonly heartbeats: { deviceId: string; heartbeat: Heartbeat; at: number }[] = [];
+  readonly reports: { deviceId: string; report: StatusReport; at: number }[] = [];
+  /** Chunk payload bytes sent, per device. */
+  readonly bytesSent = new Map<string, number>();
+  private readonly done = new Map<string, Set<string>>();
+  private readonly connections = new Set<Connection>();
+  private readonly epochS: number;
+
+  constructor(private readonly net: MockNetwork, o: VirtualCloudOptions = {}) {
+    this.host = o.host ?? "cloud.sim";
+    this.port = o.port ?? 8883;
+    this.releases = o.releases ?? [];
+    this.faults = o.faults ?? {};
+    this.silent = o.silent ?? false;
+    this.heartbeatIntervalS = o.heartbeatIntervalS ?? 60;
+    this.epochS = o.epochS ?? 1_790_000_000;
+    this.listen();
+  }
+
+  /** Listen (again, after `stop`). */
+  listen(): void {
+    this.net.listen(this.host, this.port, (peer) => this.accept(peer));
+  }
+
+  /** The broker goes away: stops listening and drops every connection. */
+  stop(): void {
+    this.net.unlisten(this.host, this.port);
+    for (const c of this.connections) c.peer.close();
+    this.connections.clear();
+  }
+
+  now(): number {
+    return this.epochS + Math.floor(this.net.clock.now() / 1000);
+  }
+
+  /** Reports of one kind from one device. */
+  reportsOf(deviceId: string, event?: string): StatusReport[] {
+    return this.reports.filter((r) => r.deviceId === deviceId && (!event || r.report.event === event)).map((r) => r.report);
+  }
+
+  /** Send a command to a connected device. */
+  command(deviceId: string, cmd: "check" | "abort", id = 1): void {
+    this.publishTo(deviceId, topicFor(deviceId, CloudTopic.command), encodeCommand({ id, cmd }));
+  }
+
+  private accept(peer: PeerSocket): SocketHandlers {
+    const c: Connection = { peer, decoder: new MqttDecoder(16384), clientId: "", subscriptions: [], nextId: 1 };
+    this.connections.add(c);
+    return {
+      onData: (d) => {
+        const rc = c.decoder.update(d, (p) => this.packet(c, p));
+        if (rc !== 0) peer.close();
+      },
+      onClose: () => this.connections.delete(c),
+    };
+  }
+
+  private send(c: Connection, p: Packet): void {
+    if (!c.peer.closed) c.peer.write(encodePacket(p));
+  }
+
+  private packet(c: Connection, p: Packet): void {
+    switch (p.type) {
+      case "connect":
+        c.clientId = p.clientId;
+        for (const other of this.connections) if (other !== c && other.clientId === c.clientId) other.peer.close(); // session takeover
+        this.send(c, { type: "connack", sessionPresent: false, returnCode: 0 });
+        return;
+      case "subscribe":
+        for (const s of p.subscriptions) c.subscriptions.push(s.topic);
+        this.send(c, { type: "suback", packetId: p.packetId, granted: p.subscriptions.map((s) => Math.min(1, s.qos)) });
+        return;
+      case "pingreq":
+        this.send(c, { type: "pingresp" });
+        return;
+      case "disconnect":
+        c.peer.close();
+        return;
+      case "publish":
+        if (p.qos === 1) this.send(c, { type: "puback", packetId: p.packetId! });
+        this.fromDevice(p.topic, p.payload);
+        return;
+      default:
+        return; // PUBACKs of our QoS 1 publishes: delivery on the mock network is reliable
+    }
+  }
+
+  private publishTo(deviceId: string, topic: string, payload: Uint8Array, qos: 0 | 1 = 1): void {
+    for (const c of this.connections) {
+      if (c.clientId !== deviceId || !c.subscriptions.some((s) => s === topic || (s.endsWith("#") && topic.startsWith(s.slice(0, -1))))) continue;
+      const packetId = qos === 1 ? (c.nextId = (c.nextId % 65535) + 1) : undefined;
+      this.send(c, { type: "publish", topic, payload, qos, retain: false, dup: false, packetId });
+    }
+  }
+
+  private fromDevice(topic: string, payload: Uint8Array): void {
+    let where: { deviceId: string; leaf: string };
+    try {
+      where = parseDeviceTopic(topic);
+    } catch {
+      return;
+    }
+    const id = where.deviceId;
+    try {
+      if (where.leaf === "hb") this.onHeartbeat(id, decodeHeartbeat(payload));
+      else if (where.leaf === "status") this.onReport(id, decodeStatusReport(payload));
+      else if (where.leaf === "chunk/req") this.onChunkRequest(id, payload);
+    } catch {
+      // a malformed device message is dropped, as the real server does
+    }
+  }
+
+  private onHeartbeat(deviceId: string, hb: Heartbeat): void {
+    this.heartbeats.push({ deviceId, heartbeat: hb, at: this.net.clock.now() });
+    if (this.silent) return;
+    this.publishTo(deviceId, topicFor(deviceId, CloudTopic.heartbeatAck), encodeHeartbeatAck({ seq: hb.seq, interval: this.heartbeatIntervalS, time: this.now() }));
+    if (hb.state !== "idle") return;
+    const offer = this.chooseOffer(deviceId, hb);
+    if (offer) this.publishTo(deviceId, topicFor(deviceId, CloudTopic.offer), offer.envelope);
+  }
+
+  /** The offer rule (see the file comment). */
+  chooseOffer(deviceId: string, hb: Heartbeat): SimRelease | undefined {
+    const done = this.done.get(deviceId);
+    let best: SimRelease | undefined;
+    for (const r of this.releases) {
+      const m = r.manifest;
+      if (m.hardwareId !== hb.hardwareId || m.slot !== 1 - hb.slot || compareVersions(m.version, hb.version) <= 0) continue;
+      if (done?.has(toHex(r.releaseId))) continue;
+      if (m.payload.kind === "delta" && !(m.payload.baseSha256 && equalBytes(m.payload.baseSha256, hb.imageSha256))) continue;
+      if (!best) best = r;
+      else {
+        const order = compareVersions(m.version, best.manifest.version);
+        if (order > 0 || (order === 0 && m.payload.kind === "delta" && best.manifest.payload.kind === "full")) best = r;
+      }
+    }
+    return best;
+  }
+
+  private onReport(deviceId: string, report: StatusReport): void {
+    this.reports.push({ deviceId, report, at: this.net.clock.now() });
+    const final = ["offer-refused", "failed", "committed", "rolled-back", "aborted"];
+    if (report.releaseId && final.includes(report.event)) {
+      if (!this.done.has(deviceId)) this.done.set(deviceId, new Set());
+      this.done.get(deviceId)!.add(toHex(report.releaseId));
+    }
+  }
+
+  private onChunkRequest(deviceId: string, payload: Uint8Array): void {
+    const req = decodeChunkRequest(payload);
+    const release = this.releases.find((r) => r.manifest.fetch.stream === req.stream);
+    const topic = topicFor(deviceId, CloudTopic.chunkReply);
+    if (!release) {
+      this.publishTo(deviceId, topic, encodeChunkReply({ status: ChunkStatus.UNKNOWN_STREAM, stream: req.stream, offset: req.offset, total: 0, data: new Uint8Array(0) }), 0);
+      return;
+    }
+    const total = release.payload.length;
+    if (req.offset >= total) {
+      this.publishTo(deviceId, topic, encodeChunkReply({ status: ChunkStatus.OUT_OF_RANGE, stream: req.stream, offset: req.offset, total, data: new Uint8Array(0) }), 0);
+      return;
+    }
+    if (this.faults.drop?.(req.offset)) return;
+    let data = release.payload.subarray(req.offset, Math.min(total, req.offset + req.length));
+    data = this.faults.corrupt?.(req.offset, data) ?? data;
+    const reply = encodeChunkReply({ status: ChunkStatus.OK, stream: req.stream, offset: req.offset, total: this.faults.total?.(total) ?? total, data });
+    const times = this.faults.duplicate?.(req.offset) ? 2 : 1;
+    for (let i = 0; i < times; i++) {
+      this.bytesSent.set(deviceId, (this.bytesSent.get(deviceId) ?? 0) + data.length);
+      this.publishTo(deviceId, topic, reply, 0);
+    }
+  }
+
+  /** A one-line description of a release, for logs. */
+  static describe(r: SimRelease): string {
+    return `${r.manifest.hardwareId} ${formatVersion(r.manifest.version)} slot ${r.manifest.slot} ${r.manifest.payload.kind}`;
+  }
+}

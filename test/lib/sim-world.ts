@@ -1,0 +1,82 @@
+/**
+ * A simulated world for agent tests: one virtual cloud on a mock network and
+ * virtual devices running the real agent, all on one virtual clock.
+ */
+import { VirtualClock } from "../../hal/mock/clock";
+import { MockNetwork } from "../../hal/mock/socket";
+import { createKeyring } from "../../src/crypto/keyring";
+import { softwareDigest } from "../../src/crypto/sha256";
+import { imageSignatureChecker } from "../../src/image/signature";
+import type { Agent } from "../../src/agent/agent";
+import type { AgentConfig } from "../../src/agent/config";
+import { VirtualCloud, type SimRelease } from "../../targets/sim/cloud";
+import { VirtualDevice } from "../../targets/sim/device";
+import { smallFlashMap, type FlashMapSpec } from "../../targets/sim/flashmap";
+import { agentFirmware } from "../../targets/sim/firmware";
+import { programSlot } from "../conformance/bootloader";
+import { buildImage, HARDWARE, testKey, type BuiltImage } from "./sim-fixtures";
+
+export interface World {
+  clock: VirtualClock;
+  net: MockNetwork;
+  cloud: VirtualCloud;
+  map: FlashMapSpec;
+  key: ReturnType<typeof testKey>;
+  factory: BuiltImage;
+  devices: VirtualDevice[];
+  agents: Map<VirtualDevice, Agent>;
+  logs: string[];
+  addDevice(id: string, config?: Partial<AgentConfig>): VirtualDevice;
+}
+
+export function makeWorld(o: { releases?: (w: World) => SimRelease[]; map?: FlashMapSpec; seed?: number } = {}): World {
+  const clock = new VirtualClock();
+  const net = new MockNetwork(clock);
+  const map = o.map ?? smallFlashMap(128);
+  const key = testKey();
+  const factory = buildImage(map, key, "1.0.0+1", 0, { confirm: true });
+  const cloud = new VirtualCloud(net, { heartbeatIntervalS: 10 });
+  const logs: string[] = [];
+  const w: World = {
+    clock,
+    net,
+    cloud,
+    map,
+    key,
+    factory,
+    devices: [],
+    agents: new Map(),
+    logs,
+    addDevice(id, config = {}) {
+      const device = new VirtualDevice({
+        map,
+        clock,
+        network: net,
+        seed: o.seed ?? 1,
+        bootWatchdogMs: 8000,
+        checkSignature: imageSignatureChecker(createKeyring([key.publicKey], softwareDigest)),
+      });
+      device.firmware = agentFirmware({
+        config: {
+          deviceId: id,
+          hardwareId: HARDWARE,
+          server: { host: cloud.host, port: cloud.port, tls: true },
+          trustedKeys: [key.publicKey],
+          heartbeatIntervalS: 10,
+          chunkTimeoutMs: 2000,
+          trialDeadlineMs: 60_000,
+          backoffInitialMs: 500,
+          backoffMaxMs: 10_000,
+          log: (line) => logs.push(`${clock.now()} ${line}`),
+          ...config,
+        },
+        onAgent: (agent, d) => w.agents.set(d, agent),
+      });
+      programSlot(device, 0, factory.bytes);
+      w.devices.push(device);
+      return device;
+    },
+  };
+  if (o.releases) cloud.releases = o.releases(w);
+  return w;
+}

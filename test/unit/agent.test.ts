@@ -1,0 +1,68 @@
+import { describe, expect, it } from "vitest";
+import { formatVersion } from "../../src/image/format";
+import { Reason } from "../../src/errors";
+import { buildImage, release } from "../lib/sim-fixtures";
+import { makeWorld } from "../lib/sim-world";
+
+describe("agent end to end on the simulator", () => {
+  it("full update: offer, download, verify, trial boot, commit", () => {
+    const w = makeWorld({ releases: (w) => [release(w.key, buildImage(w.map, w.key, "1.1.0+2", 1, { securityCounter: 2 }))] });
+    const d = w.addDevice("dev-1");
+    d.run(5 * 60_000);
+    const events = w.cloud.reportsOf("dev-1").map((r) => r.event);
+    expect(events, w.logs.slice(-30).join("\n")).toEqual(["offer-accepted", "download-started", "download-done", "verified", "committed"]);
+    expect(d.runningSlot).toBe(1);
+    expect(formatVersion(d.lastBoot!.info!.header.version)).toBe("1.1.0+2");
+    expect(d.counter.read()).toBe(2);
+    d.pressReset();
+    d.run(30_000);
+    expect(d.runningSlot, "the confirmed image stays after a reset").toBe(1);
+    expect(d.lastBoot!.trial).toBe(false);
+    expect(w.cloud.reportsOf("dev-1", "rolled-back")).toHaveLength(0);
+  });
+
+  it("delta update: the patch is applied against the running image", () => {
+    const w = makeWorld({
+      releases: (w) => {
+        const target = buildImage(w.map, w.key, "1.2.0+3", 1, { securityCounter: 1 });
+        return [release(w.key, target), release(w.key, target, { base: w.factory })];
+      },
+    });
+    const d = w.addDevice("dev-2");
+    d.run(5 * 60_000);
+    expect(w.cloud.reportsOf("dev-2", "committed"), w.logs.slice(-30).join("\n")).toHaveLength(1);
+    expect(formatVersion(d.lastBoot!.info!.header.version)).toBe("1.2.0+3");
+    const full = w.cloud.releases.find((r) => r.manifest.payload.kind === "full")!;
+    expect(w.cloud.bytesSent.get("dev-2")!).toBeLessThan(full.payload.length / 2);
+  });
+
+  it("a release whose firmware never reaches the cloud is rolled back and reported", () => {
+    const w = makeWorld({ releases: (w) => [release(w.key, buildImage(w.map, w.key, "2.0.0", 1, { behaviour: "no-cloud" }))] });
+    const d = w.addDevice("dev-3");
+    d.run(10 * 60_000);
+    const rb = w.cloud.reportsOf("dev-3", "rolled-back");
+    expect(rb, w.logs.slice(-30).join("\n")).toHaveLength(1);
+    expect(rb[0].reason).toBe(Reason.TRIAL_NO_CLOUD);
+    expect(d.runningSlot).toBe(0);
+    expect(w.cloud.reportsOf("dev-3", "offer-accepted")).toHaveLength(1);
+  });
+
+  it("a firmware that hangs in its trial is reset by the watchdog and rolled back", () => {
+    const w = makeWorld({ releases: (w) => [release(w.key, buildImage(w.map, w.key, "2.0.0", 1, { behaviour: "hang" }))] });
+    const d = w.addDevice("dev-4");
+    d.run(10 * 60_000);
+    const rb = w.cloud.reportsOf("dev-4", "rolled-back");
+    expect(rb, w.logs.slice(-30).join("\n")).toHaveLength(1);
+    expect(rb[0].reason).toBe(Reason.TRIAL_FAILED);
+    expect(d.boots.some((b) => b.cause === "watchdog")).toBe(true);
+    expect(d.runningSlot).toBe(0);
+  });
+
+  it("a crash-looping firmware is rolled back", () => {
+    const w = makeWorld({ releases: (w) => [release(w.key, buildImage(w.map, w.key, "2.0.0", 1, { behaviour: "crash-loop" }))] });
+    const d = w.addDevice("dev-5");
+    d.run(10 * 60_000);
+    expect(w.cloud.reportsOf("dev-5", "rolled-back"), w.logs.slice(-30).join("\n")).toHaveLength(1);
+    expect(d.runningSlot).toBe(0);
+  });
+});
