@@ -15,7 +15,10 @@ import { crc32 } from "./crc32";
 export const PATCH_MAGIC = Object.freeze([0x58, 0x53, 0x44, 0x50]);
 export const PATCH_VERSION = 1;
 export const PATCH_HEADER_SIZE = 88;
-export const BLOCK_HEADER_SIZE = 12;
+/** Largest block header: varint stored length, varint raw length (5 bytes each), CRC-32. */
+export const BLOCK_HEADER_MAX = 14;
+/** Smallest block header (an identity block: two one-byte zeros and the CRC). */
+export const BLOCK_HEADER_MIN = 6;
 
 /** Block payload compression. A block whose stored length equals its raw length is stored as is. */
 export const Codec = Object.freeze({ STORED: 0, DEFLATE: 1 });
@@ -37,9 +40,43 @@ export function maxRawLength(blockSize: number): number {
   return blockSize + (blockSize >>> 2) + 64;
 }
 
-/** Largest stored (compressed) block payload: a DEFLATE stream is never kept when it is not smaller than raw. */
-export function maxStoredLength(blockSize: number): number {
-  return maxRawLength(blockSize);
+/**
+ * A block header: stored (payload) length, raw length, CRC-32 of the block's
+ * output. Stored = raw: the payload is the raw block itself; stored < raw: it
+ * is DEFLATE-compressed; both 0: an identity block (the span is the old
+ * image's bytes at the same offset, unchanged).
+ */
+export interface BlockHeader {
+  readonly storedLength: number;
+  readonly rawLength: number;
+  readonly crc: number;
+  /** Bytes the header took. */
+  readonly size: number;
+}
+
+/**
+ * Parse a block header from `b[0, length)`; undefined while incomplete.
+ * @throws OtaError PATCH_MALFORMED for a varint over 32 bits or 5 bytes.
+ */
+export function parseBlockHeader(b: Uint8Array, length: number): BlockHeader | undefined {
+  let at = 0;
+  const values = [0, 0];
+  for (let v = 0; v < 2; v++) {
+    let value = 0;
+    let scale = 1;
+    for (let i = 0; ; i++) {
+      if (i === 5) throw new OtaError(Reason.PATCH_MALFORMED, "block header varint longer than 5 bytes");
+      if (at >= length) return undefined;
+      const byte = b[at++];
+      value += (byte & 0x7f) * scale;
+      if ((byte & 0x80) === 0) break;
+      scale *= 128;
+    }
+    if (value > 0xffffffff) throw new OtaError(Reason.PATCH_MALFORMED, "block header varint over 32 bits");
+    values[v] = value;
+  }
+  if (at + 4 > length) return undefined;
+  return { storedLength: values[0], rawLength: values[1], crc: readU32(b, at), size: at + 4 };
 }
 
 export interface PatchHeader {

@@ -1,9 +1,10 @@
 /**
- * A DEFLATE (RFC 1951) decoder for one patch block: the whole compressed block
- * in, the whole raw block out, into a caller-owned buffer of fixed size. The
- * history window is that output buffer itself (blocks are compressed
- * independently, so no match reaches before the block's start): the decoder
- * needs no 32 KiB window of its own, only its Huffman tables (~3 KiB).
+ * A streaming DEFLATE (RFC 1951) decoder for one patch block: compressed
+ * bytes in as they arrive, the whole raw block out, into a caller-owned buffer
+ * of fixed size. The history window is that output buffer itself (blocks are
+ * compressed independently, so no match reaches before the block's start):
+ * the decoder needs no 32 KiB window of its own, only its Huffman tables and
+ * a 1 KiB input staging buffer (~4 KiB in all).
  *
  * Strict: over-subscribed codes, distances before the block's start, output
  * past the expected length, input past its end, trailing input and a missing
@@ -11,7 +12,7 @@
  *
  * Bounds: every decoded symbol and every block header consumes at least one
  * input bit, and every match produces at most 258 bytes into a buffer of
- * fixed length, so one call runs at most 8 × input + output steps.
+ * fixed length, so one block runs at most 8 × input + output steps.
  */
 import { OtaError, Reason } from "../errors";
 
@@ -84,54 +85,160 @@ class HuffmanCode {
   }
 }
 
-/** One reusable decoder. Not re-entrant. */
+/** Input staging buffer: the compressed block streams through it, never buffered whole. */
+export const INFLATE_STAGING = 1024;
+/** Lookahead before a block header: the largest dynamic table header is 562 bytes. */
+const TABLE_LOOKAHEAD = 600;
+/** Lookahead before a symbol: length code + extra + distance code + extra <= 48 bits. */
+const SYMBOL_LOOKAHEAD = 8;
+
+const AT_HEADER = 0;
+const IN_CODES = 1;
+const IN_STORED = 2;
+const ENDED = 3;
+
+/**
+ * One reusable streaming decoder. `begin` a block, `push` its compressed bytes
+ * as they arrive (any split), and it is `done` when the DEFLATE stream has
+ * ended having produced exactly the expected output from exactly the declared
+ * input. Decoding steps run only with enough input staged for the largest
+ * step (or with the whole rest of the input staged), so a step never stops in
+ * the middle; "ends early" therefore means the stream really is truncated.
+ */
 export class Inflater {
   private readonly literal = new HuffmanCode(288, 9);
   private readonly distance = new HuffmanCode(32, 8);
   private readonly codeLength = new HuffmanCode(19, 7);
   private readonly lengths = new Uint8Array(288 + 32);
-  private input: Uint8Array = new Uint8Array(0);
+  private readonly input = new Uint8Array(INFLATE_STAGING);
   private pos = 0;
   private end = 0;
   private bitBuffer = 0;
   private bitCount = 0;
+  private out: Uint8Array = new Uint8Array(0);
+  private outLength = 0;
+  private produced = 0;
+  private unstaged = 0;
+  private inputLength = 0;
+  private state = ENDED;
+  private last = 0;
+  private storedLeft = 0;
 
-  /** Bytes of RAM this decoder holds (its tables), for the memory account. */
+  /** Bytes of RAM this decoder holds (tables and staging buffer), for the memory account. */
   get bytes(): number {
-    return this.literal.bytes + this.distance.bytes + this.codeLength.bytes + this.lengths.byteLength;
+    return this.literal.bytes + this.distance.bytes + this.codeLength.bytes + this.lengths.byteLength + this.input.byteLength;
+  }
+
+  /** Start a block: `inputLength` compressed bytes will produce exactly `outLength` bytes into `out`. */
+  begin(out: Uint8Array, outLength: number, inputLength: number): void {
+    if (outLength > out.length) throw new RangeError("inflate: output length exceeds the buffer");
+    this.out = out;
+    this.outLength = outLength;
+    this.produced = 0;
+    this.inputLength = inputLength;
+    this.unstaged = inputLength;
+    this.pos = 0;
+    this.end = 0;
+    this.bitBuffer = 0;
+    this.bitCount = 0;
+    this.state = AT_HEADER;
+    this.last = 0;
+  }
+
+  /** True once the stream has ended and every check passed. */
+  get done(): boolean {
+    return this.state === ENDED;
   }
 
   /**
-   * Decode the raw DEFLATE stream `input[0, inputLength)` into
-   * `out[0, outLength)`; it must produce exactly `outLength` bytes and use
-   * exactly `inputLength` bytes.
-   * @throws OtaError PATCH_DECOMPRESS for any malformed or mismatched stream.
+   * Feed `chunk[start, end)`; returns how many bytes were taken (no more than
+   * the block's remaining input).
+   * @throws OtaError PATCH_DECOMPRESS for a malformed or mismatched stream.
    */
-  inflate(input: Uint8Array, inputLength: number, out: Uint8Array, outLength: number): void {
-    if (inputLength > input.length || outLength > out.length) throw new RangeError("inflate: lengths exceed buffers");
-    this.input = input;
-    this.pos = 0;
-    this.end = inputLength;
-    this.bitBuffer = 0;
-    this.bitCount = 0;
-    let produced = 0;
-    let last = 0;
-    while (last === 0) {
-      last = this.bits(1);
-      const type = this.bits(2);
-      if (type === 0) produced = this.stored(out, produced, outLength);
-      else if (type === 1) {
-        this.fixedTables();
-        produced = this.codes(out, produced, outLength);
-      } else if (type === 2) {
-        this.dynamicTables();
-        produced = this.codes(out, produced, outLength);
-      } else throw corrupt("reserved block type 3");
+  push(chunk: Uint8Array, start: number, end: number): number {
+    let at = start;
+    // Bounded: each pass stages at least one byte or ends (decoding consumes staged input).
+    for (;;) {
+      this.run();
+      if (this.state === ENDED || at >= end || this.unstaged === 0) break;
+      if (this.pos > 0) {
+        this.input.copyWithin(0, this.pos, this.end);
+        this.end -= this.pos;
+        this.pos = 0;
+      }
+      const n = Math.min(this.input.length - this.end, end - at, this.unstaged);
+      if (n === 0) break;
+      this.input.set(chunk.subarray(at, at + n), this.end);
+      this.end += n;
+      at += n;
+      this.unstaged -= n;
     }
-    if (produced !== outLength) throw corrupt(`stream produced ${produced} bytes, block says ${outLength}`);
-    const used = this.pos - (this.bitCount >>> 3);
-    if (used !== inputLength) throw corrupt(`stream ended after ${used} of ${inputLength} bytes`);
-    this.input = new Uint8Array(0);
+    return at - start;
+  }
+
+  /** Whole bytes available to decode now (staged and buffered bits). */
+  private available(): number {
+    return this.end - this.pos + (this.bitCount >>> 3);
+  }
+
+  private enough(need: number): boolean {
+    return this.unstaged === 0 || this.available() >= need;
+  }
+
+  private run(): void {
+    // Bounded: every step consumes input bits or output space, both finite.
+    while (this.state !== ENDED) {
+      if (this.state === AT_HEADER) {
+        if (!this.enough(TABLE_LOOKAHEAD)) return;
+        if (this.last) {
+          this.finishStream();
+          return;
+        }
+        this.last = this.bits(1);
+        const type = this.bits(2);
+        if (type === 0) {
+          this.storedHeader();
+          this.state = IN_STORED;
+        } else if (type === 1) {
+          this.fixedTables();
+          this.state = IN_CODES;
+        } else if (type === 2) {
+          this.dynamicTables();
+          this.state = IN_CODES;
+        } else throw corrupt("reserved block type 3");
+      } else if (this.state === IN_CODES) {
+        while (this.state === IN_CODES) {
+          if (!this.enough(SYMBOL_LOOKAHEAD)) return;
+          if (this.symbol()) this.state = AT_HEADER;
+        }
+      } else {
+        // Whole bytes left in the bit buffer come first, then the staged input.
+        while (this.storedLeft > 0 && this.bitCount >= 8) {
+          this.out[this.produced++] = this.bits(8);
+          this.storedLeft--;
+        }
+        const n = Math.min(this.storedLeft, this.end - this.pos);
+        if (n > 0) {
+          if (this.produced + n > this.outLength) throw corrupt("output past the block's length");
+          this.out.set(this.input.subarray(this.pos, this.pos + n), this.produced);
+          this.produced += n;
+          this.pos += n;
+          this.storedLeft -= n;
+        }
+        if (this.storedLeft > 0) {
+          if (this.unstaged === 0) throw corrupt("stored block ends early");
+          return;
+        }
+        this.state = AT_HEADER;
+      }
+    }
+  }
+
+  private finishStream(): void {
+    if (this.produced !== this.outLength) throw corrupt(`stream produced ${this.produced} bytes, block says ${this.outLength}`);
+    const unused = this.end - this.pos + (this.bitCount >>> 3) + this.unstaged;
+    if (unused !== 0) throw corrupt(`stream ended ${unused} bytes before its declared length ${this.inputLength}`);
+    this.state = ENDED;
   }
 
   private bits(n: number): number {
@@ -173,22 +280,15 @@ export class Inflater {
     throw corrupt("invalid Huffman code");
   }
 
-  private stored(out: Uint8Array, produced: number, outLength: number): number {
-    // Drop the partial byte, hand whole buffered bytes back to the input.
-    this.bitBuffer = 0;
-    this.pos -= this.bitCount >>> 3;
-    this.bitCount = 0;
-    if (this.pos + 4 > this.end) throw corrupt("stored block header ends early");
-    const input = this.input;
-    const len = input[this.pos] | (input[this.pos + 1] << 8);
-    const nlen = input[this.pos + 2] | (input[this.pos + 3] << 8);
-    this.pos += 4;
+  private storedHeader(): void {
+    // Skip to a byte boundary; LEN and NLEN follow, read through the bit buffer
+    // (whole bytes may already sit there: the staged input before them is gone).
+    this.bits(this.bitCount & 7);
+    const len = this.bits(16);
+    const nlen = this.bits(16);
     if ((len ^ 0xffff) !== nlen) throw corrupt("stored block length check");
-    if (this.pos + len > this.end) throw corrupt("stored block ends early");
-    if (produced + len > outLength) throw corrupt("output past the block's length");
-    out.set(input.subarray(this.pos, this.pos + len), produced);
-    this.pos += len;
-    return produced + len;
+    if (this.produced + len > this.outLength) throw corrupt("output past the block's length");
+    this.storedLeft = len;
   }
 
   private fixedTables(): void {
@@ -235,25 +335,27 @@ export class Inflater {
     this.distance.build(l, nlen, ndist);
   }
 
-  private codes(out: Uint8Array, produced: number, outLength: number): number {
-    for (;;) {
-      const sym = this.decode(this.literal);
-      if (sym < 256) {
-        if (produced >= outLength) throw corrupt("output past the block's length");
-        out[produced++] = sym;
-      } else if (sym === 256) {
-        return produced;
-      } else {
-        const li = sym - 257;
-        if (li >= 29) throw corrupt(`invalid length symbol ${sym}`);
-        const length = LENGTH_BASE[li] + this.bits(LENGTH_EXTRA[li]);
-        const di = this.decode(this.distance);
-        if (di >= 30) throw corrupt(`invalid distance symbol ${di}`);
-        const dist = DIST_BASE[di] + this.bits(DIST_EXTRA[di]);
-        if (dist > produced) throw corrupt("distance before the block's start");
-        if (produced + length > outLength) throw corrupt("output past the block's length");
-        for (let k = 0; k < length; k++, produced++) out[produced] = out[produced - dist];
-      }
+  /** Decode one symbol; true at the end-of-block code. */
+  private symbol(): boolean {
+    const out = this.out;
+    const sym = this.decode(this.literal);
+    if (sym < 256) {
+      if (this.produced >= this.outLength) throw corrupt("output past the block's length");
+      out[this.produced++] = sym;
+      return false;
     }
+    if (sym === 256) return true;
+    const li = sym - 257;
+    if (li >= 29) throw corrupt(`invalid length symbol ${sym}`);
+    const length = LENGTH_BASE[li] + this.bits(LENGTH_EXTRA[li]);
+    const di = this.decode(this.distance);
+    if (di >= 30) throw corrupt(`invalid distance symbol ${di}`);
+    const dist = DIST_BASE[di] + this.bits(DIST_EXTRA[di]);
+    let p = this.produced;
+    if (dist > p) throw corrupt("distance before the block's start");
+    if (p + length > this.outLength) throw corrupt("output past the block's length");
+    for (let k = 0; k < length; k++, p++) out[p] = out[p - dist];
+    this.produced = p;
+    return false;
   }
 }

@@ -18,23 +18,24 @@
  * a bad patch ends in an OtaError with a PATCH_* reason.
  *
  * Working memory (bounded by the block size, stated by `workingMemory`): one
- * raw block buffer (maxRawLength), one compressed block buffer (same bound,
- * DEFLATE patches only), the inflater's tables (~3 KiB), the CRC table
- * (1 KiB), the slot writer's program buffer (512 B) and one old-image read of
- * OLD_READ_CHUNK bytes at a time. 16 KiB blocks: about 45 KiB.
+ * raw block buffer (maxRawLength), the streaming inflater (tables and a 1 KiB
+ * input staging buffer, ~4.5 KiB; the compressed block is never buffered
+ * whole), the CRC table (1 KiB), the slot writer's program buffer (512 B)
+ * and one old-image read of OLD_READ_CHUNK bytes at a time. With 32 KiB
+ * blocks: about 48 KiB.
  */
 import { OtaError, Reason, isOtaError } from "../errors";
 import type { Digest, Flash } from "../../hal/types";
 import { SlotWriter } from "../update/slot-writer";
 import { CRC_TABLE_BYTES, crc32Update } from "./crc32";
 import {
-  BLOCK_HEADER_SIZE,
+  BLOCK_HEADER_MAX,
+  BLOCK_HEADER_MIN,
   Codec,
   PATCH_HEADER_SIZE,
   maxRawLength,
-  maxStoredLength,
+  parseBlockHeader,
   parsePatchHeader,
-  readU32,
   type PatchCheckpoint,
   type PatchHeader,
 } from "./format";
@@ -42,8 +43,8 @@ import { Inflater } from "./inflate";
 
 /** Bytes of the old image read per flash read (the HAL allows up to 4096). */
 export const OLD_READ_CHUNK = 1024;
-/** Largest block size a device accepts by default (working memory ≈ 2.8 × this). */
-export const DEFAULT_MAX_BLOCK_SIZE = 16 * 1024;
+/** Largest block size a device accepts by default (working memory ≈ 1.25 × this + 7 KiB). */
+export const DEFAULT_MAX_BLOCK_SIZE = 32 * 1024;
 /** Bytes per flash read when hashing an image in a slot. */
 export const HASH_READ_CHUNK = 1024;
 
@@ -105,12 +106,11 @@ export class PatchApplier {
 
   private readonly headerBytes = new Uint8Array(PATCH_HEADER_SIZE);
   private header: PatchHeader | undefined;
-  private readonly blockHeader = new Uint8Array(BLOCK_HEADER_SIZE);
+  private readonly blockHeader = new Uint8Array(BLOCK_HEADER_MAX);
   /** Bytes gathered for the current section (header, block header or block body). */
   private have = 0;
 
   private raw: Uint8Array = new Uint8Array(0);
-  private compressed: Uint8Array = new Uint8Array(0);
   private inflater: Inflater | undefined;
   private writer: SlotWriter | undefined;
 
@@ -121,6 +121,8 @@ export class PatchApplier {
   private storedLength = 0;
   private rawLength = 0;
   private blockCrc = 0;
+  /** Patch offset where the current block's header starts. */
+  private blockPatchOffset = PATCH_HEADER_SIZE;
   private anchor = { block: 0, newOffset: 0, patchOffset: PATCH_HEADER_SIZE };
   /** Read cursor inside `raw` for varints. */
   private rp = 0;
@@ -177,7 +179,6 @@ export class PatchApplier {
       this.headerBytes.byteLength +
       this.blockHeader.byteLength +
       this.raw.byteLength +
-      this.compressed.byteLength +
       (this.inflater?.bytes ?? 0) +
       CRC_TABLE_BYTES +
       (this.writer?.bytes ?? 0) +
@@ -192,7 +193,7 @@ export class PatchApplier {
       header: this.headerBytes.slice(),
       nextBlock: this.block,
       nextNewOffset: this.newOffset,
-      nextPatchOffset: this.state === DONE || this.state === FINISHED ? this.consumed : this.blockStartOffset(),
+      nextPatchOffset: this.state === DONE || this.state === FINISHED ? this.consumed : this.blockPatchOffset,
       anchorBlock: this.anchor.block,
       anchorNewOffset: this.anchor.newOffset,
       anchorPatchOffset: this.anchor.patchOffset,
@@ -241,12 +242,6 @@ export class PatchApplier {
     }
   }
 
-  private blockStartOffset(): number {
-    if (this.state === BLOCK_BODY) return this.consumed - this.have - BLOCK_HEADER_SIZE;
-    if (this.state === BLOCK_HEADER) return this.consumed - this.have;
-    return this.consumed;
-  }
-
   private feed(chunk: Uint8Array): void {
     if (this.state === FINISHED) throw new Error("PatchApplier: update after finish");
     let at = 0;
@@ -263,23 +258,27 @@ export class PatchApplier {
           this.start(parsePatchHeader(this.headerBytes));
         }
       } else if (this.state === BLOCK_HEADER) {
-        const n = Math.min(BLOCK_HEADER_SIZE - this.have, chunk.length - at);
-        this.blockHeader.set(chunk.subarray(at, at + n), this.have);
-        this.have += n;
-        at += n;
-        this.consumed += n;
-        if (this.have === BLOCK_HEADER_SIZE) {
+        // Block headers are short: take one byte at a time until one parses.
+        this.blockHeader[this.have++] = chunk[at++];
+        this.consumed++;
+        const bh = parseBlockHeader(this.blockHeader, this.have);
+        if (bh) {
           this.have = 0;
-          this.beginBlock();
-        }
+          this.beginBlock(bh.storedLength, bh.rawLength, bh.crc);
+        } else if (this.have === BLOCK_HEADER_MAX) throw malformed(`block ${this.block}: header does not parse`, this.block);
       } else if (this.state === BLOCK_BODY) {
-        const target = this.storedLength === this.rawLength ? this.raw : this.compressed;
-        const n = Math.min(this.storedLength - this.have, chunk.length - at);
-        target.set(chunk.subarray(at, at + n), this.have);
+        let n: number;
+        if (this.storedLength === this.rawLength) {
+          n = Math.min(this.storedLength - this.have, chunk.length - at);
+          this.raw.set(chunk.subarray(at, at + n), this.have);
+        } else {
+          n = (this.inflater as Inflater).push(chunk, at, Math.min(chunk.length, at + this.storedLength - this.have));
+        }
         this.have += n;
         at += n;
         this.consumed += n;
         if (this.have === this.storedLength) {
+          if (this.storedLength !== this.rawLength && !(this.inflater as Inflater).done) throw new OtaError(Reason.PATCH_DECOMPRESS, `block ${this.block}: stream incomplete`, this.block);
           this.have = 0;
           this.endBlock();
         }
@@ -307,10 +306,7 @@ export class PatchApplier {
     }
     this.header = h;
     this.raw = new Uint8Array(maxRawLength(h.blockSize));
-    if (h.codec === Codec.DEFLATE) {
-      this.compressed = new Uint8Array(maxStoredLength(h.blockSize));
-      this.inflater = new Inflater();
-    }
+    if (h.codec === Codec.DEFLATE) this.inflater = new Inflater();
   }
 
   private start(h: PatchHeader): void {
@@ -338,7 +334,7 @@ export class PatchApplier {
     if (cp.anchorBlock > cp.nextBlock || cp.anchorNewOffset !== offsetOf(cp.anchorBlock)) throw bad("anchor block and offset disagree");
     const wantAnchor = h.blockSize >= eraseLength ? cp.nextNewOffset : cp.nextNewOffset - (cp.nextNewOffset % eraseLength);
     if (cp.nextBlock < h.blockCount && cp.anchorNewOffset !== wantAnchor) throw bad("anchor is not the start of the erase block");
-    const minPatch = (block: number) => PATCH_HEADER_SIZE + block * BLOCK_HEADER_SIZE;
+    const minPatch = (block: number) => PATCH_HEADER_SIZE + block * BLOCK_HEADER_MIN;
     if (cp.nextPatchOffset < minPatch(cp.nextBlock) || cp.anchorPatchOffset < minPatch(cp.anchorBlock) || cp.anchorPatchOffset > cp.nextPatchOffset) {
       throw bad("patch offsets out of order");
     }
@@ -362,6 +358,7 @@ export class PatchApplier {
     this.block = from.block;
     this.newOffset = from.newOffset;
     this.consumed = from.patchOffset;
+    this.blockPatchOffset = from.patchOffset;
     this.anchor = { block: cp.anchorBlock, newOffset: cp.anchorNewOffset, patchOffset: cp.anchorPatchOffset };
     if (from.newOffset === cp.anchorNewOffset) this.anchor = { ...from };
     this.state = BLOCK_HEADER;
@@ -372,18 +369,39 @@ export class PatchApplier {
     return Math.min(h.blockSize, h.newLength - block * h.blockSize);
   }
 
-  private beginBlock(): void {
+  private beginBlock(stored: number, raw: number, crc: number): void {
     const h = this.header as PatchHeader;
-    const b = this.blockHeader;
-    const stored = readU32(b, 0);
-    const raw = readU32(b, 4);
-    this.blockCrc = readU32(b, 8);
-    if (raw < 2 || raw > this.raw.length) throw malformed(`block ${this.block}: raw length ${raw}`, this.block);
-    if (stored > raw) throw malformed(`block ${this.block}: stored length ${stored} over raw ${raw}`, this.block);
-    if (stored < raw && h.codec === Codec.STORED) throw malformed(`block ${this.block}: compressed in a stored patch`, this.block);
+    this.blockCrc = crc;
     this.storedLength = stored;
     this.rawLength = raw;
+    if (stored === 0 && raw === 0) {
+      this.identityBlock();
+      return;
+    }
+    if (raw < 2 || raw > this.raw.length) throw malformed(`block ${this.block}: raw length ${raw}`, this.block);
+    if (stored > raw) throw malformed(`block ${this.block}: stored length ${stored} over raw ${raw}`, this.block);
+    if (stored < raw) {
+      if (h.codec === Codec.STORED) throw malformed(`block ${this.block}: compressed in a stored patch`, this.block);
+      (this.inflater as Inflater).begin(this.raw, raw, stored);
+    }
     this.state = BLOCK_BODY;
+  }
+
+  /** An unchanged span: the old image's bytes at the same offset. */
+  private identityBlock(): void {
+    const h = this.header as PatchHeader;
+    const span = this.spanOf(this.block);
+    if (this.newOffset + span > h.oldLength) throw outOfRange(`block ${this.block}: identity span past the old image`, this.block);
+    const writer = this.writer as SlotWriter;
+    let crc = 0;
+    for (let done = 0; done < span; ) {
+      const n = Math.min(OLD_READ_CHUNK, span - done);
+      const buf = this.options.activeSlot.read(n, this.newOffset + done);
+      crc = crc32Update(crc, buf);
+      writer.write(buf);
+      done += n;
+    }
+    this.blockDone(crc);
   }
 
   private varint(end: number): number {
@@ -408,20 +426,19 @@ export class PatchApplier {
     return v % 2 === 0 ? v / 2 : -(v + 1) / 2;
   }
 
-  /** The whole block is buffered: decompress, check the controls, then produce and write its span. */
+  /** The raw block is complete: check every control, then produce and write the span. */
   private endBlock(): void {
     const h = this.header as PatchHeader;
     const raw = this.raw;
     const rawLength = this.rawLength;
-    if (this.storedLength < rawLength) (this.inflater as Inflater).inflate(this.compressed, this.storedLength, raw, rawLength);
     const span = this.spanOf(this.block);
 
     // Pass 1: parse and bound every control before a byte is written.
     this.rp = 0;
-    const oldStart = this.varint(rawLength);
+    const oldStart = this.newOffset + this.signedVarint(rawLength);
     const controls = this.varint(rawLength);
     if (controls < 1 || controls > span) throw malformed(`block ${this.block}: ${controls} controls`, this.block);
-    if (oldStart > h.oldLength) throw outOfRange(`block ${this.block}: old cursor ${oldStart} past the old image`, oldStart);
+    if (oldStart < 0 || oldStart > h.oldLength) throw outOfRange(`block ${this.block}: old cursor ${oldStart} past the old image`, oldStart);
     const controlStart = this.rp;
     let cursor = oldStart;
     let produced = 0;
@@ -480,6 +497,11 @@ export class PatchApplier {
             diffAt += m;
             literal -= m;
             k += m;
+          } else if (diffAt === extraStart) {
+            // The run-length stream has ended: the rest of the diff bytes are zero.
+            zeros = diffBudget;
+            diffBudget = 0;
+            if (zeros === 0) throw malformed(`block ${this.block}: diff section ends early`, this.block);
           } else {
             this.rp = diffAt;
             zeros = this.varint(extraStart);
@@ -505,17 +527,25 @@ export class PatchApplier {
     if (diffAt !== extraStart || zeros !== 0 || literal !== 0 || diffBudget !== 0) {
       throw malformed(`block ${this.block}: diff section does not end where the extra bytes begin`, this.block);
     }
-    if (crc !== this.blockCrc) throw new OtaError(Reason.PATCH_BLOCK_HASH, `block ${this.block}: output CRC mismatch`, this.block);
+    this.blockDone(crc);
+  }
 
+  /** Check the block's output, advance, flush, and hand out the new checkpoint. */
+  private blockDone(crc: number): void {
+    const h = this.header as PatchHeader;
+    const writer = this.writer as SlotWriter;
+    if (crc !== this.blockCrc) throw new OtaError(Reason.PATCH_BLOCK_HASH, `block ${this.block}: output CRC mismatch`, this.block);
     this.block++;
-    this.newOffset += span;
+    this.newOffset += this.spanOf(this.block - 1);
+    this.blockPatchOffset = this.consumed;
     if (this.block === h.blockCount) {
       writer.finish();
       this.state = DONE;
     } else {
       writer.flush();
       this.state = BLOCK_HEADER;
-      if (h.blockSize >= this.options.inactiveSlot.status().blockLength || this.newOffset % this.options.inactiveSlot.status().blockLength === 0) {
+      const eraseLength = this.options.inactiveSlot.status().blockLength;
+      if (h.blockSize >= eraseLength || this.newOffset % eraseLength === 0) {
         this.anchor = { block: this.block, newOffset: this.newOffset, patchOffset: this.consumed };
       }
     }

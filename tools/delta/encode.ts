@@ -6,7 +6,6 @@
 import { sha256 } from "@noble/hashes/sha2.js";
 import { crc32 } from "../../src/delta/crc32";
 import {
-  BLOCK_HEADER_SIZE,
   Codec,
   MAX_BLOCK_LOG2,
   MAX_IMAGE_LENGTH,
@@ -65,6 +64,11 @@ class ByteSink {
     }
     this.byte(v);
   }
+  u32(v: number): void {
+    const b = new Uint8Array(4);
+    writeU32(b, 0, v);
+    this.bytes(b);
+  }
   signedVarint(v: number): void {
     this.varint(v >= 0 ? v * 2 : -v * 2 - 1);
   }
@@ -104,8 +108,9 @@ function blockControls(segments: readonly Segment[], first: number, start: numbe
 /** The raw payload of one block (before compression). */
 function rawBlock(old: Uint8Array, nw: Uint8Array, start: number, controls: Control[]): Uint8Array {
   const out = new ByteSink();
-  let cursor = controls[0].diff > 0 ? controls[0].oldPos : 0;
-  out.varint(cursor);
+  // The old cursor starts relative to the block's own offset (0 when code has not moved).
+  let cursor = controls[0].diff > 0 ? controls[0].oldPos : Math.min(start, old.length);
+  out.signedVarint(cursor - start);
   out.varint(controls.length);
   let diffLength = 0;
   for (let i = 0; i < controls.length; i++) {
@@ -131,6 +136,7 @@ function rawBlock(old: Uint8Array, nw: Uint8Array, start: number, controls: Cont
     let zeros = 0;
     while (i + zeros < diff.length && diff[i + zeros] === 0) zeros++;
     i += zeros;
+    if (i === diff.length) break; // trailing zeros are implicit
     let j = i;
     while (j < diff.length) {
       if (diff[j] !== 0) {
@@ -156,10 +162,15 @@ function rawBlock(old: Uint8Array, nw: Uint8Array, start: number, controls: Cont
   return out.result();
 }
 
+function sameSpan(old: Uint8Array, nw: Uint8Array, start: number, end: number): boolean {
+  for (let i = start; i < end; i++) if (old[i] !== nw[i]) return false;
+  return true;
+}
+
 /** The fallback raw payload: the whole span as extra bytes (always within maxRawLength). */
 function literalBlock(nw: Uint8Array, start: number, end: number): Uint8Array {
   const out = new ByteSink();
-  out.varint(0);
+  out.signedVarint(0);
   out.varint(1);
   out.varint(0);
   out.varint(end - start);
@@ -205,6 +216,15 @@ export function encodePatch(old: Uint8Array, nw: Uint8Array, segments: readonly 
     const end = Math.min(start + blockSize, nw.length);
     const { controls, next } = blockControls(segments, first, start, end);
     first = next;
+    const crc = crc32(nw.subarray(start, end));
+    if (end <= old.length && sameSpan(old, nw, start, end)) {
+      // Identity block: the span is unchanged; the header alone says so.
+      out.varint(0);
+      out.varint(0);
+      out.u32(crc);
+      blocks.push({ raw: 0, stored: 0 });
+      continue;
+    }
     let raw = rawBlock(old, nw, start, controls);
     if (raw.length > maxRawLength(blockSize)) raw = literalBlock(nw, start, end);
     let stored = raw;
@@ -212,11 +232,9 @@ export function encodePatch(old: Uint8Array, nw: Uint8Array, segments: readonly 
       const packed = (options.compress as (raw: Uint8Array) => Uint8Array)(raw);
       if (packed.length < raw.length) stored = packed;
     }
-    const bh = new Uint8Array(BLOCK_HEADER_SIZE);
-    writeU32(bh, 0, stored.length);
-    writeU32(bh, 4, raw.length);
-    writeU32(bh, 8, crc32(nw.subarray(start, end)));
-    out.bytes(bh);
+    out.varint(stored.length);
+    out.varint(raw.length);
+    out.u32(crc);
     out.bytes(stored);
     blocks.push({ raw: raw.length, stored: stored.length });
   }

@@ -9,7 +9,7 @@ import { diffSegments, type Segment } from "./bsdiff";
 import { encodePatch, type EncodedPatch } from "./encode";
 
 /** Default new-image bytes per block (measured: see the bench's block-size table). */
-export const DEFAULT_BLOCK_SIZE = 16 * 1024;
+export const DEFAULT_BLOCK_SIZE = 32 * 1024;
 
 export interface MakePatchOptions {
   blockSize?: number;

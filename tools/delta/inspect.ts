@@ -5,13 +5,12 @@
  */
 import { isOtaError, reasonName } from "../../src/errors";
 import {
-  BLOCK_HEADER_SIZE,
   Codec,
   PATCH_HEADER_SIZE,
   hasPatchMagic,
   maxRawLength,
+  parseBlockHeader,
   parsePatchHeader,
-  readU32,
 } from "../../src/delta/format";
 import { toHex } from "../../src/util/bytes";
 
@@ -43,18 +42,27 @@ export function inspectPatch(bytes: Uint8Array): string {
   let stored = 0;
   let raw = 0;
   let compressedBlocks = 0;
+  let sameBlocks = 0;
   const table: string[] = [];
   for (let b = 0; b < h.blockCount; b++) {
-    if (at + BLOCK_HEADER_SIZE > bytes.length) {
-      lines.push(`  TRUNCATED: block ${b} header missing at offset ${at}`);
+    let bh;
+    try {
+      bh = parseBlockHeader(bytes.subarray(at, at + 14), Math.min(14, bytes.length - at));
+    } catch {
+      bh = undefined;
+    }
+    if (!bh) {
+      lines.push(`  TRUNCATED or MALFORMED: block ${b} header at offset ${at}`);
       return lines.concat(table).join("\n");
     }
-    const s = readU32(bytes, at);
-    const r = readU32(bytes, at + 4);
-    const crc = readU32(bytes, at + 8);
-    const problem = r < 2 || r > maxRawLength(h.blockSize) ? "raw length out of range" : s > r ? "stored length over raw" : at + BLOCK_HEADER_SIZE + s > bytes.length ? "payload truncated" : "";
+    const s = bh.storedLength;
+    const r = bh.rawLength;
+    const crc = bh.crc;
+    const identity = s === 0 && r === 0;
+    const kind = identity ? "same   " : s < r ? "deflate" : "stored ";
+    const problem = identity ? "" : r < 2 || r > maxRawLength(h.blockSize) ? "raw length out of range" : s > r ? "stored length over raw" : at + bh.size + s > bytes.length ? "payload truncated" : "";
     if (b < MAX_LISTED_BLOCKS) {
-      table.push(`    block ${String(b).padStart(4)} @${String(at).padStart(8)}  stored ${String(s).padStart(6)}  raw ${String(r).padStart(6)}  ${s < r ? "deflate" : "stored "}  crc32 ${crc.toString(16).padStart(8, "0")}${problem ? "  " + problem : ""}`);
+      table.push(`    block ${String(b).padStart(4)} @${String(at).padStart(8)}  stored ${String(s).padStart(6)}  raw ${String(r).padStart(6)}  ${kind}  crc32 ${crc.toString(16).padStart(8, "0")}${problem ? "  " + problem : ""}`);
     }
     if (problem) {
       lines.push(`  MALFORMED: block ${b}: ${problem}`);
@@ -63,10 +71,11 @@ export function inspectPatch(bytes: Uint8Array): string {
     stored += s;
     raw += r;
     if (s < r) compressedBlocks++;
-    at += BLOCK_HEADER_SIZE + s;
+    if (identity) sameBlocks++;
+    at += bh.size + s;
   }
   lines.push(
-    `  payload:        ${stored} bytes stored, ${raw} bytes raw, ${compressedBlocks} of ${h.blockCount} blocks compressed`,
+    `  payload:        ${stored} bytes stored, ${raw} bytes raw, ${compressedBlocks} of ${h.blockCount} blocks compressed, ${sameBlocks} unchanged`,
     `  size vs new:    ${h.newLength ? ((100 * bytes.length) / h.newLength).toFixed(2) : "-"} %`,
   );
   if (at !== bytes.length) lines.push(`  TRAILING: ${bytes.length - at} bytes after the last block`);
