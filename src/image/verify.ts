@@ -6,7 +6,7 @@
  * This is the hash-level check; signature and key checks are layered on top
  * (see `VerifyOptions.checkSignature`).
  */
-import { OtaError, Reason, type ReasonCode } from "../errors";
+import { OtaError, Reason, reasonName, type ReasonCode } from "../errors";
 import type { Digest, Flash } from "../../hal/types";
 import {
   IMAGE_HEADER_SIZE,
@@ -91,7 +91,7 @@ export function verifyImage(slot: Flash, options: VerifyOptions): VerifyResult {
     const info = scanImage(slot, options);
     if (options.checkSignature) {
       const reason = options.checkSignature(slot, info);
-      if (reason !== Reason.OK) return { ok: false, reason, message: "signature check failed" };
+      if (reason !== Reason.OK) return { ok: false, reason, message: `signature check failed (${reasonName(reason)})` };
     }
     return { ok: true, info };
   } catch (e) {
