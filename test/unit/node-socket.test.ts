@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { NodeNetwork } from "../../hal/node/socket";
 import { OtaError, Reason } from "../../src/errors";
 import { ensureTlsFiles, type TlsFiles } from "../../tools/serve/certs";
-import { nodeNetworkSuite } from "../conformance/node-network";
+import { networkConformance } from "../conformance/peripherals";
 import { registerSuite } from "../lib/vitest-suite";
 import type { SocketHandlers, SocketOptions } from "../../hal/types";
 
@@ -64,7 +64,22 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-registerSuite(nodeNetworkSuite(echo, closed));
+// The portable network conformance suite, bound here (not in test/conformance/, which must type-check without Node).
+registerSuite(
+  networkConformance({
+    name: "NodeNetwork (TCP on 127.0.0.1)",
+    make: () => {
+      const network = new NodeNetwork({ connectTimeoutMs: 5000 });
+      return {
+        net: network,
+        echo,
+        closedPort: closed,
+        settle: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+        teardown: () => network.destroyAll(),
+      };
+    },
+  }),
+);
 
 /** Connect and wait (bounded) for connect or close. */
 function attempt(network: NodeNetwork, options: SocketOptions, payload?: Uint8Array): Promise<{ connected: boolean; reason?: number; echoed?: number[] }> {

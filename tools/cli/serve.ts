@@ -1,0 +1,91 @@
+/** `xs-ota serve`: the update server (embedded MQTT broker or an existing one, plus HTTPS Range). */
+import { resolve, join } from "node:path";
+import { startServe } from "../serve/server";
+import { intOption, parse, usageError, type Command } from "./command";
+
+const usage = `usage: xs-ota serve --releases DIR [options]
+
+Serve the signed releases in DIR (the *.manifest envelopes written by
+xs-ota release, each payload next to it) to devices: answer heartbeats with
+the heartbeat interval, trusted time and, when a newer release fits the
+device, a signed offer; answer chunk requests over MQTT and Range requests
+over HTTPS at /streams/<stream>; log status reports. Ctrl-C prints a summary.
+
+TLS is on by default: unless --tls-cert/--tls-key are given, a throwaway CA
+and a server certificate for 127.0.0.1 and localhost are written to DIR/tls/
+(ca.pem, server.pem, server-key.pem) and reused on the next start; devices
+and mosquitto_sub trust DIR/tls/ca.pem.
+
+  --releases DIR           release directory (required)
+  --mqtt-port N            embedded broker port (default 8883; 0 = any free port)
+  --https-port N           HTTPS Range server port (default 8443; 0 = any free port)
+  --host ADDR              address to listen on (default 0.0.0.0)
+  --tls-cert FILE          server certificate (PEM) instead of the throwaway one
+  --tls-key FILE           its private key (PEM)
+  --ca FILE                CA to announce to devices; with --broker, the CA the broker's certificate must chain to
+  --broker URL             use an existing broker (mqtts://host:port) instead of the embedded one;
+                           serve joins the shared subscription group xs-ota-serve
+  --insecure-plaintext     listen (or connect to --broker mqtt://) WITHOUT TLS; for lab use only
+  --heartbeat-interval S   heartbeat interval told to devices, seconds (default 60)
+  --reports FILE           JSON-lines log of device status reports (default DIR/reports.jsonl)
+
+example: xs-ota serve --releases rel --mqtt-port 8883 --https-port 8443`;
+
+export const command: Command = {
+  summary: "update server: MQTT broker (TLS), offers, chunk and HTTPS Range downloads, reports",
+  usage,
+  async run(argv) {
+    const { values } = parse(
+      argv,
+      {
+        releases: { type: "string" },
+        "mqtt-port": { type: "string" },
+        "https-port": { type: "string" },
+        host: { type: "string" },
+        "tls-cert": { type: "string" },
+        "tls-key": { type: "string" },
+        ca: { type: "string" },
+        broker: { type: "string" },
+        "insecure-plaintext": { type: "boolean" },
+        "heartbeat-interval": { type: "string" },
+        reports: { type: "string" },
+      },
+      false,
+    );
+    if (!values.releases) throw usageError("--releases DIR is required");
+    const dir = resolve(values.releases);
+    const mqttPort = intOption(values["mqtt-port"], "mqtt-port", 8883);
+    const httpsPort = intOption(values["https-port"], "https-port", 8443);
+    for (const [n, p] of [["mqtt-port", mqttPort], ["https-port", httpsPort]] as const) if (p < 0 || p > 65535) throw usageError(`--${n} must be 0..65535`);
+    const interval = intOption(values["heartbeat-interval"], "heartbeat-interval", 60);
+    if (interval < 10 || interval > 86400) throw usageError("--heartbeat-interval must be 10..86400 seconds");
+    if (values["tls-cert"] !== undefined && values["tls-key"] === undefined) throw usageError("--tls-cert needs --tls-key");
+    if (values["tls-key"] !== undefined && values["tls-cert"] === undefined) throw usageError("--tls-key needs --tls-cert");
+    const handle = await startServe({
+      releasesDir: dir,
+      host: values.host ?? "0.0.0.0",
+      mqttPort,
+      httpsPort,
+      tlsCert: values["tls-cert"],
+      tlsKey: values["tls-key"],
+      ca: values.ca,
+      broker: values.broker,
+      insecurePlaintext: values["insecure-plaintext"] === true,
+      heartbeatIntervalSec: interval,
+      reportsPath: values.reports ?? join(dir, "reports.jsonl"),
+      log: (line) => process.stdout.write(`${line}\n`),
+    });
+    process.stdout.write("ready\n");
+    await new Promise<void>((done) => {
+      const stop = () => {
+        process.off("SIGINT", stop);
+        process.off("SIGTERM", stop);
+        process.stdout.write(`\n${handle.summary()}\n`);
+        void handle.close().then(done);
+      };
+      process.on("SIGINT", stop);
+      process.on("SIGTERM", stop);
+    });
+    return 0;
+  },
+};

@@ -1,0 +1,374 @@
+/**
+ * `xs-ota serve`: the update server. Answers heartbeats (interval + trusted
+ * time, and an offer when a newer release fits the device), chunk requests
+ * over MQTT and Range requests over HTTPS, and records status reports.
+ *
+ * Stateless apart from the release directory and the reports log: every
+ * decision is made from the message in hand and the files in DIR, so several
+ * instances behind one broker (shared subscription `$share/xs-ota-serve/...`)
+ * split the load and any of them can die.
+ *
+ * Two broker modes: an embedded aedes broker (TLS by default, with a
+ * throwaway CA in DIR/tls/), or an existing broker (`--broker mqtts://…`)
+ * reached with the device's own portable MQTT client over the Node socket.
+ */
+import * as fs from "node:fs";
+import * as http from "node:http";
+import * as https from "node:https";
+import * as net from "node:net";
+import * as tls from "node:tls";
+import { join } from "node:path";
+import { randomBytes } from "node:crypto";
+import { Aedes } from "aedes";
+import { NodeClock } from "../../hal/node/clock";
+import { NodeNetwork } from "../../hal/node/socket";
+import { OtaError, reasonName } from "../../src/errors";
+import { Backoff, seededRandom } from "../../src/protocol/backoff";
+import { MqttLink } from "../../src/protocol/link";
+import {
+  ChunkStatus,
+  decodeChunkRequest,
+  decodeHeartbeat,
+  decodeStatusReport,
+  encodeChunkReply,
+  encodeCommand,
+  encodeHeartbeatAck,
+  formatVersion,
+  MAX_CHUNK,
+  parseDeviceTopic,
+  serverSubscriptions,
+  topicFor,
+  type Command,
+} from "../../src/protocol/messages";
+import { toHex } from "../../src/util/bytes";
+import { readReleaseDir } from "../release/read";
+import { ensureTlsFiles } from "./certs";
+import { chooseOffer, type OfferCandidate } from "./offers";
+
+export interface ServeOptions {
+  readonly releasesDir: string;
+  /** Bind address for the embedded broker and the HTTPS server. */
+  readonly host: string;
+  /** Embedded broker port (0 = any free port). Ignored with `broker`. */
+  readonly mqttPort: number;
+  /** HTTPS (Range) port (0 = any free port). */
+  readonly httpsPort: number;
+  readonly tlsCert?: string;
+  readonly tlsKey?: string;
+  /** CA file: printed for devices; with `broker`, the CA the broker's certificate must chain to. */
+  readonly ca?: string;
+  /** `mqtts://host:port` (or `mqtt://` with insecurePlaintext): use this broker instead of the embedded one. */
+  readonly broker?: string;
+  readonly insecurePlaintext: boolean;
+  /** Heartbeat interval told to devices, seconds. */
+  readonly heartbeatIntervalSec: number;
+  /** JSON-lines log of status reports. */
+  readonly reportsPath: string;
+  readonly log: (line: string) => void;
+  /** Unix seconds (injectable for tests). */
+  readonly now?: () => number;
+}
+
+export interface ServeHandle {
+  /** The embedded broker's port (undefined with an external broker). */
+  readonly mqttPort: number | undefined;
+  readonly httpsPort: number;
+  /** CA devices should trust (the throwaway CA unless --ca was given). */
+  readonly caPath: string | undefined;
+  /** Publish a command to one device. */
+  command(deviceId: string, c: Command): void;
+  /** Devices seen, events and failures so far. */
+  summary(): string;
+  close(): Promise<void>;
+}
+
+interface Bus {
+  publish(topic: string, payload: Uint8Array, qos: 0 | 1): void;
+  close(): Promise<void>;
+}
+
+/** Only what a device may do: publish its own device → cloud topics, subscribe its own cloud → device topics. */
+export function mayPublish(clientId: string, topic: string): boolean {
+  try {
+    return parseDeviceTopic(topic).deviceId === clientId;
+  } catch (e) {
+    if (e instanceof OtaError) return false;
+    throw e;
+  }
+}
+
+export function maySubscribe(clientId: string, filter: string): boolean {
+  const prefix = `xs-ota/v1/${clientId}/`;
+  if (!filter.startsWith(prefix)) return false;
+  const leaf = filter.slice(prefix.length);
+  return leaf === "hb/ack" || leaf === "offer" || leaf === "chunk/res" || leaf === "cmd" || leaf === "#" || leaf === "+";
+}
+
+function trackConnections(server: net.Server): () => Promise<void> {
+  const conns = new Set<net.Socket>();
+  const add = (c: net.Socket) => {
+    conns.add(c);
+    c.on("close", () => conns.delete(c));
+  };
+  server.on("connection", add);
+  return async () => {
+    for (const c of conns) c.destroy();
+    await new Promise<void>((r) => server.close(() => r()));
+  };
+}
+
+function listen(server: net.Server, port: number, host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, () => {
+      server.off("error", reject);
+      resolve((server.address() as net.AddressInfo).port);
+    });
+  });
+}
+
+/** Parse `bytes=a-b`, `bytes=a-`, `bytes=-n` against a file size; undefined = not satisfiable; null = no/ignored header. */
+export function parseRangeHeader(h: string | undefined, size: number): { start: number; end: number } | undefined | null {
+  if (h === undefined) return null;
+  const m = /^bytes=(\d*)-(\d*)$/.exec(h.trim());
+  if (!m || (m[1] === "" && m[2] === "")) return null;
+  if (m[1] === "") {
+    const n = Math.min(+m[2], size);
+    return n > 0 ? { start: size - n, end: size - 1 } : undefined;
+  }
+  const start = +m[1];
+  const end = m[2] === "" ? size - 1 : Math.min(+m[2], size - 1);
+  if (start >= size || end < start) return undefined;
+  return { start, end };
+}
+
+/** Start serving. Resolves once the broker (or broker link) and the HTTPS server listen. */
+export async function startServe(o: ServeOptions): Promise<ServeHandle> {
+  const now = o.now ?? (() => Math.floor(Date.now() / 1000));
+  if (!fs.statSync(o.releasesDir).isDirectory()) throw new Error(`${o.releasesDir} is not a directory`);
+
+  // TLS material: given, or a throwaway CA in DIR/tls/.
+  let cert: string | undefined;
+  let key: string | undefined;
+  let caPath = o.ca;
+  if (o.tlsCert || o.tlsKey) {
+    if (!o.tlsCert || !o.tlsKey) throw new Error("--tls-cert and --tls-key go together");
+    cert = o.tlsCert;
+    key = o.tlsKey;
+  } else if (!o.insecurePlaintext) {
+    const files = ensureTlsFiles(join(o.releasesDir, "tls"));
+    cert = files.cert;
+    key = files.key;
+    caPath ??= files.ca;
+  }
+  const tlsOptions = cert && key ? { cert: fs.readFileSync(cert), key: fs.readFileSync(key), minVersion: "TLSv1.2" as const } : undefined;
+
+  // Releases: re-read from DIR at most every 2 s (DIR is the only state).
+  let cache: { at: number; entries: OfferCandidate[] } | undefined;
+  const releases = (): OfferCandidate[] => {
+    const t = Date.now();
+    if (cache && t - cache.at < 2000) return cache.entries;
+    const entries = readReleaseDir(o.releasesDir, { onError: (p, e) => o.log(`skipping ${p}: ${e.message}`) }).map((e) => ({
+      manifest: e.manifest,
+      envelope: e.bytes,
+      payloadPath: e.payloadPath,
+    }));
+    cache = { at: t, entries };
+    return entries;
+  };
+  const payloadFor = (stream: string): string | undefined => releases().find((r) => r.manifest.fetch.stream === stream && r.payloadPath)?.payloadPath;
+
+  // Soft state for the summary only.
+  const devices = new Map<string, { version: string; state: string; reason: number; seen: number }>();
+  const events = new Map<string, number>();
+  const failures = new Map<string, number>();
+  let chunks = 0;
+  let offers = 0;
+
+  let bus: Bus;
+  const handle = (topic: string, payload: Uint8Array): void => {
+    let deviceId: string;
+    let leaf: string;
+    try {
+      ({ deviceId, leaf } = parseDeviceTopic(topic));
+    } catch (e) {
+      if (e instanceof OtaError) return;
+      throw e;
+    }
+    try {
+      if (leaf === "hb") {
+        const hb = decodeHeartbeat(payload);
+        devices.set(deviceId, { version: formatVersion(hb.version), state: hb.state, reason: hb.reason, seen: now() });
+        bus.publish(topicFor(deviceId, "hb/ack"), encodeHeartbeatAck({ seq: hb.seq, interval: o.heartbeatIntervalSec, time: now() }), 1);
+        if (hb.state === "idle") {
+          const offer = chooseOffer(releases(), hb, now());
+          if (offer) {
+            offers++;
+            o.log(`offer ${formatVersion(offer.manifest.version)} (${offer.manifest.payload.kind}, slot ${offer.manifest.slot}) to ${deviceId}`);
+            bus.publish(topicFor(deviceId, "offer"), offer.envelope, 1);
+          }
+        }
+      } else if (leaf === "chunk/req") {
+        const req = decodeChunkRequest(payload);
+        const path = payloadFor(req.stream);
+        const reply = (status: number, offset: number, total: number, data: Uint8Array) =>
+          bus.publish(topicFor(deviceId, "chunk/res"), encodeChunkReply({ status, stream: req.stream, offset, total, data }), 0);
+        if (!path) return reply(ChunkStatus.UNKNOWN_STREAM, req.offset, 0, new Uint8Array(0));
+        const size = fs.statSync(path).size;
+        if (req.offset > size) return reply(ChunkStatus.OUT_OF_RANGE, req.offset, size, new Uint8Array(0));
+        const n = Math.min(req.length, MAX_CHUNK, size - req.offset);
+        const data = new Uint8Array(n);
+        const fd = fs.openSync(path, "r");
+        try {
+          fs.readSync(fd, data, 0, n, req.offset);
+        } finally {
+          fs.closeSync(fd);
+        }
+        chunks++;
+        reply(ChunkStatus.OK, req.offset, size, data);
+      } else if (leaf === "status") {
+        const s = decodeStatusReport(payload);
+        const line = {
+          time: new Date(now() * 1000).toISOString(),
+          deviceId,
+          event: s.event,
+          version: formatVersion(s.version),
+          ...(s.target ? { target: formatVersion(s.target) } : {}),
+          reason: s.reason,
+          reasonName: reasonName(s.reason),
+          ...(s.releaseId ? { release: toHex(s.releaseId) } : {}),
+        };
+        fs.appendFileSync(o.reportsPath, JSON.stringify(line) + "\n");
+        events.set(s.event, (events.get(s.event) ?? 0) + 1);
+        if (s.reason !== 0) failures.set(reasonName(s.reason), (failures.get(reasonName(s.reason)) ?? 0) + 1);
+        o.log(`report ${deviceId}: ${s.event}${s.reason ? ` (${reasonName(s.reason)})` : ""}`);
+      }
+    } catch (e) {
+      if (!(e instanceof OtaError)) throw e;
+      o.log(`refused ${leaf} from ${deviceId}: ${e.message}`);
+    }
+  };
+
+  const closers: (() => Promise<void>)[] = [];
+  let mqttPort: number | undefined;
+  try {
+    if (o.broker) {
+      const m = /^(mqtts?):\/\/([A-Za-z0-9.-]+):(\d{1,5})$/.exec(o.broker);
+      if (!m) throw new Error(`--broker must be mqtts://host:port, got "${o.broker}"`);
+      const useTls = m[1] === "mqtts";
+      if (!useTls && !o.insecurePlaintext) throw new Error("--broker mqtt:// (plaintext) needs --insecure-plaintext");
+      const clock = new NodeClock();
+      const network = new NodeNetwork();
+      const ca = o.ca ? fs.readFileSync(o.ca, "utf8") : undefined;
+      const link = new MqttLink(
+        {
+          net: network,
+          clock,
+          server: { host: m[2], port: +m[3], tls: useTls, ...(ca ? { ca } : {}) },
+          clientId: `xs-ota-serve-${randomBytes(6).toString("hex")}`,
+          keepAliveSec: 30,
+          maxPacket: 64 * 1024,
+          inflightWindow: 64,
+          backoff: new Backoff({ initialMs: 500, maxMs: 30_000, random: seededRandom(randomBytes(4).readUInt32LE(0)) }),
+          subscriptions: serverSubscriptions(true),
+        },
+        {
+          onUp: (refused) => o.log(`connected to ${o.broker}${refused.length ? `; refused: ${refused.join(", ")}` : ""}`),
+          onDown: (reason, retry) => o.log(`broker link down (${reasonName(reason)}), retry in ${retry} ms`),
+          onMessage: (msg) => handle(msg.topic, msg.payload),
+        },
+      );
+      link.start();
+      bus = {
+        publish: (topic, payload, qos) => {
+          try {
+            link.publish(topic, payload, qos);
+          } catch (e) {
+            if (!(e instanceof OtaError)) throw e;
+            o.log(`not published to ${topic}: ${e.message}`);
+          }
+        },
+        close: async () => {
+          link.stop();
+          clock.clearAll();
+        },
+      };
+    } else {
+      const broker = await Aedes.createBroker({
+        authorizePublish: (client, packet, cb) => cb(client === null || mayPublish(client.id, packet.topic) ? null : new Error("not this device's topic")),
+        authorizeSubscribe: (client, sub, cb) => cb(null, maySubscribe(client.id, sub.topic) ? sub : null),
+      });
+      const server = tlsOptions && !o.insecurePlaintext ? tls.createServer(tlsOptions, broker.handle as never) : net.createServer(broker.handle as never);
+      if (!tlsOptions || o.insecurePlaintext) o.log("WARNING: the embedded broker is listening WITHOUT TLS (--insecure-plaintext)");
+      const closeServer = trackConnections(server);
+      mqttPort = await listen(server, o.mqttPort, o.host);
+      for (const s of serverSubscriptions(false)) {
+        await new Promise<void>((r) =>
+          broker.subscribe(
+            s.topic,
+            (packet, cb) => {
+              handle(packet.topic, new Uint8Array(packet.payload as Buffer));
+              cb();
+            },
+            () => r(),
+          ),
+        );
+      }
+      bus = {
+        publish: (topic, payload, qos) =>
+          broker.publish({ cmd: "publish", topic, payload: Buffer.from(payload), qos, retain: false, dup: false }, (e) => e && o.log(`publish ${topic}: ${e.message}`)),
+        close: async () => {
+          await closeServer();
+          await new Promise<void>((r) => broker.close(() => r()));
+        },
+      };
+      o.log(`${o.insecurePlaintext ? "mqtt" : "mqtts"} broker listening on ${o.host}:${mqttPort}`);
+    }
+    closers.push(() => bus.close());
+
+    // HTTPS Range server for the payload files.
+    const onRequest = (req: http.IncomingMessage, res: http.ServerResponse) => {
+      const m = /^\/streams\/([A-Za-z0-9._-]{1,64})$/.exec(req.url ?? "");
+      if ((req.method !== "GET" && req.method !== "HEAD") || !m) return void res.writeHead(req.method === "GET" || req.method === "HEAD" ? 404 : 405).end();
+      const path = payloadFor(m[1]);
+      if (!path) return void res.writeHead(404).end();
+      const size = fs.statSync(path).size;
+      const range = parseRangeHeader(req.headers.range, size);
+      if (range === undefined) return void res.writeHead(416, { "Content-Range": `bytes */${size}` }).end();
+      const start = range ? range.start : 0;
+      const end = range ? range.end : size - 1;
+      const headers = { "Content-Length": String(end - start + 1), "Accept-Ranges": "bytes", "Content-Type": "application/octet-stream" };
+      res.writeHead(range ? 206 : 200, range ? { ...headers, "Content-Range": `bytes ${start}-${end}/${size}` } : headers);
+      if (req.method === "HEAD" || size === 0) return void res.end();
+      fs.createReadStream(path, { start, end }).pipe(res);
+    };
+    const web = tlsOptions && !o.insecurePlaintext ? https.createServer(tlsOptions, onRequest) : http.createServer(onRequest);
+    web.keepAliveTimeout = 30_000;
+    const closeWeb = trackConnections(web);
+    const httpsPort = await listen(web, o.httpsPort, o.host);
+    closers.push(closeWeb);
+    o.log(`${web instanceof https.Server ? "https" : "http"} range server listening on ${o.host}:${httpsPort} (/streams/<stream>)`);
+    if (caPath) o.log(`devices trust the CA in ${caPath}`);
+
+    return {
+      mqttPort,
+      httpsPort,
+      caPath,
+      command: (deviceId, c) => bus.publish(topicFor(deviceId, "cmd"), encodeCommand(c), 1),
+      summary: () => {
+        const lines = [`devices seen: ${devices.size}; offers sent: ${offers}; chunks served: ${chunks}`];
+        for (const [id, d] of [...devices].sort()) lines.push(`  ${id}: ${d.version} ${d.state}${d.reason ? ` last ${reasonName(d.reason)}` : ""}`);
+        if (events.size) lines.push(`reports: ${[...events].map(([k, v]) => `${k} ${v}`).join(", ")}`);
+        if (failures.size) lines.push(`failures: ${[...failures].map(([k, v]) => `${k} ${v}`).join(", ")}`);
+        return lines.join("\n");
+      },
+      close: async () => {
+        for (const c of closers.reverse()) await c();
+        closers.length = 0;
+      },
+    };
+  } catch (e) {
+    for (const c of closers.reverse()) await c();
+    throw e;
+  }
+}
