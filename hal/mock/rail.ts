@@ -55,10 +55,9 @@ export class PowerRail implements Power {
     return this.down;
   }
 
-  /** Power comes back (the device will boot again); any pending cut is disarmed. */
+  /** Power comes back (the device will boot again). A cut armed for later stays armed. */
   restore(): void {
     this.down = false;
-    this.cutAt = 0;
   }
 
   /** Cut now, between operations (a pulled plug while the CPU computes). */

@@ -30,7 +30,7 @@ import { StateMachine, type Table } from "./fsm";
 import { checkConfig, inWindow, type AgentConfig, type ResolvedConfig } from "./config";
 import { CloudLink } from "./cloud";
 import { ChunkFetcher } from "./fetch";
-import { Journal, Phase, type PhaseCode, type Session } from "./journal";
+import { Journal, OUTCOME_EVENTS, Phase, type PhaseCode, type Session } from "./journal";
 import { imageCapacity, openSink, type PayloadSink } from "./sink";
 import { AgentAudit } from "./events";
 
@@ -189,7 +189,10 @@ export class Agent {
     const s = this.session;
     if (this.journal.corruption) this.log(`journal record unreadable (${reasonName(this.journal.corruption)}); treating as idle`);
     this.audit.boot(this.runningVersion, this.platform.system.resetCause());
-    if (s.phase === Phase.IDLE) return this.post("normal");
+    if (s.phase === Phase.IDLE) {
+      if (s.outcome) this.sendOutcome(); // a reset came before the cloud acknowledged it
+      return this.post("normal");
+    }
     const accepted = this.reparse(s.envelope);
     this.currentEnvelope = s.envelope;
     if (!accepted) {
@@ -209,7 +212,8 @@ export class Agent {
         if (readTrailer(this.platform.flash.slots[this.runningSlot]).imageOk === "set") return this.post("confirmed");
         return this.post("trial-boot");
       case Phase.CONFIRMED:
-        return runningIsNew ? this.post("confirmed") : this.post("reverted", Reason.TRIAL_FAILED);
+        // A reset while image_ok was being written: the bootloader reverted (rollbackReason says why).
+        return runningIsNew ? this.post("confirmed") : this.post("reverted", this.rollbackReason(s));
       case Phase.TRIAL_FAILED:
         if (!runningIsNew) return this.post("reverted", (s.lastReason || Reason.TRIAL_FAILED) as ReasonCode);
         // The bootloader kept the image: confirmed after all, or (never under MCUboot's revert) booted again.
@@ -223,7 +227,9 @@ export class Agent {
   private rollbackReason(s: Session): ReasonCode {
     const cause = this.platform.system.resetCause();
     if (s.lastReason && s.lastReason !== Reason.OK) return s.lastReason as ReasonCode;
-    return cause === "watchdog" ? Reason.TRIAL_FAILED : Reason.ROLLED_BACK;
+    // The firmware's own doing (a hang, a crash, a reboot without confirming) fails the release;
+    // a power loss or reset button during the trial says nothing about it (ROLLED_BACK: it may be offered again).
+    return cause === "watchdog" || cause === "software" ? Reason.TRIAL_FAILED : Reason.ROLLED_BACK;
   }
 
   goOnline(): boolean {
@@ -428,7 +434,9 @@ export class Agent {
     setPending(this.inactiveSlot(), false);
     this.audit.event("INSTALLED", Reason.OK, this.runningVersion, m.version);
     this.log(`rebooting into ${formatVersion(m.version)} for its trial`);
-    this.platform.system.reboot();
+    // Let the reports so far reach the cloud first (bounded: a dead link does not hold the reboot).
+    this.cloud.whenDrained(REBOOT_DRAIN_MS, () => this.platform.system.reboot());
+    return true;
   }
 
   // ── trial, commit, rollback ─────────────────────────────────────────────
@@ -460,9 +468,8 @@ export class Agent {
     const m = this.current!.manifest;
     setConfirmed(this.platform.flash.slots[this.runningSlot]);
     if (this.platform.counter.read() < m.securityCounter) this.platform.counter.advance(m.securityCounter);
-    this.closeSession(Reason.OK, true);
-    this.report("committed", Reason.OK);
     this.audit.event("COMMITTED", Reason.OK, m.version, m.version);
+    this.closeSession(Reason.OK, true, "committed");
     if (!this.cloud.isUp) this.cloud.start();
     return this.post("done");
   }
@@ -477,9 +484,8 @@ export class Agent {
   reportRollback(reason: ReasonCode): boolean {
     const m = this.current!.manifest;
     this.lastReason = reason;
-    this.closeSession(reason, true);
-    this.report("rolled-back", reason);
     this.audit.event("ROLLED_BACK", reason, m.version, this.runningVersion);
+    this.closeSession(reason, reason !== Reason.ROLLED_BACK, "rolled-back");
     this.cloud.start();
     return this.post("done");
   }
@@ -493,21 +499,42 @@ export class Agent {
     if (this.stagedTimer !== undefined) this.platform.clock.clearTimer(this.stagedTimer);
     // Integrity failures are final for this release; network ones may be offered again.
     const final = !(reason === Reason.DOWNLOAD_STALLED || reason === Reason.DOWNLOAD_DEADLINE || reason === Reason.ABORTED || reason === Reason.SOCKET_CLOSED);
-    this.closeSession(reason, final);
-    this.report(reason === Reason.ABORTED ? "aborted" : "failed", reason);
     this.audit.event(reason === Reason.ABORTED ? "ABORTED" : "FAILED", reason, this.runningVersion, this.current?.manifest.version);
+    this.closeSession(reason, final, reason === Reason.ABORTED ? "aborted" : "failed");
     return this.post("done");
   }
 
   // ── helpers ─────────────────────────────────────────────────────────────
 
-  private closeSession(reason: ReasonCode, handled: boolean): void {
-    if (handled && this.current) {
+  /**
+   * End the release: remember it (replay defence) when `handled`, go idle,
+   * and keep its outcome in the journal until the cloud acknowledged the report.
+   */
+  private closeSession(reason: ReasonCode, handled: boolean, event: (typeof OUTCOME_EVENTS)[number]): void {
+    const m = this.current;
+    if (handled && m) {
       const p = this.journal.policy();
-      this.journal.setPolicy({ newestIssuedAt: p.newestIssuedAt, handled: rememberRelease(p.handled, this.current.releaseId) });
+      this.journal.setPolicy({ newestIssuedAt: p.newestIssuedAt, handled: rememberRelease(p.handled, m.releaseId) });
     }
-    this.journal.setSession({ phase: Phase.IDLE, lastReason: reason, trialBoots: 0, envelope: new Uint8Array(0) });
+    const outcome = m ? { event: OUTCOME_EVENTS.indexOf(event), reason, target: m.manifest.version, releaseId: m.releaseId } : undefined;
+    this.journal.setSession({ phase: Phase.IDLE, lastReason: reason, trialBoots: 0, envelope: new Uint8Array(0), outcome });
     this.session = this.journal.session();
+    this.sendOutcome();
+  }
+
+  /** Report the journaled outcome; forget it once the broker acknowledged it. */
+  private sendOutcome(): void {
+    const o = this.session.outcome;
+    if (!o) return;
+    const sent = this.session;
+    this.cloud.report(
+      { event: OUTCOME_EVENTS[o.event], version: this.runningVersion, target: o.target, reason: o.reason, releaseId: o.releaseId },
+      (code) => {
+        if (code !== Reason.OK || this.session !== sent) return;
+        this.journal.setSession({ ...sent, outcome: undefined });
+        this.session = this.journal.session();
+      },
+    );
   }
 
   private setSession(phase: PhaseCode, reason: ReasonCode): void {
@@ -596,6 +623,9 @@ export class Agent {
     this.config.log?.(`[agent ${this.config.deviceId}] ${line}`);
   }
 }
+
+/** Longest wait for the report queue to drain before a reboot, ms. */
+export const REBOOT_DRAIN_MS = 5000;
 
 /** Thrown inside the fetcher when the data budget is spent. */
 class BudgetExceeded extends Error {}

@@ -47,7 +47,7 @@ export interface CloudHandlers {
 
 export class CloudLink {
   private readonly link: MqttLink;
-  private readonly reports: Omit<StatusReport, "seq">[] = [];
+  private readonly reports: { report: Omit<StatusReport, "seq">; onAck?: (code: number) => void }[] = [];
   private reportSeq = 0;
   private heartbeatSeq = 0;
   private heartbeatTimer: TimerId | undefined;
@@ -106,10 +106,30 @@ export class CloudLink {
     this.sendHeartbeat();
   }
 
-  report(r: Omit<StatusReport, "seq">): void {
-    this.reports.push(r);
+  /** Queue a status report (QoS 1); `onAck` hears Reason.OK once the broker has it. */
+  report(r: Omit<StatusReport, "seq">, onAck?: (code: number) => void): void {
+    this.reports.push({ report: r, onAck });
     if (this.reports.length > MAX_QUEUED_REPORTS) this.reports.shift();
     this.flushReports();
+  }
+
+  /** Nothing queued and nothing awaiting a PUBACK. */
+  get drained(): boolean {
+    return this.reports.length === 0 && this.link.client.inflightCount === 0;
+  }
+
+  /**
+   * Call `then` once every queued report has been acknowledged, or after
+   * `timeoutMs` (polled every 50 ms; the bound keeps a dead link from
+   * holding up a reboot for ever).
+   */
+  whenDrained(timeoutMs: number, then: () => void): void {
+    const until = this.platform.clock.now() + timeoutMs;
+    const poll = () => {
+      if (this.drained || this.platform.clock.now() >= until) then();
+      else this.platform.clock.setTimer(poll, 50);
+    };
+    this.platform.clock.setTimer(poll, 0);
   }
 
   requestChunk(stream: string, offset: number, length: number): void {
@@ -127,8 +147,12 @@ export class CloudLink {
 
   private flushReports(): void {
     while (this.link.up && this.reports.length > 0) {
-      const r = this.reports.shift()!;
-      this.link.publish(topicFor(this.config.deviceId, DeviceTopic.status), encodeStatusReport({ ...r, seq: this.reportSeq++ >>> 0 }), 1);
+      if (this.link.client.inflightCount >= 4) return; // leave room in the in-flight window for chunk traffic
+      const { report, onAck } = this.reports.shift()!;
+      this.link.publish(topicFor(this.config.deviceId, DeviceTopic.status), encodeStatusReport({ ...report, seq: this.reportSeq++ >>> 0 }), 1, false, (code) => {
+        onAck?.(code);
+        this.flushReports();
+      });
     }
   }
 

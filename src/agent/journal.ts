@@ -17,6 +17,7 @@ import { OtaError, Reason } from "../errors";
 import type { RecordSpace, SpaceSpec } from "../store/records";
 import { MAX_HANDLED_RELEASES } from "../update/policy";
 import { MAX_ENVELOPE_BYTES } from "../update/manifest";
+import type { ImageVersion } from "../image/format";
 
 /** The journal's record space: 3 keys, values up to the envelope plus headers. */
 export const AGENT_JOURNAL_SPACE: SpaceSpec = Object.freeze({
@@ -44,12 +45,30 @@ export const Phase = Object.freeze({
 export type PhaseCode = (typeof Phase)[keyof typeof Phase];
 export const PHASE_NAMES: readonly string[] = Object.freeze(["idle", "downloading", "staged", "trial-pending", "confirmed", "trial-failed"]);
 
+/**
+ * The final report of a finished release, kept until the cloud acknowledged
+ * it, so an outcome is reported at least once whatever reset falls between
+ * the journal saying "done" and the PUBACK.
+ */
+export interface Outcome {
+  /** Index into OUTCOME_EVENTS. */
+  readonly event: number;
+  readonly reason: number;
+  readonly target: ImageVersion;
+  readonly releaseId: Uint8Array;
+}
+
+/** The status events an outcome can carry (docs/protocol.md). */
+export const OUTCOME_EVENTS = Object.freeze(["committed", "rolled-back", "failed", "aborted"] as const);
+
 export interface Session {
   readonly phase: PhaseCode;
   readonly lastReason: number;
   readonly trialBoots: number;
   /** The signed manifest envelope of the release in progress (empty when idle). */
   readonly envelope: Uint8Array;
+  /** An outcome not yet acknowledged by the cloud (only while idle). */
+  readonly outcome?: Outcome;
 }
 
 export interface Progress {
@@ -80,16 +99,32 @@ function corrupt(what: string): OtaError {
   return new OtaError(Reason.JOURNAL_CORRUPT, what);
 }
 
+/** Bytes of an encoded outcome: event u8, reason u16, version 8, release id 32. */
+const OUTCOME_SIZE = 43;
+
 export function encodeSession(s: Session): Uint8Array {
   if (s.envelope.length > MAX_ENVELOPE_BYTES) throw new RangeError("session envelope too large");
-  const out = new Uint8Array(8 + s.envelope.length);
+  const o = s.outcome;
+  if (o && s.envelope.length > 0) throw new RangeError("an outcome is kept only by an idle session");
+  const out = new Uint8Array(8 + s.envelope.length + (o ? OUTCOME_SIZE : 0));
   const v = new DataView(out.buffer);
   out[0] = FORMAT;
   out[1] = s.phase;
   v.setUint16(2, s.lastReason, true);
   out[4] = Math.min(255, s.trialBoots);
+  out[5] = o ? 1 : 0;
   v.setUint16(6, s.envelope.length, true);
   out.set(s.envelope, 8);
+  if (o) {
+    const at = 8 + s.envelope.length;
+    out[at] = o.event;
+    v.setUint16(at + 1, o.reason, true);
+    out[at + 3] = o.target.major;
+    out[at + 4] = o.target.minor;
+    v.setUint16(at + 5, o.target.revision, true);
+    v.setUint32(at + 7, o.target.build, true);
+    out.set(o.releaseId.subarray(0, 32), at + 11);
+  }
   return out;
 }
 
@@ -99,9 +134,21 @@ export function decodeSession(b: Uint8Array): Session {
   const phase = b[1];
   if (phase > Phase.TRIAL_FAILED) throw corrupt(`session phase ${phase}`);
   const n = v.getUint16(6, true);
-  if (8 + n !== b.length) throw corrupt("session envelope length");
+  const hasOutcome = b[5] === 1;
+  if (b[5] > 1 || 8 + n + (hasOutcome ? OUTCOME_SIZE : 0) !== b.length) throw corrupt("session record length");
   if (phase !== Phase.IDLE && n === 0) throw corrupt("session without its manifest");
-  return Object.freeze({ phase: phase as PhaseCode, lastReason: v.getUint16(2, true), trialBoots: b[4], envelope: b.slice(8) });
+  let outcome: Outcome | undefined;
+  if (hasOutcome) {
+    const at = 8 + n;
+    if (b[at] >= OUTCOME_EVENTS.length) throw corrupt(`outcome event ${b[at]}`);
+    outcome = Object.freeze({
+      event: b[at],
+      reason: v.getUint16(at + 1, true),
+      target: Object.freeze({ major: b[at + 3], minor: b[at + 4], revision: v.getUint16(at + 5, true), build: v.getUint32(at + 7, true) }),
+      releaseId: b.slice(at + 11, at + 43),
+    });
+  }
+  return Object.freeze({ phase: phase as PhaseCode, lastReason: v.getUint16(2, true), trialBoots: b[4], envelope: b.slice(8, 8 + n), outcome });
 }
 
 export function encodeProgress(p: Progress): Uint8Array {

@@ -32,6 +32,7 @@ import {
 } from "../../src/protocol/messages";
 import type { ReleaseManifest } from "../../src/update/types";
 import { equalBytes, toHex } from "../../src/util/bytes";
+import { Reason } from "../../src/errors";
 
 export interface SimRelease {
   readonly envelope: Uint8Array;
@@ -118,6 +119,14 @@ export class VirtualCloud {
   /** Reports of one kind from one device. */
   reportsOf(deviceId: string, event?: string): StatusReport[] {
     return this.reports.filter((r) => r.deviceId === deviceId && (!event || r.report.event === event)).map((r) => r.report);
+  }
+
+  /** Streams the server pretends not to have (maps a stream id to undefined). */
+  streamAlias = new Map<string, undefined>();
+
+  /** Publish an offer to a device now, whatever the offer rule says (tests of refusals). */
+  pushOffer(deviceId: string, envelope: Uint8Array): void {
+    this.publishTo(deviceId, topicFor(deviceId, CloudTopic.offer), envelope);
   }
 
   /** Send a command to a connected device. */
@@ -219,10 +228,22 @@ export class VirtualCloud {
     return best;
   }
 
+  /** Outcome reports received again (a device re-sends until acknowledged: at least once). */
+  duplicateReports = 0;
+
   private onReport(deviceId: string, report: StatusReport): void {
-    this.reports.push({ deviceId, report, at: this.net.clock.now() });
     const final = ["offer-refused", "failed", "committed", "rolled-back", "aborted"];
     if (report.releaseId && final.includes(report.event)) {
+      const id = toHex(report.releaseId);
+      if (this.reports.some((r) => r.deviceId === deviceId && r.report.event === report.event && r.report.releaseId && toHex(r.report.releaseId) === id)) {
+        this.duplicateReports++;
+        return;
+      }
+    }
+    this.reports.push({ deviceId, report, at: this.net.clock.now() });
+    // A rollback by power loss (ROLLED_BACK) says nothing against the release: it may be offered again.
+    const transient = report.event === "rolled-back" && report.reason === Reason.ROLLED_BACK;
+    if (report.releaseId && final.includes(report.event) && !transient) {
       if (!this.done.has(deviceId)) this.done.set(deviceId, new Set());
       this.done.get(deviceId)!.add(toHex(report.releaseId));
     }
@@ -230,7 +251,7 @@ export class VirtualCloud {
 
   private onChunkRequest(deviceId: string, payload: Uint8Array): void {
     const req = decodeChunkRequest(payload);
-    const release = this.releases.find((r) => r.manifest.fetch.stream === req.stream);
+    const release = this.streamAlias.has(req.stream) ? undefined : this.releases.find((r) => r.manifest.fetch.stream === req.stream);
     const topic = topicFor(deviceId, CloudTopic.chunkReply);
     if (!release) {
       this.publishTo(deviceId, topic, encodeChunkReply({ status: ChunkStatus.UNKNOWN_STREAM, stream: req.stream, offset: req.offset, total: 0, data: new Uint8Array(0) }), 0);

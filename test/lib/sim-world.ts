@@ -32,6 +32,8 @@ export interface World {
 export function makeWorld(o: { releases?: (w: World) => SimRelease[]; map?: FlashMapSpec; seed?: number } = {}): World {
   const clock = new VirtualClock();
   const net = new MockNetwork(clock);
+  // A little latency so that an update takes virtual time (as on a real link).
+  net.latencyMs = 2;
   const map = o.map ?? smallFlashMap(128);
   const key = testKey();
   const factory = buildImage(map, key, "1.0.0+1", 0, { confirm: true });
