@@ -58,7 +58,11 @@ export interface PatchApplierOptions {
   readonly capacity?: number;
   /** Refuse patches with larger blocks (bounds RAM). Default DEFAULT_MAX_BLOCK_SIZE. */
   readonly maxBlockSize?: number;
-  /** Called after every finished block, with the checkpoint to journal. */
+  /**
+   * Called with the checkpoint to journal: after every finished block, and by
+   * `resume` before any flash write (a resume may have to go back to the
+   * anchor, and the journal must follow before the erase block is erased).
+   */
   readonly onBlock?: (checkpoint: PatchCheckpoint) => void;
 }
 
@@ -362,6 +366,10 @@ export class PatchApplier {
     this.anchor = { block: cp.anchorBlock, newOffset: cp.anchorNewOffset, patchOffset: cp.anchorPatchOffset };
     if (from.newOffset === cp.anchorNewOffset) this.anchor = { ...from };
     this.state = BLOCK_HEADER;
+    // When going back to the anchor, the erase block is erased again on the first
+    // write, destroying blocks the old checkpoint counted as done: the journal
+    // must move back before that happens, so report the resumed position now.
+    this.options.onBlock?.(this.checkpoint() as PatchCheckpoint);
   }
 
   private spanOf(block: number): number {
