@@ -1,7 +1,9 @@
 /**
  * Signed firmware images and releases for simulator tests: factory images,
  * full and delta releases built with the project's own host tools (signer,
- * manifest encoder, patch generator), as `xs-ota sign/release/diff` make them.
+ * manifest encoder; the patch generator is passed in as `diff`, since it
+ * compresses with node:zlib), as `xs-ota sign/release/diff` make them.
+ * Portable: the XS lane builds its update with it.
  */
 import { sha256 } from "@noble/hashes/sha2.js";
 import { parseVersion } from "../../src/image/format";
@@ -15,7 +17,7 @@ import { signImage } from "../../tools/image/sign";
 import { BytesFlash } from "../../tools/image/bytes-flash";
 import { signerFromSecret, type SigningKey } from "../../tools/keys/signer";
 import { signManifest } from "../../tools/release/encode";
-import { makePatch } from "../../tools/delta/index";
+import { utf8Encode } from "../../src/util/bytes";
 
 export const HARDWARE = "usr-n520";
 
@@ -38,11 +40,11 @@ export function firmwareBody(version: string, behaviour: Behaviour = "healthy", 
     x = (x * 1103515245 + 12345) >>> 0;
     body[i] = (x >>> 16) & 0xff;
   }
-  const tag = new TextEncoder().encode(`fw-version=${version};`);
+  const tag = utf8Encode(`fw-version=${version};`);
   body.set(tag, 64);
   body.set(behaviourMarker(behaviour), 128);
   // a "bug fix": a few bytes that depend on the version
-  const v = new TextEncoder().encode(version);
+  const v = utf8Encode(version);
   for (let i = 0; i < v.length; i++) body[4096 + i * 97] = v[i];
   return body;
 }
@@ -76,13 +78,20 @@ export function imageBytes(img: BuiltImage): Uint8Array {
   return img.bytes.subarray(0, info.totalLength);
 }
 
-export function release(key: SigningKey, target: BuiltImage, o: { base?: BuiltImage; stream?: string; expiresAt?: number; issuedAt?: number; hardwareId?: string; maxDownload?: number } = {}): SimRelease {
+export type Diff = (oldImage: Uint8Array, newImage: Uint8Array) => Uint8Array;
+
+export function release(
+  key: SigningKey,
+  target: BuiltImage,
+  o: { base?: BuiltImage; diff?: Diff; stream?: string; expiresAt?: number; issuedAt?: number; hardwareId?: string; maxDownload?: number } = {},
+): SimRelease {
   const image = imageBytes(target);
   let payload: Uint8Array = image;
   let baseSha256: Uint8Array | undefined;
   if (o.base) {
     const base = imageBytes(o.base);
-    payload = makePatch(base, image).bytes;
+    if (!o.diff) throw new TypeError("release: a delta needs `diff` (e.g. tools/delta makePatch)");
+    payload = o.diff(base, image);
     baseSha256 = sha256(base);
   }
   const manifest: ReleaseManifest = {

@@ -9,12 +9,15 @@ import { Reason } from "../../src/errors";
 import { formatVersion } from "../../src/image/format";
 import { buildImage, release, testKey } from "../lib/sim-fixtures";
 import { makeWorld } from "../lib/sim-world";
+import { makePatch } from "../../tools/delta/index";
+
+const diff = (a: Uint8Array, b: Uint8Array) => makePatch(a, b).bytes;
 
 function world(kind: "full" | "delta") {
   return makeWorld({
     releases: (w) => {
       const target = buildImage(w.map, w.key, "1.1.0", 1);
-      return kind === "full" ? [release(w.key, target)] : [release(w.key, target, { base: w.factory })];
+      return kind === "full" ? [release(w.key, target)] : [release(w.key, target, { base: w.factory, diff })];
     },
   });
 }

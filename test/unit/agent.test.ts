@@ -3,6 +3,9 @@ import { formatVersion } from "../../src/image/format";
 import { Reason } from "../../src/errors";
 import { buildImage, release } from "../lib/sim-fixtures";
 import { makeWorld } from "../lib/sim-world";
+import { makePatch } from "../../tools/delta/index";
+
+const diff = (a: Uint8Array, b: Uint8Array) => makePatch(a, b).bytes;
 
 describe("agent end to end on the simulator", () => {
   it("full update: offer, download, verify, trial boot, commit", () => {
@@ -25,7 +28,7 @@ describe("agent end to end on the simulator", () => {
     const w = makeWorld({
       releases: (w) => {
         const target = buildImage(w.map, w.key, "1.2.0+3", 1, { securityCounter: 1 });
-        return [release(w.key, target), release(w.key, target, { base: w.factory })];
+        return [release(w.key, target), release(w.key, target, { base: w.factory, diff })];
       },
     });
     const d = w.addDevice("dev-2");
