@@ -25,6 +25,8 @@ export const MAX_SOCKET_WRITE = 16384;
 class Link {
   closed = false;
   stalled = false;
+  /** When each direction's wire is free again (bandwidth shaping). */
+  private busyUntil = { client: 0, server: 0 };
   client!: SocketHandlers;
   server!: SocketHandlers;
   constructor(readonly net: MockNetwork) {}
@@ -34,10 +36,14 @@ class Link {
     const copy = data.slice();
     if (to === "server") this.net.bytesToServer += copy.length;
     else this.net.bytesToClient += copy.length;
+    const now = this.net.clock.now();
+    const bw = this.net.bytesPerMs;
+    const start = Math.max(now, this.busyUntil[to]);
+    this.busyUntil[to] = start + (bw > 0 ? copy.length / bw : 0);
     this.net.clock.setTimer(() => {
       if (this.closed || this.stalled) return;
       (to === "server" ? this.server : this.client).onData?.(copy);
-    }, this.net.latencyMs);
+    }, Math.ceil(this.busyUntil[to] - now) + this.net.latencyMs);
   }
 
   close(by: "client" | "server" | "network", reason: number): void {
@@ -54,6 +60,8 @@ export class MockNetwork implements Network {
   private listeners = new Map<string, Acceptor>();
   private links: Link[] = [];
   latencyMs = 0;
+  /** Link speed in each direction, bytes per ms (125 = 1 Mbit/s); 0 = unlimited. */
+  bytesPerMs = 0;
   /** Connections attempted, for assertions. */
   connects = 0;
   /** Bytes carried in each direction over all links so far. */

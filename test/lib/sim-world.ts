@@ -29,14 +29,25 @@ export interface World {
   addDevice(id: string, config?: Partial<AgentConfig>): VirtualDevice;
 }
 
-export function makeWorld(o: { releases?: (w: World) => SimRelease[]; map?: FlashMapSpec; seed?: number } = {}): World {
+export interface WorldOptions {
+  releases?: (w: World) => SimRelease[];
+  map?: FlashMapSpec;
+  seed?: number;
+  /** The image every device starts with in slot 0 (confirmed); default: a 24 KiB synthetic 1.0.0+1. */
+  factory?: (map: FlashMapSpec, key: ReturnType<typeof testKey>) => BuiltImage;
+  /** Link speed, bytes per ms (125 = 1 Mbit/s); default unlimited. */
+  bytesPerMs?: number;
+}
+
+export function makeWorld(o: WorldOptions = {}): World {
   const clock = new VirtualClock();
   const net = new MockNetwork(clock);
   // A little latency so that an update takes virtual time (as on a real link).
   net.latencyMs = 2;
+  net.bytesPerMs = o.bytesPerMs ?? 0;
   const map = o.map ?? smallFlashMap(128);
   const key = testKey();
-  const factory = buildImage(map, key, "1.0.0+1", 0, { confirm: true });
+  const factory = o.factory ? o.factory(map, key) : buildImage(map, key, "1.0.0+1", 0, { confirm: true });
   const cloud = new VirtualCloud(net, { heartbeatIntervalS: 10 });
   const logs: string[] = [];
   const w: World = {
