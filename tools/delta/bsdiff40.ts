@@ -41,7 +41,10 @@ export function bunzip2(data: Uint8Array, what: string): Uint8Array {
     const code = (r.error as NodeJS.ErrnoException).code;
     throw new Error(code === "ENOENT" ? "the bzip2 program is needed to read BSDIFF40 patches (Debian package bzip2)" : `bzip2: ${r.error.message}`);
   }
-  if (r.status !== 0) throw new Error(`BSDIFF40: the ${what} block is not valid bzip2 (${String(r.stderr).trim()})`);
+  if (r.status !== 0) {
+    const reason = String(r.stderr).trim().split("\n").filter((l) => l.trim())[0] ?? `exit ${r.status}`;
+    throw new Error(`BSDIFF40: the ${what} block is not valid bzip2 (${reason.trim()})`);
+  }
   return new Uint8Array(r.stdout.buffer, r.stdout.byteOffset, r.stdout.length);
 }
 
