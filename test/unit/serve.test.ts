@@ -5,7 +5,7 @@
  * right offer, downloads the payload by MQTT chunks and by HTTPS Range, and
  * reports; the embedded broker keeps devices on their own topics.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -304,6 +304,47 @@ describe("serve: the exchange with a device over TLS", () => {
       expect(readFileSync(join(dir, "reports.jsonl"), "utf8")).not.toMatch(/dev-5/);
     } finally {
       d.stop();
+    }
+  });
+});
+
+describe("serve: --insecure-plaintext", () => {
+  it("listens without TLS only when asked, and writes no TLS files", async () => {
+    const plainDir = mkdtempSync(join(tmpdir(), "xs-ota-serve-plain-"));
+    const lines: string[] = [];
+    const s = await startServe({ releasesDir: plainDir, host: "127.0.0.1", mqttPort: 0, httpsPort: 0, insecurePlaintext: true, heartbeatIntervalSec: 60, reportsPath: join(plainDir, "r.jsonl"), log: (l) => lines.push(l) });
+    try {
+      expect(lines.join("\n")).toMatch(/WITHOUT TLS/);
+      expect(s.caPath).toBeUndefined();
+      expect(existsSync(join(plainDir, "tls"))).toBe(false);
+      const attempt = (tls: boolean) =>
+        new Promise<boolean>((resolve) => {
+          const clock = new NodeClock();
+          const t = setTimeout(() => resolve(false), 5000);
+          const c = new MqttLink(
+            { net: new NodeNetwork({ connectTimeoutMs: 3000 }), clock, server: { host: "127.0.0.1", port: s.mqttPort!, tls, ca }, clientId: `p-${tls}`, keepAliveSec: 10, backoff: new Backoff({ initialMs: 10_000, maxMs: 10_000, random: () => 0 }), subscriptions: [] },
+            {
+              onUp: () => {
+                clearTimeout(t);
+                c.stop();
+                clock.clearAll();
+                resolve(true);
+              },
+              onDown: () => {
+                clearTimeout(t);
+                c.stop();
+                clock.clearAll();
+                resolve(false);
+              },
+            },
+          );
+          c.start();
+        });
+      expect(await attempt(false)).toBe(true);
+      expect(await attempt(true)).toBe(false);
+    } finally {
+      await s.close();
+      rmSync(plainDir, { recursive: true, force: true });
     }
   });
 });

@@ -147,6 +147,10 @@ export async function startServe(o: ServeOptions): Promise<ServeHandle> {
   const now = o.now ?? (() => Math.floor(Date.now() / 1000));
   if (!fs.statSync(o.releasesDir).isDirectory()) throw new Error(`${o.releasesDir} is not a directory`);
 
+  const brokerUrl = o.broker !== undefined ? /^(mqtts?):\/\/([A-Za-z0-9.-]+):(\d{1,5})$/.exec(o.broker) : undefined;
+  if (o.broker !== undefined && !brokerUrl) throw new Error(`--broker must be mqtts://host:port, got "${o.broker}"`);
+  if (brokerUrl && brokerUrl[1] === "mqtt" && !o.insecurePlaintext) throw new Error("--broker mqtt:// (plaintext) needs --insecure-plaintext");
+
   // TLS material: given, or a throwaway CA in DIR/tls/.
   let cert: string | undefined;
   let key: string | undefined;
@@ -253,10 +257,8 @@ export async function startServe(o: ServeOptions): Promise<ServeHandle> {
   let mqttPort: number | undefined;
   try {
     if (o.broker) {
-      const m = /^(mqtts?):\/\/([A-Za-z0-9.-]+):(\d{1,5})$/.exec(o.broker);
-      if (!m) throw new Error(`--broker must be mqtts://host:port, got "${o.broker}"`);
+      const m = brokerUrl!;
       const useTls = m[1] === "mqtts";
-      if (!useTls && !o.insecurePlaintext) throw new Error("--broker mqtt:// (plaintext) needs --insecure-plaintext");
       const clock = new NodeClock();
       const network = new NodeNetwork();
       const ca = o.ca ? fs.readFileSync(o.ca, "utf8") : undefined;
