@@ -1,0 +1,143 @@
+/**
+ * XS entry for the delta engine: the device's patcher, unchanged, inside XS.
+ *
+ * XS has no file system, so the inputs come two ways: the 1 MiB old/new pair
+ * is generated here deterministically (test/fixtures/firmware/synth.ts, the
+ * same code Node uses to make the patch), and the patches themselves arrive
+ * as base64 in `globalThis.__xsOtaDelta`, set by a data module that the Node
+ * side (test/xs/delta.test.ts, bench/delta.bench.ts) bundles in front of this
+ * entry. Tasks read it only when run.
+ */
+import { NorFlash } from "../../../hal/mock/flash";
+import { PowerCut } from "../../../hal/mock/rail";
+import { softwareDigest } from "../../../src/crypto/sha256";
+import type { PatchCheckpoint } from "../../../src/delta/format";
+import { PatchApplier } from "../../../src/delta/patcher";
+import { toHex } from "../../../src/util/bytes";
+import { synthPair } from "../../fixtures/firmware/synth";
+import { serve, task } from "../runtime";
+
+interface DeltaInput {
+  /** The patch from synthPair().old to synthPair().new, base64. */
+  synthPatch?: string;
+  /** Firmware pairs for the bench: old image and patch, base64; the new image's SHA-256, hex. */
+  pairs?: { name: string; old: string; patch: string; newSha256: string }[];
+}
+
+function input(): DeltaInput {
+  const d = (globalThis as { __xsOtaDelta?: DeltaInput }).__xsOtaDelta;
+  if (!d) throw new Error("no delta input: bundle a data module that sets globalThis.__xsOtaDelta");
+  return d;
+}
+
+const B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+function fromBase64(s: string): Uint8Array {
+  const map = new Int16Array(128).fill(-1);
+  for (let i = 0; i < 64; i++) map[B64.charCodeAt(i)] = i;
+  const clean = s.replace(/=+$/, "");
+  const out = new Uint8Array(Math.floor((clean.length * 3) / 4));
+  let acc = 0;
+  let bits = 0;
+  let o = 0;
+  for (let i = 0; i < clean.length; i++) {
+    const v = map[clean.charCodeAt(i)];
+    if (v < 0) throw new RangeError("bad base64");
+    acc = (acc << 6) | v;
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out[o++] = (acc >>> bits) & 0xff;
+    }
+  }
+  return out;
+}
+
+function slots(size: number) {
+  const blockLength = 4096;
+  const slotSize = Math.max(blockLength, Math.ceil(size / blockLength) * blockLength);
+  const chip = new NorFlash({ size: 2 * slotSize, blockLength, writeAlign: 32 });
+  return { chip, active: chip.partition(0, slotSize), inactive: chip.partition(slotSize, slotSize) };
+}
+
+function feed(a: PatchApplier, patch: Uint8Array, chunk: number): void {
+  for (let at = a.patchOffset; at < patch.length; at += chunk) a.update(patch.subarray(at, Math.min(at + chunk, patch.length)));
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+// The 1 MiB fixture: apply in 1460-byte chunks (a TCP segment), compare with the pair generated in XS.
+task("apply-1mib", () => {
+  const pair = synthPair();
+  const patch = fromBase64(input().synthPatch as string);
+  const { active, inactive } = slots(pair.old.length + 64 * 1024);
+  active.cells.set(pair.old);
+  const a = new PatchApplier({ activeSlot: active, inactiveSlot: inactive, digest: softwareDigest });
+  feed(a, patch, 1460);
+  const r = a.finish();
+  return { length: r.length, identical: sameBytes(inactive.cells.subarray(0, r.length), pair.new), workingMemory: a.workingMemory, patchLength: patch.length };
+});
+
+// Power cuts inside XS: cut at a few points, resume from the journaled checkpoint, the result is exact.
+task("powercut-1mib", () => {
+  const pair = synthPair();
+  const patch = fromBase64(input().synthPatch as string);
+  const results: boolean[] = [];
+  for (const cutAt of [3, 40, 157, 300]) {
+    const { chip, active, inactive } = slots(pair.old.length + 64 * 1024);
+    active.cells.set(pair.old);
+    let journal: PatchCheckpoint | undefined;
+    const options = { activeSlot: active, inactiveSlot: inactive, digest: softwareDigest, onBlock: (cp: PatchCheckpoint) => (journal = cp) };
+    chip.rail.armCut(cutAt, cutAt % 2 ? "torn" : "clean");
+    let cut = false;
+    try {
+      const a = new PatchApplier(options);
+      feed(a, patch, 4096);
+      a.finish();
+    } catch (e) {
+      if (!(e instanceof PowerCut)) throw e;
+      cut = true;
+    }
+    chip.rail.restore();
+    const a = journal ? PatchApplier.resume(options, journal) : new PatchApplier(options);
+    feed(a, patch, 4096);
+    a.finish();
+    results.push(cut && sameBytes(inactive.cells.subarray(0, pair.new.length), pair.new));
+  }
+  return results;
+});
+
+// One task per firmware pair for the bench (computrons per pair).
+for (let i = 0; i < 8; i++) {
+  task(`pair-${i}`, () => {
+    const p = (input().pairs ?? [])[i];
+    if (!p) throw new Error(`no pair ${i}`);
+    const old = fromBase64(p.old);
+    const patch = fromBase64(p.patch);
+    const { active, inactive } = slots(old.length + 128 * 1024);
+    active.cells.set(old);
+    const a = new PatchApplier({ activeSlot: active, inactiveSlot: inactive, digest: softwareDigest });
+    feed(a, patch, 4096);
+    const r = a.finish();
+    return { name: p.name, length: r.length, ok: toHex(r.sha256) === p.newSha256, workingMemory: a.workingMemory };
+  });
+}
+
+// Setup-only cost, subtracted by the bench: decode the inputs and load the old image.
+for (let i = 0; i < 8; i++) {
+  task(`pair-setup-${i}`, () => {
+    const p = (input().pairs ?? [])[i];
+    if (!p) throw new Error(`no pair ${i}`);
+    const old = fromBase64(p.old);
+    fromBase64(p.patch);
+    const { active } = slots(old.length + 128 * 1024);
+    active.cells.set(old);
+    return old.length;
+  });
+}
+
+serve();
