@@ -70,13 +70,29 @@ export class VirtualClock implements Clock {
       this.guard?.();
       t.callback();
     }
-    this.time = end;
+    this.time = Math.max(this.time, end);
   }
 
   /** Drop every timer (the device reset). */
   clearAll(): void {
     this.timers = [];
   }
+
+  /**
+   * CPU time passes inside a callback (a cost model charges computation):
+   * time moves on without firing timers; those that fell due fire, late, once
+   * the callback returns — as a real event loop would run them.
+   */
+  consume(ms: number): void {
+    if (!(ms >= 0)) throw new RangeError(`consume: ms must be >= 0, got ${ms}`);
+    // Whole milliseconds only (time stays an integer); the remainder carries over.
+    this.carry += ms;
+    const whole = Math.floor(this.carry);
+    this.carry -= whole;
+    this.time += whole;
+  }
+
+  private carry = 0;
 
   private earliestDue(limit: number): Timer | undefined {
     let best: Timer | undefined;
@@ -94,6 +110,8 @@ export class VirtualClock implements Clock {
  */
 export class ClockView implements Clock {
   private readonly mine = new Set<TimerId>();
+  /** Longest single callback of this device, in virtual ms (CPU time charged by a cost model). */
+  longestCallbackMs = 0;
 
   constructor(
     readonly parent: VirtualClock,
@@ -109,7 +127,9 @@ export class ClockView implements Clock {
     const id: TimerId = this.parent.setTimer(
       () => {
         if (repeatMs === undefined) this.mine.delete(id);
+        const t0 = this.parent.now();
         this.wrap(callback);
+        this.longestCallbackMs = Math.max(this.longestCallbackMs, this.parent.now() - t0);
       },
       delayMs,
       repeatMs,

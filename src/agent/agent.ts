@@ -18,8 +18,7 @@ import { createKeyring, type Keyring } from "../crypto/keyring";
 import { formatVersion, type ImageVersion } from "../image/format";
 import { imageSignatureChecker } from "../image/signature";
 import { readTrailer, setConfirmed, setPending } from "../image/trailer";
-import { scanImage, verifyImage } from "../image/verify";
-import { hashSlot } from "../delta/patcher";
+import { imageExtent, verifyImage } from "../image/verify";
 import type { ChunkReply, Command, HeartbeatAck, StatusEvent } from "../protocol/messages";
 import type { Storage } from "../store/layout";
 import { AuditLog } from "../store/audit";
@@ -33,6 +32,9 @@ import { ChunkFetcher } from "./fetch";
 import { Journal, OUTCOME_EVENTS, Phase, type PhaseCode, type Session } from "./journal";
 import { imageCapacity, openSink, type PayloadSink } from "./sink";
 import { AgentAudit } from "./events";
+import { Supervisor, type Activity, type ActivityName } from "./supervisor";
+import { hashInSlices } from "./slice-hash";
+import { equalBytes } from "../util/bytes";
 
 export type AgentState =
   | "boot" | "idle" | "checking" | "downloading" | "verifying" | "staged" | "installing"
@@ -109,7 +111,10 @@ export class Agent {
   private sinceProgress = 0;
   private lastReason = 0;
   private trustedAt: { time: number; at: number } | undefined;
-  private timers: TimerId[] = [];
+  readonly supervisor: Supervisor;
+  private heartbeatActivity: Activity | undefined;
+  private downloadActivity: Activity | undefined;
+  private trialActivity: Activity | undefined;
   private trialTimer: TimerId | undefined;
   private stagedTimer: TimerId | undefined;
 
@@ -124,12 +129,28 @@ export class Agent {
       onDrop: (s, e, why) => this.log(`drop ${e} in ${s}: ${why}`),
       onTransition: (from, to, e) => this.log(`${from} -${e}-> ${to}`),
     });
+    this.supervisor = new Supervisor(platform.clock, platform.watchdog, {
+      feedEveryMs: this.config.supervisorPeriodMs,
+      onStuck: (name, overdue) => this.stuck(name, overdue),
+    });
     this.cloud = new CloudLink(platform, this.config, () => this.heartbeat(), {
-      onUp: () => this.fetcher?.resume(),
+      onUp: () => {
+        this.heartbeatActivity?.checkIn();
+        if (this.fetcher) {
+          this.downloadActivity?.end();
+          this.downloadActivity = this.supervisor.register("download", this.config.downloadStallMs);
+          this.fetcher.resume();
+        }
+      },
       onDown: (reason) => {
+        // Offline, a download cannot progress: the link's own reconnect (supervised as "heartbeat") takes over.
+        this.heartbeatActivity?.checkIn();
         this.fetcher?.pause();
+        this.downloadActivity?.end();
+        this.downloadActivity = undefined;
         this.log(`link down: ${reasonName(reason)}`);
       },
+      onActivity: () => this.heartbeatActivity?.checkIn(),
       onAck: (ack) => this.onAck(ack),
       onOffer: (env) => this.fsm.post("offer", env),
       onChunk: (r) => this.onChunk(r),
@@ -138,18 +159,51 @@ export class Agent {
     });
   }
 
-  /** Start: arm the watchdog, read the running image, reconcile the journal, go. */
+  /**
+   * Start: arm the watchdog under the supervisor, hash the running image (in
+   * slices: it is the base a delta must match), reconcile the journal, go.
+   */
   start(): void {
-    const wd = this.platform.watchdog;
-    wd.start(this.config.watchdogTimeoutMs);
-    const feedEvery = Math.max(50, this.config.watchdogTimeoutMs >> 2);
-    this.timers.push(this.platform.clock.setTimer(() => wd.feed(), feedEvery, feedEvery));
-    this.timers.push(this.platform.clock.setTimer(() => this.service(), 1000, 1000));
+    this.supervisor.start(this.config.watchdogTimeoutMs);
+    if (this.platform.system.resetCause() === "watchdog") this.lastReason = Reason.WATCHDOG_RESET;
+    this.platform.clock.setTimer(() => this.service(), 1000, 1000);
+    this.heartbeatActivity = this.supervisor.register("heartbeat", this.heartbeatDeadline());
     const running = this.platform.flash.slots[this.runningSlot];
-    const info = scanImage(running, { digest: this.platform.digest });
-    this.runningVersion = info.header.version;
-    this.runningSha256 = hashSlot(running, info.totalLength, this.platform.digest);
-    this.fsm.post("start");
+    const extent = imageExtent(running);
+    this.runningVersion = extent.header.version;
+    const hashing = this.supervisor.register("verify", this.config.verifyStallMs);
+    hashInSlices({
+      clock: this.platform.clock,
+      digest: this.platform.digest,
+      flash: running,
+      lengths: [extent.totalLength],
+      sliceBytes: this.config.hashSliceBytes,
+      onSlice: () => hashing.checkIn(),
+      done: ([sha]) => {
+        hashing.end();
+        this.runningSha256 = sha;
+        this.fsm.post("start");
+      },
+      fail: (e) => {
+        // The bootloader just validated this image: a read error here is a flash fault.
+        hashing.end();
+        this.log(`cannot read the running image: ${e.message}`);
+        this.lastReason = e.code;
+        this.fsm.post("start");
+      },
+    });
+  }
+
+  /** The heartbeat loop's software-watchdog deadline: three intervals, or a full backoff and connect. */
+  private heartbeatDeadline(): number {
+    return Math.max(3 * this.cloud.intervalS * 1000, this.config.backoffMaxMs + 60_000);
+  }
+
+  /** An activity missed its deadline: record it, then let the hardware watchdog reset the device. */
+  private stuck(name: ActivityName, overdueMs: number): void {
+    this.lastReason = Reason.ACTIVITY_STUCK;
+    this.log(`software watchdog: ${name} is stuck (${overdueMs} ms past its deadline); starving the hardware watchdog`);
+    this.audit.stuck(name, this.runningVersion);
   }
 
   get state(): AgentState {
@@ -332,11 +386,15 @@ export class Agent {
       done: () => this.post("downloaded"),
       fail: (reason, message) => this.post("fail", { reason, message }),
     });
-    if (this.cloud.isUp) this.fetcher.resume();
+    if (this.cloud.isUp) {
+      this.downloadActivity = this.supervisor.register("download", this.config.downloadStallMs);
+      this.fetcher.resume();
+    }
     return true;
   }
 
   private deliver(data: Uint8Array): void {
+    this.downloadActivity?.checkIn();
     this.sink!.write(data);
     this.sinceProgress += data.length;
     if (this.current!.manifest.payload.kind === "full" && this.sinceProgress >= this.config.progressEveryBytes) {
@@ -367,30 +425,59 @@ export class Agent {
 
   // ── verify, stage, install ──────────────────────────────────────────────
 
+  /**
+   * The payload is all in: finish the sink, then check the slot as MCUboot
+   * will (hash, key, signature) and against the manifest (length, version,
+   * security counter, SHA-256 of the whole image) — hashing in slices.
+   */
   verify(): boolean {
     const m = this.current!.manifest;
+    const slot = this.inactiveSlot();
+    let extent;
     try {
       this.sink!.finish();
-      const slot = this.inactiveSlot();
-      const result = verifyImage(slot, {
-        digest: this.platform.digest,
-        checkSignature: imageSignatureChecker(this.keyring),
-        onProgress: () => this.platform.watchdog.feed(),
-      });
-      if (!result.ok) return this.post("fail", { reason: result.reason, message: `image check: ${result.message}` });
-      const match = checkImageAgainstManifest(slot, result.info, m, this.platform.digest);
-      if (match !== Reason.OK) return this.post("fail", { reason: match, message: "image differs from the manifest" });
+      extent = imageExtent(slot);
     } catch (e) {
       if (!isOtaError(e)) throw e;
       return this.post("fail", { reason: e.code, message: e.message });
     } finally {
+      this.downloadActivity?.end();
+      this.downloadActivity = undefined;
       this.fetcher?.stop();
       this.fetcher = undefined;
       this.sink = undefined;
     }
-    this.report("download-done", Reason.OK);
-    this.audit.event("DOWNLOAD_DONE", Reason.OK, this.runningVersion, m.version);
-    return this.post("verified");
+    const activity = this.supervisor.register("verify", this.config.verifyStallMs);
+    const ext = extent;
+    hashInSlices({
+      clock: this.platform.clock,
+      digest: this.platform.digest,
+      flash: slot,
+      lengths: [ext.hashedLength, ext.totalLength],
+      sliceBytes: this.config.hashSliceBytes,
+      onSlice: () => activity.checkIn(),
+      fail: (e) => {
+        activity.end();
+        this.fsm.post("fail", { reason: e.code, message: e.message });
+      },
+      done: ([mcubootHash, imageHash]) => {
+        activity.end();
+        if (this.fsm.state !== "verifying") return; // aborted meanwhile
+        const result = verifyImage(slot, { digest: this.platform.digest, hash: mcubootHash, checkSignature: imageSignatureChecker(this.keyring) });
+        if (!result.ok) return this.fsm.post("fail", { reason: result.reason, message: `image check: ${result.message}` });
+        const v = result.info.header.version;
+        const same =
+          ext.totalLength === m.image.length &&
+          equalBytes(imageHash, m.image.sha256) &&
+          formatVersion(v) === formatVersion(m.version) &&
+          (result.info.securityCounter ?? 0) === m.securityCounter;
+        if (!same) return this.fsm.post("fail", { reason: Reason.MANIFEST_IMAGE_MISMATCH, message: "image differs from the manifest" });
+        this.report("download-done", Reason.OK);
+        this.audit.event("DOWNLOAD_DONE", Reason.OK, this.runningVersion, m.version);
+        this.fsm.post("verified");
+      },
+    });
+    return true;
   }
 
   stage(): boolean {
@@ -452,12 +539,15 @@ export class Agent {
     this.session = this.journal.session();
     this.audit.event("TRIAL_STARTED", Reason.OK, this.current!.manifest.version, this.current!.manifest.version);
     this.trialTimer = this.platform.clock.setTimer(() => this.fsm.post("trial-timeout"), this.config.trialDeadlineMs);
+    // Backstop: the trial timer above must fire; if the agent is wedged, the watchdog resets (and MCUboot reverts).
+    this.trialActivity = this.supervisor.register("trial", this.config.trialDeadlineMs + 2 * this.config.supervisorPeriodMs + 1000);
     this.cloud.start();
     return true;
   }
 
   commit(): boolean {
     if (this.trialTimer !== undefined) this.platform.clock.clearTimer(this.trialTimer);
+    this.trialActivity?.end();
     this.setSession(Phase.CONFIRMED, Reason.OK);
     setConfirmed(this.platform.flash.slots[this.runningSlot]);
     return this.finishCommit();
@@ -496,6 +586,8 @@ export class Agent {
     this.fetcher?.stop();
     this.fetcher = undefined;
     this.sink = undefined;
+    this.downloadActivity?.end();
+    this.downloadActivity = undefined;
     if (this.stagedTimer !== undefined) this.platform.clock.clearTimer(this.stagedTimer);
     // Integrity failures are final for this release; network ones may be offered again.
     const final = !(reason === Reason.DOWNLOAD_STALLED || reason === Reason.DOWNLOAD_DEADLINE || reason === Reason.ABORTED || reason === Reason.SOCKET_CLOSED);

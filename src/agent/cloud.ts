@@ -41,6 +41,8 @@ export interface CloudHandlers {
   onOffer(envelope: Uint8Array): void;
   onChunk(reply: ChunkReply): void;
   onCommand(cmd: Command): void;
+  /** The heartbeat loop made progress (a heartbeat sent, the link went up or down). */
+  onActivity(): void;
   /** A malformed inbound message (logged and counted, never fatal). */
   onBadMessage(reason: number, topic: string): void;
 }
@@ -178,6 +180,7 @@ export class CloudLink {
       return;
     }
     this.unacked++;
+    this.h.onActivity();
     const hb = { ...this.heartbeat(), seq: this.heartbeatSeq++ >>> 0 };
     this.link.publish(topicFor(this.config.deviceId, DeviceTopic.heartbeat), encodeHeartbeat(hb), 0);
   }

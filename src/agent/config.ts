@@ -52,6 +52,13 @@ export interface AgentConfig {
 
   /** Hardware watchdog timeout while the agent runs, ms (1..32000). */
   readonly watchdogTimeoutMs?: number;
+  /** Software watchdog: how often the supervisor checks activities and feeds, ms (<= timeout / 2). */
+  readonly supervisorPeriodMs?: number;
+  /** Software watchdog deadlines, ms: no payload byte while downloading online; no hash slice while verifying. */
+  readonly downloadStallMs?: number;
+  readonly verifyStallMs?: number;
+  /** Bytes hashed per slice before yielding to the event loop (1024..262144). */
+  readonly hashSliceBytes?: number;
   /** The trial firmware must get an acknowledged heartbeat within this, ms. */
   readonly trialDeadlineMs?: number;
   /** Install preconditions: supply voltage floor (mV; 0 = off) and maintenance window (absent = always). */
@@ -86,6 +93,10 @@ export const DEFAULTS = Object.freeze({
   downloadDeadlineMs: 6 * 3600_000,
   progressEveryBytes: 16 * 1024,
   watchdogTimeoutMs: 8000,
+  supervisorPeriodMs: 1000,
+  downloadStallMs: 90_000,
+  verifyStallMs: 30_000,
+  hashSliceBytes: 16 * 1024,
   trialDeadlineMs: 120_000,
   minSupplyMv: 0,
   preconditionRetryMs: 60_000,
@@ -118,6 +129,10 @@ export function checkConfig(c: AgentConfig): ResolvedConfig {
   within("progressEveryBytes", r.progressEveryBytes, 1024, 1 << 24);
   within("watchdogTimeoutMs", r.watchdogTimeoutMs, 100, 32000);
   within("trialDeadlineMs", r.trialDeadlineMs, 1000, 3600_000);
+  within("supervisorPeriodMs", r.supervisorPeriodMs, 10, Math.floor(r.watchdogTimeoutMs / 2));
+  within("downloadStallMs", r.downloadStallMs, 1000, 3600_000);
+  within("verifyStallMs", r.verifyStallMs, 100, 3600_000);
+  within("hashSliceBytes", r.hashSliceBytes, 1024, 262_144);
   within("minSupplyMv", r.minSupplyMv, 0, 60000);
   within("preconditionRetryMs", r.preconditionRetryMs, 100, 3600_000);
   const w = r.maintenanceWindow;

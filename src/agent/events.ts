@@ -3,7 +3,7 @@
  * codes), written through src/store's AuditLog with uptime and trusted time.
  */
 import type { Clock, ResetCause } from "../../hal/types";
-import type { ReasonCode } from "../errors";
+import { Reason, type ReasonCode } from "../errors";
 import type { ImageVersion } from "../image/format";
 import type { AuditLog } from "../store/audit";
 
@@ -21,7 +21,11 @@ export const AgentAuditEvent = Object.freeze({
   ROLLED_BACK: 110,
   FAILED: 111,
   ABORTED: 112,
-  ACTIVITY_STUCK: 113,
+  /** The software watchdog found an activity stuck; one code per activity names it. */
+  STUCK_HEARTBEAT: 113,
+  STUCK_DOWNLOAD: 114,
+  STUCK_VERIFY: 115,
+  STUCK_TRIAL: 116,
 });
 export type AgentAuditName = keyof typeof AgentAuditEvent;
 
@@ -42,6 +46,12 @@ export class AgentAudit {
 
   event(name: AgentAuditName, reason: ReasonCode | number, from?: ImageVersion, to?: ImageVersion): void {
     this.log.append({ uptimeMs: this.clock.now(), unixS: this.unixNow(), event: AgentAuditEvent[name], reason, from, to });
+  }
+
+  /** The software watchdog's finding: the stuck activity is named by the event code. */
+  stuck(activity: "heartbeat" | "download" | "verify" | "trial", running: ImageVersion): void {
+    const name = `STUCK_${activity.toUpperCase()}` as AgentAuditName;
+    this.event(name, Reason.ACTIVITY_STUCK, running, running);
   }
 
   /** A boot, with the reset cause as the reason detail (index into the cause list). */

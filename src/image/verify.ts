@@ -55,6 +55,36 @@ export interface VerifyOptions {
   checkSignature?: (slot: Flash, info: ImageInfo) => ReasonCode;
   /** Called between chunks with the bytes hashed so far (lets the supervisor yield). */
   onProgress?: (done: number, total: number) => void;
+  /**
+   * The SHA-256 over header + body + protected TLVs, already computed by the
+   * caller (who hashed the slot in slices between other work): not hashed again.
+   */
+  hash?: Uint8Array;
+}
+
+export interface ImageExtent {
+  readonly header: ImageHeader;
+  /** Bytes covered by the SHA256 TLV: header + body + protected TLVs. */
+  readonly hashedLength: number;
+  /** Header through the end of the TLV area. */
+  readonly totalLength: number;
+}
+
+/**
+ * Where the image in `slot` ends, from its header and TLV area lengths, without
+ * hashing (a caller that hashes in slices needs the ranges first).
+ * @throws OtaError IMAGE_* for a malformed header or TLV area; flash errors.
+ */
+export function imageExtent(slot: Flash): ImageExtent {
+  const slotSize = slot.status().size;
+  const header = parseImageHeader(slot.read(IMAGE_HEADER_SIZE, 0));
+  const hashed = hashedLength(header);
+  if (hashed + TLV_INFO_SIZE > slotSize) throw new OtaError(Reason.IMAGE_TOO_LARGE, `image of ${hashed} bytes does not fit the slot`);
+  const tlvs: Tlv[] = [];
+  let end = header.hdrSize + header.imgSize;
+  if (header.protectTlvSize > 0) end = readTlvArea(slot, end, TLV_PROT_INFO_MAGIC, end + header.protectTlvSize, true, tlvs);
+  end = readTlvArea(slot, end, TLV_INFO_MAGIC, slotSize, false, tlvs);
+  return Object.freeze({ header, hashedLength: hashed, totalLength: end });
 }
 
 function readTlvArea(slot: Flash, start: number, magic: number, limit: number, isProtected: boolean, out: Tlv[]): number {
@@ -106,13 +136,16 @@ export function scanImage(slot: Flash, options: VerifyOptions): ImageInfo {
   const header = parseImageHeader(slot.read(IMAGE_HEADER_SIZE, 0));
   const hashed = hashedLength(header);
   if (hashed + TLV_INFO_SIZE > slotSize) throw new OtaError(Reason.IMAGE_TOO_LARGE, `image of ${hashed} bytes does not fit the slot`);
-  const h = options.digest.sha256();
-  for (let off = 0; off < hashed; off += VERIFY_CHUNK) {
-    const n = Math.min(VERIFY_CHUNK, hashed - off);
-    h.update(slot.read(n, off));
-    options.onProgress?.(off + n, hashed);
-  }
-  const hash = h.finish();
+  let hash = options.hash;
+  if (hash === undefined) {
+    const h = options.digest.sha256();
+    for (let off = 0; off < hashed; off += VERIFY_CHUNK) {
+      const n = Math.min(VERIFY_CHUNK, hashed - off);
+      h.update(slot.read(n, off));
+      options.onProgress?.(off + n, hashed);
+    }
+    hash = h.finish();
+  } else if (hash.length !== 32) throw new RangeError("VerifyOptions.hash must be 32 bytes");
   const tlvs: Tlv[] = [];
   let end = header.hdrSize + header.imgSize;
   if (header.protectTlvSize > 0) {

@@ -22,6 +22,7 @@ import { MockWatchdog } from "../../hal/mock/watchdog";
 import { softwareDigest } from "../../src/crypto/sha256";
 import { bootSelect, type BootDecision, type BootOptions } from "./bootloader";
 import { guardedNetwork } from "./guarded-network";
+import { meteredDigest, type CpuModel } from "../../hal/mock/cpu";
 import { smallFlashMap, type FlashMapSpec } from "./flashmap";
 
 /** Thrown to unwind the device's call stack on a reset. Never caught by the core. */
@@ -58,6 +59,8 @@ export interface VirtualDeviceOptions {
    * 0 (default): the firmware starts the watchdog itself.
    */
   bootWatchdogMs?: number;
+  /** Charge virtual CPU time for hashing (hal/mock/cpu.ts); absent: computation is free. */
+  cpu?: CpuModel;
 }
 
 /** Time from reset to the firmware's start (MCUboot's checks), ms: also keeps a reboot loop from spinning. */
@@ -141,7 +144,7 @@ export class VirtualDevice {
       net: this.link,
       serial: this.serial,
       power: this.rail,
-      digest: softwareDigest,
+      digest: options.cpu ? meteredDigest(softwareDigest, (ms) => this.clock.consume(ms), options.cpu) : softwareDigest,
       system,
     }) as Platform;
   }

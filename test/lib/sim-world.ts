@@ -3,6 +3,7 @@
  * virtual devices running the real agent, all on one virtual clock.
  */
 import { VirtualClock } from "../../hal/mock/clock";
+import type { CpuModel } from "../../hal/mock/cpu";
 import { MockNetwork } from "../../hal/mock/socket";
 import { createKeyring } from "../../src/crypto/keyring";
 import { softwareDigest } from "../../src/crypto/sha256";
@@ -37,6 +38,8 @@ export interface WorldOptions {
   factory?: (map: FlashMapSpec, key: ReturnType<typeof testKey>) => BuiltImage;
   /** Link speed, bytes per ms (125 = 1 Mbit/s); default unlimited. */
   bytesPerMs?: number;
+  /** CPU cost model for the devices (hal/mock/cpu.ts); default: computation is free. */
+  cpu?: CpuModel;
 }
 
 export function makeWorld(o: WorldOptions = {}): World {
@@ -67,6 +70,7 @@ export function makeWorld(o: WorldOptions = {}): World {
         network: net,
         seed: o.seed ?? 1,
         bootWatchdogMs: 8000,
+        cpu: o.cpu,
         checkSignature: imageSignatureChecker(createKeyring([key.publicKey], softwareDigest)),
       });
       device.firmware = agentFirmware({

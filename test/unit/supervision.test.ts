@@ -1,0 +1,69 @@
+/**
+ * The software watchdog over the hardware one, and bounded computation
+ * slices, on the simulator (issue: supervision and revocation).
+ */
+import { describe, expect, it } from "vitest";
+import { Reason } from "../../src/errors";
+import { AgentAuditEvent } from "../../src/agent/events";
+import { M7_XS_MODEL } from "../../hal/mock/cpu";
+import { smallFlashMap } from "../../targets/sim/flashmap";
+import { buildImage, release } from "../lib/sim-fixtures";
+import { makeWorld } from "../lib/sim-world";
+
+describe("software watchdog", () => {
+  it("a download that stalls without the network closing: the supervisor starves the watchdog, the device resets, the audit log names the download", () => {
+    const w = makeWorld({ releases: (w) => [release(w.key, buildImage(w.map, w.key, "1.1.0", 1, { size: 64 * 1024 }))] });
+    let stalled = true;
+    w.cloud.faults = { drop: (offset) => stalled && offset >= 16 * 1024 };
+    const d = w.addDevice("dev", { downloadStallMs: 20_000, chunkTimeoutMs: 10_000, chunkRetries: 20, keepAliveSec: 600, slowFloorBytes: 0 });
+    d.run(10_000);
+    expect(w.agents.get(d)!.state).toBe("downloading");
+    d.run(40_000); // 20 s deadline + at most one supervisor period + the 8 s hardware watchdog
+    const watchdogBoots = d.boots.filter((b) => b.cause === "watchdog");
+    expect(watchdogBoots.length, w.logs.slice(-10).join("\n")).toBe(1);
+    const resetAt = watchdogBoots[0].at;
+    expect(resetAt).toBeLessThan(10_000 + 20_000 + 1000 + 8000 + 200);
+    const agent = w.agents.get(d)!;
+    const log = agent.audit.log.read(Math.max(0, agent.audit.log.count - 16), 16);
+    const stuck = log.find((e) => e.event === AgentAuditEvent.STUCK_DOWNLOAD);
+    expect(stuck, "the audit log names the stuck activity").toBeDefined();
+    expect(stuck!.reason).toBe(Reason.ACTIVITY_STUCK);
+    // after the reset: the cause is reported in the heartbeats, and the download resumes
+    const after = w.cloud.heartbeats.filter((h) => h.at > resetAt);
+    expect(after.length).toBeGreaterThan(0);
+    expect(after[0].heartbeat.reason).toBe(Reason.WATCHDOG_RESET);
+    stalled = false;
+    d.run(5 * 60_000);
+    expect(w.cloud.reportsOf("dev", "committed")).toHaveLength(1);
+    expect(w.logs.some((l) => l.includes("-resume-download-> downloading"))).toBe(true);
+  });
+
+  it("while every activity is on time the hardware watchdog is fed and never fires", () => {
+    const w = makeWorld({ releases: (w) => [release(w.key, buildImage(w.map, w.key, "1.1.0", 1))] });
+    const d = w.addDevice("dev");
+    d.run(30 * 60_000);
+    expect(w.cloud.reportsOf("dev", "committed")).toHaveLength(1);
+    expect(d.boots.filter((b) => b.cause === "watchdog")).toHaveLength(0);
+    expect(d.watchdog.longestGapMs).toBeLessThanOrEqual(1000);
+  });
+});
+
+describe("bounded computation slices", () => {
+  it("hashing and verifying a 1 MiB image never holds the loop longer than one slice, and the watchdog is never starved", () => {
+    const SLICE = 16 * 1024;
+    // CPU model: SHA-256 at 1 µs per byte (an XS-on-M7 estimate): a whole 1 MiB pass would take ~1 s in one go
+    const w = makeWorld({
+      map: smallFlashMap(1152),
+      cpu: M7_XS_MODEL,
+      factory: (map, key) => buildImage(map, key, "1.0.0+1", 0, { confirm: true, size: 1024 * 1024 }),
+      releases: (w) => [release(w.key, buildImage(w.map, w.key, "1.1.0", 1, { size: 1024 * 1024 }))],
+    });
+    const d = w.addDevice("dev", { hashSliceBytes: SLICE, watchdogTimeoutMs: 500, supervisorPeriodMs: 100, chunkTimeoutMs: 5000 });
+    d.run(20 * 60_000);
+    expect(w.cloud.reportsOf("dev", "committed"), w.logs.slice(-10).join("\n")).toHaveLength(1);
+    const budgetMs = (SLICE * M7_XS_MODEL.sha256NsPerByte) / 1e6;
+    expect(d.timers.longestCallbackMs, "the longest single callback (virtual CPU time)").toBeLessThanOrEqual(budgetMs * 1.25);
+    expect(d.boots.filter((b) => b.cause === "watchdog"), "the hardware watchdog never fired").toHaveLength(0);
+    expect(d.watchdog.longestGapMs).toBeLessThan(500);
+  });
+});
