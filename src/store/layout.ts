@@ -13,12 +13,16 @@
  *   key tags). This is the 128 KiB-sector case: 384 KiB = 3 blocks, or 256
  *   KiB = 2 blocks.
  *
- * The minimum is therefore 2 erase blocks, each large enough to hold the live
- * set of all three spaces plus one record: with the default specs and a
- * 32-byte write unit that is 2240 bytes of settings and journal, one 544-byte
- * record and 16 audit entries of 64 bytes, so blocks of >= 3840 bytes (4 KiB
- * sectors qualify, with 20 audit entries). Smaller blocks need 6 of them (split).
- * Anything less is refused with STORE_GEOMETRY.
+ * Each store's live set is kept to at most half a block's capacity, so a
+ * rotation always frees at least half a block: write amplification <= 2
+ * (a full live set would let a rotation free a single record).
+ *
+ * The minimum is therefore 2 erase blocks when half a block holds the live
+ * set of all three spaces: with the default specs and a 32-byte write unit,
+ * 2240 bytes of settings and journal plus 16 audit entries of 64 bytes, so
+ * blocks of >= 8 KiB. Smaller blocks (4 KiB sectors) need 6 of them (split:
+ * settings 2, audit 2 with 31 entries, journal 2+). Anything less is refused
+ * with STORE_GEOMETRY.
  *
  * The layout is part of the storage format: changing a space spec, the block
  * count or the mode changes where records live. Block headers carry a store
@@ -66,14 +70,15 @@ function auditSpace(entries: number): SpaceSpec {
   return Object.freeze({ name: "audit", tag: AUDIT_TAG, keys: entries, maxValue: AUDIT_ENTRY_MAX, copies: 1 as const });
 }
 
-/** Audit entries that fit beside `others` in one block's capacity (<= AUDIT_MAX_ENTRIES). */
+/** Half a block's record capacity: the most live data a store of this layout may hold. */
+function halfCapacity(g: FlashStatus): number {
+  return Math.floor((g.blockLength - roundUp(BLOCK_HEADER, g.writeAlign)) / 2);
+}
+
+/** Audit entries that fit beside `others` in half a block (<= AUDIT_MAX_ENTRIES; negative: `others` alone do not fit). */
 function auditEntries(g: FlashStatus, others: readonly SpaceSpec[]): number {
-  const capacity = g.blockLength - roundUp(BLOCK_HEADER, g.writeAlign);
-  const entrySpan = recordSpan(AUDIT_ENTRY_MAX, g.writeAlign);
-  let largest = entrySpan;
-  for (const s of others) largest = Math.max(largest, recordSpan(s.maxValue, g.writeAlign));
-  const room = capacity - liveBytes(others, g.writeAlign) - largest;
-  return Math.min(AUDIT_MAX_ENTRIES, Math.floor(room / entrySpan));
+  const room = halfCapacity(g) - liveBytes(others, g.writeAlign);
+  return Math.min(AUDIT_MAX_ENTRIES, Math.floor(room / recordSpan(AUDIT_ENTRY_MAX, g.writeAlign)));
 }
 
 /**
@@ -91,9 +96,9 @@ export function planStorage(status: FlashStatus, settings: SpaceSpec = SETTINGS_
     const journalBlocks = total - 4;
     // Every region must hold its own live set.
     for (const s of [settings, journal]) {
-      if (auditEntries(status, [s]) < 0) throw new OtaError(Reason.STORE_GEOMETRY, `space ${s.name} does not fit one block`);
+      if (liveBytes([s], status.writeAlign) > halfCapacity(status)) throw new OtaError(Reason.STORE_GEOMETRY, `space ${s.name} does not fit half a block`);
     }
-    if (audit.keys < AUDIT_MIN_ENTRIES) throw new OtaError(Reason.STORE_GEOMETRY, `only ${audit.keys} audit entries fit one block`);
+    if (audit.keys < AUDIT_MIN_ENTRIES) throw new OtaError(Reason.STORE_GEOMETRY, `only ${audit.keys} audit entries fit half a block`);
     return Object.freeze({
       mode: "split",
       blockLength: status.blockLength,
@@ -112,7 +117,7 @@ export function planStorage(status: FlashStatus, settings: SpaceSpec = SETTINGS_
   if (entries < AUDIT_MIN_ENTRIES) {
     throw new OtaError(
       Reason.STORE_GEOMETRY,
-      `${total} blocks of ${status.blockLength} bytes: the live set does not fit one block (need 6 blocks for a split layout)`,
+      `${total} blocks of ${status.blockLength} bytes: the live set does not fit half a block (6 blocks allow a split layout)`,
     );
   }
   const audit = auditSpace(entries);

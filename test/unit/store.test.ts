@@ -320,7 +320,7 @@ describe("storage layout", () => {
       ["audit", 2, 2],
       ["journal", 4, 4],
     ]);
-    expect(plan.audit.keys).toBe(62);
+    expect(plan.audit.keys).toBe(31);
   });
   it("shares one store over 3 x 128 KiB (the default map) and 2 x 128 KiB", () => {
     for (const size of [384, 256]) {
@@ -331,10 +331,10 @@ describe("storage layout", () => {
       expect(plan.audit.keys).toBe(128);
     }
   });
-  it("shares 2 x 4 KiB with fewer audit entries, and refuses what cannot work", () => {
-    const plan = planStorage({ size: 8 * KiB, blockLength: 4 * KiB, writeAlign: 32, eraseValue: 0xff });
+  it("shares 2 x 8 KiB with fewer audit entries, and refuses what cannot work", () => {
+    const plan = planStorage({ size: 16 * KiB, blockLength: 8 * KiB, writeAlign: 32, eraseValue: 0xff });
     expect(plan.mode).toBe("shared");
-    expect(plan.audit.keys).toBe(20);
+    expect(plan.audit.keys).toBe(28);
     const err = (f: () => unknown) => {
       try {
         f();
@@ -345,6 +345,7 @@ describe("storage layout", () => {
     };
     expect(err(() => planStorage({ size: 128 * KiB, blockLength: 128 * KiB, writeAlign: 32, eraseValue: 0xff }))).toBe(true);
     expect(err(() => planStorage({ size: 8 * KiB, blockLength: 2 * KiB, writeAlign: 32, eraseValue: 0xff }))).toBe(true);
+    expect(err(() => planStorage({ size: 20 * KiB, blockLength: 4 * KiB, writeAlign: 32, eraseValue: 0xff }))).toBe(true);
   });
   it("opens the storage of both kinds and keeps the spaces apart", () => {
     for (const g of [
