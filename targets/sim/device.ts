@@ -11,7 +11,7 @@
  * bootloader's start-up time, or after `powerOffMs` for a power cut). Many
  * devices can share one clock and one network (a fleet). Runs on Node and XS.
  */
-import type { Flash, Platform, ResetCause, System } from "../../hal/types";
+import type { Flash, Network, Platform, ResetCause, System } from "../../hal/types";
 import { ClockView, VirtualClock } from "../../hal/mock/clock";
 import { MockCounter } from "../../hal/mock/counter";
 import { NorFlash, type FlashPartition } from "../../hal/mock/flash";
@@ -44,8 +44,8 @@ export interface VirtualDeviceOptions {
   map?: FlashMapSpec;
   seed?: number;
   millivolts?: number;
-  /** Shared network (a fleet on one broker); a private one by default. */
-  network?: MockNetwork;
+  /** Shared network (a fleet on one broker; or a real one, e.g. hal/node's, in the demo); a private MockNetwork by default. */
+  network?: Network;
   clock?: VirtualClock;
   firmware?: FirmwareEntry;
   /** Extra boot checks (signature) for the bootloader model. */
@@ -81,7 +81,7 @@ export class VirtualDevice {
   watchdog: MockWatchdog;
   readonly serial: SerialPipe;
   /** The shared network. */
-  readonly net: MockNetwork;
+  readonly net: Network;
   /** This device's connections through it (dropped at reset). */
   readonly link: ReturnType<typeof guardedNetwork>;
   readonly platform: Platform;
@@ -195,6 +195,23 @@ export class VirtualDevice {
       this.firmware?.(this.platform, decision, this);
     });
     return decision;
+  }
+
+  /**
+   * Write a whole image into a slot, as a factory programmer does (erase the
+   * slot, program the image padded to the write unit, skipping all-erased chunks).
+   */
+  program(slot: 0 | 1, image: Uint8Array): void {
+    const f = this.slots[slot];
+    const { size, blockLength, writeAlign, eraseValue } = f.status();
+    if (image.length > size) throw new RangeError(`image of ${image.length} bytes does not fit slot ${slot}`);
+    for (let b = 0; b < size / blockLength; b++) f.eraseBlock(b);
+    const padded = new Uint8Array(Math.ceil(image.length / writeAlign) * writeAlign).fill(eraseValue);
+    padded.set(image);
+    for (let off = 0; off < padded.length; off += 1024) {
+      const chunk = padded.subarray(off, Math.min(off + 1024, padded.length));
+      if (!chunk.every((x) => x === eraseValue)) f.write(chunk, off);
+    }
   }
 
   /** Press the reset button: the device reboots (cause "pin"). */

@@ -17,17 +17,7 @@ function body(n: number, seed: number): Uint8Array {
 
 /** Write a whole image into a slot (erase first), as a factory programmer would. */
 export function programSlot(device: VirtualDevice, slot: 0 | 1, image: Uint8Array): void {
-  const f = device.slots[slot];
-  const { size, blockLength, writeAlign, eraseValue } = f.status();
-  for (let b = 0; b < size / blockLength; b++) f.eraseBlock(b);
-  const padded = new Uint8Array(Math.ceil(image.length / writeAlign) * writeAlign).fill(eraseValue);
-  padded.set(image);
-  for (let off = 0; off < padded.length; off += 1024) {
-    const chunk = padded.subarray(off, Math.min(off + 1024, padded.length));
-    // skip chunks that are all erase value (a padded image's tail)
-    if (chunk.every((x) => x === eraseValue)) continue;
-    f.write(chunk, off);
-  }
+  device.program(slot, image);
 }
 
 export function factoryDevice(): VirtualDevice {

@@ -6,6 +6,7 @@ import type { Command } from "./command";
 
 export const commands: { [name: string]: () => Promise<Command> } = {
   apply: async () => (await import("./apply")).command,
+  demo: async () => (await import("./demo")).command,
   diff: async () => (await import("./diff")).command,
   inspect: async () => (await import("./inspect")).command,
   keygen: async () => (await import("./keygen")).command,

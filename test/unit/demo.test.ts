@@ -1,0 +1,14 @@
+/** `npm start` runs `xs-ota demo`: all three steps must end as expected, judged from the server's reports. */
+import { describe, expect, it } from "vitest";
+import { xsOta } from "../lib/cli";
+
+describe("xs-ota demo (npm start)", () => {
+  it("full update, delta update and a rolled-back bad release, over real TLS to xs-ota serve", () => {
+    const r = xsOta(["demo", "--step-timeout", "90"], { timeoutMs: 300_000 });
+    expect(r.status, r.stdout.slice(-3000) + r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/✔ committed; running 1\.1\.0\+2 in slot 1/);
+    expect(r.stdout).toMatch(/✔ committed; running 1\.2\.0\+3 in slot 0/);
+    expect(r.stdout).toMatch(/✔ rolled-back \(TRIAL_NO_CLOUD\); running 1\.2\.0\+3 in slot 0/);
+    expect(r.stdout).toMatch(/all three ended as expected/);
+  }, 320_000);
+});

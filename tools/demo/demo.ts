@@ -1,0 +1,196 @@
+/**
+ * `npm start` / `xs-ota demo`: the whole product on one machine, with no
+ * external service. It makes a signing key, signs a factory image and three
+ * releases, starts `xs-ota serve` (embedded MQTT broker, throwaway CA, TLS),
+ * and runs one virtual USR-N520 (targets/sim: the MCUboot model, the strict
+ * mocks, the real agent) connected to it over real TLS sockets. Then:
+ *
+ *   1. a full update        1.0.0 (slot 0) → 1.1.0 (slot 1)   must commit
+ *   2. a delta update       1.1.0 (slot 1) → 1.2.0 (slot 0)   must commit
+ *   3. a bad release        1.3.0 (slot 1) whose firmware never reaches the
+ *                           cloud: its trial must fail and be rolled back
+ *
+ * Every outcome is judged from what the server received (its report log),
+ * and from the device's flash. Exit 0 only if all three ended as expected.
+ */
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync, mkdirSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { VirtualClock } from "../../hal/mock/clock";
+import { NodeNetwork } from "../../hal/node/socket";
+import { formatVersion } from "../../src/image/format";
+import { createKeyring } from "../../src/crypto/keyring";
+import { softwareDigest } from "../../src/crypto/sha256";
+import { imageSignatureChecker } from "../../src/image/signature";
+import type { Agent } from "../../src/agent/agent";
+import { VirtualDevice } from "../../targets/sim/device";
+import { stm32h743FlashMap } from "../../targets/sim/flashmap";
+import { agentFirmware } from "../../targets/sim/firmware";
+import { generateKeyPem, parsePrivateKeyPem } from "../keys/pem";
+import { makePatch } from "../delta/index";
+import { startServe } from "../serve/server";
+import { buildImage, release, HARDWARE } from "./firmware";
+import type { SimRelease } from "../../targets/sim/cloud";
+import { toHex } from "../../src/util/bytes";
+
+export interface DemoOptions {
+  /** Virtual time per real time (the device's clock runs this much faster). */
+  readonly speed: number;
+  /** Real seconds each step may take. */
+  readonly stepTimeoutS: number;
+  /** Keep the working directory (key, releases, reports) instead of deleting it. */
+  readonly keep: boolean;
+  readonly out: (line: string) => void;
+}
+
+interface Step {
+  readonly title: string;
+  readonly release: SimRelease;
+  readonly expect: "committed" | "rolled-back";
+  readonly version: string;
+}
+
+const DEVICE = "usr-n520-demo";
+const TICK_MS = 10;
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Put a release where `xs-ota serve` reads it: the envelope and its payload, named by the stream. */
+function publish(dir: string, r: SimRelease): void {
+  const stream = r.manifest.fetch.stream!;
+  writeFileSync(join(dir, stream), r.payload);
+  writeFileSync(join(dir, `${stream}.manifest`), r.envelope);
+}
+
+function reportsOf(path: string): { event: string; reason: number; reasonName: string; release?: string; target?: string }[] {
+  if (!existsSync(path)) return [];
+  return readFileSync(path, "utf8")
+    .split("\n")
+    .filter((l) => l.trim())
+    .map((l) => JSON.parse(l));
+}
+
+export async function runDemo(o: DemoOptions): Promise<boolean> {
+  const say = o.out;
+  const work = mkdtempSync(join(tmpdir(), "xs-ota-demo-"));
+  const releasesDir = join(work, "releases");
+  mkdirSync(releasesDir);
+  const reportsPath = join(work, "reports.jsonl");
+  const t0 = Date.now();
+  const stamp = () => `[${((Date.now() - t0) / 1000).toFixed(1).padStart(5)}s]`;
+
+  say("xs-ota demo: a virtual USR-N520 updated by xs-ota serve over MQTT/TLS, all on this machine");
+  say(`work directory: ${work}`);
+
+  // Keys and images, as a release engineer makes them (xs-ota keygen / sign / diff / release).
+  const { privatePem, publicPem } = generateKeyPem();
+  writeFileSync(join(work, "release-key.pem"), privatePem);
+  writeFileSync(join(work, "release-key.pub.pem"), publicPem);
+  const key = parsePrivateKeyPem(privatePem);
+  const map = stm32h743FlashMap;
+  const size = 192 * 1024;
+  const factory = buildImage(map, key, "1.0.0+1", 0, { confirm: true, size });
+  const v110 = buildImage(map, key, "1.1.0+2", 1, { size, securityCounter: 2 });
+  const v120 = buildImage(map, key, "1.2.0+3", 0, { size, securityCounter: 2 });
+  const v130 = buildImage(map, key, "1.3.0+4", 1, { size, securityCounter: 3, behaviour: "no-cloud" });
+  const now = Math.floor(Date.now() / 1000);
+  const dates = { issuedAt: now - 60, expiresAt: now + 86400 };
+  const diff = (a: Uint8Array, b: Uint8Array) => makePatch(a, b).bytes;
+  const steps: Step[] = [
+    { title: "full update 1.0.0 → 1.1.0", release: release(key, v110, { ...dates }), expect: "committed", version: "1.1.0+2" },
+    { title: "delta update 1.1.0 → 1.2.0", release: release(key, v120, { ...dates, base: v110, diff }), expect: "committed", version: "1.2.0+3" },
+    { title: "bad release 1.3.0 (never reaches the cloud)", release: release(key, v130, { ...dates }), expect: "rolled-back", version: "1.2.0+3" },
+  ];
+
+  const serve = await startServe({
+    releasesDir,
+    host: "127.0.0.1",
+    mqttPort: 0,
+    httpsPort: 0,
+    insecurePlaintext: false,
+    heartbeatIntervalSec: 10,
+    reportsPath,
+    log: (line) => say(`${stamp()} server: ${line}`),
+  });
+  const ca = readFileSync(serve.caPath!, "utf8");
+  say(`${stamp()} server: MQTT over TLS on 127.0.0.1:${serve.mqttPort}, HTTPS on :${serve.httpsPort}, CA ${serve.caPath}`);
+
+  // The device: the real agent on the simulated MCUboot device, over real TLS sockets.
+  const clock = new VirtualClock();
+  const net = new NodeNetwork({ ca });
+  const device = new VirtualDevice({
+    map,
+    clock,
+    network: net,
+    bootWatchdogMs: 8000,
+    checkSignature: imageSignatureChecker(createKeyring([key.publicKey], softwareDigest)),
+  });
+  let agent: Agent | undefined;
+  device.firmware = agentFirmware({
+    config: {
+      deviceId: DEVICE,
+      hardwareId: HARDWARE,
+      server: { host: "127.0.0.1", port: serve.mqttPort!, tls: true, ca },
+      trustedKeys: [key.publicKey],
+      heartbeatIntervalS: 10,
+      trialDeadlineMs: 60_000,
+      backoffInitialMs: 1000,
+      backoffMaxMs: 10_000,
+      log: (line) => {
+        if (/ -\S+-> |refused|failed|rebooting|stuck/.test(line)) say(`${stamp()} device: ${line.replace(/^\[agent [^\]]+\] /, "")}`);
+      },
+    },
+    onAgent: (a) => (agent = a),
+  });
+  device.program(0, factory.bytes);
+  say(`${stamp()} device: factory image 1.0.0+1 programmed into slot 0; powering on`);
+
+  const ticker = setInterval(() => clock.advance(TICK_MS * o.speed), TICK_MS);
+  const results: { step: Step; ok: boolean; detail: string; seconds: number }[] = [];
+  try {
+    device.run(0);
+    let lastProgress = -1;
+    for (const step of steps) {
+      say(`${stamp()} ── step: ${step.title}`);
+      const started = Date.now();
+      publish(releasesDir, step.release);
+      const id = toHex(step.release.releaseId);
+      let outcome: { event: string; reason: number; reasonName: string } | undefined;
+      while (!outcome && Date.now() - started < o.stepTimeoutS * 1000) {
+        await sleep(100);
+        outcome = reportsOf(reportsPath).find((r) => r.release === id && ["committed", "rolled-back", "failed", "offer-refused", "aborted"].includes(r.event));
+        const s = agent?.status();
+        if (s && s.state === "downloading" && s.progress !== lastProgress && s.progress % 10 === 0) {
+          lastProgress = s.progress;
+          say(`${stamp()} device: downloading ${s.progress}%`);
+        }
+      }
+      // let the device settle (a rollback report comes from the old firmware after its reboot)
+      await sleep(300);
+      const running = device.lastBoot?.info ? formatVersion(device.lastBoot.info.header.version) : "none";
+      const ok = outcome?.event === step.expect && running === step.version && !device.bricked;
+      const detail = outcome
+        ? `${outcome.event}${outcome.reason ? ` (${outcome.reasonName})` : ""}; running ${running} in slot ${device.runningSlot}`
+        : `no outcome within ${o.stepTimeoutS} s; running ${running}`;
+      results.push({ step, ok, detail, seconds: (Date.now() - started) / 1000 });
+      say(`${stamp()} ${ok ? "ok" : "UNEXPECTED"}: ${step.title}: ${detail}`);
+      if (!ok) break;
+    }
+  } finally {
+    clearInterval(ticker);
+    await serve.close();
+    if (!o.keep) rmSync(work, { recursive: true, force: true });
+  }
+
+  say("");
+  say("summary");
+  say("| step | expected | outcome | real time |");
+  say("|---|---|---|---:|");
+  for (const r of results) say(`| ${r.step.title} | ${r.step.expect} | ${r.ok ? "✔ " : "✘ "}${r.detail} | ${r.seconds.toFixed(1)} s |`);
+  const all = results.length === steps.length && results.every((r) => r.ok);
+  say(`protected security counter: ${device.counter.read()}; boots: ${device.boots.length}; ${all ? "all three ended as expected" : "NOT all steps ended as expected"}`);
+  if (o.keep) say(`kept: ${work}`);
+  return all;
+}
