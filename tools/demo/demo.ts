@@ -13,23 +13,17 @@
  * Every outcome is judged from what the server received (its report log),
  * and from the device's flash. Exit 0 only if all three ended as expected.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync, mkdirSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { VirtualClock } from "../../hal/mock/clock";
-import { NodeNetwork } from "../../hal/node/socket";
 import { formatVersion } from "../../src/image/format";
-import { createKeyring } from "../../src/crypto/keyring";
-import { softwareDigest } from "../../src/crypto/sha256";
-import { imageSignatureChecker } from "../../src/image/signature";
-import type { Agent } from "../../src/agent/agent";
-import { VirtualDevice } from "../../targets/sim/device";
 import { stm32h743FlashMap } from "../../targets/sim/flashmap";
-import { agentFirmware } from "../../targets/sim/firmware";
 import { generateKeyPem, parsePrivateKeyPem } from "../keys/pem";
 import { makePatch } from "../delta/index";
 import { startServe } from "../serve/server";
-import { buildImage, release, HARDWARE } from "./firmware";
+import { buildImage, release } from "./firmware";
+import { driveClock, FINAL_EVENTS, publishRelease, readReports, rigDevice } from "./rig";
 import type { SimRelease } from "../../targets/sim/cloud";
 import { toHex } from "../../src/util/bytes";
 
@@ -51,25 +45,9 @@ interface Step {
 }
 
 const DEVICE = "usr-n520-demo";
-const TICK_MS = 10;
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
-}
-
-/** Put a release where `xs-ota serve` reads it: the envelope and its payload, named by the stream. */
-function publish(dir: string, r: SimRelease): void {
-  const stream = r.manifest.fetch.stream!;
-  writeFileSync(join(dir, stream), r.payload);
-  writeFileSync(join(dir, `${stream}.manifest`), r.envelope);
-}
-
-function reportsOf(path: string): { event: string; reason: number; reasonName: string; release?: string; target?: string }[] {
-  if (!existsSync(path)) return [];
-  return readFileSync(path, "utf8")
-    .split("\n")
-    .filter((l) => l.trim())
-    .map((l) => JSON.parse(l));
 }
 
 export async function runDemo(o: DemoOptions): Promise<boolean> {
@@ -119,35 +97,21 @@ export async function runDemo(o: DemoOptions): Promise<boolean> {
 
   // The device: the real agent on the simulated MCUboot device, over real TLS sockets.
   const clock = new VirtualClock();
-  const net = new NodeNetwork({ ca });
-  const device = new VirtualDevice({
+  const rig = rigDevice({
+    deviceId: DEVICE,
     map,
     clock,
-    network: net,
-    bootWatchdogMs: 8000,
-    checkSignature: imageSignatureChecker(createKeyring([key.publicKey], softwareDigest)),
-  });
-  let agent: Agent | undefined;
-  device.firmware = agentFirmware({
-    config: {
-      deviceId: DEVICE,
-      hardwareId: HARDWARE,
-      server: { host: "127.0.0.1", port: serve.mqttPort!, tls: true, ca },
-      trustedKeys: [key.publicKey],
-      heartbeatIntervalS: 10,
-      trialDeadlineMs: 60_000,
-      backoffInitialMs: 1000,
-      backoffMaxMs: 10_000,
-      log: (line) => {
-        if (/ -\S+-> |refused|failed|rebooting|stuck/.test(line)) say(`${stamp()} device: ${line.replace(/^\[agent [^\]]+\] /, "")}`);
-      },
+    key,
+    factory,
+    server: { host: "127.0.0.1", port: serve.mqttPort!, ca },
+    log: (line) => {
+      if (/ -\S+-> |refused|failed|rebooting|stuck/.test(line)) say(`${stamp()} device: ${line.replace(/^\[agent [^\]]+\] /, "")}`);
     },
-    onAgent: (a) => (agent = a),
   });
-  device.program(0, factory.bytes);
+  const device = rig.device;
   say(`${stamp()} device: factory image 1.0.0+1 programmed into slot 0; powering on`);
 
-  const ticker = setInterval(() => clock.advance(TICK_MS * o.speed), TICK_MS);
+  const stopClock = driveClock(clock, o.speed);
   const results: { step: Step; ok: boolean; detail: string; seconds: number }[] = [];
   try {
     device.run(0);
@@ -155,13 +119,13 @@ export async function runDemo(o: DemoOptions): Promise<boolean> {
     for (const step of steps) {
       say(`${stamp()} ── step: ${step.title}`);
       const started = Date.now();
-      publish(releasesDir, step.release);
+      publishRelease(releasesDir, step.release);
       const id = toHex(step.release.releaseId);
       let outcome: { event: string; reason: number; reasonName: string } | undefined;
       while (!outcome && Date.now() - started < o.stepTimeoutS * 1000) {
         await sleep(100);
-        outcome = reportsOf(reportsPath).find((r) => r.release === id && ["committed", "rolled-back", "failed", "offer-refused", "aborted"].includes(r.event));
-        const s = agent?.status();
+        outcome = readReports(reportsPath).find((r) => r.release === id && FINAL_EVENTS.includes(r.event));
+        const s = rig.agent()?.status();
         if (s && s.state === "downloading" && s.progress !== lastProgress && s.progress % 10 === 0) {
           lastProgress = s.progress;
           say(`${stamp()} device: downloading ${s.progress}%`);
@@ -179,7 +143,7 @@ export async function runDemo(o: DemoOptions): Promise<boolean> {
       if (!ok) break;
     }
   } finally {
-    clearInterval(ticker);
+    stopClock();
     await serve.close();
     if (!o.keep) rmSync(work, { recursive: true, force: true });
   }
