@@ -29,6 +29,7 @@ import { StateMachine, type Table } from "./fsm";
 import { checkConfig, inWindow, type AgentConfig, type ResolvedConfig } from "./config";
 import { CloudLink } from "./cloud";
 import { ChunkFetcher } from "./fetch";
+import { HttpFetcher } from "./http-fetch";
 import { Journal, OUTCOME_EVENTS, Phase, type PhaseCode, type Session } from "./journal";
 import { imageCapacity, openSink, type PayloadSink } from "./sink";
 import { AgentAudit } from "./events";
@@ -104,7 +105,7 @@ export class Agent {
   private session: Session;
   private current: AcceptedManifest | undefined;
   private sink: PayloadSink | undefined;
-  private fetcher: ChunkFetcher | undefined;
+  private fetcher: ChunkFetcher | HttpFetcher | undefined;
   private bytesFetched = 0;
   private elapsedBase = 0;
   private downloadStartedAt = 0;
@@ -136,7 +137,7 @@ export class Agent {
     this.cloud = new CloudLink(platform, this.config, () => this.heartbeat(), {
       onUp: () => {
         this.heartbeatActivity?.checkIn();
-        if (this.fetcher) {
+        if (this.fetcher instanceof ChunkFetcher) {
           this.downloadActivity?.end();
           this.downloadActivity = this.supervisor.register("download", this.config.downloadStallMs);
           this.fetcher.resume();
@@ -145,9 +146,11 @@ export class Agent {
       onDown: (reason) => {
         // Offline, a download cannot progress: the link's own reconnect (supervised as "heartbeat") takes over.
         this.heartbeatActivity?.checkIn();
-        this.fetcher?.pause();
-        this.downloadActivity?.end();
-        this.downloadActivity = undefined;
+        if (this.fetcher instanceof ChunkFetcher) {
+          this.fetcher.pause();
+          this.downloadActivity?.end();
+          this.downloadActivity = undefined;
+        }
         this.log(`link down: ${reasonName(reason)}`);
       },
       onActivity: () => this.heartbeatActivity?.checkIn(),
@@ -345,7 +348,8 @@ export class Agent {
 
   private openDownload(p: { payloadOffset: number; bytesFetched: number; elapsedMs: number; checkpoint: Uint8Array }): boolean {
     const m = this.current!.manifest;
-    if (!m.fetch.stream) return this.post("fail", { reason: Reason.DOWNLOAD_NOT_FOUND, message: "no MQTT stream in the manifest" });
+    const useHttps = m.fetch.url !== undefined && (m.fetch.stream === undefined || this.config.preferHttps);
+    if (!useHttps && m.fetch.stream === undefined) return this.post("fail", { reason: Reason.DOWNLOAD_NOT_FOUND, message: "no MQTT stream or URL in the manifest" });
     try {
       this.sink = openSink(
         {
@@ -366,9 +370,36 @@ export class Agent {
     this.downloadStartedAt = this.platform.clock.now();
     this.sinceProgress = 0;
     const c = this.config;
+    const counted = (n: number) => {
+      this.bytesFetched += n;
+      if (this.bytesFetched > m.maxDownload) throw new BudgetExceeded();
+    };
+    const done = () => this.post("downloaded");
+    const fail = (reason: ReasonCode, message: string) => this.post("fail", { reason, message });
+    if (useHttps) {
+      this.fetcher = new HttpFetcher({
+        net: this.platform.net,
+        clock: this.platform.clock,
+        url: m.fetch.url!,
+        ca: c.server.ca,
+        total: m.payload.length,
+        start: this.sink.nextOffset,
+        rangeBytes: c.httpRangeBytes,
+        timeoutMs: c.chunkTimeoutMs,
+        retries: c.chunkRetries,
+        deliver: (data) => this.deliver(data),
+        counted,
+        done,
+        fail,
+        error: (e) => this.downloadError(e),
+      });
+      this.downloadActivity = this.supervisor.register("download", c.downloadStallMs);
+      this.fetcher.resume();
+      return true;
+    }
     this.fetcher = new ChunkFetcher({
       clock: this.platform.clock,
-      stream: m.fetch.stream,
+      stream: m.fetch.stream!,
       total: m.payload.length,
       start: this.sink.nextOffset,
       chunkSize: c.chunkSize,
@@ -379,12 +410,9 @@ export class Agent {
       slowWindowMs: c.slowWindowMs,
       request: (offset, length) => this.cloud.requestChunk(m.fetch.stream!, offset, length),
       deliver: (data) => this.deliver(data),
-      counted: (n) => {
-        this.bytesFetched += n;
-        if (this.bytesFetched > m.maxDownload) throw new BudgetExceeded();
-      },
-      done: () => this.post("downloaded"),
-      fail: (reason, message) => this.post("fail", { reason, message }),
+      counted,
+      done,
+      fail,
     });
     if (this.cloud.isUp) {
       this.downloadActivity = this.supervisor.register("download", this.config.downloadStallMs);
@@ -413,14 +441,19 @@ export class Agent {
   }
 
   private onChunk(r: ChunkReply): void {
-    if (!this.fetcher || this.fsm.state !== "downloading") return;
+    if (!(this.fetcher instanceof ChunkFetcher) || this.fsm.state !== "downloading") return;
     try {
       this.fetcher.onReply(r);
     } catch (e) {
-      if (e instanceof BudgetExceeded) return void this.post("fail", { reason: Reason.DOWNLOAD_BUDGET, message: `over the budget of ${this.current!.manifest.maxDownload} bytes` });
-      if (!isOtaError(e)) throw e;
-      this.post("fail", { reason: e.code, message: e.message });
+      this.downloadError(e);
     }
+  }
+
+  /** An error from the sink or the budget while bytes were delivered: the attempt ends with its reason. */
+  private downloadError(e: unknown): void {
+    if (e instanceof BudgetExceeded) return void this.post("fail", { reason: Reason.DOWNLOAD_BUDGET, message: `over the budget of ${this.current!.manifest.maxDownload} bytes` });
+    if (!isOtaError(e)) throw e;
+    this.post("fail", { reason: e.code, message: e.message });
   }
 
   // ── verify, stage, install ──────────────────────────────────────────────

@@ -47,6 +47,10 @@ export interface AgentConfig {
   readonly slowWindowMs?: number;
   /** Overall download deadline across reboots, ms. */
   readonly downloadDeadlineMs?: number;
+  /** Download over HTTPS Range even when an MQTT stream is offered too (default: MQTT first). */
+  readonly preferHttps?: boolean;
+  /** Bytes per HTTPS Range request (1024..262144). */
+  readonly httpRangeBytes?: number;
   /** Bytes of payload between journal progress records (a multiple of 4096 is sensible). */
   readonly progressEveryBytes?: number;
 
@@ -92,6 +96,8 @@ export const DEFAULTS = Object.freeze({
   slowWindowMs: 60_000,
   downloadDeadlineMs: 6 * 3600_000,
   progressEveryBytes: 16 * 1024,
+  preferHttps: false,
+  httpRangeBytes: 16 * 1024,
   watchdogTimeoutMs: 8000,
   supervisorPeriodMs: 1000,
   downloadStallMs: 90_000,
@@ -127,6 +133,7 @@ export function checkConfig(c: AgentConfig): ResolvedConfig {
   within("slowWindowMs", r.slowWindowMs, 1000, 3600_000);
   within("downloadDeadlineMs", r.downloadDeadlineMs, 1000, 7 * 86400_000);
   within("progressEveryBytes", r.progressEveryBytes, 1024, 1 << 24);
+  within("httpRangeBytes", r.httpRangeBytes, 1024, 262_144);
   within("watchdogTimeoutMs", r.watchdogTimeoutMs, 100, 32000);
   within("trialDeadlineMs", r.trialDeadlineMs, 1000, 3600_000);
   within("supervisorPeriodMs", r.supervisorPeriodMs, 10, Math.floor(r.watchdogTimeoutMs / 2));

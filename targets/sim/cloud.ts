@@ -100,14 +100,66 @@ export class VirtualCloud {
     this.listen();
   }
 
+  /** The HTTPS Range server's port (same host); streams at `/streams/<stream>`. */
+  readonly httpsPort = 8443;
+  /** Range requests served. */
+  rangeRequests = 0;
+
   /** Listen (again, after `stop`). */
   listen(): void {
     this.net.listen(this.host, this.port, (peer) => this.accept(peer));
+    this.net.listen(this.host, this.httpsPort, (peer) => this.acceptHttp(peer));
+  }
+
+  /** The URL of a stream on the HTTPS server. */
+  urlOf(stream: string): string {
+    return `https://${this.host}:${this.httpsPort}/streams/${stream}`;
+  }
+
+  /** A minimal HTTP/1.1 Range server (206 / 404 / 416), keep-alive, for the HTTPS download path. */
+  private acceptHttp(peer: PeerSocket): SocketHandlers {
+    let head = "";
+    return {
+      onData: (d) => {
+        for (let i = 0; i < d.length; i++) head += String.fromCharCode(d[i]);
+        if (head.length > 16384) return peer.close();
+        for (let end = head.indexOf("\r\n\r\n"); end >= 0; end = head.indexOf("\r\n\r\n")) {
+          const req = head.slice(0, end);
+          head = head.slice(end + 4);
+          this.serveRange(peer, req);
+        }
+      },
+    };
+  }
+
+  private serveRange(peer: PeerSocket, req: string): void {
+    const ascii = (t: string) => Uint8Array.from(t, (c) => c.charCodeAt(0));
+    const send = (status: string, headers: string[], body: Uint8Array) => {
+      peer.write(ascii(`HTTP/1.1 ${status}\r\n${headers.concat(`Content-Length: ${body.length}`).join("\r\n")}\r\n\r\n`));
+      if (body.length) peer.write(body);
+    };
+    this.rangeRequests++;
+    const m = /^GET \/streams\/([A-Za-z0-9._-]+) HTTP\/1\.1/.exec(req);
+    const stream = m?.[1];
+    const release =
+      stream && !this.streamAlias.has(stream)
+        ? this.releases.find((r) => r.manifest.fetch.stream === stream || (r.manifest.fetch.url ?? "").endsWith(`/streams/${stream}`))
+        : undefined;
+    if (!release) return send("404 Not Found", [], new Uint8Array(0));
+    const total = release.payload.length;
+    const r = /\r\nrange: bytes=(\d+)-(\d+)/i.exec(req);
+    const first = r ? Number(r[1]) : 0;
+    const last = Math.min(r ? Number(r[2]) : total - 1, total - 1);
+    if (first >= total || last < first) return send("416 Range Not Satisfiable", [`Content-Range: bytes */${total}`], new Uint8Array(0));
+    let body = release.payload.subarray(first, last + 1);
+    body = this.faults.corrupt?.(first, body) ?? body;
+    send("206 Partial Content", [`Content-Range: bytes ${first}-${last}/${this.faults.total?.(total) ?? total}`], body);
   }
 
   /** The broker goes away: stops listening and drops every connection. */
   stop(): void {
     this.net.unlisten(this.host, this.port);
+    this.net.unlisten(this.host, this.httpsPort);
     for (const c of this.connections) c.peer.close();
     this.connections.clear();
   }

@@ -161,3 +161,38 @@ describe("agent: network faults", () => {
     expect(failed[0].reason).toBe(Reason.DOWNLOAD_NOT_FOUND);
   });
 });
+
+describe("agent: the HTTPS Range download path", () => {
+  it("a release offered only by URL downloads over HTTPS Range and commits", () => {
+    const w = makeWorld({ releases: (w) => [release(w.key, buildImage(w.map, w.key, "1.1.0", 1, { size: 64 * 1024 }), { url: (s) => w.cloud.urlOf(s), httpsOnly: true })] });
+    const d = w.addDevice("dev", { httpRangeBytes: 8192 });
+    d.run(5 * 60_000);
+    expect(w.cloud.reportsOf("dev", "committed"), w.logs.slice(-10).join("\n")).toHaveLength(1);
+    expect(w.cloud.rangeRequests).toBeGreaterThanOrEqual(8);
+    expect(w.cloud.bytesSent.get("dev") ?? 0, "nothing came over MQTT chunks").toBe(0);
+  });
+
+  it("a delta over HTTPS with preferHttps, resumed after a power cut mid-download", () => {
+    const w = makeWorld({
+      releases: (w) => {
+        const target = buildImage(w.map, w.key, "1.1.0", 1, { size: 64 * 1024 });
+        return [release(w.key, target, { base: w.factory, diff, url: (s) => w.cloud.urlOf(s) })];
+      },
+    });
+    const d = w.addDevice("dev", { preferHttps: true, httpRangeBytes: 1024 });
+    d.rail.armCut(12, "torn");
+    d.run(5 * 60_000);
+    expect(w.cloud.reportsOf("dev", "committed"), w.logs.slice(-10).join("\n")).toHaveLength(1);
+    expect(w.cloud.rangeRequests).toBeGreaterThan(0);
+  });
+
+  it("a URL the server does not know (404) ends the attempt with DOWNLOAD_NOT_FOUND", () => {
+    const w = makeWorld({ releases: (w) => [release(w.key, buildImage(w.map, w.key, "1.1.0", 1), { url: `https://cloud.sim:8443/streams/nothing-here`, httpsOnly: true })] });
+    w.cloud.streamAlias.set("nothing-here", undefined); // the server has lost the file
+    const d = w.addDevice("dev");
+    d.run(2 * 60_000);
+    const failed = w.cloud.reportsOf("dev", "failed");
+    expect(failed, w.logs.slice(-10).join("\n")).toHaveLength(1);
+    expect(failed[0].reason).toBe(Reason.DOWNLOAD_NOT_FOUND);
+  });
+});

@@ -78,12 +78,18 @@ export function imageBytes(img: BuiltImage): Uint8Array {
   return img.bytes.subarray(0, info.totalLength);
 }
 
+function fetchOf(stream: string, o: { url?: string | ((stream: string) => string); httpsOnly?: boolean }): { stream?: string; url?: string } {
+  const url = typeof o.url === "function" ? o.url(stream) : o.url;
+  if (o.httpsOnly) return { url };
+  return url ? { stream, url } : { stream };
+}
+
 export type Diff = (oldImage: Uint8Array, newImage: Uint8Array) => Uint8Array;
 
 export function release(
   key: SigningKey,
   target: BuiltImage,
-  o: { base?: BuiltImage; diff?: Diff; stream?: string; expiresAt?: number; issuedAt?: number; hardwareId?: string; maxDownload?: number } = {},
+  o: { base?: BuiltImage; diff?: Diff; stream?: string; url?: string | ((stream: string) => string); httpsOnly?: boolean; expiresAt?: number; issuedAt?: number; hardwareId?: string; maxDownload?: number } = {},
 ): SimRelease {
   const image = imageBytes(target);
   let payload: Uint8Array = image;
@@ -101,7 +107,7 @@ export function release(
     slot: target.slot,
     image: { length: image.length, sha256: sha256(image) },
     payload: { kind: o.base ? "delta" : "full", length: payload.length, sha256: sha256(payload), baseSha256, compression: o.base ? "deflate" : "none" },
-    fetch: { stream: o.stream ?? `${target.version.replace(/[^0-9A-Za-z]/g, "_")}-s${target.slot}${o.base ? "-delta" : ""}` },
+    fetch: fetchOf(o.stream ?? `${target.version.replace(/[^0-9A-Za-z]/g, "_")}-s${target.slot}${o.base ? "-delta" : ""}`, o),
     issuedAt: o.issuedAt ?? 1_790_000_000,
     expiresAt: o.expiresAt ?? 1_790_000_000 + 30 * 86400,
     maxDownload: o.maxDownload ?? 3 * payload.length,
