@@ -74,11 +74,16 @@ export const Field = Object.freeze({
   MAX_DOWNLOAD: 0x90,
 });
 
-type ValueKind = "u8" | "u32" | "version" | "sha256" | "text";
+/**
+ * How a record's value is encoded. "bytes" is a raw value of 0..max bytes
+ * whose structure the record's own decoder checks (a list of hashes).
+ */
+export type ValueKind = "u8" | "u32" | "version" | "sha256" | "text" | "bytes";
 
-interface FieldSpec {
+/** One record type of a record format: its value kind and bounds. */
+export interface FieldSpec {
   readonly kind: ValueKind;
-  /** For text: the longest value in bytes. */
+  /** For text and bytes: the longest value in bytes. */
   readonly max?: number;
   /** For text: the allowed characters. */
   readonly charset?: RegExp;
@@ -110,25 +115,33 @@ const SPECS: { readonly [type: number]: FieldSpec } = Object.freeze<{ [type: num
   [Field.MAX_DOWNLOAD]: { kind: "u32" },
 });
 
-const FIXED_LENGTH: { readonly [k in ValueKind]: number } = Object.freeze({ u8: 1, u32: 4, version: 8, sha256: 32, text: 0 });
+const FIXED_LENGTH: { readonly [k in ValueKind]: number } = Object.freeze({ u8: 1, u32: 4, version: 8, sha256: 32, text: 0, bytes: 0 });
 
 /** Payload kinds on the wire. */
 export const PAYLOAD_KINDS: readonly PayloadKind[] = Object.freeze(["full", "delta"] as PayloadKind[]);
 
 /** A field's name for messages. */
 export function fieldName(type: number): string {
-  for (const k of Object.keys(Field) as (keyof typeof Field)[]) if (Field[k] === type) return k;
+  return nameIn(Field, type);
+}
+
+function nameIn(fields: { readonly [name: string]: number }, type: number): string {
+  for (const k of Object.keys(fields)) if (fields[k] === type) return k;
   return `0x${type.toString(16).padStart(2, "0")}`;
 }
 
-type Value = number | string | Uint8Array | ImageVersion;
+/** A decoded record value: u8/u32 → number, text → string, sha256/bytes → a copy, version → ImageVersion. */
+export type Value = number | string | Uint8Array | ImageVersion;
 
 function u32le(b: Uint8Array, at: number): number {
   return (b[at] | (b[at + 1] << 8) | (b[at + 2] << 16) | (b[at + 3] << 24)) >>> 0;
 }
 
-function decodeValue(type: number, spec: FieldSpec, v: Uint8Array): Value {
-  const name = fieldName(type);
+function decodeValue(name: string, type: number, spec: FieldSpec, v: Uint8Array): Value {
+  if (spec.kind === "bytes") {
+    if (v.length > spec.max!) throw new OtaError(Reason.MANIFEST_FIELD_TOO_LONG, `${name} is ${v.length} bytes (max ${spec.max})`, type);
+    return Uint8Array.from(v);
+  }
   if (spec.kind === "text") {
     if (v.length > spec.max!) throw new OtaError(Reason.MANIFEST_FIELD_TOO_LONG, `${name} is ${v.length} bytes (max ${spec.max})`, type);
     const s = utf8Decode(v);
@@ -151,6 +164,93 @@ function decodeValue(type: number, spec: FieldSpec, v: Uint8Array): Value {
 }
 
 /**
+ * A signed record format built like the manifest: magic, format byte, then
+ * type-length-value records with the critical bit. Shared by the release
+ * manifest and the revocation record (./revocation) so both are read by one
+ * bounded loop with the same refusals.
+ */
+export interface RecordLayout {
+  /** What the bytes are, for messages ("manifest", "revocation record"). */
+  readonly noun: string;
+  readonly magic: readonly number[];
+  readonly format: number;
+  /** Largest encoding accepted. */
+  readonly maxBytes: number;
+  /** Most records (known or skipped) accepted. */
+  readonly maxRecords: number;
+  readonly specs: { readonly [type: number]: FieldSpec };
+  /** Field names by type, for messages. */
+  readonly fields: { readonly [name: string]: number };
+}
+
+/** Decoded records of a RecordLayout: the value of each known type that was present. */
+export type RecordValues = { readonly [type: number]: Value };
+
+/**
+ * Read the records of `bytes` laid out as `layout`: magic, format, then at
+ * most `maxRecords` records; unknown non-critical types are skipped, every
+ * known value is decoded by its spec. Checks nothing about which fields are
+ * present: the caller does (`requireField`).
+ * @throws OtaError MANIFEST_TOO_LARGE, MANIFEST_BAD_MAGIC, MANIFEST_UNSUPPORTED_VERSION,
+ *   MANIFEST_TRUNCATED, MANIFEST_MALFORMED (too many records), MANIFEST_UNKNOWN_CRITICAL,
+ *   MANIFEST_DUPLICATE_FIELD, MANIFEST_WRONG_TYPE, MANIFEST_FIELD_TOO_LONG, MANIFEST_BAD_VALUE.
+ * @example const values = decodeRecords(bytes, REVOCATION_LAYOUT); values[0x82]
+ */
+export function decodeRecords(bytes: Uint8Array, layout: RecordLayout): RecordValues {
+  const noun = layout.noun;
+  if (!(bytes instanceof Uint8Array)) throw new TypeError(`${noun} must be a Uint8Array`);
+  if (bytes.length > layout.maxBytes) throw new OtaError(Reason.MANIFEST_TOO_LARGE, `${noun} of ${bytes.length} bytes (max ${layout.maxBytes})`);
+  const m = layout.magic.length;
+  for (let i = 0; i < m; i++) {
+    if (i >= bytes.length) throw new OtaError(Reason.MANIFEST_TRUNCATED, `${noun} shorter than its magic`);
+    if (bytes[i] !== layout.magic[i]) throw new OtaError(Reason.MANIFEST_BAD_MAGIC, `no ${noun} magic`);
+  }
+  if (bytes.length < m + 1) throw new OtaError(Reason.MANIFEST_TRUNCATED, `${noun} has no format byte`);
+  if (bytes[m] !== layout.format) throw new OtaError(Reason.MANIFEST_UNSUPPORTED_VERSION, `${noun} format ${bytes[m]}`);
+
+  const values: { [type: number]: Value } = {};
+  let off = m + 1;
+  for (let n = 0; off < bytes.length; n++) {
+    if (n >= layout.maxRecords) throw new OtaError(Reason.MANIFEST_MALFORMED, `more than ${layout.maxRecords} records`, off);
+    if (off + 3 > bytes.length) throw new OtaError(Reason.MANIFEST_TRUNCATED, "record header runs past the end", off);
+    const type = bytes[off];
+    const length = bytes[off + 1] | (bytes[off + 2] << 8);
+    const start = off + 3;
+    const name = nameIn(layout.fields, type);
+    if (start + length > bytes.length) throw new OtaError(Reason.MANIFEST_TRUNCATED, `${name} runs past the end`, off);
+    off = start + length;
+    const spec = layout.specs[type];
+    if (!spec) {
+      if (type & CRITICAL) throw new OtaError(Reason.MANIFEST_UNKNOWN_CRITICAL, `unknown critical field ${name}`, type);
+      continue;
+    }
+    if (values[type] !== undefined) throw new OtaError(Reason.MANIFEST_DUPLICATE_FIELD, `${name} appears twice`, type);
+    values[type] = decodeValue(name, type, spec, bytes.subarray(start, start + length));
+  }
+  return values;
+}
+
+/**
+ * The value of a required field.
+ * @throws OtaError MANIFEST_MISSING_FIELD when it is absent.
+ */
+export function requireField(values: RecordValues, type: number, layout: RecordLayout): Value {
+  const v = values[type];
+  if (v === undefined) throw new OtaError(Reason.MANIFEST_MISSING_FIELD, `${nameIn(layout.fields, type)} is missing`, type);
+  return v;
+}
+
+const MANIFEST_LAYOUT: RecordLayout = Object.freeze({
+  noun: "manifest",
+  magic: MANIFEST_MAGIC,
+  format: MANIFEST_FORMAT,
+  maxBytes: MAX_MANIFEST_BYTES,
+  maxRecords: MAX_RECORDS,
+  specs: SPECS,
+  fields: Field,
+});
+
+/**
  * Decode the manifest's exact bytes (after its signature was checked).
  * @throws OtaError MANIFEST_TOO_LARGE, MANIFEST_BAD_MAGIC, MANIFEST_UNSUPPORTED_VERSION,
  *   MANIFEST_TRUNCATED (a record runs past the end), MANIFEST_MALFORMED (too many
@@ -159,39 +259,8 @@ function decodeValue(type: number, spec: FieldSpec, v: Uint8Array): Value {
  * @example const m = decodeManifest(bytes); m.version.major
  */
 export function decodeManifest(bytes: Uint8Array): ReleaseManifest {
-  if (!(bytes instanceof Uint8Array)) throw new TypeError("manifest must be a Uint8Array");
-  if (bytes.length > MAX_MANIFEST_BYTES) throw new OtaError(Reason.MANIFEST_TOO_LARGE, `manifest of ${bytes.length} bytes (max ${MAX_MANIFEST_BYTES})`);
-  for (let i = 0; i < 4; i++) {
-    if (i >= bytes.length) throw new OtaError(Reason.MANIFEST_TRUNCATED, "manifest shorter than its magic");
-    if (bytes[i] !== MANIFEST_MAGIC[i]) throw new OtaError(Reason.MANIFEST_BAD_MAGIC, "no manifest magic");
-  }
-  if (bytes.length < 5) throw new OtaError(Reason.MANIFEST_TRUNCATED, "manifest has no format byte");
-  if (bytes[4] !== MANIFEST_FORMAT) throw new OtaError(Reason.MANIFEST_UNSUPPORTED_VERSION, `manifest format ${bytes[4]}`);
-
-  const values: { [type: number]: Value } = {};
-  let off = 5;
-  for (let n = 0; off < bytes.length; n++) {
-    if (n >= MAX_RECORDS) throw new OtaError(Reason.MANIFEST_MALFORMED, `more than ${MAX_RECORDS} records`, off);
-    if (off + 3 > bytes.length) throw new OtaError(Reason.MANIFEST_TRUNCATED, "record header runs past the end", off);
-    const type = bytes[off];
-    const length = bytes[off + 1] | (bytes[off + 2] << 8);
-    const start = off + 3;
-    if (start + length > bytes.length) throw new OtaError(Reason.MANIFEST_TRUNCATED, `${fieldName(type)} runs past the end`, off);
-    off = start + length;
-    const spec = SPECS[type];
-    if (!spec) {
-      if (type & CRITICAL) throw new OtaError(Reason.MANIFEST_UNKNOWN_CRITICAL, `unknown critical field ${fieldName(type)}`, type);
-      continue;
-    }
-    if (values[type] !== undefined) throw new OtaError(Reason.MANIFEST_DUPLICATE_FIELD, `${fieldName(type)} appears twice`, type);
-    values[type] = decodeValue(type, spec, bytes.subarray(start, start + length));
-  }
-
-  const need = (type: number): Value => {
-    const v = values[type];
-    if (v === undefined) throw new OtaError(Reason.MANIFEST_MISSING_FIELD, `${fieldName(type)} is missing`, type);
-    return v;
-  };
+  const values = decodeRecords(bytes, MANIFEST_LAYOUT);
+  const need = (type: number): Value => requireField(values, type, MANIFEST_LAYOUT);
   const hardwareId = need(Field.HARDWARE_ID) as string;
   const version = need(Field.VERSION) as ImageVersion;
   const securityCounter = need(Field.SECURITY_COUNTER) as number;
@@ -258,6 +327,17 @@ export interface Envelope {
   readonly signature: Uint8Array;
 }
 
+/** The fixed layout of a signed envelope: which magic, what it carries, how large. */
+export interface EnvelopeLayout {
+  /** What the body is, for messages ("manifest", "revocation record"). */
+  readonly noun: string;
+  readonly magic: readonly number[];
+  /** Largest body accepted (the u16 length field is checked against it). */
+  readonly maxBody: number;
+}
+
+const MANIFEST_ENVELOPE: EnvelopeLayout = Object.freeze({ noun: "manifest", magic: ENVELOPE_MAGIC, maxBody: MAX_MANIFEST_BYTES });
+
 /**
  * Split an envelope into its parts (fixed layout; no signature check).
  * @throws OtaError MANIFEST_TOO_LARGE, MANIFEST_BAD_MAGIC, MANIFEST_TRUNCATED,
@@ -266,18 +346,32 @@ export interface Envelope {
  *   MANIFEST_TRAILING_BYTES.
  */
 export function decodeEnvelope(bytes: Uint8Array): Envelope {
+  return decodeEnvelopeOf(bytes, MANIFEST_ENVELOPE);
+}
+
+/**
+ * Split an envelope of any signed record format into its parts: the
+ * manifest's envelope layout (version, algorithm, u16 body length, body,
+ * key id, signature length, DER signature) behind `layout.magic`. The body is
+ * returned in `manifest` whatever it is.
+ * @throws OtaError as `decodeEnvelope`.
+ * @example const env = decodeEnvelopeOf(bytes, { noun: "revocation record", magic: [0x58, 0x53, 0x52, 0x56], maxBody: 1024 })
+ */
+export function decodeEnvelopeOf(bytes: Uint8Array, layout: EnvelopeLayout): Envelope {
+  const noun = layout.noun;
+  const maxEnvelope = ENVELOPE_HEADER_BYTES + layout.maxBody + KEY_ID_BYTES + 1 + MAX_DER_SIGNATURE;
   if (!(bytes instanceof Uint8Array)) throw new TypeError("envelope must be a Uint8Array");
-  if (bytes.length > MAX_ENVELOPE_BYTES) throw new OtaError(Reason.MANIFEST_TOO_LARGE, `envelope of ${bytes.length} bytes (max ${MAX_ENVELOPE_BYTES})`);
+  if (bytes.length > maxEnvelope) throw new OtaError(Reason.MANIFEST_TOO_LARGE, `envelope of ${bytes.length} bytes (max ${maxEnvelope})`);
   for (let i = 0; i < 4; i++) {
     if (i >= bytes.length) throw new OtaError(Reason.MANIFEST_TRUNCATED, "envelope shorter than its magic");
-    if (bytes[i] !== ENVELOPE_MAGIC[i]) throw new OtaError(Reason.MANIFEST_BAD_MAGIC, "no envelope magic");
+    if (bytes[i] !== layout.magic[i]) throw new OtaError(Reason.MANIFEST_BAD_MAGIC, `no ${noun} envelope magic`);
   }
   if (bytes.length < ENVELOPE_HEADER_BYTES) throw new OtaError(Reason.MANIFEST_TRUNCATED, "envelope header cut short");
   if (bytes[4] !== ENVELOPE_VERSION) throw new OtaError(Reason.MANIFEST_UNSUPPORTED_VERSION, `envelope version ${bytes[4]}`);
   if (bytes[5] !== ENVELOPE_ALG_ECDSA_P256_SHA256) throw new OtaError(Reason.MANIFEST_UNSUPPORTED_VERSION, `signature algorithm ${bytes[5]}`);
   const m = bytes[6] | (bytes[7] << 8);
-  if (m > MAX_MANIFEST_BYTES) throw new OtaError(Reason.MANIFEST_TOO_LARGE, `manifest of ${m} bytes (max ${MAX_MANIFEST_BYTES})`);
-  if (m === 0) throw new OtaError(Reason.MANIFEST_MALFORMED, "empty manifest");
+  if (m > layout.maxBody) throw new OtaError(Reason.MANIFEST_TOO_LARGE, `${noun} of ${m} bytes (max ${layout.maxBody})`);
+  if (m === 0) throw new OtaError(Reason.MANIFEST_MALFORMED, `empty ${noun}`);
   const keyAt = ENVELOPE_HEADER_BYTES + m;
   const sigLenAt = keyAt + KEY_ID_BYTES;
   if (sigLenAt + 1 > bytes.length) throw new OtaError(Reason.MANIFEST_TRUNCATED, "envelope ends before the signature");
