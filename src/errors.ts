@@ -154,6 +154,8 @@ export const Reason = Object.freeze({
   REVOCATION_OLDER: 402,
   REVOCATION_BAD_SIGNATURE: 403,
   REVOCATION_MALFORMED: 404,
+  REVOCATION_UNKNOWN_KEY: 405,
+  REVOCATION_WRONG_HARDWARE: 406,
 });
 
 export type ReasonName = keyof typeof Reason;
