@@ -89,8 +89,8 @@ export interface FieldSpec {
   readonly charset?: RegExp;
 }
 
-/** Printable ASCII without space. */
-const PRINTABLE = /^[\x21-\x7e]+$/;
+/** Printable ASCII without space (hardware ids, URLs). */
+export const PRINTABLE = /^[\x21-\x7e]+$/;
 /** A stream id is a file name in the release directory and an MQTT topic level. */
 const STREAM_ID = /^[A-Za-z0-9_-][A-Za-z0-9._-]*$/;
 const COMPRESSION = /^[a-z0-9][a-z0-9-]*$/;

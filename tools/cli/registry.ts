@@ -11,6 +11,7 @@ export const commands: { [name: string]: () => Promise<Command> } = {
   inspect: async () => (await import("./inspect")).command,
   keygen: async () => (await import("./keygen")).command,
   release: async () => (await import("./release")).command,
+  revoke: async () => (await import("./revoke")).command,
   serve: async () => (await import("./serve")).command,
   sign: async () => (await import("./sign")).command,
   verify: async () => (await import("./verify")).command,

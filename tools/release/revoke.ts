@@ -1,0 +1,270 @@
+/**
+ * Signed revocation records on the host: the encoder (the decoder it must
+ * agree with is src/update/revocation.ts), `xs-ota revoke`'s engine, reading
+ * the records in a release directory (what `xs-ota serve` publishes), and the
+ * readable dump `xs-ota inspect` prints. Byte layout: docs/formats.md
+ * ("Revocation record"). The record and envelope writers are the manifest's
+ * (./encode), with the revocation magics.
+ */
+import { readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { sha256 } from "@noble/hashes/sha2.js";
+import { OtaError, reasonName } from "../../src/errors";
+import { formatVersion } from "../../src/image/format";
+import {
+  decodeRevocation,
+  decodeRevocationEnvelope,
+  MAX_BLOCKED,
+  MAX_REVOCATION_BYTES,
+  MAX_REVOCATION_ENVELOPE_BYTES,
+  REVOCATION_ENVELOPE_MAGIC,
+  REVOCATION_FORMAT,
+  REVOCATION_MAGIC,
+  RevocationField,
+  type RevocationRecord,
+} from "../../src/update/revocation";
+import { fromHex, toHex, utf8Decode, utf8Encode } from "../../src/util/bytes";
+import type { SigningKey } from "../keys/signer";
+import { scanImageFile } from "./build";
+import { encodeEnvelope, encodeRecords, versionBytes, type ManifestRecord } from "./encode";
+
+export class RevokeError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "RevokeError";
+  }
+}
+
+function u32(n: number): Uint8Array {
+  if (!Number.isInteger(n) || n < 0 || n > 0xffffffff) throw new RangeError(`${n} does not fit a u32`);
+  return Uint8Array.of(n & 0xff, (n >>> 8) & 0xff, (n >>> 16) & 0xff, n >>> 24);
+}
+
+/** The records of a revocation, in ascending type order (what `encodeRevocation` writes). */
+export function revocationRecords(r: RevocationRecord, note?: string): ManifestRecord[] {
+  const out: ManifestRecord[] = [];
+  const add = (type: number, value: Uint8Array) => out.push({ type, value });
+  if (note !== undefined) add(RevocationField.NOTE, utf8Encode(note));
+  add(RevocationField.HARDWARE_ID, utf8Encode(r.hardwareId));
+  add(RevocationField.SEQUENCE, u32(r.sequence));
+  add(RevocationField.ISSUED_AT, u32(r.issuedAt));
+  add(RevocationField.MIN_VERSION, versionBytes(r.minVersion));
+  add(RevocationField.MIN_SECURITY_COUNTER, u32(r.minSecurityCounter));
+  const list = new Uint8Array(32 * r.blocked.length);
+  r.blocked.forEach((h, i) => list.set(h, 32 * i));
+  add(RevocationField.BLOCKED, list);
+  return out;
+}
+
+/** Record bytes from raw records (tests use it to build malformed records). */
+export function encodeRevocationRecords(records: readonly ManifestRecord[], header: { magic?: readonly number[]; format?: number } = {}): Uint8Array {
+  return encodeRecords(records, { magic: header.magic ?? REVOCATION_MAGIC, format: header.format ?? REVOCATION_FORMAT });
+}
+
+/** The exact revocation bytes that get signed. Does not validate: the decoder is the judge. */
+export function encodeRevocation(r: RevocationRecord, note?: string): Uint8Array {
+  return encodeRevocationRecords(revocationRecords(r, note));
+}
+
+/** Sign record bytes: the "XSRV" envelope holding them, the key id and a DER signature over their SHA-256. */
+export function signRevocationBytes(record: Uint8Array, key: SigningKey, header: { magic?: readonly number[] } = {}): Uint8Array {
+  return encodeEnvelope(record, key.keyId, key.sign(sha256(record)), { magic: header.magic ?? REVOCATION_ENVELOPE_MAGIC });
+}
+
+/** Encode and sign a revocation record. */
+export function signRevocation(r: RevocationRecord, key: SigningKey, note?: string): Uint8Array {
+  return signRevocationBytes(encodeRevocation(r, note), key);
+}
+
+/**
+ * A `--block` argument: 64 hex digits, or an MCUboot image file whose complete
+ * image (header through TLV area, as `xs-ota release` binds it) is hashed.
+ * @throws RevokeError when it is neither.
+ */
+export function blockedHashOf(arg: string): Uint8Array {
+  if (/^[0-9a-fA-F]{64}$/.test(arg)) {
+    let isFile = false;
+    try {
+      isFile = statSync(arg).isFile();
+    } catch {
+      isFile = false;
+    }
+    if (!isFile) return fromHex(arg.toLowerCase())!;
+  }
+  let st;
+  try {
+    st = statSync(arg);
+  } catch {
+    throw new RevokeError(`--block ${arg}: neither 64 hex digits nor an image file`);
+  }
+  if (!st.isFile()) throw new RevokeError(`--block ${arg}: not a file`);
+  try {
+    const { bytes, info } = scanImageFile(arg);
+    return sha256(bytes.subarray(0, info.totalLength));
+  } catch (e) {
+    throw new RevokeError(`--block ${(e as Error).message}`);
+  }
+}
+
+export interface RevokeOptions {
+  key: SigningKey;
+  hardwareId: string;
+  sequence: number;
+  issuedAt: number;
+  minVersion: RevocationRecord["minVersion"];
+  minSecurityCounter: number;
+  blocked: Uint8Array[];
+  note?: string;
+  out: string;
+}
+
+export interface RevokeResult {
+  readonly path: string;
+  readonly envelope: Uint8Array;
+  readonly record: RevocationRecord;
+  /** SHA-256 of the signed record bytes. */
+  readonly id: Uint8Array;
+}
+
+/** Build, check with the device's decoder, sign and write a revocation record. */
+export function makeRevocation(o: RevokeOptions): RevokeResult {
+  if (o.blocked.length > MAX_BLOCKED) throw new RevokeError(`at most ${MAX_BLOCKED} --block entries, got ${o.blocked.length}`);
+  const seen = new Set<string>();
+  const blocked: Uint8Array[] = [];
+  for (const h of o.blocked) {
+    const k = toHex(h);
+    if (!seen.has(k)) blocked.push(h); // naming the same image twice is not an error on the command line
+    seen.add(k);
+  }
+  let bytes: Uint8Array;
+  try {
+    bytes = encodeRevocation({ hardwareId: o.hardwareId, sequence: o.sequence, issuedAt: o.issuedAt, minVersion: o.minVersion, minSecurityCounter: o.minSecurityCounter, blocked }, o.note);
+  } catch (e) {
+    throw new RevokeError(`cannot encode the revocation record: ${(e as Error).message}`);
+  }
+  if (bytes.length > MAX_REVOCATION_BYTES) throw new RevokeError(`revocation record of ${bytes.length} bytes exceeds ${MAX_REVOCATION_BYTES}`);
+  let record: RevocationRecord;
+  try {
+    record = decodeRevocation(bytes);
+  } catch (e) {
+    throw new RevokeError(`a device would refuse this revocation record: ${(e as Error).message}`);
+  }
+  const envelope = signRevocationBytes(bytes, o.key);
+  writeFileSync(o.out, envelope);
+  return Object.freeze({ path: o.out, envelope, record, id: sha256(bytes) });
+}
+
+// ------------------------------------------------------------ reading a release directory
+
+export interface RevocationEntry {
+  readonly path: string;
+  /** The envelope, published to devices as-is. */
+  readonly bytes: Uint8Array;
+  readonly record: RevocationRecord;
+}
+
+/** True when `bytes` start with the revocation envelope magic "XSRV". */
+export function isRevocationEnvelope(bytes: Uint8Array): boolean {
+  return bytes.length >= 4 && REVOCATION_ENVELOPE_MAGIC.every((x, i) => bytes[i] === x);
+}
+
+/** True when `bytes` start with the bare record magic "XSRR". */
+export function isBareRevocation(bytes: Uint8Array): boolean {
+  return bytes.length >= 4 && REVOCATION_MAGIC.every((x, i) => bytes[i] === x);
+}
+
+/**
+ * Every `*.revocation` file in `dir` that decodes (signature unchecked: the
+ * device authenticates), sorted by path. Others go to `onError`.
+ */
+export function readRevocations(dir: string, options: { onError?: (path: string, error: Error) => void } = {}): RevocationEntry[] {
+  const out: RevocationEntry[] = [];
+  for (const name of readdirSync(dir).sort()) {
+    if (!name.endsWith(".revocation")) continue;
+    const path = join(dir, name);
+    try {
+      const st = statSync(path);
+      if (!st.isFile()) continue;
+      if (st.size > MAX_REVOCATION_ENVELOPE_BYTES) throw new RevokeError(`${st.size} bytes (max ${MAX_REVOCATION_ENVELOPE_BYTES})`);
+      const bytes = new Uint8Array(readFileSync(path));
+      const record = decodeRevocation(decodeRevocationEnvelope(bytes).manifest);
+      out.push(Object.freeze({ path, bytes, record }));
+    } catch (e) {
+      if (!(e instanceof OtaError) && !(e instanceof RevokeError)) throw e;
+      options.onError?.(path, e);
+    }
+  }
+  return out;
+}
+
+/**
+ * The record that wins for each hardware id: the greatest sequence. Two
+ * different files with the same hardware id and sequence are a signer's
+ * mistake: the first in path order wins and `onConflict` is told.
+ */
+export function newestRevocations(entries: readonly RevocationEntry[], onConflict?: (kept: RevocationEntry, dropped: RevocationEntry) => void): Map<string, RevocationEntry> {
+  const best = new Map<string, RevocationEntry>();
+  for (const e of entries) {
+    const cur = best.get(e.record.hardwareId);
+    if (!cur || e.record.sequence > cur.record.sequence) best.set(e.record.hardwareId, e);
+    else if (e.record.sequence === cur.record.sequence && !equal(e.bytes, cur.bytes)) onConflict?.(cur, e);
+  }
+  return best;
+}
+
+function equal(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+// ------------------------------------------------------------ inspect
+
+function refused(e: unknown): string {
+  return e instanceof OtaError ? `${reasonName(e.code)} (${e.code}) ${e.message}` : String(e);
+}
+
+/** The non-critical NOTE record, if any. */
+function noteOf(record: Uint8Array): string | undefined {
+  for (let off = REVOCATION_MAGIC.length + 1; off + 3 <= record.length; ) {
+    const type = record[off];
+    const len = record[off + 1] | (record[off + 2] << 8);
+    if (type === RevocationField.NOTE) return utf8Decode(record.subarray(off + 3, off + 3 + len));
+    off += 3 + len;
+  }
+  return undefined;
+}
+
+/** Describe record bytes (decoded with the device's strict decoder). */
+export function describeRevocationBytes(record: Uint8Array, lines: string[]): void {
+  let r: RevocationRecord;
+  try {
+    r = decodeRevocation(record);
+  } catch (e) {
+    lines.push(`  record: REFUSED by the device decoder: ${refused(e)}`);
+    return;
+  }
+  lines.push(`  revocation id:  ${toHex(sha256(record))} (SHA-256 of the ${record.length} signed bytes)`);
+  lines.push(`  hardware id:    ${r.hardwareId}`);
+  lines.push(`  sequence:       ${r.sequence}`);
+  lines.push(`  issued at:      ${r.issuedAt} (${new Date(r.issuedAt * 1000).toISOString()})`);
+  lines.push(`  min version:    ${formatVersion(r.minVersion)}`);
+  lines.push(`  min sec count:  ${r.minSecurityCounter}`);
+  lines.push(`  blocked images: ${r.blocked.length}${r.blocked.length ? "" : " (none)"}`);
+  for (const h of r.blocked) lines.push(`    sha256 ${toHex(h)}`);
+  const note = noteOf(record);
+  if (note !== undefined) lines.push(`  note:           ${note}`);
+}
+
+/** A multi-line description of a revocation envelope. */
+export function describeRevocationEnvelope(bytes: Uint8Array): string {
+  let env;
+  try {
+    env = decodeRevocationEnvelope(bytes);
+  } catch (e) {
+    return `signed revocation record: REFUSED: ${refused(e)}`;
+  }
+  const lines = [`signed revocation record (envelope v${bytes[4]}, ${bytes.length} bytes)`];
+  lines.push(`  key id:         ${toHex(env.keyId)}`);
+  lines.push(`  signature:      ${env.signature.length} bytes DER, not checked here (devices check it against their keyring)`);
+  describeRevocationBytes(env.manifest, lines);
+  return lines.join("\n");
+}
