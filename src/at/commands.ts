@@ -50,6 +50,25 @@ export interface UpdateControl {
   abort(): number;
 }
 
+/** What an agent offers that UpdateControl needs (the shape of src/agent's Agent). */
+export interface AgentLike {
+  status(): { readonly state: string; readonly progress: number; readonly lastReason: number };
+  checkNow(): number;
+  abort(): number;
+}
+
+/** Adapt an agent to the console's UpdateControl (state names upper case). */
+export function updateControlOf(agent: AgentLike): UpdateControl {
+  return Object.freeze({
+    state(): UpdateState {
+      const s = agent.status();
+      return { state: s.state.toUpperCase(), progress: s.progress, lastReason: s.lastReason };
+    },
+    checkNow: () => agent.checkNow(),
+    abort: () => agent.abort(),
+  });
+}
+
 export interface FirmwareInfo {
   /** e.g. "1.2.3+4" */
   readonly version: string;

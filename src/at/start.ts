@@ -19,6 +19,12 @@ export interface StartOptions {
   readonly firmware: FirmwareInfo;
   readonly update?: UpdateControl;
   readonly console?: ConsoleOptions;
+  /**
+   * The storage, when the firmware opened it already (the agent opens it with
+   * its own journal spec). Open the partition once per boot: two record
+   * stores over the same flash would corrupt each other.
+   */
+  readonly storage?: Storage;
 }
 
 export interface ConsoleRuntime {
@@ -32,7 +38,7 @@ export interface ConsoleRuntime {
  * @throws OtaError STORE_GEOMETRY / STORE_CORRUPT / flash errors; PowerCut and resets propagate.
  */
 export function startConsole(platform: Platform, options: StartOptions): ConsoleRuntime {
-  const storage = openStorage(platform.flash.storage);
+  const storage = options.storage ?? openStorage(platform.flash.storage);
   const settings = new SettingsManager(storage.settings, options.factory);
   const audit = new AuditLog(storage.audit);
   const console = new Console(
