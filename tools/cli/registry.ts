@@ -14,5 +14,6 @@ export const commands: { [name: string]: () => Promise<Command> } = {
   revoke: async () => (await import("./revoke")).command,
   serve: async () => (await import("./serve")).command,
   sign: async () => (await import("./sign")).command,
+  sim: async () => (await import("./sim")).command,
   verify: async () => (await import("./verify")).command,
 };
