@@ -16,68 +16,29 @@ import type { Platform, TimerId } from "../../hal/types";
 import { isOtaError, Reason, reasonName, type ReasonCode } from "../errors";
 import { createKeyring, type Keyring } from "../crypto/keyring";
 import { formatVersion, type ImageVersion } from "../image/format";
-import { imageSignatureChecker } from "../image/signature";
 import { readTrailer, setConfirmed, setPending } from "../image/trailer";
-import { imageExtent, verifyImage } from "../image/verify";
-import type { ChunkReply, Command, HeartbeatAck, StatusEvent } from "../protocol/messages";
+import { imageExtent } from "../image/verify";
+import type { Command, HeartbeatAck, StatusEvent } from "../protocol/messages";
 import type { Storage } from "../store/layout";
 import { AuditLog } from "../store/audit";
-import { checkImageAgainstManifest, parseSignedManifest } from "../update/manifest";
-import { checkPolicy, nextNewestIssuedAt, rememberRelease } from "../update/policy";
+import { parseSignedManifest } from "../update/manifest";
+import { checkPolicy, nextNewestIssuedAt } from "../update/policy";
 import type { AcceptedManifest } from "../update/types";
-import { StateMachine, type Table } from "./fsm";
+import { StateMachine } from "./fsm";
+import { TRANSITIONS, type AgentEvent, type AgentState } from "./transitions";
+
+export { TRANSITIONS, type AgentEvent, type AgentState } from "./transitions";
 import { checkConfig, inWindow, type AgentConfig, type ResolvedConfig } from "./config";
 import { CloudLink } from "./cloud";
-import { ChunkFetcher } from "./fetch";
-import { HttpFetcher } from "./http-fetch";
-import { Journal, OUTCOME_EVENTS, Phase, type PhaseCode, type Session } from "./journal";
-import { imageCapacity, openSink, type PayloadSink } from "./sink";
+import { Download } from "./download";
+import { verifySlot } from "./verify-slot";
+import { decideBoot } from "./boot-decision";
+import { Journal, Phase, type Progress } from "./journal";
+import { ReleaseSession } from "./release-session";
+import { imageCapacity } from "./sink";
 import { AgentAudit } from "./events";
 import { Supervisor, type Activity, type ActivityName } from "./supervisor";
 import { hashInSlices } from "./slice-hash";
-import { equalBytes } from "../util/bytes";
-
-export type AgentState =
-  | "boot" | "idle" | "checking" | "downloading" | "verifying" | "staged" | "installing"
-  | "trial" | "committed" | "rolled-back" | "failed";
-export type AgentEvent =
-  | "start" | "normal" | "resume-download" | "resume-staged" | "trial-boot" | "reverted" | "confirmed"
-  | "offer" | "accept" | "refuse" | "downloaded" | "verified" | "ready" | "ack" | "trial-timeout"
-  | "fail" | "abort" | "done";
-
-type Row = { state: AgentState | "*"; event: AgentEvent; handler: (a: Agent, data: unknown) => boolean; next: AgentState | "*" };
-
-const yes = () => true;
-
-/** The transition table. Order matters: the first matching row wins. */
-export const TRANSITIONS: Table<AgentState, AgentEvent, Agent> = Object.freeze(
-  (
-    [
-      { state: "boot", event: "start", handler: (a) => a.reconcile(), next: "*" },
-      { state: "boot", event: "normal", handler: (a) => a.goOnline(), next: "idle" },
-      { state: "boot", event: "resume-download", handler: (a) => a.resumeDownload(), next: "downloading" },
-      { state: "boot", event: "resume-staged", handler: (a) => a.goOnline(), next: "staged" },
-      { state: "boot", event: "trial-boot", handler: (a) => a.beginTrial(), next: "trial" },
-      { state: "boot", event: "reverted", handler: (a, d) => a.reportRollback(d as ReasonCode), next: "rolled-back" },
-      { state: "boot", event: "confirmed", handler: (a) => a.finishCommit(), next: "committed" },
-      { state: "idle", event: "offer", handler: (a, d) => a.checkOffer(d as Uint8Array), next: "checking" },
-      { state: "checking", event: "accept", handler: (a) => a.startDownload(), next: "downloading" },
-      { state: "checking", event: "refuse", handler: yes, next: "idle" },
-      { state: "downloading", event: "downloaded", handler: (a) => a.verify(), next: "verifying" },
-      { state: "verifying", event: "verified", handler: (a) => a.stage(), next: "staged" },
-      { state: "staged", event: "ready", handler: (a) => a.install(), next: "installing" },
-      { state: "trial", event: "ack", handler: (a) => a.commit(), next: "committed" },
-      { state: "trial", event: "trial-timeout", handler: (a) => a.abandonTrial(), next: "failed" },
-      { state: "downloading", event: "abort", handler: (a) => a.fail(Reason.ABORTED, "aborted by command"), next: "failed" },
-      { state: "verifying", event: "abort", handler: (a) => a.fail(Reason.ABORTED, "aborted by command"), next: "failed" },
-      { state: "staged", event: "abort", handler: (a) => a.fail(Reason.ABORTED, "aborted by command"), next: "failed" },
-      { state: "*", event: "fail", handler: (a, d) => a.fail((d as { reason: ReasonCode }).reason, (d as { message: string }).message), next: "failed" },
-      { state: "committed", event: "done", handler: (a) => a.forget(), next: "idle" },
-      { state: "rolled-back", event: "done", handler: (a) => a.forget(), next: "idle" },
-      { state: "failed", event: "done", handler: (a) => a.forget(), next: "idle" },
-    ] as Row[]
-  ).map((r) => Object.freeze(r)),
-);
 
 /** What the AT console and the heartbeat show of the agent. */
 export interface AgentStatus {
@@ -102,19 +63,12 @@ export class Agent {
   runningVersion: ImageVersion = { major: 0, minor: 0, revision: 0, build: 0 };
   runningSha256: Uint8Array = new Uint8Array(32);
 
-  private session: Session;
-  private current: AcceptedManifest | undefined;
-  private sink: PayloadSink | undefined;
-  private fetcher: ChunkFetcher | HttpFetcher | undefined;
-  private bytesFetched = 0;
-  private elapsedBase = 0;
-  private downloadStartedAt = 0;
-  private sinceProgress = 0;
+  private readonly release: ReleaseSession;
+  private download: Download | undefined;
   private lastReason = 0;
   private trustedAt: { time: number; at: number } | undefined;
   readonly supervisor: Supervisor;
   private heartbeatActivity: Activity | undefined;
-  private downloadActivity: Activity | undefined;
   private trialActivity: Activity | undefined;
   private trialTimer: TimerId | undefined;
   private stagedTimer: TimerId | undefined;
@@ -125,7 +79,6 @@ export class Agent {
     this.audit = new AgentAudit(new AuditLog(storage.audit), platform.clock, () => this.trustedTime());
     this.keyring = createKeyring(this.config.trustedKeys, platform.digest);
     this.runningSlot = platform.system.runningSlot();
-    this.session = this.journal.session();
     this.fsm = new StateMachine<AgentState, AgentEvent, Agent>(TRANSITIONS, "boot", this as Agent, {
       onDrop: (s, e, why) => this.log(`drop ${e} in ${s}: ${why}`),
       onTransition: (from, to, e) => this.log(`${from} -${e}-> ${to}`),
@@ -137,29 +90,29 @@ export class Agent {
     this.cloud = new CloudLink(platform, this.config, () => this.heartbeat(), {
       onUp: () => {
         this.heartbeatActivity?.checkIn();
-        if (this.fetcher instanceof ChunkFetcher) {
-          this.downloadActivity?.end();
-          this.downloadActivity = this.supervisor.register("download", this.config.downloadStallMs);
-          this.fetcher.resume();
-        }
+        this.download?.linkUp();
       },
       onDown: (reason) => {
         // Offline, a download cannot progress: the link's own reconnect (supervised as "heartbeat") takes over.
         this.heartbeatActivity?.checkIn();
-        if (this.fetcher instanceof ChunkFetcher) {
-          this.fetcher.pause();
-          this.downloadActivity?.end();
-          this.downloadActivity = undefined;
-        }
+        this.download?.linkDown();
         this.log(`link down: ${reasonName(reason)}`);
       },
       onActivity: () => this.heartbeatActivity?.checkIn(),
       onAck: (ack) => this.onAck(ack),
       onOffer: (env) => this.fsm.post("offer", env),
-      onChunk: (r) => this.onChunk(r),
+      onChunk: (r) => {
+        if (this.fsm.state === "downloading") this.download?.onChunk(r);
+      },
       onCommand: (c) => this.onCommand(c),
       onBadMessage: (reason, topic) => this.log(`bad message on ${topic}: ${reasonName(reason)}`),
     });
+    this.release = new ReleaseSession(this.journal, this.cloud, (line) => this.log(line));
+  }
+
+  /** The release in hand. */
+  private get current(): AcceptedManifest | undefined {
+    return this.release.current;
   }
 
   /**
@@ -243,55 +196,29 @@ export class Agent {
 
   /** Decide what this boot is from the journal and what the bootloader booted. */
   reconcile(): boolean {
-    const s = this.session;
+    const s = this.release.session;
     if (this.journal.corruption) this.log(`journal record unreadable (${reasonName(this.journal.corruption)}); treating as idle`);
     this.audit.boot(this.runningVersion, this.platform.system.resetCause());
     if (s.phase === Phase.IDLE) {
-      if (s.outcome) this.sendOutcome(); // a reset came before the cloud acknowledged it
+      if (s.outcome) this.release.sendOutcome(this.runningVersion); // a reset came before the cloud acknowledged it
       return this.post("normal");
     }
-    const accepted = this.reparse(s.envelope);
-    this.currentEnvelope = s.envelope;
-    if (!accepted) {
-      this.journal.setSession({ ...s, phase: Phase.IDLE, envelope: new Uint8Array(0) });
-      return this.post("normal");
-    }
-    this.current = accepted;
+    const accepted = this.release.restore(this.keyring, this.platform.digest);
+    if (!accepted) return this.post("normal");
     const m = accepted.manifest;
     const runningIsNew = this.runningSlot === m.slot && formatVersion(this.runningVersion) === formatVersion(m.version);
-    switch (s.phase as PhaseCode) {
-      case Phase.DOWNLOADING:
-        return this.post("resume-download");
-      case Phase.STAGED:
-        return this.post("resume-staged");
-      case Phase.TRIAL_PENDING:
-        if (!runningIsNew) return this.post("reverted", this.rollbackReason(s));
-        if (readTrailer(this.platform.flash.slots[this.runningSlot]).imageOk === "set") return this.post("confirmed");
-        return this.post("trial-boot");
-      case Phase.CONFIRMED:
-        // A reset while image_ok was being written: the bootloader reverted (rollbackReason says why).
-        return runningIsNew ? this.post("confirmed") : this.post("reverted", this.rollbackReason(s));
-      case Phase.TRIAL_FAILED:
-        if (!runningIsNew) return this.post("reverted", (s.lastReason || Reason.TRIAL_FAILED) as ReasonCode);
-        // The bootloader kept the image: confirmed after all, or (never under MCUboot's revert) booted again.
-        if (readTrailer(this.platform.flash.slots[this.runningSlot]).imageOk === "set") return this.post("confirmed");
-        return this.post("trial-boot");
-      default:
-        return this.post("normal");
-    }
-  }
-
-  private rollbackReason(s: Session): ReasonCode {
-    const cause = this.platform.system.resetCause();
-    if (s.lastReason && s.lastReason !== Reason.OK) return s.lastReason as ReasonCode;
-    // The firmware's own doing (a hang, a crash, a reboot without confirming) fails the release;
-    // a power loss or reset button during the trial says nothing about it (ROLLED_BACK: it may be offered again).
-    return cause === "watchdog" || cause === "software" ? Reason.TRIAL_FAILED : Reason.ROLLED_BACK;
+    const d = decideBoot({
+      session: s,
+      runningIsNew,
+      imageOk: runningIsNew && readTrailer(this.platform.flash.slots[this.runningSlot]).imageOk === "set",
+      resetCause: this.platform.system.resetCause(),
+    });
+    return this.post(d.event, d.reason);
   }
 
   goOnline(): boolean {
     this.cloud.start();
-    if (this.session.phase === Phase.STAGED) this.scheduleStagedCheck(0);
+    if (this.release.session.phase === Phase.STAGED) this.scheduleStagedCheck(0);
     return true;
   }
 
@@ -313,8 +240,7 @@ export class Agent {
       inactiveSlot: (1 - this.runningSlot) as 0 | 1,
     });
     if (!verdict.ok) return this.refuse(verdict.reason, verdict.message, parsed.accepted);
-    this.current = parsed.accepted;
-    this.currentEnvelope = envelope.slice();
+    this.release.begin(parsed.accepted, envelope);
     this.journal.setPolicy({ newestIssuedAt: nextNewestIssuedAt(policy.newestIssuedAt, parsed.accepted), handled: policy.handled });
     this.report("offer-accepted", Reason.OK);
     this.audit.event("OFFER_ACCEPTED", Reason.OK, this.runningVersion, parsed.accepted.manifest.version);
@@ -332,7 +258,7 @@ export class Agent {
   // ── download ────────────────────────────────────────────────────────────
 
   startDownload(): boolean {
-    this.setSession(Phase.DOWNLOADING, Reason.OK);
+    this.release.setPhase(Phase.DOWNLOADING, Reason.OK);
     this.journal.setProgress({ payloadOffset: 0, bytesFetched: 0, elapsedMs: 0, checkpoint: new Uint8Array(0) });
     this.report("download-started", Reason.OK);
     this.audit.event("DOWNLOAD_STARTED", Reason.OK, this.runningVersion, this.current!.manifest.version);
@@ -346,114 +272,29 @@ export class Agent {
     return this.openDownload(p);
   }
 
-  private openDownload(p: { payloadOffset: number; bytesFetched: number; elapsedMs: number; checkpoint: Uint8Array }): boolean {
+  private openDownload(p: Progress): boolean {
     const m = this.current!.manifest;
-    const useHttps = m.fetch.url !== undefined && (m.fetch.stream === undefined || this.config.preferHttps);
-    if (!useHttps && m.fetch.stream === undefined) return this.post("fail", { reason: Reason.DOWNLOAD_NOT_FOUND, message: "no MQTT stream or URL in the manifest" });
+    if (m.fetch.stream === undefined && m.fetch.url === undefined) return this.post("fail", { reason: Reason.DOWNLOAD_NOT_FOUND, message: "no MQTT stream or URL in the manifest" });
     try {
-      this.sink = openSink(
+      this.download = new Download(
         {
-          manifest: m,
-          activeSlot: this.platform.flash.slots[this.runningSlot],
-          inactiveSlot: this.inactiveSlot(),
-          digest: this.platform.digest,
-          onDurable: (d) => this.saveProgress(d.payloadOffset, d.checkpoint),
+          platform: this.platform,
+          config: this.config,
+          journal: this.journal,
+          supervisor: this.supervisor,
+          cloud: this.cloud,
+          runningSlot: this.runningSlot,
+          done: () => this.fsm.post("downloaded"),
+          fail: (reason, message) => this.fsm.post("fail", { reason, message }),
         },
+        m,
         p,
       );
     } catch (e) {
       if (!isOtaError(e)) throw e;
       return this.post("fail", { reason: e.code, message: e.message });
     }
-    this.bytesFetched = p.bytesFetched;
-    this.elapsedBase = p.elapsedMs;
-    this.downloadStartedAt = this.platform.clock.now();
-    this.sinceProgress = 0;
-    const c = this.config;
-    const counted = (n: number) => {
-      this.bytesFetched += n;
-      if (this.bytesFetched > m.maxDownload) throw new BudgetExceeded();
-    };
-    const done = () => this.post("downloaded");
-    const fail = (reason: ReasonCode, message: string) => this.post("fail", { reason, message });
-    if (useHttps) {
-      this.fetcher = new HttpFetcher({
-        net: this.platform.net,
-        clock: this.platform.clock,
-        url: m.fetch.url!,
-        ca: c.server.ca,
-        total: m.payload.length,
-        start: this.sink.nextOffset,
-        rangeBytes: c.httpRangeBytes,
-        timeoutMs: c.chunkTimeoutMs,
-        retries: c.chunkRetries,
-        deliver: (data) => this.deliver(data),
-        counted,
-        done,
-        fail,
-        error: (e) => this.downloadError(e),
-      });
-      this.downloadActivity = this.supervisor.register("download", c.downloadStallMs);
-      this.fetcher.resume();
-      return true;
-    }
-    this.fetcher = new ChunkFetcher({
-      clock: this.platform.clock,
-      stream: m.fetch.stream!,
-      total: m.payload.length,
-      start: this.sink.nextOffset,
-      chunkSize: c.chunkSize,
-      window: c.chunkWindow,
-      timeoutMs: c.chunkTimeoutMs,
-      retries: c.chunkRetries,
-      slowFloorBytes: c.slowFloorBytes,
-      slowWindowMs: c.slowWindowMs,
-      request: (offset, length) => this.cloud.requestChunk(m.fetch.stream!, offset, length),
-      deliver: (data) => this.deliver(data),
-      counted,
-      done,
-      fail,
-    });
-    if (this.cloud.isUp) {
-      this.downloadActivity = this.supervisor.register("download", this.config.downloadStallMs);
-      this.fetcher.resume();
-    }
     return true;
-  }
-
-  private deliver(data: Uint8Array): void {
-    this.downloadActivity?.checkIn();
-    this.sink!.write(data);
-    this.sinceProgress += data.length;
-    if (this.current!.manifest.payload.kind === "full" && this.sinceProgress >= this.config.progressEveryBytes) {
-      const d = this.sink!.durable();
-      this.saveProgress(d.payloadOffset, d.checkpoint);
-    }
-  }
-
-  private saveProgress(payloadOffset: number, checkpoint: Uint8Array): void {
-    this.sinceProgress = 0;
-    this.journal.setProgress({ payloadOffset, bytesFetched: this.bytesFetched, elapsedMs: this.elapsedMs(), checkpoint });
-  }
-
-  private elapsedMs(): number {
-    return this.elapsedBase + (this.platform.clock.now() - this.downloadStartedAt);
-  }
-
-  private onChunk(r: ChunkReply): void {
-    if (!(this.fetcher instanceof ChunkFetcher) || this.fsm.state !== "downloading") return;
-    try {
-      this.fetcher.onReply(r);
-    } catch (e) {
-      this.downloadError(e);
-    }
-  }
-
-  /** An error from the sink or the budget while bytes were delivered: the attempt ends with its reason. */
-  private downloadError(e: unknown): void {
-    if (e instanceof BudgetExceeded) return void this.post("fail", { reason: Reason.DOWNLOAD_BUDGET, message: `over the budget of ${this.current!.manifest.maxDownload} bytes` });
-    if (!isOtaError(e)) throw e;
-    this.post("fail", { reason: e.code, message: e.message });
   }
 
   // ── verify, stage, install ──────────────────────────────────────────────
@@ -465,46 +306,26 @@ export class Agent {
    */
   verify(): boolean {
     const m = this.current!.manifest;
-    const slot = this.inactiveSlot();
-    let extent;
     try {
-      this.sink!.finish();
-      extent = imageExtent(slot);
+      this.download!.sink.finish();
     } catch (e) {
       if (!isOtaError(e)) throw e;
       return this.post("fail", { reason: e.code, message: e.message });
     } finally {
-      this.downloadActivity?.end();
-      this.downloadActivity = undefined;
-      this.fetcher?.stop();
-      this.fetcher = undefined;
-      this.sink = undefined;
+      this.download?.stop();
+      this.download = undefined;
     }
-    const activity = this.supervisor.register("verify", this.config.verifyStallMs);
-    const ext = extent;
-    hashInSlices({
-      clock: this.platform.clock,
-      digest: this.platform.digest,
-      flash: slot,
-      lengths: [ext.hashedLength, ext.totalLength],
+    verifySlot({
+      platform: this.platform,
+      slot: this.inactiveSlot(),
+      manifest: m,
+      keyring: this.keyring,
+      supervisor: this.supervisor,
       sliceBytes: this.config.hashSliceBytes,
-      onSlice: () => activity.checkIn(),
-      fail: (e) => {
-        activity.end();
-        this.fsm.post("fail", { reason: e.code, message: e.message });
-      },
-      done: ([mcubootHash, imageHash]) => {
-        activity.end();
+      stallMs: this.config.verifyStallMs,
+      done: (reason, message) => {
         if (this.fsm.state !== "verifying") return; // aborted meanwhile
-        const result = verifyImage(slot, { digest: this.platform.digest, hash: mcubootHash, checkSignature: imageSignatureChecker(this.keyring) });
-        if (!result.ok) return this.fsm.post("fail", { reason: result.reason, message: `image check: ${result.message}` });
-        const v = result.info.header.version;
-        const same =
-          ext.totalLength === m.image.length &&
-          equalBytes(imageHash, m.image.sha256) &&
-          formatVersion(v) === formatVersion(m.version) &&
-          (result.info.securityCounter ?? 0) === m.securityCounter;
-        if (!same) return this.fsm.post("fail", { reason: Reason.MANIFEST_IMAGE_MISMATCH, message: "image differs from the manifest" });
+        if (reason !== Reason.OK) return this.fsm.post("fail", { reason, message });
         this.report("download-done", Reason.OK);
         this.audit.event("DOWNLOAD_DONE", Reason.OK, this.runningVersion, m.version);
         this.fsm.post("verified");
@@ -514,7 +335,7 @@ export class Agent {
   }
 
   stage(): boolean {
-    this.setSession(Phase.STAGED, Reason.OK);
+    this.release.setPhase(Phase.STAGED, Reason.OK);
     this.report("verified", Reason.OK);
     this.audit.event("VERIFIED", Reason.OK, this.runningVersion, this.current!.manifest.version);
     this.scheduleStagedCheck(0);
@@ -550,7 +371,7 @@ export class Agent {
   install(): boolean {
     const m = this.current!.manifest;
     // Journal first: after the reboot the agent must know it asked for this trial.
-    this.setSession(Phase.TRIAL_PENDING, Reason.OK);
+    this.release.setPhase(Phase.TRIAL_PENDING, Reason.OK);
     setPending(this.inactiveSlot(), false);
     this.audit.event("INSTALLED", Reason.OK, this.runningVersion, m.version);
     this.log(`rebooting into ${formatVersion(m.version)} for its trial`);
@@ -562,14 +383,13 @@ export class Agent {
   // ── trial, commit, rollback ─────────────────────────────────────────────
 
   beginTrial(): boolean {
-    const s = this.session;
+    const s = this.release.session;
     if (s.trialBoots >= 1) {
       // MCUboot gives a trial one boot; a second one means it was reset mid-trial: give up now.
-      this.setSession(Phase.TRIAL_FAILED, Reason.TRIAL_LIMIT);
+      this.release.setPhase(Phase.TRIAL_FAILED, Reason.TRIAL_LIMIT);
       this.platform.system.reboot();
     }
-    this.journal.setSession({ ...s, trialBoots: s.trialBoots + 1 });
-    this.session = this.journal.session();
+    this.release.countTrialBoot();
     this.audit.event("TRIAL_STARTED", Reason.OK, this.current!.manifest.version, this.current!.manifest.version);
     this.trialTimer = this.platform.clock.setTimer(() => this.fsm.post("trial-timeout"), this.config.trialDeadlineMs);
     // Backstop: the trial timer above must fire; if the agent is wedged, the watchdog resets (and MCUboot reverts).
@@ -581,7 +401,7 @@ export class Agent {
   commit(): boolean {
     if (this.trialTimer !== undefined) this.platform.clock.clearTimer(this.trialTimer);
     this.trialActivity?.end();
-    this.setSession(Phase.CONFIRMED, Reason.OK);
+    this.release.setPhase(Phase.CONFIRMED, Reason.OK);
     setConfirmed(this.platform.flash.slots[this.runningSlot]);
     return this.finishCommit();
   }
@@ -592,14 +412,14 @@ export class Agent {
     setConfirmed(this.platform.flash.slots[this.runningSlot]);
     if (this.platform.counter.read() < m.securityCounter) this.platform.counter.advance(m.securityCounter);
     this.audit.event("COMMITTED", Reason.OK, m.version, m.version);
-    this.closeSession(Reason.OK, true, "committed");
+    this.release.close(Reason.OK, true, "committed", this.runningVersion);
     if (!this.cloud.isUp) this.cloud.start();
     return this.post("done");
   }
 
   abandonTrial(): boolean {
     this.lastReason = Reason.TRIAL_NO_CLOUD;
-    this.setSession(Phase.TRIAL_FAILED, Reason.TRIAL_NO_CLOUD);
+    this.release.setPhase(Phase.TRIAL_FAILED, Reason.TRIAL_NO_CLOUD);
     this.audit.event("FAILED", Reason.TRIAL_NO_CLOUD, this.current!.manifest.version, this.current!.manifest.version);
     this.platform.system.reboot();
   }
@@ -608,7 +428,7 @@ export class Agent {
     const m = this.current!.manifest;
     this.lastReason = reason;
     this.audit.event("ROLLED_BACK", reason, m.version, this.runningVersion);
-    this.closeSession(reason, reason !== Reason.ROLLED_BACK, "rolled-back");
+    this.release.close(reason, reason !== Reason.ROLLED_BACK, "rolled-back", this.runningVersion);
     this.cloud.start();
     return this.post("done");
   }
@@ -616,75 +436,22 @@ export class Agent {
   fail(reason: ReasonCode, message: string): boolean {
     this.log(`update failed: ${reasonName(reason)}: ${message}`);
     this.lastReason = reason;
-    this.fetcher?.stop();
-    this.fetcher = undefined;
-    this.sink = undefined;
-    this.downloadActivity?.end();
-    this.downloadActivity = undefined;
+    this.download?.stop();
+    this.download = undefined;
     if (this.stagedTimer !== undefined) this.platform.clock.clearTimer(this.stagedTimer);
     // Integrity failures are final for this release; network ones may be offered again.
     const final = !(reason === Reason.DOWNLOAD_STALLED || reason === Reason.DOWNLOAD_DEADLINE || reason === Reason.ABORTED || reason === Reason.SOCKET_CLOSED);
     this.audit.event(reason === Reason.ABORTED ? "ABORTED" : "FAILED", reason, this.runningVersion, this.current?.manifest.version);
-    this.closeSession(reason, final, reason === Reason.ABORTED ? "aborted" : "failed");
+    this.release.close(reason, final, reason === Reason.ABORTED ? "aborted" : "failed", this.runningVersion);
     return this.post("done");
   }
 
   // ── helpers ─────────────────────────────────────────────────────────────
 
-  /**
-   * End the release: remember it (replay defence) when `handled`, go idle,
-   * and keep its outcome in the journal until the cloud acknowledged the report.
-   */
-  private closeSession(reason: ReasonCode, handled: boolean, event: (typeof OUTCOME_EVENTS)[number]): void {
-    const m = this.current;
-    if (handled && m) {
-      const p = this.journal.policy();
-      this.journal.setPolicy({ newestIssuedAt: p.newestIssuedAt, handled: rememberRelease(p.handled, m.releaseId) });
-    }
-    const outcome = m ? { event: OUTCOME_EVENTS.indexOf(event), reason, target: m.manifest.version, releaseId: m.releaseId } : undefined;
-    this.journal.setSession({ phase: Phase.IDLE, lastReason: reason, trialBoots: 0, envelope: new Uint8Array(0), outcome });
-    this.session = this.journal.session();
-    this.sendOutcome();
-  }
-
-  /** Report the journaled outcome; forget it once the broker acknowledged it. */
-  private sendOutcome(): void {
-    const o = this.session.outcome;
-    if (!o) return;
-    const sent = this.session;
-    this.cloud.report(
-      { event: OUTCOME_EVENTS[o.event], version: this.runningVersion, target: o.target, reason: o.reason, releaseId: o.releaseId },
-      (code) => {
-        if (code !== Reason.OK || this.session !== sent) return;
-        this.journal.setSession({ ...sent, outcome: undefined });
-        this.session = this.journal.session();
-      },
-    );
-  }
-
-  private setSession(phase: PhaseCode, reason: ReasonCode): void {
-    const trialBoots = phase === Phase.TRIAL_PENDING ? 0 : this.session.trialBoots;
-    this.journal.setSession({ phase, lastReason: reason, trialBoots, envelope: this.currentEnvelope });
-    this.session = this.journal.session();
-  }
-
   /** The release is finished with: nothing is current any more. */
   forget(): boolean {
-    this.current = undefined;
-    this.currentEnvelope = new Uint8Array(0);
+    this.release.forget();
     return true;
-  }
-
-  /** The signed envelope of the release being handled (from the offer, or the journal after a reset). */
-  private currentEnvelope: Uint8Array = new Uint8Array(0);
-
-  private reparse(envelope: Uint8Array): AcceptedManifest | undefined {
-    const r = parseSignedManifest(envelope, this.keyring, this.platform.digest);
-    if (!r.ok) {
-      this.log(`journaled manifest no longer verifies: ${reasonName(r.reason)}`);
-      return undefined;
-    }
-    return r.accepted;
   }
 
   private inactiveSlot() {
@@ -714,14 +481,13 @@ export class Agent {
   }
 
   private service(): void {
-    if (this.fsm.state === "downloading" && this.fetcher && this.elapsedMs() > this.config.downloadDeadlineMs) {
+    if (this.fsm.state === "downloading" && this.download && this.download.elapsedMs() > this.config.downloadDeadlineMs) {
       this.post("fail", { reason: Reason.DOWNLOAD_DEADLINE, message: `download took longer than ${this.config.downloadDeadlineMs} ms` });
     }
   }
 
   private progressPercent(): number {
-    if (this.fsm.state !== "downloading" || !this.fetcher || !this.current) return 0;
-    return Math.min(100, Math.floor((this.fetcher.next * 100) / Math.max(1, this.current.manifest.payload.length)));
+    return this.fsm.state === "downloading" && this.download ? this.download.percent : 0;
   }
 
   private heartbeat() {
@@ -752,5 +518,3 @@ export class Agent {
 /** Longest wait for the report queue to drain before a reboot, ms. */
 export const REBOOT_DRAIN_MS = 5000;
 
-/** Thrown inside the fetcher when the data budget is spent. */
-class BudgetExceeded extends Error {}

@@ -1,0 +1,185 @@
+/**
+ * One download attempt of a release's payload: the sink (slot writer or
+ * patcher) fed by a fetcher (MQTT chunk stream or HTTPS Range), with the data
+ * budget, the overall deadline, progress journaling and the software
+ * watchdog's "download" activity. Created fresh or from the journal's last
+ * durable progress; ends by calling `done` or `fail` exactly once (or being
+ * stopped).
+ */
+import type { Platform } from "../../hal/types";
+import { isOtaError, Reason, type ReasonCode } from "../errors";
+import type { ChunkReply } from "../protocol/messages";
+import type { ReleaseManifest } from "../update/types";
+import type { CloudLink } from "./cloud";
+import type { ResolvedConfig } from "./config";
+import { ChunkFetcher } from "./fetch";
+import { HttpFetcher } from "./http-fetch";
+import type { Journal, Progress } from "./journal";
+import { openSink, type PayloadSink } from "./sink";
+import type { Activity, Supervisor } from "./supervisor";
+
+export interface DownloadContext {
+  readonly platform: Platform;
+  readonly config: ResolvedConfig;
+  readonly journal: Journal;
+  readonly supervisor: Supervisor;
+  readonly cloud: CloudLink;
+  readonly runningSlot: 0 | 1;
+  readonly done: () => void;
+  readonly fail: (reason: ReasonCode, message: string) => void;
+}
+
+/** Thrown inside a fetcher when the data budget is spent. */
+class BudgetExceeded extends Error {}
+
+export class Download {
+  readonly sink: PayloadSink;
+  private readonly fetcher: ChunkFetcher | HttpFetcher;
+  private activity: Activity | undefined;
+  private bytesFetched: number;
+  private readonly elapsedBase: number;
+  private readonly startedAt: number;
+  private sinceProgress = 0;
+  private ended = false;
+
+  /** @throws OtaError when the sink cannot be opened (flash, checkpoint). */
+  constructor(
+    private readonly x: DownloadContext,
+    private readonly manifest: ReleaseManifest,
+    progress: Progress,
+  ) {
+    const m = manifest;
+    const c = x.config;
+    const useHttps = m.fetch.url !== undefined && (m.fetch.stream === undefined || c.preferHttps);
+    this.sink = openSink(
+      {
+        manifest: m,
+        activeSlot: x.platform.flash.slots[x.runningSlot],
+        inactiveSlot: x.platform.flash.slots[1 - x.runningSlot],
+        digest: x.platform.digest,
+        onDurable: (d) => this.saveProgress(d.payloadOffset, d.checkpoint),
+      },
+      progress,
+    );
+    this.bytesFetched = progress.bytesFetched;
+    this.elapsedBase = progress.elapsedMs;
+    this.startedAt = x.platform.clock.now();
+    const counted = (n: number) => {
+      this.bytesFetched += n;
+      if (this.bytesFetched > m.maxDownload) throw new BudgetExceeded();
+    };
+    const done = () => this.end(() => x.done());
+    const fail = (reason: ReasonCode, message: string) => this.end(() => x.fail(reason, message));
+    if (useHttps) {
+      this.fetcher = new HttpFetcher({
+        net: x.platform.net,
+        clock: x.platform.clock,
+        url: m.fetch.url!,
+        ca: c.server.ca,
+        total: m.payload.length,
+        start: this.sink.nextOffset,
+        rangeBytes: c.httpRangeBytes,
+        timeoutMs: c.chunkTimeoutMs,
+        retries: c.chunkRetries,
+        deliver: (data) => this.deliver(data),
+        counted,
+        done,
+        fail,
+        error: (e) => this.error(e),
+      });
+      this.activity = x.supervisor.register("download", c.downloadStallMs);
+      this.fetcher.resume();
+      return;
+    }
+    if (m.fetch.stream === undefined) throw new Error("Download: no stream and no URL (the manifest parser requires one)");
+    this.fetcher = new ChunkFetcher({
+      clock: x.platform.clock,
+      stream: m.fetch.stream,
+      total: m.payload.length,
+      start: this.sink.nextOffset,
+      chunkSize: c.chunkSize,
+      window: c.chunkWindow,
+      timeoutMs: c.chunkTimeoutMs,
+      retries: c.chunkRetries,
+      slowFloorBytes: c.slowFloorBytes,
+      slowWindowMs: c.slowWindowMs,
+      request: (offset, length) => x.cloud.requestChunk(m.fetch.stream!, offset, length),
+      deliver: (data) => this.deliver(data),
+      counted,
+      done,
+      fail,
+    });
+    if (x.cloud.isUp) this.linkUp();
+  }
+
+  /** Percent of the payload delivered. */
+  get percent(): number {
+    return Math.min(100, Math.floor((this.fetcher.next * 100) / Math.max(1, this.manifest.payload.length)));
+  }
+
+  /** Download time across boots, ms. */
+  elapsedMs(): number {
+    return this.elapsedBase + (this.x.platform.clock.now() - this.startedAt);
+  }
+
+  /** The MQTT link came up: chunk streams (re)start, supervised. */
+  linkUp(): void {
+    if (this.ended || !(this.fetcher instanceof ChunkFetcher)) return;
+    this.activity?.end();
+    this.activity = this.x.supervisor.register("download", this.x.config.downloadStallMs);
+    this.fetcher.resume();
+  }
+
+  /** The MQTT link went down: a chunk stream cannot progress (the link's reconnect is supervised instead). */
+  linkDown(): void {
+    if (!(this.fetcher instanceof ChunkFetcher)) return;
+    this.fetcher.pause();
+    this.activity?.end();
+    this.activity = undefined;
+  }
+
+  onChunk(r: ChunkReply): void {
+    if (this.ended || !(this.fetcher instanceof ChunkFetcher)) return;
+    try {
+      this.fetcher.onReply(r);
+    } catch (e) {
+      this.error(e);
+    }
+  }
+
+  /** Ends the attempt without a verdict (abort, another failure). Idempotent. */
+  stop(): void {
+    this.ended = true;
+    this.fetcher.stop();
+    this.activity?.end();
+    this.activity = undefined;
+  }
+
+  private end(then: () => void): void {
+    if (this.ended) return;
+    this.stop();
+    then();
+  }
+
+  private deliver(data: Uint8Array): void {
+    this.activity?.checkIn();
+    this.sink.write(data);
+    this.sinceProgress += data.length;
+    if (this.manifest.payload.kind === "full" && this.sinceProgress >= this.x.config.progressEveryBytes) {
+      const d = this.sink.durable();
+      this.saveProgress(d.payloadOffset, d.checkpoint);
+    }
+  }
+
+  private saveProgress(payloadOffset: number, checkpoint: Uint8Array): void {
+    this.sinceProgress = 0;
+    this.x.journal.setProgress({ payloadOffset, bytesFetched: this.bytesFetched, elapsedMs: this.elapsedMs(), checkpoint });
+  }
+
+  /** An error from the sink or the budget while bytes were delivered: the attempt ends with its reason. */
+  private error(e: unknown): void {
+    if (e instanceof BudgetExceeded) return this.end(() => this.x.fail(Reason.DOWNLOAD_BUDGET, `over the budget of ${this.manifest.maxDownload} bytes`));
+    if (!isOtaError(e)) throw e;
+    this.end(() => this.x.fail(e.code, e.message));
+  }
+}
