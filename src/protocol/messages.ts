@@ -21,6 +21,8 @@ export const SHARE_GROUP = "xs-ota-serve";
 export const MAX_CONTROL_PAYLOAD = 512;
 /** Largest offer (a signed manifest envelope) in bytes. */
 export const MAX_OFFER = 4096;
+/** Largest revocation (a signed revocation envelope, at most 1137 bytes) in bytes. */
+export const MAX_REVOCATION = 2048;
 /** Largest chunk a device may ask for, and a reply may carry, in bytes. */
 export const MAX_CHUNK = 4096;
 /** Chunk reply header: version, status, stream id length, id (≤ 64), offset, total. */
@@ -30,7 +32,7 @@ export const MAX_CHUNK_REPLY = 3 + 64 + 8 + MAX_CHUNK;
 /** Leaves a device publishes to. */
 export const DeviceTopic = Object.freeze({ heartbeat: "hb", chunkRequest: "chunk/req", status: "status" });
 /** Leaves the cloud publishes to. */
-export const CloudTopic = Object.freeze({ heartbeatAck: "hb/ack", offer: "offer", chunkReply: "chunk/res", command: "cmd" });
+export const CloudTopic = Object.freeze({ heartbeatAck: "hb/ack", offer: "offer", chunkReply: "chunk/res", command: "cmd", revocation: "revocation" });
 export type DeviceLeaf = (typeof DeviceTopic)[keyof typeof DeviceTopic];
 export type CloudLeaf = (typeof CloudTopic)[keyof typeof CloudTopic];
 
@@ -57,9 +59,9 @@ export function topicFor(deviceId: string, leaf: DeviceLeaf | CloudLeaf): string
   return `${TOPIC_ROOT}/${aDeviceId(deviceId)}/${leaf}`;
 }
 
-/** What a device subscribes to: exactly its own four inbound topics, QoS 1. */
+/** What a device subscribes to: exactly its own five inbound topics, QoS 1. */
 export function deviceSubscriptions(deviceId: string): { topic: string; qos: 1 }[] {
-  return [CloudTopic.heartbeatAck, CloudTopic.offer, CloudTopic.chunkReply, CloudTopic.command].map((leaf) => ({ topic: topicFor(deviceId, leaf), qos: 1 as const }));
+  return [CloudTopic.heartbeatAck, CloudTopic.offer, CloudTopic.chunkReply, CloudTopic.command, CloudTopic.revocation].map((leaf) => ({ topic: topicFor(deviceId, leaf), qos: 1 as const }));
 }
 
 /** What a server subscribes to (shared so several instances split the load). */
@@ -191,13 +193,16 @@ export interface Heartbeat {
   readonly uptime: number;
   /** Supply voltage in millivolts. */
   readonly supplyMv: number;
+  /** Sequence of the revocation record the device holds; absent when it holds none. */
+  readonly revocation?: number;
 }
 
 export function encodeHeartbeat(h: Heartbeat): Uint8Array {
   if (!STATE.test(h.state)) throw new RangeError(`heartbeat.state "${h.state}" must match ${STATE}`);
   if (!TOKEN.test(h.hardwareId)) throw new RangeError(`heartbeat.hardwareId must match ${TOKEN}`);
   if (!(h.imageSha256 instanceof Uint8Array) || h.imageSha256.length !== 32) throw new RangeError("heartbeat.imageSha256 must be 32 bytes");
-  return encodeJson({
+  if (h.revocation !== undefined && !(Number.isInteger(h.revocation) && h.revocation >= 0 && h.revocation <= U32)) throw new RangeError("heartbeat.revocation must be a u32");
+  const o: Json = {
     seq: h.seq,
     hardwareId: h.hardwareId,
     version: formatVersion(h.version),
@@ -208,12 +213,15 @@ export function encodeHeartbeat(h: Heartbeat): Uint8Array {
     reason: h.reason,
     uptime: h.uptime,
     supplyMv: h.supplyMv,
-  });
+  };
+  if (h.revocation !== undefined) o.revocation = h.revocation;
+  return encodeJson(o);
 }
 
+/** @throws OtaError MESSAGE_MALFORMED / MESSAGE_TOO_LARGE. A heartbeat without `revocation` (older devices) decodes without it. */
 export function decodeHeartbeat(payload: Uint8Array): Heartbeat {
-  const o = decodeJson(payload, ["seq", "hardwareId", "version", "slot", "image", "state", "progress", "reason", "uptime", "supplyMv"]);
-  return {
+  const o = decodeJson(payload, ["seq", "hardwareId", "version", "slot", "image", "state", "progress", "reason", "uptime", "supplyMv"], ["revocation"]);
+  const hb: Heartbeat = {
     seq: uint(o, "seq", U32),
     hardwareId: str(o, "hardwareId", TOKEN),
     version: version(o, "version"),
@@ -225,6 +233,7 @@ export function decodeHeartbeat(payload: Uint8Array): Heartbeat {
     uptime: uint(o, "uptime", U32),
     supplyMv: uint(o, "supplyMv", 0xffff),
   };
+  return "revocation" in o ? { ...hb, revocation: uint(o, "revocation", U32) } : hb;
 }
 
 /** Cloud → device, `hb/ack`, QoS 1: the heartbeat interval and trusted time. */
@@ -250,6 +259,18 @@ export function decodeHeartbeatAck(payload: Uint8Array): HeartbeatAck {
 export function decodeOffer(payload: Uint8Array): Uint8Array {
   if (!(payload instanceof Uint8Array) || payload.length === 0) throw malformed("empty offer");
   if (payload.length > MAX_OFFER) throw new OtaError(Reason.MESSAGE_TOO_LARGE, `offer of ${payload.length} bytes`);
+  return payload;
+}
+
+/**
+ * Cloud → device, `revocation`, QoS 1: the signed revocation envelope (as
+ * `xs-ota revoke` wrote it), opaque here; the agent authenticates it
+ * (`parseSignedRevocation` in src/update/revocation).
+ * @throws OtaError MESSAGE_MALFORMED (empty) / MESSAGE_TOO_LARGE (over MAX_REVOCATION).
+ */
+export function decodeRevocationPayload(payload: Uint8Array): Uint8Array {
+  if (!(payload instanceof Uint8Array) || payload.length === 0) throw malformed("empty revocation");
+  if (payload.length > MAX_REVOCATION) throw new OtaError(Reason.MESSAGE_TOO_LARGE, `revocation of ${payload.length} bytes`);
   return payload;
 }
 
@@ -343,6 +364,7 @@ export const STATUS_EVENTS = Object.freeze([
   "failed",
   "aborted",
   "offline",
+  "revoked",
 ] as const);
 export type StatusEvent = (typeof STATUS_EVENTS)[number];
 

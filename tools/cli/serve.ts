@@ -11,6 +11,12 @@ the heartbeat interval, trusted time and, when a newer release fits the
 device, a signed offer; answer chunk requests over MQTT and Range requests
 over HTTPS at /streams/<stream>; log status reports. Ctrl-C prints a summary.
 
+Revocation: the *.revocation records in DIR (written by xs-ota revoke; the
+greatest sequence per hardware id wins) are sent to every device whose
+heartbeat holds an older one (or none); no release a record revokes is ever
+offered, and a device reporting its running image revoked (state "revoked")
+is offered the newest allowed release as a replacement, older ones included.
+
 TLS is on by default: unless --tls-cert/--tls-key are given, a throwaway CA
 and a server certificate for 127.0.0.1 and localhost are written to DIR/tls/
 (ca.pem, server.pem, server-key.pem) and reused on the next start; devices

@@ -1,12 +1,17 @@
 /**
  * Which release to offer a device, from its heartbeat alone (serve keeps no
  * per-device state): the newest release for its hardware, built for its
- * inactive slot (direct-xip A/B), not expired, and deliverable; at that
- * version a delta whose base is exactly the running image when there is one,
- * else the full image.
+ * inactive slot (direct-xip A/B), not expired, deliverable, and not revoked by
+ * the newest revocation record for its hardware; at that version a delta
+ * whose base is exactly the running image when there is one, else the full
+ * image. A device whose running image is revoked (heartbeat state "revoked")
+ * gets a replacement instead: the newest allowed release, older versions
+ * included, never the revoked image itself nor one with a lower security
+ * counter than the running release's.
  */
 import { compareVersions } from "../../src/image/format";
 import type { Heartbeat } from "../../src/protocol/messages";
+import { whyRevoked, type RevocationRecord } from "../../src/update/revocation";
 import type { ReleaseManifest } from "../../src/update/types";
 
 export interface OfferCandidate {
@@ -23,12 +28,57 @@ function sameBytes(a: Uint8Array | undefined, b: Uint8Array): boolean {
   return true;
 }
 
+type DeviceView = Pick<Heartbeat, "hardwareId" | "version" | "slot" | "imageSha256">;
+
+/** What besides the heartbeat decides an offer. */
+export interface OfferContext {
+  /** The newest revocation record for the device's hardware id: no release it revokes is offered. */
+  readonly revocation?: RevocationRecord;
+  /**
+   * Replacement mode: the device's running image is revoked and it asks for
+   * another. Versions not newer than the running one are allowed; the running
+   * image itself is not.
+   */
+  readonly replace?: boolean;
+  /** SEC_CNT of the running image, when serve knows its release: a replacement never has a lower one. */
+  readonly runningCounter?: number;
+}
+
+/** Does `record` revoke the release `m`? (Another hardware's record revokes nothing.) */
+export function isRevokedRelease(m: ReleaseManifest, record: RevocationRecord | undefined): boolean {
+  if (record === undefined || record.hardwareId !== m.hardwareId) return false;
+  return whyRevoked(record, { version: m.version, securityCounter: m.securityCounter, imageSha256: m.image.sha256 }) !== undefined;
+}
+
+/**
+ * The context for the device that sent `hb`: the record, replacement mode
+ * when it says its running image is revoked (state "revoked") and holds the
+ * record serve has, and the running release's counter when serve has it.
+ */
+export function offerContext(
+  candidates: readonly OfferCandidate[],
+  hb: DeviceView & Pick<Heartbeat, "state" | "revocation">,
+  revocation: RevocationRecord | undefined,
+): OfferContext {
+  const running = candidates.find((c) => c.manifest.hardwareId === hb.hardwareId && sameBytes(c.manifest.image.sha256, hb.imageSha256));
+  const replace = hb.state === "revoked" && revocation !== undefined && hb.revocation === revocation.sequence;
+  return {
+    ...(revocation ? { revocation } : {}),
+    replace,
+    ...(running ? { runningCounter: running.manifest.securityCounter } : {}),
+  };
+}
+
 /** Can `c` be delivered to and applied by the device that sent `hb`? */
-export function isEligible(c: OfferCandidate, hb: Pick<Heartbeat, "hardwareId" | "version" | "slot" | "imageSha256">, nowSec: number): boolean {
+export function isEligible(c: OfferCandidate, hb: DeviceView, nowSec: number, ctx: OfferContext = {}): boolean {
   const m = c.manifest;
   if (m.hardwareId !== hb.hardwareId) return false;
   if (m.slot !== 1 - hb.slot) return false;
-  if (compareVersions(m.version, hb.version) <= 0) return false;
+  if (ctx.replace) {
+    if (sameBytes(m.image.sha256, hb.imageSha256)) return false;
+    if (ctx.runningCounter !== undefined && m.securityCounter < ctx.runningCounter) return false;
+  } else if (compareVersions(m.version, hb.version) <= 0) return false;
+  if (isRevokedRelease(m, ctx.revocation)) return false;
   if (nowSec >= m.expiresAt) return false;
   if (c.payloadPath === undefined && m.fetch.url === undefined) return false;
   if (m.payload.kind === "delta" && !sameBytes(m.payload.baseSha256, hb.imageSha256)) return false;
@@ -36,17 +86,13 @@ export function isEligible(c: OfferCandidate, hb: Pick<Heartbeat, "hardwareId" |
 }
 
 /**
- * The offer for a device, or undefined when it is up to date.
+ * The offer for a device, or undefined when it is up to date (or, replacing, when nothing allowed is left).
  * Order: highest version; then delta before full; then the smaller payload; then path order of `candidates`.
  */
-export function chooseOffer(
-  candidates: readonly OfferCandidate[],
-  hb: Pick<Heartbeat, "hardwareId" | "version" | "slot" | "imageSha256">,
-  nowSec: number,
-): OfferCandidate | undefined {
+export function chooseOffer(candidates: readonly OfferCandidate[], hb: DeviceView, nowSec: number, ctx: OfferContext = {}): OfferCandidate | undefined {
   let best: OfferCandidate | undefined;
   for (const c of candidates) {
-    if (!isEligible(c, hb, nowSec)) continue;
+    if (!isEligible(c, hb, nowSec, ctx)) continue;
     if (!best) {
       best = c;
       continue;

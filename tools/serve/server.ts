@@ -1,7 +1,9 @@
 /**
  * `xs-ota serve`: the update server. Answers heartbeats (interval + trusted
- * time, and an offer when a newer release fits the device), chunk requests
- * over MQTT and Range requests over HTTPS, and records status reports.
+ * time, the newest revocation record when the device holds an older one, and
+ * an offer when a newer release fits the device, or a replacement when its
+ * running image is revoked), chunk requests over MQTT and Range requests over
+ * HTTPS, and records status reports.
  *
  * Stateless apart from the release directory and the reports log: every
  * decision is made from the message in hand and the files in DIR, so several
@@ -42,8 +44,9 @@ import {
 } from "../../src/protocol/messages";
 import { toHex } from "../../src/util/bytes";
 import { readReleaseDir } from "../release/read";
+import { newestRevocations, readRevocations, type RevocationEntry } from "../release/revoke";
 import { ensureTlsFiles } from "./certs";
-import { chooseOffer, type OfferCandidate } from "./offers";
+import { chooseOffer, offerContext, type OfferCandidate } from "./offers";
 
 export interface ServeOptions {
   readonly releasesDir: string;
@@ -101,7 +104,7 @@ export function maySubscribe(clientId: string, filter: string): boolean {
   const prefix = `xs-ota/v1/${clientId}/`;
   if (!filter.startsWith(prefix)) return false;
   const leaf = filter.slice(prefix.length);
-  return leaf === "hb/ack" || leaf === "offer" || leaf === "chunk/res" || leaf === "cmd" || leaf === "#" || leaf === "+";
+  return leaf === "hb/ack" || leaf === "offer" || leaf === "chunk/res" || leaf === "cmd" || leaf === "revocation" || leaf === "#" || leaf === "+";
 }
 
 function trackConnections(server: net.Server): () => Promise<void> {
@@ -167,19 +170,24 @@ export async function startServe(o: ServeOptions): Promise<ServeHandle> {
   }
   const tlsOptions = cert && key ? { cert: fs.readFileSync(cert), key: fs.readFileSync(key), minVersion: "TLSv1.2" as const } : undefined;
 
-  // Releases: re-read from DIR at most every 2 s (DIR is the only state).
-  let cache: { at: number; entries: OfferCandidate[] } | undefined;
-  const releases = (): OfferCandidate[] => {
+  // Releases and revocation records: re-read from DIR at most every 2 s (DIR is the only state).
+  let cache: { at: number; entries: OfferCandidate[]; revocations: Map<string, RevocationEntry> } | undefined;
+  const load = () => {
     const t = Date.now();
-    if (cache && t - cache.at < 2000) return cache.entries;
-    const entries = readReleaseDir(o.releasesDir, { onError: (p, e) => o.log(`skipping ${p}: ${e.message}`) }).map((e) => ({
+    if (cache && t - cache.at < 2000) return cache;
+    const skip = (p: string, e: Error) => o.log(`skipping ${p}: ${e.message}`);
+    const entries = readReleaseDir(o.releasesDir, { onError: skip }).map((e) => ({
       manifest: e.manifest,
       envelope: e.bytes,
       payloadPath: e.payloadPath,
     }));
-    cache = { at: t, entries };
-    return entries;
+    const revocations = newestRevocations(readRevocations(o.releasesDir, { onError: skip }), (kept, dropped) =>
+      o.log(`revocation ${dropped.path} has the same hardware id and sequence as ${kept.path} but other content; publishing ${kept.path}`),
+    );
+    cache = { at: t, entries, revocations };
+    return cache;
   };
+  const releases = (): OfferCandidate[] => load().entries;
   const payloadFor = (stream: string): string | undefined => releases().find((r) => r.manifest.fetch.stream === stream && r.payloadPath)?.payloadPath;
 
   // Soft state for the summary only.
@@ -188,6 +196,7 @@ export async function startServe(o: ServeOptions): Promise<ServeHandle> {
   const failures = new Map<string, number>();
   let chunks = 0;
   let offers = 0;
+  let revocationsSent = 0;
 
   let bus: Bus;
   const handle = (topic: string, payload: Uint8Array): void => {
@@ -204,13 +213,21 @@ export async function startServe(o: ServeOptions): Promise<ServeHandle> {
         const hb = decodeHeartbeat(payload);
         devices.set(deviceId, { version: formatVersion(hb.version), state: hb.state, reason: hb.reason, seen: now() });
         bus.publish(topicFor(deviceId, "hb/ack"), encodeHeartbeatAck({ seq: hb.seq, interval: o.heartbeatIntervalSec, time: now() }), 1);
-        if (hb.state === "idle") {
-          const offer = chooseOffer(releases(), hb, now());
+        const { entries, revocations } = load();
+        const revocation = revocations.get(hb.hardwareId);
+        if (revocation && (hb.revocation ?? 0) < revocation.record.sequence) {
+          revocationsSent++;
+          o.log(`revocation ${revocation.record.sequence} (${hb.hardwareId}) to ${deviceId}, which holds ${hb.revocation ?? "none"}`);
+          bus.publish(topicFor(deviceId, "revocation"), revocation.bytes, 1);
+        }
+        if (hb.state === "idle" || hb.state === "revoked") {
+          const ctx = offerContext(entries, hb, revocation?.record);
+          const offer = chooseOffer(entries, hb, now(), ctx);
           if (offer) {
             offers++;
-            o.log(`offer ${formatVersion(offer.manifest.version)} (${offer.manifest.payload.kind}, slot ${offer.manifest.slot}) to ${deviceId}`);
+            o.log(`${ctx.replace ? "replacement " : ""}offer ${formatVersion(offer.manifest.version)} (${offer.manifest.payload.kind}, slot ${offer.manifest.slot}) to ${deviceId}`);
             bus.publish(topicFor(deviceId, "offer"), offer.envelope, 1);
-          }
+          } else if (ctx.replace) o.log(`no replacement for the revoked ${formatVersion(hb.version)} of ${deviceId}`);
         }
       } else if (leaf === "chunk/req") {
         const req = decodeChunkRequest(payload);
@@ -358,7 +375,7 @@ export async function startServe(o: ServeOptions): Promise<ServeHandle> {
       caPath,
       command: (deviceId, c) => bus.publish(topicFor(deviceId, "cmd"), encodeCommand(c), 1),
       summary: () => {
-        const lines = [`devices seen: ${devices.size}; offers sent: ${offers}; chunks served: ${chunks}`];
+        const lines = [`devices seen: ${devices.size}; offers sent: ${offers}; revocations sent: ${revocationsSent}; chunks served: ${chunks}`];
         for (const [id, d] of [...devices].sort()) lines.push(`  ${id}: ${d.version} ${d.state}${d.reason ? ` last ${reasonName(d.reason)}` : ""}`);
         if (events.size) lines.push(`reports: ${[...events].map(([k, v]) => `${k} ${v}`).join(", ")}`);
         if (failures.size) lines.push(`failures: ${[...failures].map(([k, v]) => `${k} ${v}`).join(", ")}`);
