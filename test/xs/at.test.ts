@@ -24,4 +24,9 @@ describe("XS lane: AT console", () => {
     console.log(`[xs] 1000 x AT+HEARTTM? through the console: ${computrons} computrons (${Math.round(computrons / 1000)} per line)`);
     expect(value.replies).toBe(1000);
   });
+  it("reports the XS cost of one password check (PBKDF2-SHA256, 1024 iterations)", async () => {
+    const { value, computrons } = await xs.run<number>("at-password-cost");
+    console.log(`[xs] one password hash: ${computrons} computrons`);
+    expect(value).toBe(64);
+  });
 });

@@ -16,7 +16,7 @@ import { Console } from "../../../src/at/console";
 import { AuditLog } from "../../../src/store/audit";
 import { keyId } from "../../../src/store/keyid";
 import { openStorage } from "../../../src/store/layout";
-import { defaultSettings, encodeSettings, SettingsManager } from "../../../src/store/settings";
+import { defaultSettings, encodeSettings, hashPassword, SettingsManager } from "../../../src/store/settings";
 import { toHex } from "../../../src/util/bytes";
 import { assert, runSuites, suite, type Suite } from "../../lib/spec";
 import { serve, task } from "../runtime";
@@ -655,5 +655,10 @@ task("at-parse-cost", () => {
   const r = makeRig();
   for (let i = 0; i < 1000; i++) r.console.receive(Uint8Array.from("AT+HEARTTM?\r".split("").map((c) => c.charCodeAt(0))));
   return { replies: r.console.stats.ok };
+});
+task("at-password-cost", () => {
+  // XS cost of one AT+UNLOCK check (PBKDF2-HMAC-SHA256, PASSWORD_ITERATIONS).
+  const salt = new Uint8Array(16).fill(1);
+  return toHex(hashPassword("s3cret!", salt)).length;
 });
 serve();
