@@ -201,6 +201,7 @@ function campaign(g: NorGeometry, mode: CutMode, work: [number, number, Uint8Arr
         if (!(e instanceof PowerCut)) throw e;
       }
       rail.restore();
+      rail.disarm(); // the second cut may not have been reached
     }
     const erasesBefore = flash.stats.erases;
     const after = RecordStore.open(flash, { storeId: 5, spaces });
