@@ -5,11 +5,11 @@
  * complete image's (what `xs-ota release` binds); one-line errors with the
  * usage exit code for bad arguments.
  */
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { sha256 } from "@noble/hashes/sha2.js";
-import { beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { xsOta } from "../lib/cli";
 import { createKeyring } from "../../src/crypto/keyring";
 import { softwareDigest } from "../../src/crypto/sha256";
@@ -41,6 +41,8 @@ beforeAll(() => {
   const r = xsOta(["release", "-k", p("key.pem"), "--hardware-id", "usr-n520", "--image", p("app.img"), "--slot", "1", "--issued-at", "1800000000", "-o", p("app.manifest")]);
   expect(r.stderr).toBe("");
 });
+
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe("xs-ota revoke", () => {
   it("writes a signed record that the device authenticates; --block IMAGE hashes the complete image as the manifest binds it", () => {
