@@ -34,6 +34,9 @@ import type { ReleaseManifest } from "../../src/update/types";
 import { equalBytes, toHex } from "../../src/util/bytes";
 import { Reason } from "../../src/errors";
 
+/** Outcome reasons that do not stop a release from being offered again (the same rule as the device's replay list). */
+export const TRANSIENT: readonly number[] = Object.freeze([Reason.ROLLED_BACK, Reason.DOWNLOAD_STALLED, Reason.DOWNLOAD_DEADLINE, Reason.ABORTED]);
+
 export interface SimRelease {
   readonly envelope: Uint8Array;
   readonly manifest: ReleaseManifest;
@@ -287,14 +290,14 @@ export class VirtualCloud {
     const final = ["offer-refused", "failed", "committed", "rolled-back", "aborted"];
     if (report.releaseId && final.includes(report.event)) {
       const id = toHex(report.releaseId);
-      if (this.reports.some((r) => r.deviceId === deviceId && r.report.event === report.event && r.report.releaseId && toHex(r.report.releaseId) === id)) {
+      if (this.reports.some((r) => r.deviceId === deviceId && r.report.event === report.event && r.report.reason === report.reason && r.report.releaseId && toHex(r.report.releaseId) === id)) {
         this.duplicateReports++;
         return;
       }
     }
     this.reports.push({ deviceId, report, at: this.net.clock.now() });
-    // A rollback by power loss (ROLLED_BACK) says nothing against the release: it may be offered again.
-    const transient = report.event === "rolled-back" && report.reason === Reason.ROLLED_BACK;
+    // A rollback by power loss, or a download that failed on the network, says nothing against the release: offer it again.
+    const transient = TRANSIENT.includes(report.reason);
     if (report.releaseId && final.includes(report.event) && !transient) {
       if (!this.done.has(deviceId)) this.done.set(deviceId, new Set());
       this.done.get(deviceId)!.add(toHex(report.releaseId));
