@@ -21,8 +21,10 @@ function file(name: string, bytes: Uint8Array): string {
 }
 
 function roundTrip(a: string, b: string, extra: string[] = []): void {
-  const patch = `${b}.${extra.join("") || "default"}.xsdp`;
-  const out = `${b}.${extra.join("") || "default"}.out`;
+  // Outputs go to the temp dir, never next to the inputs (some are committed fixtures).
+  const stem = join(dir, `${b.split("/").pop()}.${extra.join("") || "default"}`);
+  const patch = `${stem}.xsdp`;
+  const out = `${stem}.out`;
   const d = xsOta(["diff", a, b, "-o", patch, ...extra]);
   expect(d.status, d.stderr).toBe(0);
   const r = xsOta(["apply", a, patch, "-o", out]);
