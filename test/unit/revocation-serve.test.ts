@@ -24,7 +24,8 @@ import { parseSignedRevocation, type RevocationRecord } from "../../src/update/r
 import type { ReleaseManifest } from "../../src/update/types";
 import { signerFromSecret } from "../../tools/keys/signer";
 import { signManifest } from "../../tools/release/encode";
-import { newestRevocations, readRevocations, signRevocation } from "../../tools/release/revoke";
+import { newestRevocations, signRevocation } from "../../tools/release/revoke";
+import { readRevocations } from "../../tools/serve/revocations";
 import { chooseOffer, isRevokedRelease, offerContext, type OfferCandidate } from "../../tools/serve/offers";
 import { maySubscribe, startServe, type ServeHandle } from "../../tools/serve/server";
 import { decodeEnvelope } from "../../src/update/manifest";

@@ -1,10 +1,13 @@
 /** `xs-ota revoke`: a signed revocation record (minimum version and security counter, blocked image hashes). */
+import { statSync, writeFileSync } from "node:fs";
+import { sha256 } from "@noble/hashes/sha2.js";
 import { OtaError } from "../../src/errors";
 import { formatVersion, parseVersion, type ImageVersion } from "../../src/image/format";
 import { MAX_BLOCKED } from "../../src/update/revocation";
-import { toHex } from "../../src/util/bytes";
+import { fromHex, toHex } from "../../src/util/bytes";
 import { KeyError, readSigningKey } from "../keys/pem";
-import { blockedHashOf, makeRevocation, RevokeError } from "../release/revoke";
+import { ReleaseError, scanImageFile } from "../release/build";
+import { makeRevocation, RevokeError } from "../release/revoke";
 import { CliError, intOption, parse, usageError, type Command } from "./command";
 
 const usage = `usage: xs-ota revoke --key KEY.pem --hardware-id ID --sequence N -o OUT.revocation [options]
@@ -29,6 +32,32 @@ file in xs-ota serve's release directory to publish it.
   -o, --output FILE           the signed record to write (name it *.revocation for xs-ota serve)
 
 example: xs-ota revoke -k key.pem --hardware-id usr-n520 --sequence 3 --block rel/app-1.3.0-s1.bin --min-version 1.2.0 -o rel/usr-n520-3.revocation`;
+
+/**
+ * A \`--block\` argument: 64 hex digits (unless a file has that name), or an
+ * MCUboot image file whose complete image (header through TLV area, as
+ * \`xs-ota release\` binds it; padding and trailer excluded) is hashed.
+ * @throws CliError when it is neither.
+ */
+export function blockedHashOf(arg: string): Uint8Array {
+  let isFile = false;
+  try {
+    isFile = statSync(arg).isFile();
+  } catch {
+    isFile = false;
+  }
+  if (!isFile) {
+    if (/^[0-9a-fA-F]{64}$/.test(arg)) return fromHex(arg.toLowerCase())!;
+    throw new CliError(`--block ${arg}: neither 64 hex digits nor an image file`);
+  }
+  try {
+    const { bytes, info } = scanImageFile(arg);
+    return sha256(bytes.subarray(0, info.totalLength));
+  } catch (e) {
+    if (e instanceof ReleaseError) throw new CliError(`--block ${e.message}`);
+    throw e;
+  }
+}
 
 function version(value: string | undefined): ImageVersion {
   if (value === undefined) return { major: 0, minor: 0, revision: 0, build: 0 };
@@ -86,11 +115,11 @@ export const command: Command = {
         minSecurityCounter,
         blocked,
         note: values.note,
-        out: values.output!,
       });
+      writeFileSync(values.output!, r.envelope);
       const rec = r.record;
       process.stdout.write(
-        `wrote ${r.path}: ${rec.hardwareId} sequence ${rec.sequence}, min version ${formatVersion(rec.minVersion)}, ` +
+        `wrote ${values.output}: ${rec.hardwareId} sequence ${rec.sequence}, min version ${formatVersion(rec.minVersion)}, ` +
           `min security counter ${rec.minSecurityCounter}, ${rec.blocked.length} blocked image(s), revocation id ${toHex(r.id)}\n`,
       );
     } catch (e) {

@@ -1,13 +1,13 @@
 /**
  * Signed revocation records on the host: the encoder (the decoder it must
- * agree with is src/update/revocation.ts), `xs-ota revoke`'s engine, reading
- * the records in a release directory (what `xs-ota serve` publishes), and the
+ * agree with is src/update/revocation.ts), `xs-ota revoke`'s engine without
+ * the files, the newest record per hardware id (what `xs-ota serve`
+ * publishes; the directory reader is tools/serve/revocations.ts), and the
  * readable dump `xs-ota inspect` prints. Byte layout: docs/formats.md
  * ("Revocation record"). The record and envelope writers are the manifest's
- * (./encode), with the revocation magics.
+ * (./encode), with the revocation magics. Portable (noble only), so XS test
+ * entries and the simulator's cloud can make records too.
  */
-import { readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { OtaError, reasonName } from "../../src/errors";
 import { formatVersion } from "../../src/image/format";
@@ -16,16 +16,14 @@ import {
   decodeRevocationEnvelope,
   MAX_BLOCKED,
   MAX_REVOCATION_BYTES,
-  MAX_REVOCATION_ENVELOPE_BYTES,
   REVOCATION_ENVELOPE_MAGIC,
   REVOCATION_FORMAT,
   REVOCATION_MAGIC,
   RevocationField,
   type RevocationRecord,
 } from "../../src/update/revocation";
-import { fromHex, toHex, utf8Decode, utf8Encode } from "../../src/util/bytes";
+import { toHex, utf8Decode, utf8Encode } from "../../src/util/bytes";
 import type { SigningKey } from "../keys/signer";
-import { scanImageFile } from "./build";
 import { encodeEnvelope, encodeRecords, versionBytes, type ManifestRecord } from "./encode";
 
 export class RevokeError extends Error {
@@ -76,36 +74,6 @@ export function signRevocation(r: RevocationRecord, key: SigningKey, note?: stri
   return signRevocationBytes(encodeRevocation(r, note), key);
 }
 
-/**
- * A `--block` argument: 64 hex digits, or an MCUboot image file whose complete
- * image (header through TLV area, as `xs-ota release` binds it) is hashed.
- * @throws RevokeError when it is neither.
- */
-export function blockedHashOf(arg: string): Uint8Array {
-  if (/^[0-9a-fA-F]{64}$/.test(arg)) {
-    let isFile = false;
-    try {
-      isFile = statSync(arg).isFile();
-    } catch {
-      isFile = false;
-    }
-    if (!isFile) return fromHex(arg.toLowerCase())!;
-  }
-  let st;
-  try {
-    st = statSync(arg);
-  } catch {
-    throw new RevokeError(`--block ${arg}: neither 64 hex digits nor an image file`);
-  }
-  if (!st.isFile()) throw new RevokeError(`--block ${arg}: not a file`);
-  try {
-    const { bytes, info } = scanImageFile(arg);
-    return sha256(bytes.subarray(0, info.totalLength));
-  } catch (e) {
-    throw new RevokeError(`--block ${(e as Error).message}`);
-  }
-}
-
 export interface RevokeOptions {
   key: SigningKey;
   hardwareId: string;
@@ -115,18 +83,19 @@ export interface RevokeOptions {
   minSecurityCounter: number;
   blocked: Uint8Array[];
   note?: string;
-  out: string;
 }
 
 export interface RevokeResult {
-  readonly path: string;
   readonly envelope: Uint8Array;
   readonly record: RevocationRecord;
   /** SHA-256 of the signed record bytes. */
   readonly id: Uint8Array;
 }
 
-/** Build, check with the device's decoder, sign and write a revocation record. */
+/**
+ * Build a revocation record, check it with the device's decoder, and sign it.
+ * @throws RevokeError when a device would refuse it.
+ */
 export function makeRevocation(o: RevokeOptions): RevokeResult {
   if (o.blocked.length > MAX_BLOCKED) throw new RevokeError(`at most ${MAX_BLOCKED} --block entries, got ${o.blocked.length}`);
   const seen = new Set<string>();
@@ -150,11 +119,10 @@ export function makeRevocation(o: RevokeOptions): RevokeResult {
     throw new RevokeError(`a device would refuse this revocation record: ${(e as Error).message}`);
   }
   const envelope = signRevocationBytes(bytes, o.key);
-  writeFileSync(o.out, envelope);
-  return Object.freeze({ path: o.out, envelope, record, id: sha256(bytes) });
+  return Object.freeze({ envelope, record, id: sha256(bytes) });
 }
 
-// ------------------------------------------------------------ reading a release directory
+// ------------------------------------------------------------ the records of a release directory
 
 export interface RevocationEntry {
   readonly path: string;
@@ -171,30 +139,6 @@ export function isRevocationEnvelope(bytes: Uint8Array): boolean {
 /** True when `bytes` start with the bare record magic "XSRR". */
 export function isBareRevocation(bytes: Uint8Array): boolean {
   return bytes.length >= 4 && REVOCATION_MAGIC.every((x, i) => bytes[i] === x);
-}
-
-/**
- * Every `*.revocation` file in `dir` that decodes (signature unchecked: the
- * device authenticates), sorted by path. Others go to `onError`.
- */
-export function readRevocations(dir: string, options: { onError?: (path: string, error: Error) => void } = {}): RevocationEntry[] {
-  const out: RevocationEntry[] = [];
-  for (const name of readdirSync(dir).sort()) {
-    if (!name.endsWith(".revocation")) continue;
-    const path = join(dir, name);
-    try {
-      const st = statSync(path);
-      if (!st.isFile()) continue;
-      if (st.size > MAX_REVOCATION_ENVELOPE_BYTES) throw new RevokeError(`${st.size} bytes (max ${MAX_REVOCATION_ENVELOPE_BYTES})`);
-      const bytes = new Uint8Array(readFileSync(path));
-      const record = decodeRevocation(decodeRevocationEnvelope(bytes).manifest);
-      out.push(Object.freeze({ path, bytes, record }));
-    } catch (e) {
-      if (!(e instanceof OtaError) && !(e instanceof RevokeError)) throw e;
-      options.onError?.(path, e);
-    }
-  }
-  return out;
 }
 
 /**

@@ -44,9 +44,10 @@ import {
 } from "../../src/protocol/messages";
 import { toHex } from "../../src/util/bytes";
 import { readReleaseDir } from "../release/read";
-import { newestRevocations, readRevocations, type RevocationEntry } from "../release/revoke";
+import { newestRevocations, type RevocationEntry } from "../release/revoke";
 import { ensureTlsFiles } from "./certs";
 import { chooseOffer, offerContext, type OfferCandidate } from "./offers";
+import { readRevocations } from "./revocations";
 
 export interface ServeOptions {
   readonly releasesDir: string;
