@@ -73,10 +73,15 @@ export class Agent {
   private trialTimer: TimerId | undefined;
   private stagedTimer: TimerId | undefined;
 
-  constructor(readonly platform: Platform, config: AgentConfig, storage: Storage) {
+  /**
+   * @param storage the mounted storage partition (journal and audit spaces)
+   * @param auditLog the audit log over `storage.audit` when the firmware opened one already
+   *   (one AuditLog per space: two would overwrite each other's entries)
+   */
+  constructor(readonly platform: Platform, config: AgentConfig, storage: Storage, auditLog?: AuditLog) {
     this.config = checkConfig(config);
     this.journal = new Journal(storage.journal);
-    this.audit = new AgentAudit(new AuditLog(storage.audit), platform.clock, () => this.trustedTime());
+    this.audit = new AgentAudit(auditLog ?? new AuditLog(storage.audit), platform.clock, () => this.trustedTime());
     this.keyring = createKeyring(this.config.trustedKeys, platform.digest);
     this.runningSlot = platform.system.runningSlot();
     this.fsm = new StateMachine<AgentState, AgentEvent, Agent>(TRANSITIONS, "boot", this as Agent, {

@@ -160,6 +160,7 @@ export class CloudLink {
 
   private scheduleHeartbeats(): void {
     this.stopHeartbeats();
+    if (!this.config.heartbeatEnabled) return; // one heartbeat per connection only (AT+HEARTEN=OFF)
     const ms = this.intervalS * 1000;
     this.heartbeatTimer = this.platform.clock.setTimer(() => this.sendHeartbeat(), ms, ms);
   }

@@ -5,6 +5,7 @@
  * outside, so a bad setting fails at start, not in the field.
  */
 import type { SocketOptions } from "../../hal/types";
+import type { Settings } from "../store/settings";
 
 export interface MaintenanceWindowConfig {
   /** Minutes after midnight UTC, 0..1439; the window may wrap past midnight. */
@@ -24,6 +25,11 @@ export interface AgentConfig {
 
   /** Heartbeat interval until the server sets one, seconds (10..86400). */
   readonly heartbeatIntervalS?: number;
+  /**
+   * Periodic heartbeats (AT+HEARTEN). Off: one heartbeat per connection only
+   * (the cloud still sees the device, can offer, and a trial still gets its ack).
+   */
+  readonly heartbeatEnabled?: boolean;
   /** Unacknowledged heartbeats in a row before the link is torn down and redialled (1..10). */
   readonly missedAcksBeforeReconnect?: number;
   /** MQTT keepalive, seconds. */
@@ -83,6 +89,7 @@ export type ResolvedConfig = Required<Omit<AgentConfig, "maintenanceWindow" | "i
 
 export const DEFAULTS = Object.freeze({
   heartbeatIntervalS: 60,
+  heartbeatEnabled: true,
   missedAcksBeforeReconnect: 3,
   keepAliveSec: 60,
   backoffInitialMs: 1000,
@@ -162,4 +169,27 @@ export function inWindow(w: MaintenanceWindowConfig, minuteOfDay: number): boole
   return w.startMin < w.endMin
     ? minuteOfDay >= w.startMin && minuteOfDay < w.endMin
     : minuteOfDay >= w.startMin || minuteOfDay < w.endMin;
+}
+
+/**
+ * The agent's configuration from the device's active settings (what the AT
+ * console saved) and what the target fixes: the hardware id, the CA the
+ * adapter verifies the broker against, and any other bound.
+ * @throws TypeError / RangeError from `checkConfig` when the settings cannot
+ *   run an agent (e.g. no trusted key provisioned yet).
+ */
+export function configFromSettings(s: Settings, fixed: { hardwareId: string; ca?: string | Uint8Array } & Partial<AgentConfig>): AgentConfig {
+  const { ca, ...rest } = fixed;
+  const config: AgentConfig = {
+    deviceId: s.deviceId,
+    server: { host: s.serverHost, port: s.serverPort, tls: s.tls, ...(ca !== undefined ? { ca } : {}) },
+    trustedKeys: s.trustedKeys,
+    heartbeatIntervalS: s.heartbeatIntervalS,
+    heartbeatEnabled: s.heartbeatEnabled,
+    minSupplyMv: s.minSupplyMv,
+    maintenanceWindow: s.window.always ? undefined : { startMin: s.window.startMin, endMin: s.window.endMin },
+    ...rest,
+  };
+  checkConfig(config);
+  return config;
 }

@@ -15,18 +15,13 @@
  */
 import { OtaError, Reason } from "../errors";
 import type { RecordSpace, SpaceSpec } from "../store/records";
+import { JOURNAL_SPACE } from "../store/layout";
 import { MAX_HANDLED_RELEASES } from "../update/policy";
 import { MAX_ENVELOPE_BYTES } from "../update/manifest";
 import type { ImageVersion } from "../image/format";
 
-/** The journal's record space: 3 keys, values up to the envelope plus headers. */
-export const AGENT_JOURNAL_SPACE: SpaceSpec = Object.freeze({
-  name: "journal",
-  tag: 2,
-  keys: 3,
-  maxValue: 1152,
-  copies: 1,
-});
+/** The journal's record space (the storage layout's default journal space). */
+export const AGENT_JOURNAL_SPACE: SpaceSpec = JOURNAL_SPACE;
 
 export const Phase = Object.freeze({
   /** No update in progress. */

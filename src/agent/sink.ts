@@ -10,7 +10,7 @@
 import type { Digest, Flash, HashStream } from "../../hal/types";
 import { OtaError, Reason } from "../errors";
 import { trailerLayout } from "../image/trailer";
-import { decodeCheckpoint, encodeCheckpoint } from "../delta/format";
+import { decodeCheckpoint, encodeCheckpoint, type PatchCheckpoint } from "../delta/format";
 import { PatchApplier } from "../delta/patcher";
 import { SlotWriter } from "../update/slot-writer";
 import type { ReleaseManifest } from "../update/types";
@@ -115,7 +115,9 @@ class DeltaSink implements PayloadSink {
       inactiveSlot: o.inactiveSlot,
       digest: o.digest,
       capacity: imageCapacity(o.inactiveSlot),
-      onBlock: () => o.onDurable?.(this.durable()),
+      // Journal exactly the checkpoint the patcher hands over: on resume it may be a rewound one
+      // (back to the start of an erase block), which must be durable before anything is erased.
+      onBlock: (cp: PatchCheckpoint) => o.onDurable?.({ payloadOffset: cp.nextPatchOffset, checkpoint: encodeCheckpoint(cp) }),
     };
     if (checkpoint.length === 0) {
       eraseTrailerBlock(o.inactiveSlot);

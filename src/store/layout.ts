@@ -36,8 +36,13 @@ import { FlashWindow } from "./window";
 
 /** Settings: one record, two copies (the previous set survives as a fallback). */
 export const SETTINGS_SPACE: SpaceSpec = Object.freeze({ name: "settings", tag: 1, keys: 1, maxValue: 512, copies: 2 });
-/** The update journal: a few small records, rewritten often. */
-export const JOURNAL_SPACE: SpaceSpec = Object.freeze({ name: "journal", tag: 2, keys: 4, maxValue: 256, copies: 1 });
+/**
+ * The update journal (src/agent/journal.ts): session (with the signed release
+ * manifest envelope, ≤ 1145 bytes), progress and policy records. One copy:
+ * the log keeps the previous value until compaction, and the agent
+ * reconciles a lost record with what the bootloader booted.
+ */
+export const JOURNAL_SPACE: SpaceSpec = Object.freeze({ name: "journal", tag: 2, keys: 3, maxValue: 1152, copies: 1 });
 /** Audit entry size bound; the entry count is chosen by the plan (see `auditEntries`). */
 export const AUDIT_ENTRY_MAX = 48;
 /** At most this many audit entries are kept, however large the blocks. */

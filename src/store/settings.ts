@@ -34,7 +34,7 @@ export interface PasswordHash {
 }
 
 export interface Settings {
-  /** 1..32 of [A-Za-z0-9._-]. */
+  /** 1..32 of [A-Za-z0-9_-] (it is the MQTT client id and a topic segment: no dots, slashes or wildcards). */
   readonly deviceId: string;
   /** Update server (MQTT broker) host name or IPv4 address: 1..64 of [A-Za-z0-9.-]. */
   readonly serverHost: string;
@@ -80,7 +80,7 @@ const FLAG_CA = 16;
 const FLAG_PASSWORD = 32;
 const FLAGS_KNOWN = 63;
 
-const DEVICE_ID_RE = /^[A-Za-z0-9._-]{1,32}$/;
+const DEVICE_ID_RE = /^[A-Za-z0-9_-]{1,32}$/;
 const HOST_RE = /^[A-Za-z0-9.-]{1,64}$/;
 
 /** Factory defaults for a device id. The target may override any field. */
@@ -121,7 +121,7 @@ export function isHost(s: string): boolean {
  * @throws RangeError naming the first bad field.
  */
 export function checkSettings(s: Settings): Settings {
-  if (!isDeviceId(s.deviceId)) throw new RangeError(`deviceId must be 1..${DEVICE_ID_MAX} of [A-Za-z0-9._-]`);
+  if (!isDeviceId(s.deviceId)) throw new RangeError(`deviceId must be 1..${DEVICE_ID_MAX} of [A-Za-z0-9_-]`);
   if (!isHost(s.serverHost)) throw new RangeError(`serverHost must be 1..${HOST_MAX} of [A-Za-z0-9.-]`);
   if (!isInt(s.serverPort, 1, 65535)) throw new RangeError("serverPort must be 1..65535");
   if (typeof s.tls !== "boolean") throw new TypeError("tls must be a boolean");

@@ -1,17 +1,26 @@
 /**
  * The simulated firmware: what runs on the virtual device after the
- * bootloader model chose a slot. It reads the behaviour marker of the booted
- * image (targets/sim/behaviour.ts) and then runs the real agent over the
- * device's Platform, or misbehaves as the marker says, so that every
- * rollback path runs with real signed images.
+ * bootloader model chose a slot — what a real image's main does. It reads
+ * the behaviour marker of the booted image (targets/sim/behaviour.ts), opens
+ * the storage partition once, starts the AT console (settings, audit log),
+ * and starts the real agent with a configuration built from the console's
+ * active settings, handing the agent's control to the console. Or it
+ * misbehaves as the marker says, so every rollback path runs with real
+ * signed images.
  */
 import type { Network, Platform } from "../../hal/types";
 import { Agent } from "../../src/agent/agent";
-import type { AgentConfig } from "../../src/agent/config";
-import { AGENT_JOURNAL_SPACE } from "../../src/agent/journal";
-import { Reason } from "../../src/errors";
+import { configFromSettings, type AgentConfig } from "../../src/agent/config";
+import { updateControlOf } from "../../src/at/commands";
+import type { ConsoleOptions } from "../../src/at/console";
+import { startConsole, type ConsoleRuntime } from "../../src/at/start";
+import { isOtaError, Reason } from "../../src/errors";
+import { formatVersion } from "../../src/image/format";
+import { AuditEvent } from "../../src/store/audit";
 import { openStorage } from "../../src/store/layout";
+import { defaultSettings, type Settings } from "../../src/store/settings";
 import { readBehaviour } from "./behaviour";
+import type { BootDecision } from "./bootloader";
 import type { FirmwareEntry, VirtualDevice } from "./device";
 
 /** A crash-looping image reboots itself this long after every boot. */
@@ -28,12 +37,39 @@ export function deadNetwork(platform: Platform): Network {
 }
 
 export interface AgentFirmwareOptions {
-  /** The agent's configuration (what the device's settings say). */
-  readonly config: AgentConfig | ((device: VirtualDevice) => AgentConfig);
+  /**
+   * The agent's configuration as shipped: its device id, server, keys,
+   * heartbeat, supply floor and window are the factory settings (what the
+   * console shows and AT+RELD restores); the console's active settings
+   * override them at every boot; the rest (hardware id, CA, bounds) is fixed.
+   * Absent: the firmware runs the console only.
+   */
+  readonly config?: AgentConfig | ((device: VirtualDevice) => AgentConfig);
+  /** Factory settings when there is no agent config. */
+  readonly factory?: (device: VirtualDevice) => Settings;
+  /** Firmware build id the console reports (AT+VER). */
+  readonly build?: string;
+  readonly console?: ConsoleOptions;
   /** Called with each new agent (a test or the demo watches it). */
   readonly onAgent?: (agent: Agent, device: VirtualDevice) => void;
+  /** Called after every boot with the console runtime. */
+  readonly onBoot?: (runtime: ConsoleRuntime, device: VirtualDevice, boot: BootDecision) => void;
   /** Wrap the platform (e.g. the simulator's guarded real network). */
   readonly platform?: (platform: Platform, device: VirtualDevice) => Platform;
+}
+
+/** The factory settings a shipped agent configuration stands for. */
+export function settingsFromConfig(c: AgentConfig): Settings {
+  return defaultSettings(c.deviceId, {
+    serverHost: c.server.host,
+    serverPort: c.server.port,
+    tls: c.server.tls,
+    trustedKeys: c.trustedKeys,
+    ...(c.heartbeatIntervalS !== undefined ? { heartbeatIntervalS: c.heartbeatIntervalS } : {}),
+    ...(c.heartbeatEnabled !== undefined ? { heartbeatEnabled: c.heartbeatEnabled } : {}),
+    ...(c.minSupplyMv !== undefined ? { minSupplyMv: c.minSupplyMv } : {}),
+    ...(c.maintenanceWindow ? { window: { always: false, ...c.maintenanceWindow } } : {}),
+  });
 }
 
 /** The firmware entry for `VirtualDevice.firmware`. */
@@ -47,10 +83,38 @@ export function agentFirmware(o: AgentFirmwareOptions): FirmwareEntry {
     }
     let platform = o.platform ? o.platform(base, device) : base;
     if (behaviour === "no-cloud") platform = { ...platform, net: deadNetwork(platform), watchdog: base.watchdog, flash: base.flash };
-    const storage = openStorage(platform.flash.storage, undefined, AGENT_JOURNAL_SPACE);
-    const config = typeof o.config === "function" ? o.config(device) : o.config;
-    const agent = new Agent(platform, config, storage);
+    const shipped = typeof o.config === "function" ? o.config(device) : o.config;
+    const factory = shipped ? settingsFromConfig(shipped) : o.factory ? o.factory(device) : defaultSettings("sim-device");
+    const version = boot.info ? formatVersion(boot.info.header.version) : "0.0.0+0";
+    // The storage partition is opened once per boot: console and agent share it.
+    const runtime = startConsole(platform, {
+      storage: openStorage(platform.flash.storage),
+      factory,
+      firmware: { version, build: o.build ?? "sim" },
+      console: o.console,
+    });
+    if (!shipped) {
+      runtime.audit.append({ uptimeMs: platform.clock.now(), unixS: 0, event: AuditEvent.BOOT, reason: 0, to: boot.info?.header.version });
+      o.onBoot?.(runtime, device, boot);
+      return;
+    }
+    let config: AgentConfig;
+    try {
+      const { deviceId: _d, server, trustedKeys: _k, heartbeatIntervalS: _h, heartbeatEnabled: _e, minSupplyMv: _m, maintenanceWindow: _w, ...fixed } = shipped;
+      config = configFromSettings(runtime.settings.active, { ...fixed, ca: server.ca });
+    } catch (e) {
+      // Settings that cannot run an agent (no trusted key yet): the console still runs, to provision.
+      if (isOtaError(e) || e instanceof TypeError || e instanceof RangeError) {
+        shipped.log?.(`[firmware] no update agent: ${(e as Error).message}`);
+        o.onBoot?.(runtime, device, boot);
+        return;
+      }
+      throw e;
+    }
+    const agent = new Agent(platform, config, runtime.storage, runtime.audit);
+    runtime.console.attachUpdate(updateControlOf(agent));
     o.onAgent?.(agent, device);
+    o.onBoot?.(runtime, device, boot);
     agent.start();
   };
 }

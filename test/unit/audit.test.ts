@@ -7,7 +7,7 @@ import { AUDIT_ENTRY_SIZE, AUDIT_READ_MAX, AuditEvent, AuditLog, decodeAuditEntr
 import { AUDIT_ENTRY_MAX, openStorage } from "../../src/store/layout";
 
 const KiB = 1024;
-const geometry = { size: 32 * KiB, blockLength: 4 * KiB, writeAlign: 32 };
+const geometry = { size: 64 * KiB, blockLength: 8 * KiB, writeAlign: 32 };
 
 describe("audit entries", () => {
   it("round-trip, including 48-bit uptimes and versions", () => {
@@ -34,7 +34,7 @@ describe("audit ring", () => {
     const flash = new NorFlash(geometry);
     let log = new AuditLog(openStorage(flash).audit);
     const cap = log.capacity;
-    expect(cap).toBe(31);
+    expect(cap).toBe(63);
     for (let i = 0; i < cap * 3 + 5; i++) {
       log.append({ uptimeMs: i * 10, unixS: 0, event: AuditEvent.BOOT, reason: i % 7 });
       if (i % 20 === 0) log = new AuditLog(openStorage(flash).audit);

@@ -108,7 +108,7 @@ describe("key id", () => {
 
 describe("settings manager", () => {
   it("starts from defaults, keeps pending / saved / active apart, and factory-resets", () => {
-    const flash = new NorFlash({ size: 32 * KiB, blockLength: 4 * KiB, writeAlign: 32 });
+    const flash = new NorFlash({ size: 64 * KiB, blockLength: 8 * KiB, writeAlign: 32 });
     const m = new SettingsManager(openStorage(flash).settings, defaultSettings("d1"));
     expect(m.source).toBe("defaults");
     m.edit({ serverHost: "example.net" });
@@ -163,12 +163,12 @@ function cutDuringSave(g: NorGeometry, saves: number, mode: CutMode): number {
 }
 
 describe("power cut at every mutating flash operation during AT+S", () => {
-  const small: NorGeometry = { size: 32 * KiB, blockLength: 4 * KiB, writeAlign: 32 };
+  const small: NorGeometry = { size: 64 * KiB, blockLength: 8 * KiB, writeAlign: 32 };
   const device: NorGeometry = { size: 384 * KiB, blockLength: 128 * KiB, writeAlign: 32 };
   for (const mode of ["clean", "torn"] as const) {
-    it(`simulator storage (8 x 4 KiB, split), ${mode}, after 0..70 earlier saves (a block holds ~60: rotations included)`, () => {
+    it(`simulator storage (8 x 8 KiB, split), ${mode}, after 0..130 earlier saves (a block holds ~120: rotations included)`, () => {
       let maxOps = 0;
-      for (const saves of [0, 1, 2, 10, 30, ...Array.from({ length: 16 }, (_, i) => 55 + i)]) maxOps = Math.max(maxOps, cutDuringSave(small, saves, mode));
+      for (const saves of [0, 1, 2, 10, 30, ...Array.from({ length: 16 }, (_, i) => 115 + i)]) maxOps = Math.max(maxOps, cutDuringSave(small, saves, mode));
       // Some AT+S rotated the settings region: more than one put plus its audit entries.
       expect(maxOps).toBeGreaterThan(4);
     });

@@ -312,16 +312,19 @@ function campaignSampled(g: NorGeometry, work: [number, number, Uint8Array][]): 
   return n;
 }
 
+// (16 KiB - 32-byte header) / 2 = 8176 bytes of live data; settings 2 × 544 + journal 3 × 1184 leave 3536 → 55 audit entries of 64 bytes
+const AUDIT_SHARED_16K = 55;
+
 describe("storage layout", () => {
-  it("splits the simulator's 8 x 4 KiB storage into settings 2, audit 2, journal 4", () => {
-    const plan = planStorage({ size: 32 * KiB, blockLength: 4 * KiB, writeAlign: 32, eraseValue: 0xff });
+  it("splits the simulator's 8 x 8 KiB storage into settings 2, audit 2, journal 4", () => {
+    const plan = planStorage({ size: 64 * KiB, blockLength: 8 * KiB, writeAlign: 32, eraseValue: 0xff });
     expect(plan.mode).toBe("split");
     expect(plan.regions.map((r) => [r.spaces[0].name, r.firstBlock, r.blocks])).toEqual([
       ["settings", 0, 2],
       ["audit", 2, 2],
       ["journal", 4, 4],
     ]);
-    expect(plan.audit.keys).toBe(31);
+    expect(plan.audit.keys).toBe(63);
   });
   it("shares one store over 3 x 128 KiB (the default map) and 2 x 128 KiB", () => {
     for (const size of [384, 256]) {
@@ -332,10 +335,10 @@ describe("storage layout", () => {
       expect(plan.audit.keys).toBe(128);
     }
   });
-  it("shares 2 x 8 KiB with fewer audit entries, and refuses what cannot work", () => {
-    const plan = planStorage({ size: 16 * KiB, blockLength: 8 * KiB, writeAlign: 32, eraseValue: 0xff });
+  it("shares 2 x 16 KiB with fewer audit entries, and refuses what cannot work", () => {
+    const plan = planStorage({ size: 32 * KiB, blockLength: 16 * KiB, writeAlign: 32, eraseValue: 0xff });
     expect(plan.mode).toBe("shared");
-    expect(plan.audit.keys).toBe(28);
+    expect(plan.audit.keys).toBe(AUDIT_SHARED_16K);
     const err = (f: () => unknown) => {
       try {
         f();
@@ -344,13 +347,15 @@ describe("storage layout", () => {
       }
       return false;
     };
+    // 2 x 8 KiB no longer holds the journal's live set (the signed manifest) beside the settings
+    expect(err(() => planStorage({ size: 16 * KiB, blockLength: 8 * KiB, writeAlign: 32, eraseValue: 0xff }))).toBe(true);
     expect(err(() => planStorage({ size: 128 * KiB, blockLength: 128 * KiB, writeAlign: 32, eraseValue: 0xff }))).toBe(true);
     expect(err(() => planStorage({ size: 8 * KiB, blockLength: 2 * KiB, writeAlign: 32, eraseValue: 0xff }))).toBe(true);
     expect(err(() => planStorage({ size: 20 * KiB, blockLength: 4 * KiB, writeAlign: 32, eraseValue: 0xff }))).toBe(true);
   });
   it("opens the storage of both kinds and keeps the spaces apart", () => {
     for (const g of [
-      { size: 32 * KiB, blockLength: 4 * KiB, writeAlign: 32 },
+      { size: 64 * KiB, blockLength: 8 * KiB, writeAlign: 32 },
       { size: 384 * KiB, blockLength: 128 * KiB, writeAlign: 32 },
     ]) {
       const flash = chip(g);

@@ -65,7 +65,7 @@ export const FACTORY = () => defaultSettings("sim-0001");
 /** A console on the simulator's small storage (8 x 4 KiB), echo off, in command mode unless `mode` says. */
 export function makeRig(options: { mode?: "data" | "command"; chip?: NorFlash; echo?: boolean } = {}): Rig {
   const clock = new VirtualClock(1_000_000);
-  const chip = options.chip ?? new NorFlash({ size: 32 * KiB, blockLength: 4 * KiB, writeAlign: 32 }, new PowerRail({ seed: 5 }));
+  const chip = options.chip ?? new NorFlash({ size: 64 * KiB, blockLength: 8 * KiB, writeAlign: 32 }, new PowerRail({ seed: 5 }));
   const serial = new SerialPipe(clock);
   const storage = openStorage(chip);
   const settings = new SettingsManager(storage.settings, FACTORY());
@@ -266,21 +266,21 @@ export function commandRows(): Row[] {
     ["AT+OTAWIN=always", PENDING],
     ["AT+OTAWIN?", ok("ALWAYS")],
     // LOG before any entry
-    ["AT+LOG?", ok("0,0,31")],
+    ["AT+LOG?", ok("0,0,63")],
     ["AT+LOG=?", ok("<from index>[,<1..16>] audit log: count,first,capacity; =from,n lists entries")],
     ["AT+LOG=0", ok("0")],
     ["AT+LOG=0,17", err(-4)],
     ["AT+LOG=0,0", err(-4)],
     ["AT+LOG=x", err(-4)],
     ["AT+LOG=0,1,2", err(-4)],
-    ["AT+LOG", ok("0,0,31")],
+    ["AT+LOG", ok("0,0,63")],
     // S
     ["AT+S=?", ok("save the pending settings (active after AT+Z)")],
     ["AT+S?", err(-3)],
     ["AT+S=1", err(-3)],
     ["AT+S", ok("saved; AT+Z applies")],
     ["AT+S", ok("unchanged")],
-    ["AT+LOG?", ok("2,0,31")],
+    ["AT+LOG?", ok("2,0,63")],
     ["AT+LOG=0,2", (r) => {
       const t = r.audit.read(0, 1)[0].uptimeMs;
       return `\r\n+LOG=0,${t},0,2,0.0.0+0,0.0.0+0,0\r\n+LOG=1,${t},0,7,0.0.0+0,0.0.0+0,0\r\n+OK=2\r\n`;
