@@ -23,6 +23,16 @@ import type { Storage } from "../store/layout";
 import { AuditLog } from "../store/audit";
 import { parseSignedManifest } from "../update/manifest";
 import { checkPolicy, nextNewestIssuedAt } from "../update/policy";
+import {
+  acceptRevocation,
+  checkRevoked,
+  decodeRevocationState,
+  encodeRevocationState,
+  parseSignedRevocation,
+  sameRevocation,
+  whyRevoked,
+  type RevocationRecord,
+} from "../update/revocation";
 import type { AcceptedManifest } from "../update/types";
 import { StateMachine } from "./fsm";
 import { TRANSITIONS, type AgentEvent, type AgentState } from "./transitions";
@@ -64,6 +74,10 @@ export class Agent {
   runningSha256: Uint8Array = new Uint8Array(32);
 
   private readonly release: ReleaseSession;
+  /** The newest accepted revocation record, if any. */
+  private revocation: RevocationRecord | undefined;
+  private runningRevoked = false;
+  private runningSecurityCounter = 0;
   private download: Download | undefined;
   private lastReason = 0;
   private trustedAt: { time: number; at: number } | undefined;
@@ -110,6 +124,7 @@ export class Agent {
         if (this.fsm.state === "downloading") this.download?.onChunk(r);
       },
       onCommand: (c) => this.onCommand(c),
+      onRevocation: (env) => this.onRevocation(env),
       onBadMessage: (reason, topic) => this.log(`bad message on ${topic}: ${reasonName(reason)}`),
     });
     this.release = new ReleaseSession(this.journal, this.cloud, (line) => this.log(line));
@@ -132,6 +147,16 @@ export class Agent {
     const running = this.platform.flash.slots[this.runningSlot];
     const extent = imageExtent(running);
     this.runningVersion = extent.header.version;
+    this.runningSecurityCounter = extent.securityCounter ?? 0;
+    const held = this.journal.policy().revocation;
+    if (held && held.length > 0) {
+      try {
+        this.revocation = decodeRevocationState(held);
+      } catch (e) {
+        if (!isOtaError(e)) throw e;
+        this.log(`stored revocation record unreadable: ${e.message}`);
+      }
+    }
     const hashing = this.supervisor.register("verify", this.config.verifyStallMs);
     hashInSlices({
       clock: this.platform.clock,
@@ -143,6 +168,7 @@ export class Agent {
       done: ([sha]) => {
         hashing.end();
         this.runningSha256 = sha;
+        this.checkRunningRevoked();
         this.fsm.post("start");
       },
       fail: (e) => {
@@ -232,6 +258,9 @@ export class Agent {
   checkOffer(envelope: Uint8Array): boolean {
     const parsed = parseSignedManifest(envelope, this.keyring, this.platform.digest);
     if (!parsed.ok) return this.refuse(parsed.reason, parsed.message);
+    const pm = parsed.accepted.manifest;
+    const revoked = checkRevoked(this.revocation, { version: pm.version, securityCounter: pm.securityCounter, imageSha256: pm.image.sha256 });
+    if (revoked !== Reason.OK) return this.refuse(revoked, `release revoked (${whyRevoked(this.revocation, { version: pm.version, securityCounter: pm.securityCounter, imageSha256: pm.image.sha256 })})`, parsed.accepted);
     const policy = this.journal.policy();
     const verdict = checkPolicy(parsed.accepted, {
       hardwareId: this.config.hardwareId,
@@ -246,7 +275,7 @@ export class Agent {
     });
     if (!verdict.ok) return this.refuse(verdict.reason, verdict.message, parsed.accepted);
     this.release.begin(parsed.accepted, envelope);
-    this.journal.setPolicy({ newestIssuedAt: nextNewestIssuedAt(policy.newestIssuedAt, parsed.accepted), handled: policy.handled });
+    this.journal.setPolicy({ ...policy, newestIssuedAt: nextNewestIssuedAt(policy.newestIssuedAt, parsed.accepted) });
     this.report("offer-accepted", Reason.OK);
     this.audit.event("OFFER_ACCEPTED", Reason.OK, this.runningVersion, parsed.accepted.manifest.version);
     return this.post("accept");
@@ -473,6 +502,43 @@ export class Agent {
     if (this.fsm.state === "trial") this.fsm.post("ack");
   }
 
+  /**
+   * A signed revocation record from the cloud: verified, refused when older
+   * than the one held (or forged, or for other hardware), persisted when
+   * newer, then the running firmware is checked against it.
+   */
+  private onRevocation(envelope: Uint8Array): void {
+    const r = parseSignedRevocation(envelope, this.keyring, this.platform.digest);
+    const accept = r.ok ? acceptRevocation(this.revocation, r.record, this.config.hardwareId) : r.reason;
+    if (!r.ok || accept !== Reason.OK) {
+      this.log(`revocation refused: ${reasonName(accept)}${r.ok ? "" : `: ${r.message}`}`);
+      this.audit.event("REVOCATION_REFUSED", accept, this.runningVersion);
+      return;
+    }
+    if (this.revocation && sameRevocation(this.revocation, r.record)) return; // a re-send
+    const policy = this.journal.policy();
+    this.journal.setPolicy({ ...policy, revocation: encodeRevocationState(r.record) });
+    this.revocation = r.record;
+    this.audit.event("REVOCATION_ACCEPTED", Reason.OK, this.runningVersion);
+    this.log(`revocation record ${r.record.sequence} accepted`);
+    this.checkRunningRevoked();
+    this.cloud.heartbeatNow();
+  }
+
+  /** Is the running firmware itself revoked? Then report it: the cloud answers with a replacement. */
+  private checkRunningRevoked(): void {
+    const sec = this.runningSecurityCounter;
+    const verdict = checkRevoked(this.revocation, { version: this.runningVersion, securityCounter: sec, imageSha256: this.runningSha256 });
+    const was = this.runningRevoked;
+    this.runningRevoked = verdict !== Reason.OK;
+    if (this.runningRevoked && !was) {
+      this.lastReason = Reason.REVOKED;
+      this.log("the running firmware is revoked: asking for a replacement");
+      this.cloud.report({ event: "revoked", version: this.runningVersion, reason: Reason.REVOKED });
+      this.audit.event("RUNNING_REVOKED", Reason.REVOKED, this.runningVersion);
+    }
+  }
+
   private onCommand(c: Command): void {
     this.log(`command ${c.cmd} (${c.id})`);
     if (c.cmd === "check") this.checkNow();
@@ -502,8 +568,9 @@ export class Agent {
       version: this.runningVersion,
       slot: this.runningSlot,
       imageSha256: this.runningSha256,
-      state: s.state,
+      state: this.runningRevoked && s.state === "idle" ? "revoked" : s.state,
       progress: s.progress,
+      ...(this.revocation ? { revocation: this.revocation.sequence } : {}),
       reason: this.lastReason,
       uptime: Math.floor(this.platform.clock.now() / 1000) >>> 0,
       supplyMv: Math.min(0xffff, this.platform.power.supplyMillivolts()),

@@ -17,6 +17,7 @@ import {
   decodeCommand,
   decodeHeartbeatAck,
   decodeOffer,
+  decodeRevocationPayload,
   deviceInboundLeaf,
   deviceSubscriptions,
   encodeChunkRequest,
@@ -41,6 +42,8 @@ export interface CloudHandlers {
   onOffer(envelope: Uint8Array): void;
   onChunk(reply: ChunkReply): void;
   onCommand(cmd: Command): void;
+  /** A signed revocation envelope (opaque here). */
+  onRevocation(envelope: Uint8Array): void;
   /** The heartbeat loop made progress (a heartbeat sent, the link went up or down). */
   onActivity(): void;
   /** A malformed inbound message (logged and counted, never fatal). */
@@ -200,6 +203,7 @@ export class CloudLink {
       } else if (leaf === CloudTopic.offer) this.h.onOffer(decodeOffer(m.payload));
       else if (leaf === CloudTopic.chunkReply) this.h.onChunk(decodeChunkReply(m.payload));
       else if (leaf === CloudTopic.command) this.h.onCommand(decodeCommand(m.payload));
+      else if (leaf === CloudTopic.revocation) this.h.onRevocation(decodeRevocationPayload(m.payload));
     } catch (e) {
       if (!isOtaError(e)) throw e;
       this.h.onBadMessage(e.code ?? Reason.MESSAGE_MALFORMED, m.topic);

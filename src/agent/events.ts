@@ -26,6 +26,9 @@ export const AgentAuditEvent = Object.freeze({
   STUCK_DOWNLOAD: 114,
   STUCK_VERIFY: 115,
   STUCK_TRIAL: 116,
+  REVOCATION_ACCEPTED: 117,
+  REVOCATION_REFUSED: 118,
+  RUNNING_REVOKED: 119,
 });
 export type AgentAuditName = keyof typeof AgentAuditEvent;
 

@@ -17,6 +17,7 @@ import { OtaError, Reason } from "../errors";
 import type { RecordSpace, SpaceSpec } from "../store/records";
 import { JOURNAL_SPACE } from "../store/layout";
 import { MAX_HANDLED_RELEASES } from "../update/policy";
+import { MAX_REVOCATION_STATE_BYTES } from "../update/revocation";
 import { MAX_ENVELOPE_BYTES } from "../update/manifest";
 import type { ImageVersion } from "../image/format";
 
@@ -80,6 +81,8 @@ export interface Progress {
 export interface PolicyRecord {
   readonly newestIssuedAt: number;
   readonly handled: readonly Uint8Array[];
+  /** The newest accepted revocation record, in its state encoding (src/update/revocation.ts), or empty. */
+  readonly revocation?: Uint8Array;
 }
 
 const FORMAT = 1;
@@ -173,21 +176,31 @@ export function decodeProgress(b: Uint8Array): Progress {
 
 export function encodePolicy(p: PolicyRecord): Uint8Array {
   if (p.handled.length > MAX_HANDLED_RELEASES) throw new RangeError("too many handled releases");
-  const out = new Uint8Array(6 + 32 * p.handled.length);
+  const rev = p.revocation ?? new Uint8Array(0);
+  if (rev.length > MAX_REVOCATION_STATE_BYTES) throw new RangeError("revocation state too large");
+  const at = 6 + 32 * p.handled.length;
+  const out = new Uint8Array(at + 2 + rev.length);
+  const v = new DataView(out.buffer);
   out[0] = FORMAT;
-  new DataView(out.buffer).setUint32(1, p.newestIssuedAt, true);
+  v.setUint32(1, p.newestIssuedAt, true);
   out[5] = p.handled.length;
   p.handled.forEach((id, i) => out.set(id, 6 + 32 * i));
+  v.setUint16(at, rev.length, true);
+  out.set(rev, at + 2);
   return out;
 }
 
 export function decodePolicy(b: Uint8Array): PolicyRecord {
   if (b.length < 6 || b[0] !== FORMAT) throw corrupt("policy record format");
   const n = b[5];
-  if (n > MAX_HANDLED_RELEASES || b.length !== 6 + 32 * n) throw corrupt("policy record length");
+  const at = 6 + 32 * n;
+  if (n > MAX_HANDLED_RELEASES || b.length < at + 2) throw corrupt("policy record length");
+  const v = new DataView(b.buffer, b.byteOffset, b.length);
+  const r = v.getUint16(at, true);
+  if (b.length !== at + 2 + r) throw corrupt("policy record length");
   const handled: Uint8Array[] = [];
   for (let i = 0; i < n; i++) handled.push(b.slice(6 + 32 * i, 38 + 32 * i));
-  return Object.freeze({ newestIssuedAt: new DataView(b.buffer, b.byteOffset).getUint32(1, true), handled: Object.freeze(handled) });
+  return Object.freeze({ newestIssuedAt: v.getUint32(1, true), handled: Object.freeze(handled), revocation: b.slice(at + 2) });
 }
 
 /** Typed access to the journal space. A corrupt record reads as absent and is reported once. */

@@ -68,6 +68,8 @@ export interface ImageExtent {
   readonly hashedLength: number;
   /** Header through the end of the TLV area. */
   readonly totalLength: number;
+  /** The protected SEC_CNT TLV (unverified until the image is), or undefined. */
+  readonly securityCounter: number | undefined;
 }
 
 /**
@@ -84,7 +86,13 @@ export function imageExtent(slot: Flash): ImageExtent {
   let end = header.hdrSize + header.imgSize;
   if (header.protectTlvSize > 0) end = readTlvArea(slot, end, TLV_PROT_INFO_MAGIC, end + header.protectTlvSize, true, tlvs);
   end = readTlvArea(slot, end, TLV_INFO_MAGIC, slotSize, false, tlvs);
-  return Object.freeze({ header, hashedLength: hashed, totalLength: end });
+  let securityCounter: number | undefined;
+  const sec = tlvs.find((t) => t.type === TLV.SEC_CNT && t.protected && t.length === 4);
+  if (sec) {
+    const b = slot.read(4, sec.offset);
+    securityCounter = (b[0] | (b[1] << 8) | (b[2] << 16) | (b[3] << 24)) >>> 0;
+  }
+  return Object.freeze({ header, hashedLength: hashed, totalLength: end, securityCounter });
 }
 
 function readTlvArea(slot: Flash, start: number, magic: number, limit: number, isProtected: boolean, out: Tlv[]): number {

@@ -33,6 +33,7 @@ import {
 import type { ReleaseManifest } from "../../src/update/types";
 import { equalBytes, toHex } from "../../src/util/bytes";
 import { Reason } from "../../src/errors";
+import { checkRevoked, decodeRevocation, decodeRevocationEnvelope, type RevocationRecord } from "../../src/update/revocation";
 
 /** Outcome reasons that do not stop a release from being offered again (the same rule as the device's replay list). */
 export const TRANSIENT: readonly number[] = Object.freeze([Reason.ROLLED_BACK, Reason.DOWNLOAD_STALLED, Reason.DOWNLOAD_DEADLINE, Reason.ABORTED]);
@@ -179,6 +180,19 @@ export class VirtualCloud {
   /** Streams the server pretends not to have (maps a stream id to undefined). */
   streamAlias = new Map<string, undefined>();
 
+  /** The revocation record the cloud publishes (its signed envelope and content). */
+  revocation: { envelope: Uint8Array; record: RevocationRecord } | undefined;
+
+  /** Publish this signed revocation record from now on (to every device whose heartbeat holds an older one). */
+  setRevocation(envelope: Uint8Array): void {
+    this.revocation = { envelope, record: decodeRevocation(decodeRevocationEnvelope(envelope).manifest) };
+  }
+
+  /** Send a revocation envelope to a device now, whatever it holds (tests of refusals). */
+  pushRevocation(deviceId: string, envelope: Uint8Array): void {
+    this.publishTo(deviceId, topicFor(deviceId, CloudTopic.revocation), envelope);
+  }
+
   /** Publish an offer to a device now, whatever the offer rule says (tests of refusals). */
   pushOffer(deviceId: string, envelope: Uint8Array): void {
     this.publishTo(deviceId, topicFor(deviceId, CloudTopic.offer), envelope);
@@ -260,7 +274,10 @@ export class VirtualCloud {
     this.heartbeats.push({ deviceId, heartbeat: hb, at: this.net.clock.now() });
     if (this.silent) return;
     this.publishTo(deviceId, topicFor(deviceId, CloudTopic.heartbeatAck), encodeHeartbeatAck({ seq: hb.seq, interval: this.heartbeatIntervalS, time: this.now() }));
-    if (hb.state !== "idle") return;
+    const rev = this.revocation;
+    if (rev && (hb.revocation ?? 0) < rev.record.sequence) this.pushRevocation(deviceId, rev.envelope);
+    // a device whose running firmware is revoked asks for a replacement
+    if (hb.state !== "idle" && hb.state !== "revoked") return;
     const offer = this.chooseOffer(deviceId, hb);
     if (offer) this.publishTo(deviceId, topicFor(deviceId, CloudTopic.offer), offer.envelope);
   }
@@ -273,6 +290,7 @@ export class VirtualCloud {
       const m = r.manifest;
       if (m.hardwareId !== hb.hardwareId || m.slot !== 1 - hb.slot || compareVersions(m.version, hb.version) <= 0) continue;
       if (done?.has(toHex(r.releaseId))) continue;
+      if (this.revocation && checkRevoked(this.revocation.record, { version: m.version, securityCounter: m.securityCounter, imageSha256: m.image.sha256 }) !== Reason.OK) continue;
       if (m.payload.kind === "delta" && !(m.payload.baseSha256 && equalBytes(m.payload.baseSha256, hb.imageSha256))) continue;
       if (!best) best = r;
       else {

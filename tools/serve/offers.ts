@@ -5,9 +5,11 @@
  * the newest revocation record for its hardware; at that version a delta
  * whose base is exactly the running image when there is one, else the full
  * image. A device whose running image is revoked (heartbeat state "revoked")
- * gets a replacement instead: the newest allowed release, older versions
- * included, never the revoked image itself nor one with a lower security
- * counter than the running release's.
+ * gets a replacement: the newest allowed release — still a higher version
+ * than the revoked one (MCUboot direct-xip boots the highest valid version,
+ * so an older release could never win the boot: re-release the last good
+ * code with a bumped version) — never with a lower security counter than the
+ * running release's.
  */
 import { compareVersions } from "../../src/image/format";
 import type { Heartbeat } from "../../src/protocol/messages";
@@ -74,10 +76,8 @@ export function isEligible(c: OfferCandidate, hb: DeviceView, nowSec: number, ct
   const m = c.manifest;
   if (m.hardwareId !== hb.hardwareId) return false;
   if (m.slot !== 1 - hb.slot) return false;
-  if (ctx.replace) {
-    if (sameBytes(m.image.sha256, hb.imageSha256)) return false;
-    if (ctx.runningCounter !== undefined && m.securityCounter < ctx.runningCounter) return false;
-  } else if (compareVersions(m.version, hb.version) <= 0) return false;
+  if (compareVersions(m.version, hb.version) <= 0) return false;
+  if (ctx.replace && ctx.runningCounter !== undefined && m.securityCounter < ctx.runningCounter) return false;
   if (isRevokedRelease(m, ctx.revocation)) return false;
   if (nowSec >= m.expiresAt) return false;
   if (c.payloadPath === undefined && m.fetch.url === undefined) return false;
