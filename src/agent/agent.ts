@@ -78,6 +78,7 @@ export class Agent {
   private revocation: RevocationRecord | undefined;
   private runningRevoked = false;
   private runningSecurityCounter = 0;
+  private runningLength = 0;
   private download: Download | undefined;
   private lastReason = 0;
   private trustedAt: { time: number; at: number } | undefined;
@@ -148,6 +149,7 @@ export class Agent {
     const extent = imageExtent(running);
     this.runningVersion = extent.header.version;
     this.runningSecurityCounter = extent.securityCounter ?? 0;
+    this.runningLength = extent.totalLength;
     const held = this.journal.policy().revocation;
     if (held && held.length > 0) {
       try {
@@ -318,6 +320,7 @@ export class Agent {
           supervisor: this.supervisor,
           cloud: this.cloud,
           runningSlot: this.runningSlot,
+          running: { length: this.runningLength, sha256: this.runningSha256 },
           done: () => this.fsm.post("downloaded"),
           fail: (reason, message) => this.fsm.post("fail", { reason, message }),
         },

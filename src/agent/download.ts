@@ -25,6 +25,8 @@ export interface DownloadContext {
   readonly supervisor: Supervisor;
   readonly cloud: CloudLink;
   readonly runningSlot: 0 | 1;
+  /** The running image's length and SHA-256 (hashed in slices at boot). */
+  readonly running: { readonly length: number; readonly sha256: Uint8Array };
   readonly done: () => void;
   readonly fail: (reason: ReasonCode, message: string) => void;
 }
@@ -58,6 +60,7 @@ export class Download {
         inactiveSlot: x.platform.flash.slots[1 - x.runningSlot],
         digest: x.platform.digest,
         onDurable: (d) => this.saveProgress(d.payloadOffset, d.checkpoint),
+        running: x.running,
       },
       progress,
     );

@@ -42,6 +42,12 @@ export interface SinkOptions {
   readonly digest: Digest;
   /** Called when a patch block finished (its checkpoint is durable): the agent journals. */
   readonly onDurable?: (p: SinkProgress) => void;
+  /**
+   * The running image's length and SHA-256 (hashed in slices at boot): spares
+   * the patcher its one-go pass over the old image. The new image is then
+   * checked in slices by the verification that follows, not by the patcher.
+   */
+  readonly running?: { readonly length: number; readonly sha256: Uint8Array };
 }
 
 /** Bytes of the inactive slot an image may use: everything below the trailer. */
@@ -115,6 +121,7 @@ class DeltaSink implements PayloadSink {
       inactiveSlot: o.inactiveSlot,
       digest: o.digest,
       capacity: imageCapacity(o.inactiveSlot),
+      ...(o.running ? { knownOld: o.running, deferNewCheck: true } : {}),
       // Journal exactly the checkpoint the patcher hands over: on resume it may be a rewound one
       // (back to the start of an erase block), which must be durable before anything is erased.
       onBlock: (cp: PatchCheckpoint) => o.onDurable?.({ payloadOffset: cp.nextPatchOffset, checkpoint: encodeCheckpoint(cp) }),

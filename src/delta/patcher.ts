@@ -64,6 +64,19 @@ export interface PatchApplierOptions {
    * anchor, and the journal must follow before the erase block is erased).
    */
   readonly onBlock?: (checkpoint: PatchCheckpoint) => void;
+  /**
+   * The old image's SHA-256 over its whole length, already known to the caller
+   * (the agent hashed the running image in slices at boot): compared with the
+   * header's instead of hashing the active slot in one go. Its length must be
+   * the header's old length (`knownOldLength`).
+   */
+  readonly knownOld?: { readonly length: number; readonly sha256: Uint8Array };
+  /**
+   * Skip reading the new image back in `finish` (one pass over the slot):
+   * the caller checks the whole image itself, in slices, against a hash that
+   * equals the header's (`PatchResult.sha256` is then the header's claim).
+   */
+  readonly deferNewCheck?: boolean;
 }
 
 export interface PatchResult {
@@ -226,7 +239,7 @@ export class PatchApplier {
         throw new OtaError(Reason.PATCH_TRUNCATED, `patch ended at byte ${this.consumed}, in block ${this.block}`, this.consumed);
       }
       const h = this.header;
-      const sha256 = hashSlot(this.options.inactiveSlot, h.newLength, this.options.digest);
+      const sha256 = this.options.deferNewCheck ? h.newSha256.slice() : hashSlot(this.options.inactiveSlot, h.newLength, this.options.digest);
       if (!sameBytes(sha256, h.newSha256)) throw new OtaError(Reason.PATCH_NEW_MISMATCH, "the new image's SHA-256 differs from the header's");
       this.state = FINISHED;
       return Object.freeze({ length: h.newLength, sha256 });
@@ -305,7 +318,9 @@ export class PatchApplier {
     }
     if (h.newLength > capacity) throw new OtaError(Reason.PATCH_TOO_LARGE, `new image of ${h.newLength} bytes, slot holds ${capacity}`, h.newLength);
     if (h.oldLength > activeSlot.status().size) throw new OtaError(Reason.PATCH_OLD_MISMATCH, `old image of ${h.oldLength} bytes is larger than the active slot`, h.oldLength);
-    if (!sameBytes(hashSlot(activeSlot, h.oldLength, digest), h.oldSha256)) {
+    const known = this.options.knownOld;
+    const oldSha = known && known.length === h.oldLength ? known.sha256 : hashSlot(activeSlot, h.oldLength, digest);
+    if (!sameBytes(oldSha, h.oldSha256)) {
       throw new OtaError(Reason.PATCH_OLD_MISMATCH, "the active slot does not hold the patch's base image");
     }
     this.header = h;

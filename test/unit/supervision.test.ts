@@ -9,6 +9,7 @@ import { M7_XS_MODEL } from "../../hal/mock/cpu";
 import { smallFlashMap } from "../../targets/sim/flashmap";
 import { buildImage, release } from "../lib/sim-fixtures";
 import { makeWorld } from "../lib/sim-world";
+import { makePatch } from "../../tools/delta/index";
 
 describe("software watchdog", () => {
   it("a download that stalls without the network closing: the supervisor starves the watchdog, the device resets, the audit log names the download", () => {
@@ -65,5 +66,23 @@ describe("bounded computation slices", () => {
     expect(d.timers.longestCallbackMs, "the longest single callback (virtual CPU time)").toBeLessThanOrEqual(budgetMs * 1.25);
     expect(d.boots.filter((b) => b.cause === "watchdog"), "the hardware watchdog never fired").toHaveLength(0);
     expect(d.watchdog.longestGapMs).toBeLessThan(500);
+  });
+});
+
+describe("bounded computation slices: delta", () => {
+  it("a 1 MiB delta install never holds the loop longer than the slice budget plus one patch block", () => {
+    const SLICE = 16 * 1024;
+    const w = makeWorld({
+      map: smallFlashMap(1152),
+      cpu: M7_XS_MODEL,
+      factory: (map, key) => buildImage(map, key, "1.0.0+1", 0, { confirm: true, size: 1024 * 1024 }),
+      releases: (w) => [release(w.key, buildImage(w.map, w.key, "1.1.0", 1, { size: 1024 * 1024 }), { base: w.factory, diff: (a, b) => makePatch(a, b).bytes })],
+    });
+    const d = w.addDevice("dev", { hashSliceBytes: SLICE, watchdogTimeoutMs: 500, supervisorPeriodMs: 100, chunkTimeoutMs: 5000 });
+    d.run(20 * 60_000);
+    expect(w.cloud.reportsOf("dev", "committed"), w.logs.slice(-10).join("\n")).toHaveLength(1);
+    // hashing is charged by the CPU model; a patch block's inflate+write is not, so the budget is the hash slice
+    expect(d.timers.longestCallbackMs).toBeLessThanOrEqual((SLICE * M7_XS_MODEL.sha256NsPerByte) / 1e6 * 1.25);
+    expect(d.boots.filter((b) => b.cause === "watchdog")).toHaveLength(0);
   });
 });
