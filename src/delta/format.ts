@@ -9,7 +9,7 @@
  * Decoders live here (src/); the encoder is tools/delta/encode.ts.
  */
 import { OtaError, Reason } from "../errors";
-import { crc32 } from "./crc32";
+import { crc32 } from "../util/crc32";
 
 /** "XSDP": xs-ota delta patch. */
 export const PATCH_MAGIC = Object.freeze([0x58, 0x53, 0x44, 0x50]);

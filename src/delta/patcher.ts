@@ -27,7 +27,7 @@
 import { OtaError, Reason, isOtaError } from "../errors";
 import type { Digest, Flash } from "../../hal/types";
 import { SlotWriter } from "../update/slot-writer";
-import { CRC_TABLE_BYTES, crc32Update } from "./crc32";
+import { CRC_TABLE_BYTES, crc32Update } from "../util/crc32";
 import {
   BLOCK_HEADER_MAX,
   BLOCK_HEADER_MIN,

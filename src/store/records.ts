@@ -44,7 +44,7 @@
  */
 import { OtaError, Reason } from "../errors";
 import type { Flash } from "../../hal/types";
-import { crc32Update } from "./crc32";
+import { crc32Update } from "../util/crc32";
 
 /** One namespace of keys inside a store, with its own bounds. */
 export interface SpaceSpec {

@@ -6,7 +6,6 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import * as net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -18,6 +17,7 @@ import { MqttLink } from "../../src/protocol/link";
 import { MqttClient, type MqttMessage } from "../../src/protocol/mqtt";
 import { decodeCommand, decodeHeartbeat, deviceSubscriptions, encodeCommand, encodeHeartbeat, encodeStatusReport, topicFor } from "../../src/protocol/messages";
 import { ensureTlsFiles, type TlsFiles } from "../../tools/serve/certs";
+import { freePort, portOpen, stopChild, until } from "../lib/mosquitto";
 
 const HOST = "127.0.0.1";
 let dir: string;
@@ -29,32 +29,6 @@ let conf = "";
 let broker: ChildProcess | undefined;
 const children = new Set<ChildProcess>();
 
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  const port = await new Promise<number>((resolve) => s.listen(0, HOST, () => resolve((s.address() as net.AddressInfo).port)));
-  await new Promise((r) => s.close(r));
-  return port;
-}
-
-async function until(what: string, ok: () => boolean | Promise<boolean>, ms = 15_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await ok())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-function portOpen(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect(port, HOST);
-    s.once("connect", () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once("error", () => resolve(false));
-  });
-}
-
 function run(cmd: string, args: string[]): ChildProcess {
   const c = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"] });
   children.add(c);
@@ -62,17 +36,7 @@ function run(cmd: string, args: string[]): ChildProcess {
   return c;
 }
 
-function stop(c: ChildProcess | undefined): Promise<void> {
-  if (!c || c.exitCode !== null || c.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    const t = setTimeout(() => c.kill("SIGKILL"), 5000);
-    c.once("exit", () => {
-      clearTimeout(t);
-      resolve();
-    });
-    c.kill("SIGTERM");
-  });
-}
+const stop = stopChild;
 
 async function startBroker(): Promise<void> {
   broker = run("mosquitto", ["-c", conf]);

@@ -27,7 +27,7 @@ export async function until(what: string, ok: () => boolean | Promise<boolean>, 
   }
 }
 
-function portOpen(port: number): Promise<boolean> {
+export function portOpen(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const s = net.connect(port, HOST);
     s.once("connect", () => {

@@ -11,7 +11,7 @@ import { describe, expect, it } from "vitest";
 import { NorFlash } from "../../hal/mock/flash";
 import { Prng } from "../../hal/mock/prng";
 import { softwareDigest } from "../../src/crypto/sha256";
-import { crc32 } from "../../src/delta/crc32";
+import { crc32 } from "../../src/util/crc32";
 import { Codec, PATCH_HEADER_SIZE, PATCH_MAGIC, maxRawLength, writeU32 } from "../../src/delta/format";
 import { PatchApplier, type PatchApplierOptions } from "../../src/delta/patcher";
 import { OtaError, Reason, reasonName } from "../../src/errors";

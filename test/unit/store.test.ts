@@ -9,7 +9,7 @@ import { NorFlash, type NorGeometry } from "../../hal/mock/flash";
 import { PowerCut, PowerRail, type CutMode } from "../../hal/mock/rail";
 import { Prng } from "../../hal/mock/prng";
 import { isOtaError, Reason } from "../../src/errors";
-import { crc32 } from "../../src/store/crc32";
+import { crc32 } from "../../src/util/crc32";
 import { openStorage, planStorage } from "../../src/store/layout";
 import { RecordStore, type SpaceSpec } from "../../src/store/records";
 import { FlashWindow } from "../../src/store/window";

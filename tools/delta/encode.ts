@@ -4,7 +4,7 @@
  * passed in (tools/delta/index.ts hands it node:zlib's raw DEFLATE).
  */
 import { sha256 } from "@noble/hashes/sha2.js";
-import { crc32 } from "../../src/delta/crc32";
+import { crc32 } from "../../src/util/crc32";
 import {
   Codec,
   MAX_BLOCK_LOG2,

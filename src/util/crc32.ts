@@ -1,6 +1,7 @@
 /**
  * CRC-32 (IEEE 802.3, reflected polynomial 0xEDB88320, as zlib and PNG), the
- * per-block output check of the patch format. One 1 KiB table, built on
+ * per-block output check of the patch format and the guard of every stored
+ * record (src/store). One 1 KiB table, built on
  * first use and shared.
  */
 let table: Uint32Array | undefined;
