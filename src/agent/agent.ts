@@ -349,6 +349,7 @@ export class Agent {
       if (!isOtaError(e)) throw e;
       return this.post("fail", { reason: e.code, message: e.message });
     } finally {
+      this.lastPeakMemory = Math.max(this.lastPeakMemory, this.download?.peakMemory ?? 0);
       this.download?.stop();
       this.download = undefined;
     }
@@ -559,6 +560,12 @@ export class Agent {
       this.post("fail", { reason: Reason.DOWNLOAD_DEADLINE, message: `download took longer than ${this.config.downloadDeadlineMs} ms` });
     }
   }
+
+  /** Peak working memory of the download in progress (or the last one of this boot), bytes. */
+  get installPeakMemory(): number {
+    return Math.max(this.lastPeakMemory, this.download?.peakMemory ?? 0);
+  }
+  private lastPeakMemory = 0;
 
   private progressPercent(): number {
     return this.fsm.state === "downloading" && this.download ? this.download.percent : 0;

@@ -95,6 +95,11 @@ export class CloudLink {
     return this.link.up;
   }
 
+  /** RAM the link's inbound decoder holds now (bounded by its 8 KiB packet limit). */
+  get bufferedBytes(): number {
+    return this.link.client.bufferedBytes;
+  }
+
   start(): void {
     this.link.start();
   }

@@ -96,7 +96,7 @@ export const DEFAULTS = Object.freeze({
   backoffMaxMs: 5 * 60_000,
   seed: 1,
   chunkSize: 4096,
-  chunkWindow: 4,
+  chunkWindow: 3,
   chunkTimeoutMs: 10_000,
   chunkRetries: 5,
   slowFloorBytes: 1024,

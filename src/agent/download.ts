@@ -43,6 +43,8 @@ export class Download {
   private readonly startedAt: number;
   private sinceProgress = 0;
   private ended = false;
+  /** Peak of the install's working memory seen at a delivery (for the budget bench). */
+  peakMemory = 0;
 
   /** @throws OtaError when the sink cannot be opened (flash, checkpoint). */
   constructor(
@@ -164,7 +166,17 @@ export class Download {
     then();
   }
 
+  /**
+   * RAM the install holds now: the sink's buffers (patcher, inflater, slot
+   * writer), early chunk replies held for ordering, the MQTT packet being decoded.
+   */
+  get workingMemory(): number {
+    const held = this.fetcher instanceof ChunkFetcher ? this.fetcher.heldBytes : 0;
+    return this.sink.workingMemory + held + this.x.cloud.bufferedBytes;
+  }
+
   private deliver(data: Uint8Array): void {
+    this.peakMemory = Math.max(this.peakMemory, this.workingMemory + data.length);
     this.activity?.checkIn();
     this.sink.write(data);
     this.sinceProgress += data.length;

@@ -163,6 +163,11 @@ export class MqttClient {
     return this._state;
   }
 
+  /** Bytes the inbound decoder holds for the packet in progress (≤ maxPacket). */
+  get bufferedBytes(): number {
+    return this.decoder.buffered;
+  }
+
   /** QoS 1 publishes not yet acknowledged. */
   get inflightCount(): number {
     return this.inflight.size;
