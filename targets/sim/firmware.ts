@@ -9,15 +9,14 @@
  * signed images.
  */
 import type { Network, Platform } from "../../hal/types";
-import { Agent } from "../../src/agent/agent";
-import { configFromSettings, type AgentConfig } from "../../src/agent/config";
-import { updateControlOf } from "../../src/at/commands";
+import type { Agent } from "../../src/agent/agent";
+import type { AgentConfig } from "../../src/agent/config";
 import type { ConsoleOptions } from "../../src/at/console";
-import { startConsole, type ConsoleRuntime } from "../../src/at/start";
-import { isOtaError, Reason } from "../../src/errors";
+import type { ConsoleRuntime } from "../../src/at/start";
+import { Reason } from "../../src/errors";
+import { startFirmware } from "../../src/firmware";
 import { formatVersion } from "../../src/image/format";
 import { AuditEvent } from "../../src/store/audit";
-import { openStorage } from "../../src/store/layout";
 import { defaultSettings, type Settings } from "../../src/store/settings";
 import { readBehaviour } from "./behaviour";
 import type { BootDecision } from "./bootloader";
@@ -85,34 +84,24 @@ export function agentFirmware(o: AgentFirmwareOptions): FirmwareEntry {
     if (behaviour === "no-cloud") platform = { ...platform, net: deadNetwork(platform), watchdog: base.watchdog, flash: base.flash };
     const shipped = typeof o.config === "function" ? o.config(device) : o.config;
     const factory = shipped ? settingsFromConfig(shipped) : o.factory ? o.factory(device) : defaultSettings("sim-device");
-    const version = boot.info ? formatVersion(boot.info.header.version) : "0.0.0+0";
-    // The storage partition is opened once per boot: console and agent share it.
-    const runtime = startConsole(platform, {
-      storage: openStorage(platform.flash.storage),
+    let fixed: (Partial<AgentConfig> & { hardwareId: string; ca?: string | Uint8Array }) | undefined;
+    if (shipped) {
+      // what the settings carry comes from the console's active set; the rest is fixed by the image
+      const { deviceId: _d, server, trustedKeys: _k, heartbeatIntervalS: _h, heartbeatEnabled: _e, minSupplyMv: _m, maintenanceWindow: _w, ...rest } = shipped;
+      fixed = { ...rest, ca: server.ca };
+    }
+    const { console: runtime, agent } = startFirmware(platform, {
       factory,
-      firmware: { version, build: o.build ?? "sim" },
+      firmware: { version: boot.info ? formatVersion(boot.info.header.version) : "0.0.0+0", build: o.build ?? "sim" },
       console: o.console,
+      agent: fixed,
+      log: shipped?.log,
     });
-    if (!shipped) {
-      runtime.audit.append({ uptimeMs: platform.clock.now(), unixS: 0, event: AuditEvent.BOOT, reason: 0, to: boot.info?.header.version });
+    if (!agent) {
+      if (!shipped) runtime.audit.append({ uptimeMs: platform.clock.now(), unixS: 0, event: AuditEvent.BOOT, reason: 0, to: boot.info?.header.version });
       o.onBoot?.(runtime, device, boot);
       return;
     }
-    let config: AgentConfig;
-    try {
-      const { deviceId: _d, server, trustedKeys: _k, heartbeatIntervalS: _h, heartbeatEnabled: _e, minSupplyMv: _m, maintenanceWindow: _w, ...fixed } = shipped;
-      config = configFromSettings(runtime.settings.active, { ...fixed, ca: server.ca });
-    } catch (e) {
-      // Settings that cannot run an agent (no trusted key yet): the console still runs, to provision.
-      if (isOtaError(e) || e instanceof TypeError || e instanceof RangeError) {
-        shipped.log?.(`[firmware] no update agent: ${(e as Error).message}`);
-        o.onBoot?.(runtime, device, boot);
-        return;
-      }
-      throw e;
-    }
-    const agent = new Agent(platform, config, runtime.storage, runtime.audit);
-    runtime.console.attachUpdate(updateControlOf(agent));
     o.onAgent?.(agent, device);
     o.onBoot?.(runtime, device, boot);
     agent.start();

@@ -1,24 +1,11 @@
 /**
- * Device entry: builds the Platform from hal/moddable and the build's
- * mc/config, reports how the device booted, and supervises itself with the
- * hardware watchdog.
- *
- * The agent (src/agent/) has not landed yet. When it does, this file starts it
- * with `new Agent(platform, config)` in place of the idle supervision below,
- * and the agent confirms a trial image after its self-test. Until then nothing
- * confirms an image, so MCUboot reverts any trial image on the next reset: a
- * firmware that cannot run the agent must not become permanent.
+ * Device entry (USR-N520): builds the Platform from hal/moddable and the
+ * build's mc/config, then runs the firmware: the AT console on the serial
+ * port and the update agent (src/firmware.ts). The agent arms the hardware
+ * watchdog under its software supervisor, confirms a trial image after its
+ * self-test (an acknowledged heartbeat), and otherwise lets MCUboot revert.
+ * Until trusted keys are provisioned (AT+KEYADD) only the console runs.
  */
-import config from "mc/config";
-import Timer from "timer";
-import { devicePlatform, readDeviceConfig } from "../../hal/moddable/platform";
+import { startDevice } from "../../hal/moddable/firmware";
 
-const deviceConfig = readDeviceConfig();
-const platform = devicePlatform(deviceConfig);
-
-const watchdogMs = typeof config.watchdogTimeoutMs === "number" ? config.watchdogTimeoutMs : 8000;
-platform.watchdog.start(watchdogMs);
-// Feed at a third of the timeout: two missed ticks still leave margin.
-Timer.repeat(() => platform.watchdog.feed(), Math.max(1, Math.floor(watchdogMs / 3)));
-
-trace(`xs-ota: slot ${platform.system.runningSlot()}, reset cause ${platform.system.resetCause()}, security counter ${platform.counter.read()}\n`);
+startDevice("usr-n520");

@@ -1,0 +1,48 @@
+/**
+ * The device firmware's start (both targets): the Platform from the Moddable
+ * adapters, factory settings from the build's mc/config, then src/firmware's
+ * console and agent. A firmware that cannot run the agent still feeds the
+ * hardware watchdog for its console (and never confirms an image, so MCUboot
+ * reverts a trial of it).
+ */
+import config from "mc/config";
+import Timer from "timer";
+import { startFirmware } from "../../src/firmware";
+import { defaultSettings } from "../../src/store/settings";
+import { devicePlatform, readDeviceConfig } from "./platform";
+
+function text(name: string, fallback: string): string {
+  const v: unknown = config[name];
+  return typeof v === "string" ? v : fallback;
+}
+
+function number(name: string, fallback: number): number {
+  const v: unknown = config[name];
+  return typeof v === "number" ? v : fallback;
+}
+
+/** Start the firmware for a hardware class ("usr-n520", "usr-g771"). */
+export function startDevice(hardwareId: string): void {
+  const platform = devicePlatform(readDeviceConfig());
+  const watchdogMs = number("watchdogTimeoutMs", 8000);
+  const factory = defaultSettings(text("deviceId", "unprovisioned"), {
+    serverHost: text("brokerHost", "127.0.0.1"),
+    serverPort: number("brokerPort", 8883),
+    heartbeatIntervalS: number("heartbeatIntervalS", 300),
+  });
+  const { agent, noAgentReason } = startFirmware(platform, {
+    factory,
+    firmware: { version: text("version", "0.0.0"), build: text("build", "device") },
+    agent: { hardwareId, watchdogTimeoutMs: watchdogMs },
+    log: (line) => trace(`${line}\n`),
+  });
+  trace(`xs-ota: slot ${platform.system.runningSlot()}, reset cause ${platform.system.resetCause()}, counter ${platform.counter.read()}\n`);
+  if (agent) {
+    agent.start();
+    return;
+  }
+  trace(`xs-ota: console only (${noAgentReason})\n`);
+  platform.watchdog.start(watchdogMs);
+  // Feed at a third of the timeout: two missed ticks still leave margin.
+  Timer.repeat(() => platform.watchdog.feed(), Math.max(1, Math.floor(watchdogMs / 3)));
+}

@@ -1,0 +1,59 @@
+/**
+ * What a firmware image's main does after boot, on a device or in the
+ * simulator: open the storage partition once, start the AT console (settings,
+ * audit log), and start the update agent with a configuration built from the
+ * console's active settings, handing the agent's control to the console.
+ * Settings that cannot run an agent yet (no trusted key provisioned) leave the
+ * console running alone, so the device can be provisioned over its serial port.
+ */
+import type { Platform } from "../hal/types";
+import { Agent } from "./agent/agent";
+import { configFromSettings, type AgentConfig } from "./agent/config";
+import { updateControlOf, type FirmwareInfo } from "./at/commands";
+import type { ConsoleOptions } from "./at/console";
+import { startConsole, type ConsoleRuntime } from "./at/start";
+import { isOtaError } from "./errors";
+import { openStorage } from "./store/layout";
+import type { Settings } from "./store/settings";
+
+export interface FirmwareOptions {
+  /** Factory settings (first boot, AT+RELD). */
+  readonly factory: Settings;
+  readonly firmware: FirmwareInfo;
+  readonly console?: ConsoleOptions;
+  /**
+   * What the image fixes beside the settings: the hardware id, the CA the
+   * socket adapter verifies the broker against, bounds. Absent: no agent.
+   */
+  readonly agent?: { readonly hardwareId: string; readonly ca?: string | Uint8Array } & Partial<AgentConfig>;
+  readonly log?: (line: string) => void;
+}
+
+export interface FirmwareRuntime {
+  readonly console: ConsoleRuntime;
+  /** The agent, or undefined when the settings cannot run one yet. */
+  readonly agent: Agent | undefined;
+  /** Why there is no agent (a config error), when there is none. */
+  readonly noAgentReason?: string;
+}
+
+/**
+ * Start the console and (when it can run) the agent; returns both. The agent is
+ * constructed but not started: call `agent.start()` once the caller is ready.
+ * @throws OtaError from the storage (geometry, flash); PowerCut and resets propagate.
+ */
+export function startFirmware(platform: Platform, o: FirmwareOptions): FirmwareRuntime {
+  const runtime = startConsole(platform, { storage: openStorage(platform.flash.storage), factory: o.factory, firmware: o.firmware, console: o.console });
+  if (!o.agent) return { console: runtime, agent: undefined, noAgentReason: "no agent in this image" };
+  let config: AgentConfig;
+  try {
+    config = configFromSettings(runtime.settings.active, { log: o.log, ...o.agent });
+  } catch (e) {
+    if (!(isOtaError(e) || e instanceof TypeError || e instanceof RangeError)) throw e;
+    o.log?.(`[firmware] no update agent: ${e.message}`);
+    return { console: runtime, agent: undefined, noAgentReason: e.message };
+  }
+  const agent = new Agent(platform, config, runtime.storage, runtime.audit);
+  runtime.console.attachUpdate(updateControlOf(agent));
+  return { console: runtime, agent };
+}
