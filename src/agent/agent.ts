@@ -210,6 +210,21 @@ export class Agent {
     };
   }
 
+  /** The supervision bounds in force (AT+OTABOUNDS): what the software and hardware watchdogs enforce. */
+  bounds(): readonly (readonly [string, number])[] {
+    const c = this.config;
+    return Object.freeze([
+      ["watchdog", c.watchdogTimeoutMs],
+      ["period", c.supervisorPeriodMs],
+      ["heartbeat", this.heartbeatDeadline()],
+      ["download", c.downloadStallMs],
+      ["verify", c.verifyStallMs],
+      ["trial", c.trialDeadlineMs],
+      ["deadline", c.downloadDeadlineMs],
+      ["slice", c.hashSliceBytes],
+    ] as const);
+  }
+
   /** Ask the cloud for offers now (AT+CHECK, the `check` command). */
   checkNow(): ReasonCode {
     if (!this.cloud.isUp) return Reason.SOCKET_CLOSED;

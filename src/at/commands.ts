@@ -48,6 +48,8 @@ export interface UpdateControl {
   checkNow(): number;
   /** Abort the update in progress. Returns Reason.OK or why not. */
   abort(): number;
+  /** The agent's supervision bounds, as `name=value` pairs (AT+OTABOUNDS). */
+  bounds?(): readonly (readonly [string, number])[];
 }
 
 /** What an agent offers that UpdateControl needs (the shape of src/agent's Agent). */
@@ -55,6 +57,7 @@ export interface AgentLike {
   status(): { readonly state: string; readonly progress: number; readonly lastReason: number };
   checkNow(): number;
   abort(): number;
+  bounds?(): readonly (readonly [string, number])[];
 }
 
 /** Adapt an agent to the console's UpdateControl (state names upper case). */
@@ -66,6 +69,7 @@ export function updateControlOf(agent: AgentLike): UpdateControl {
     },
     checkNow: () => agent.checkNow(),
     abort: () => agent.abort(),
+    ...(agent.bounds ? { bounds: () => agent.bounds!() } : {}),
   });
 }
 
@@ -395,6 +399,17 @@ const table: CommandSpec[] = [
       if (!ctx.update) return okValue("NONE,0,0");
       const s = ctx.update.state();
       return okValue(`${s.state},${s.progress},${s.lastReason}`);
+    },
+  },
+  {
+    name: "OTABOUNDS",
+    ops: READ_OPS,
+    grammar: "",
+    help: "supervision bounds: watchdog, deadlines (ms), hash slice (bytes)",
+    run(ctx) {
+      const b = ctx.update?.bounds?.();
+      if (!b) return okValue("NONE");
+      return okValue(b.map(([k, v]) => `${k}=${v}`).join(","));
     },
   },
   {

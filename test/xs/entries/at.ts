@@ -41,6 +41,12 @@ export class FakeUpdate implements UpdateControl {
     this.aborts++;
     return this.abortResult;
   }
+  bounds(): readonly (readonly [string, number])[] {
+    return [
+      ["watchdog", 8000],
+      ["download", 90000],
+    ];
+  }
 }
 
 export interface Rig {
@@ -232,6 +238,11 @@ export function commandRows(): Row[] {
     ["AT+UNLOCK", err(-3)],
     ["AT+UNLOCK=abcd", ok("UNLOCKED")],
     ["AT+LOCK", ok("UNLOCKED")],
+    // OTABOUNDS
+    ["AT+OTABOUNDS", ok("watchdog=8000,download=90000")],
+    ["AT+OTABOUNDS?", ok("watchdog=8000,download=90000")],
+    ["AT+OTABOUNDS=?", ok("supervision bounds: watchdog, deadlines (ms), hash slice (bytes)")],
+    ["AT+OTABOUNDS=1", err(-3)],
     // OTASTATE / OTACHECK / OTAABORT
     ["AT+OTASTATE", ok("IDLE,0,0")],
     ["AT+OTASTATE?", ok("IDLE,0,0")],
@@ -359,6 +370,7 @@ export function tableSuite(): Suite {
       assert.equal(show(r.at("AT+OTASTATE")), show(ok("DOWNLOADING,42,300")));
       r.console.attachUpdate(undefined);
       assert.equal(show(r.at("AT+OTASTATE")), show(ok("NONE,0,0")));
+      assert.equal(show(r.at("AT+OTABOUNDS?")), show(ok("NONE")));
       assert.equal(show(r.at("AT+OTACHECK")), show(err(-5, 354)));
     });
     it("settings edits are pending until AT+S, saved until AT+Z, and the active set is the boot's", () => {
@@ -613,7 +625,9 @@ export function randomRun(lines: number, seed: number): { lines: number; bytes: 
     const end = prng.below(3);
     r.console.parser.feed(end === 0 ? 13 : end === 1 ? 10 : 0x41, r.clock.now());
     if (prng.below(50) === 0) {
-      // Back to command mode now and then (the random data may have left it).
+      // Leave command mode and come back with the escape now and then, so the
+      // escape path runs whatever the random lines did (they may have left it too).
+      r.console.receive(Uint8Array.from("\rAT+ENTM\r", (c) => c.charCodeAt(0)));
       r.clock.advance(250);
       r.console.receive(Uint8Array.from([0x2b, 0x2b, 0x2b]));
       r.clock.advance(25);
