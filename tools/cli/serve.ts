@@ -34,6 +34,16 @@ and mosquitto_sub trust DIR/tls/ca.pem.
   --insecure-plaintext     listen (or connect to --broker mqtt://) WITHOUT TLS; for lab use only
   --heartbeat-interval S   heartbeat interval told to devices, seconds (default 60)
   --reports FILE           JSON-lines log of device status reports (default DIR/reports.jsonl)
+  --max-in-flight K        at most K devices in an update at once (default 0 = no bound): a device
+                           holds a place from its offer (or offer-accepted / download-started report)
+                           until a final report (committed, rolled-back, failed, aborted,
+                           offer-refused) or --in-flight-timeout of silence; others get no offer meanwhile
+  --in-flight-timeout S    seconds of silence after which an updating device loses its place (default 600)
+
+A release a device reported a final outcome for is not offered to it again,
+except after a retryable reason (ROLLED_BACK, DOWNLOAD_STALLED,
+DOWNLOAD_DEADLINE, ABORTED, SOCKET_CLOSED: the device would accept it again).
+This is kept in memory and rebuilt from the reports log at start.
 
 example: xs-ota serve --releases rel --mqtt-port 8883 --https-port 8443`;
 
@@ -55,6 +65,8 @@ export const command: Command = {
         "insecure-plaintext": { type: "boolean" },
         "heartbeat-interval": { type: "string" },
         reports: { type: "string" },
+        "max-in-flight": { type: "string" },
+        "in-flight-timeout": { type: "string" },
       },
       false,
     );
@@ -65,6 +77,10 @@ export const command: Command = {
     for (const [n, p] of [["mqtt-port", mqttPort], ["https-port", httpsPort]] as const) if (p < 0 || p > 65535) throw usageError(`--${n} must be 0..65535`);
     const interval = intOption(values["heartbeat-interval"], "heartbeat-interval", 60);
     if (interval < 10 || interval > 86400) throw usageError("--heartbeat-interval must be 10..86400 seconds");
+    const maxInFlight = intOption(values["max-in-flight"], "max-in-flight", 0);
+    if (maxInFlight > 1_000_000) throw usageError("--max-in-flight must be 0..1000000");
+    const inFlightTimeout = intOption(values["in-flight-timeout"], "in-flight-timeout", 600);
+    if (inFlightTimeout < 1 || inFlightTimeout > 7 * 86400) throw usageError("--in-flight-timeout must be 1..604800 seconds");
     if (values["tls-cert"] !== undefined && values["tls-key"] === undefined) throw usageError("--tls-cert needs --tls-key");
     if (values["tls-key"] !== undefined && values["tls-cert"] === undefined) throw usageError("--tls-key needs --tls-cert");
     const handle = await startServe({
@@ -79,6 +95,8 @@ export const command: Command = {
       insecurePlaintext: values["insecure-plaintext"] === true,
       heartbeatIntervalSec: interval,
       reportsPath: values.reports ?? join(dir, "reports.jsonl"),
+      maxInFlight,
+      inFlightTimeoutSec: inFlightTimeout,
       log: (line) => process.stdout.write(`${line}\n`),
     });
     process.stdout.write("ready\n");

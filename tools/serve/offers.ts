@@ -89,8 +89,8 @@ export function isEligible(c: OfferCandidate, hb: DeviceView, nowSec: number, ct
  * The offer for a device, or undefined when it is up to date (or, replacing, when nothing allowed is left).
  * Order: highest version; then delta before full; then the smaller payload; then path order of `candidates`.
  */
-export function chooseOffer(candidates: readonly OfferCandidate[], hb: DeviceView, nowSec: number, ctx: OfferContext = {}): OfferCandidate | undefined {
-  let best: OfferCandidate | undefined;
+export function chooseOffer<C extends OfferCandidate>(candidates: readonly C[], hb: DeviceView, nowSec: number, ctx: OfferContext = {}): C | undefined {
+  let best: C | undefined;
   for (const c of candidates) {
     if (!isEligible(c, hb, nowSec, ctx)) continue;
     if (!best) {

@@ -47,6 +47,7 @@ import { readReleaseDir } from "../release/read";
 import { newestRevocations, type RevocationEntry } from "../release/revoke";
 import { ensureTlsFiles } from "./certs";
 import { chooseOffer, offerContext, type OfferCandidate } from "./offers";
+import { Rollout } from "./rollout";
 import { readRevocations } from "./revocations";
 
 export interface ServeOptions {
@@ -71,6 +72,45 @@ export interface ServeOptions {
   readonly log: (line: string) => void;
   /** Unix seconds (injectable for tests). */
   readonly now?: () => number;
+  /** At most this many devices in an update at once (0 or absent = no bound); see tools/serve/rollout.ts. */
+  readonly maxInFlight?: number;
+  /** A device in an update that is silent this long (s) loses its place; default 600. */
+  readonly inFlightTimeoutSec?: number;
+  /** Called with every status report as logged (the fleet simulator watches them). */
+  readonly onReport?: (report: ReportLine) => void;
+}
+
+/** One line of the reports log. */
+export interface ReportLine {
+  readonly time: string;
+  readonly deviceId: string;
+  readonly event: string;
+  readonly version: string;
+  readonly target?: string;
+  readonly reason: number;
+  readonly reasonName: string;
+  /** Hex release id (SHA-256 of the signed manifest bytes). */
+  readonly release?: string;
+}
+
+/** Serve's own counters. */
+export interface ServeStats {
+  readonly heartbeats: number;
+  readonly offers: number;
+  /** Offers not sent because every in-flight place was taken. */
+  readonly withheld: number;
+  /** Offers not sent because the device already finished with that release. */
+  readonly finishedSkips: number;
+  readonly chunks: number;
+  /** Payload bytes in chunk replies (MQTT). */
+  readonly chunkBytes: number;
+  readonly rangeRequests: number;
+  /** Payload bytes sent by the HTTPS Range server. */
+  readonly rangeBytes: number;
+  readonly reports: number;
+  readonly inFlight: number;
+  readonly peakInFlight: number;
+  readonly inFlightTimeouts: number;
 }
 
 export interface ServeHandle {
@@ -83,6 +123,7 @@ export interface ServeHandle {
   command(deviceId: string, c: Command): void;
   /** Devices seen, events and failures so far. */
   summary(): string;
+  stats(): ServeStats;
   close(): Promise<void>;
 }
 
@@ -172,7 +213,8 @@ export async function startServe(o: ServeOptions): Promise<ServeHandle> {
   const tlsOptions = cert && key ? { cert: fs.readFileSync(cert), key: fs.readFileSync(key), minVersion: "TLSv1.2" as const } : undefined;
 
   // Releases and revocation records: re-read from DIR at most every 2 s (DIR is the only state).
-  let cache: { at: number; entries: OfferCandidate[]; revocations: Map<string, RevocationEntry> } | undefined;
+  type Entry = OfferCandidate & { readonly releaseId: string };
+  let cache: { at: number; entries: Entry[]; revocations: Map<string, RevocationEntry> } | undefined;
   const load = () => {
     const t = Date.now();
     if (cache && t - cache.at < 2000) return cache;
@@ -181,6 +223,7 @@ export async function startServe(o: ServeOptions): Promise<ServeHandle> {
       manifest: e.manifest,
       envelope: e.bytes,
       payloadPath: e.payloadPath,
+      releaseId: toHex(e.accepted.releaseId),
     }));
     const revocations = newestRevocations(readRevocations(o.releasesDir, { onError: skip }), (kept, dropped) =>
       o.log(`revocation ${dropped.path} has the same hardware id and sequence as ${kept.path} but other content; publishing ${kept.path}`),
@@ -188,7 +231,7 @@ export async function startServe(o: ServeOptions): Promise<ServeHandle> {
     cache = { at: t, entries, revocations };
     return cache;
   };
-  const releases = (): OfferCandidate[] => load().entries;
+  const releases = (): Entry[] => load().entries;
   const payloadFor = (stream: string): string | undefined => releases().find((r) => r.manifest.fetch.stream === stream && r.payloadPath)?.payloadPath;
 
   // Soft state for the summary only.
@@ -196,8 +239,18 @@ export async function startServe(o: ServeOptions): Promise<ServeHandle> {
   const events = new Map<string, number>();
   const failures = new Map<string, number>();
   let chunks = 0;
+  let chunkBytes = 0;
+  let rangeRequests = 0;
+  let rangeBytes = 0;
+  let heartbeats = 0;
+  let reports = 0;
+  let finishedSkips = 0;
   let offers = 0;
   let revocationsSent = 0;
+  // In memory only: rebuilt from the reports log, so a restarted serve neither re-offers finished releases nor forgets them.
+  const rollout = new Rollout({ maxInFlight: o.maxInFlight ?? 0, timeoutSec: o.inFlightTimeoutSec ?? 600 });
+  const replayed = rollout.rebuild(o.reportsPath);
+  if (replayed > 0) o.log(`rollout state rebuilt from ${replayed} reports in ${o.reportsPath}`);
 
   let bus: Bus;
   const handle = (topic: string, payload: Uint8Array): void => {
@@ -212,7 +265,9 @@ export async function startServe(o: ServeOptions): Promise<ServeHandle> {
     try {
       if (leaf === "hb") {
         const hb = decodeHeartbeat(payload);
+        heartbeats++;
         devices.set(deviceId, { version: formatVersion(hb.version), state: hb.state, reason: hb.reason, seen: now() });
+        rollout.seen(deviceId, now());
         bus.publish(topicFor(deviceId, "hb/ack"), encodeHeartbeatAck({ seq: hb.seq, interval: o.heartbeatIntervalSec, time: now() }), 1);
         const { entries, revocations } = load();
         const revocation = revocations.get(hb.hardwareId);
@@ -223,8 +278,15 @@ export async function startServe(o: ServeOptions): Promise<ServeHandle> {
         }
         if (hb.state === "idle" || hb.state === "revoked") {
           const ctx = offerContext(entries, hb, revocation?.record);
-          const offer = chooseOffer(entries, hb, now(), ctx);
-          if (offer) {
+          // Releases this device finished with for good are not offered again (it would refuse them as replayed).
+          let offer = chooseOffer(entries, hb, now(), ctx);
+          if (offer && rollout.isFinished(deviceId, offer.releaseId)) {
+            finishedSkips++;
+            offer = chooseOffer(entries.filter((c) => !rollout.isFinished(deviceId, c.releaseId)), hb, now(), ctx);
+          }
+          if (offer && !rollout.admit(deviceId, offer.releaseId, now())) {
+            // every in-flight place is taken: this device hears again at a later heartbeat
+          } else if (offer) {
             offers++;
             o.log(`${ctx.replace ? "replacement " : ""}offer ${formatVersion(offer.manifest.version)} (${offer.manifest.payload.kind}, slot ${offer.manifest.slot}) to ${deviceId}`);
             bus.publish(topicFor(deviceId, "offer"), offer.envelope, 1);
@@ -247,6 +309,7 @@ export async function startServe(o: ServeOptions): Promise<ServeHandle> {
           fs.closeSync(fd);
         }
         chunks++;
+        chunkBytes += n;
         reply(ChunkStatus.OK, req.offset, size, data);
       } else if (leaf === "status") {
         const s = decodeStatusReport(payload);
@@ -261,6 +324,9 @@ export async function startServe(o: ServeOptions): Promise<ServeHandle> {
           ...(s.releaseId ? { release: toHex(s.releaseId) } : {}),
         };
         fs.appendFileSync(o.reportsPath, JSON.stringify(line) + "\n");
+        reports++;
+        rollout.report(line, now());
+        o.onReport?.(line);
         events.set(s.event, (events.get(s.event) ?? 0) + 1);
         if (s.reason !== 0) failures.set(reasonName(s.reason), (failures.get(reasonName(s.reason)) ?? 0) + 1);
         o.log(`report ${deviceId}: ${s.event}${s.reason ? ` (${reasonName(s.reason)})` : ""}`);
@@ -360,6 +426,8 @@ export async function startServe(o: ServeOptions): Promise<ServeHandle> {
       const headers = { "Content-Length": String(end - start + 1), "Accept-Ranges": "bytes", "Content-Type": "application/octet-stream" };
       res.writeHead(range ? 206 : 200, range ? { ...headers, "Content-Range": `bytes ${start}-${end}/${size}` } : headers);
       if (req.method === "HEAD" || size === 0) return void res.end();
+      rangeRequests++;
+      rangeBytes += end - start + 1;
       fs.createReadStream(path, { start, end }).pipe(res);
     };
     const web = tlsOptions && !o.insecurePlaintext ? https.createServer(tlsOptions, onRequest) : http.createServer(onRequest);
@@ -375,8 +443,23 @@ export async function startServe(o: ServeOptions): Promise<ServeHandle> {
       httpsPort,
       caPath,
       command: (deviceId, c) => bus.publish(topicFor(deviceId, "cmd"), encodeCommand(c), 1),
+      stats: () => ({
+        heartbeats,
+        offers,
+        withheld: rollout.withheld,
+        finishedSkips,
+        chunks,
+        chunkBytes,
+        rangeRequests,
+        rangeBytes,
+        reports,
+        inFlight: rollout.inFlight(now()),
+        peakInFlight: rollout.peakInFlight,
+        inFlightTimeouts: rollout.timedOut,
+      }),
       summary: () => {
         const lines = [`devices seen: ${devices.size}; offers sent: ${offers}; revocations sent: ${revocationsSent}; chunks served: ${chunks}`];
+        if (o.maxInFlight) lines.push(`in flight: ${rollout.inFlight(now())} of at most ${o.maxInFlight} (peak ${rollout.peakInFlight}); offers withheld for a place: ${rollout.withheld}`);
         for (const [id, d] of [...devices].sort()) lines.push(`  ${id}: ${d.version} ${d.state}${d.reason ? ` last ${reasonName(d.reason)}` : ""}`);
         if (events.size) lines.push(`reports: ${[...events].map(([k, v]) => `${k} ${v}`).join(", ")}`);
         if (failures.size) lines.push(`failures: ${[...failures].map(([k, v]) => `${k} ${v}`).join(", ")}`);
