@@ -26,7 +26,8 @@ export interface NodeNetworkOptions {
 function pem(ca: string | Uint8Array): string | Buffer {
   if (typeof ca === "string") return ca;
   // DER: wrap as PEM so Node's TLS accepts it.
-  const b64 = Buffer.from(ca).toString("base64").replace(/.{64}/g, "$&\n");
+  // 64-character lines; a base64 length that is a multiple of 64 must not leave an empty line (OpenSSL refuses it).
+  const b64 = Buffer.from(ca).toString("base64").match(/.{1,64}/g)!.join("\n");
   return `-----BEGIN CERTIFICATE-----\n${b64}\n-----END CERTIFICATE-----\n`;
 }
 
