@@ -20,8 +20,13 @@ export const BLOCK_HEADER_MAX = 14;
 /** Smallest block header (an identity block: two one-byte zeros and the CRC). */
 export const BLOCK_HEADER_MIN = 6;
 
-/** Block payload compression. A block whose stored length equals its raw length is stored as is. */
-export const Codec = Object.freeze({ STORED: 0, DEFLATE: 1 });
+/**
+ * Block payload compression. A block whose stored length equals its raw length
+ * is stored as is. DEFLATE: raw DEFLATE of the raw block. RANGE: the block's
+ * controls, diff and extra bytes coded by the context-modelled range coder
+ * (./cm.ts), whose diff contexts are the old image's bytes.
+ */
+export const Codec = Object.freeze({ STORED: 0, DEFLATE: 1, RANGE: 2 });
 export type CodecId = (typeof Codec)[keyof typeof Codec];
 
 /** Block sizes the format allows: 2^10 .. 2^16 bytes of new image per block. */
@@ -43,7 +48,8 @@ export function maxRawLength(blockSize: number): number {
 /**
  * A block header: stored (payload) length, raw length, CRC-32 of the block's
  * output. Stored = raw: the payload is the raw block itself; stored < raw: it
- * is DEFLATE-compressed; both 0: an identity block (the span is the old
+ * is compressed with the patch's codec (DEFLATE, or RANGE, where raw is the
+ * length of the equivalent raw block and only bounds the payload); both 0: an identity block (the span is the old
  * image's bytes at the same offset, unchanged).
  */
 export interface BlockHeader {
@@ -122,7 +128,7 @@ export function parsePatchHeader(bytes: Uint8Array): PatchHeader {
   const crc = readU32(bytes, 84);
   if (crc32(bytes.subarray(0, 84)) !== crc) throw new OtaError(Reason.PATCH_HEADER_CRC, "header CRC mismatch");
   const codec = bytes[5];
-  if (codec !== Codec.STORED && codec !== Codec.DEFLATE) throw new OtaError(Reason.PATCH_UNSUPPORTED, `codec ${codec}`, codec);
+  if (codec !== Codec.STORED && codec !== Codec.DEFLATE && codec !== Codec.RANGE) throw new OtaError(Reason.PATCH_UNSUPPORTED, `codec ${codec}`, codec);
   const log2 = bytes[6];
   if (log2 < MIN_BLOCK_LOG2 || log2 > MAX_BLOCK_LOG2) throw new OtaError(Reason.PATCH_UNSUPPORTED, `block size 2^${log2}`, log2);
   if (bytes[7] !== 0) throw new OtaError(Reason.PATCH_UNSUPPORTED, `flags 0x${bytes[7].toString(16)}`, bytes[7]);

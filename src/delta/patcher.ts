@@ -39,12 +39,18 @@ import {
   type PatchCheckpoint,
   type PatchHeader,
 } from "./format";
+import { BlockModel, IntKind, unzigzag, type OldContext } from "./cm";
 import { Inflater } from "./inflate";
+import { RangeDecoder } from "./range";
 
 /** Bytes of the old image read per flash read (the HAL allows up to 4096). */
 export const OLD_READ_CHUNK = 1024;
 /** Largest block size a device accepts by default (working memory ≈ 1.25 × this + 7 KiB). */
 export const DEFAULT_MAX_BLOCK_SIZE = 32 * 1024;
+/** Extra bytes decoded by codec RANGE are gathered in a buffer of this size before they are written. */
+export const RANGE_OUT_CHUNK = 256;
+/** Old-image bytes a RANGE diff run reads around its chunk for context: one before, three after. */
+const OLD_CONTEXT_MARGIN = 4;
 /** Bytes per flash read when hashing an image in a slot. */
 export const HASH_READ_CHUNK = 1024;
 
@@ -129,6 +135,11 @@ export class PatchApplier {
 
   private raw: Uint8Array = new Uint8Array(0);
   private inflater: Inflater | undefined;
+  /** Codec RANGE: the block model, the decoder and the extra-byte output buffer. */
+  private model: BlockModel | undefined;
+  private rangeDecoder: RangeDecoder | undefined;
+  private out: Uint8Array = new Uint8Array(0);
+  private readonly oldContext: OldContext = { before: 0, at: 0, next1: 0, next2: 0, next3: 0, lane: 0 };
   private writer: SlotWriter | undefined;
 
   /** Patch bytes consumed so far = offset of the next byte expected. */
@@ -197,9 +208,12 @@ export class PatchApplier {
       this.blockHeader.byteLength +
       this.raw.byteLength +
       (this.inflater?.bytes ?? 0) +
+      (this.model?.bytes ?? 0) +
+      this.out.byteLength +
       CRC_TABLE_BYTES +
       (this.writer?.bytes ?? 0) +
-      OLD_READ_CHUNK
+      OLD_READ_CHUNK +
+      (this.model ? OLD_CONTEXT_MARGIN : 0)
     );
   }
 
@@ -285,7 +299,8 @@ export class PatchApplier {
         } else if (this.have === BLOCK_HEADER_MAX) throw malformed(`block ${this.block}: header does not parse`, this.block);
       } else if (this.state === BLOCK_BODY) {
         let n: number;
-        if (this.storedLength === this.rawLength) {
+        if (this.storedLength === this.rawLength || this.model) {
+          // Stored, or a RANGE payload: gathered whole (it is at most the raw length) and decoded at its end.
           n = Math.min(this.storedLength - this.have, chunk.length - at);
           this.raw.set(chunk.subarray(at, at + n), this.have);
         } else {
@@ -295,9 +310,10 @@ export class PatchApplier {
         at += n;
         this.consumed += n;
         if (this.have === this.storedLength) {
-          if (this.storedLength !== this.rawLength && !(this.inflater as Inflater).done) throw new OtaError(Reason.PATCH_DECOMPRESS, `block ${this.block}: stream incomplete`, this.block);
+          if (this.storedLength !== this.rawLength && this.inflater && !this.inflater.done) throw new OtaError(Reason.PATCH_DECOMPRESS, `block ${this.block}: stream incomplete`, this.block);
           this.have = 0;
-          this.endBlock();
+          if (this.model && this.storedLength !== this.rawLength) this.rangeBlock();
+          else this.endBlock();
         }
       } else {
         throw malformed(`bytes after the last block, at patch offset ${this.consumed}`, this.consumed);
@@ -326,6 +342,11 @@ export class PatchApplier {
     this.header = h;
     this.raw = new Uint8Array(maxRawLength(h.blockSize));
     if (h.codec === Codec.DEFLATE) this.inflater = new Inflater();
+    if (h.codec === Codec.RANGE) {
+      this.model = new BlockModel();
+      this.rangeDecoder = new RangeDecoder();
+      this.out = new Uint8Array(RANGE_OUT_CHUNK);
+    }
   }
 
   private start(h: PatchHeader): void {
@@ -405,7 +426,7 @@ export class PatchApplier {
     if (stored > raw) throw malformed(`block ${this.block}: stored length ${stored} over raw ${raw}`, this.block);
     if (stored < raw) {
       if (h.codec === Codec.STORED) throw malformed(`block ${this.block}: compressed in a stored patch`, this.block);
-      (this.inflater as Inflater).begin(this.raw, raw, stored);
+      if (this.inflater) this.inflater.begin(this.raw, raw, stored);
     }
     this.state = BLOCK_BODY;
   }
@@ -550,6 +571,89 @@ export class PatchApplier {
     if (diffAt !== extraStart || zeros !== 0 || literal !== 0 || diffBudget !== 0) {
       throw malformed(`block ${this.block}: diff section does not end where the extra bytes begin`, this.block);
     }
+    this.blockDone(crc);
+  }
+
+  /**
+   * A RANGE block (its payload is in `raw[0, storedLength)`): decode the
+   * controls, diff bytes and extra bytes in one pass, checking each control
+   * before it is used (cursor inside the old image, output inside the span),
+   * and write the span. Bounded: at most `span` controls, each producing at
+   * least one byte; at most ten decisions per byte and 38 per integer.
+   */
+  private rangeBlock(): void {
+    const h = this.header as PatchHeader;
+    const model = this.model as BlockModel;
+    const rd = this.rangeDecoder as RangeDecoder;
+    const writer = this.writer as SlotWriter;
+    const { activeSlot } = this.options;
+    const span = this.spanOf(this.block);
+    const block = this.block;
+    model.reset();
+    rd.begin(this.raw, this.storedLength);
+    const int = (kind: number): number => {
+      const v = model.codeInt(rd, kind, 0);
+      if (v < 0) throw malformed(`block ${block}: integer longer than 32 bits`, block);
+      return v;
+    };
+    const oldStart = this.newOffset + unzigzag(int(IntKind.START));
+    const controls = int(IntKind.COUNT);
+    if (controls < 1 || controls > span) throw malformed(`block ${block}: ${controls} controls`, block);
+    if (oldStart < 0 || oldStart > h.oldLength) throw outOfRange(`block ${block}: old cursor ${oldStart} past the old image`, oldStart);
+    const out = this.out;
+    const o = this.oldContext;
+    let outLength = 0;
+    let crc = 0;
+    let cursor = oldStart;
+    let produced = 0;
+    for (let i = 0; i < controls; i++) {
+      const diff = int(IntKind.DIFF);
+      const extra = int(IntKind.EXTRA);
+      const seek = unzigzag(int(IntKind.SEEK));
+      if (diff + extra === 0) throw malformed(`block ${block}: empty control`, block);
+      if (diff > span - produced || extra > span - produced - diff) throw outOfRange(`block ${block}: control produces past the block's span`, block);
+      if (cursor + diff > h.oldLength) throw outOfRange(`block ${block}: diff reads past the old image`, cursor);
+      for (let done = 0; done < diff; ) {
+        const n = Math.min(OLD_READ_CHUNK, diff - done);
+        const start = cursor + done;
+        // The chunk plus one old byte before and three after (those outside the image count as 0).
+        const lo = start > 0 ? start - 1 : 0;
+        const hi = Math.min(h.oldLength, start + n + OLD_CONTEXT_MARGIN - 1);
+        const buf = activeSlot.read(hi - lo, lo);
+        const last = hi - lo;
+        let before = start > 0 ? buf[0] : 0;
+        for (let j = start - lo; j < start - lo + n; j++) {
+          const at = buf[j];
+          o.before = before;
+          o.at = at;
+          o.next1 = j + 1 < last ? buf[j + 1] : 0;
+          o.next2 = j + 2 < last ? buf[j + 2] : 0;
+          o.next3 = j + 3 < last ? buf[j + 3] : 0;
+          o.lane = (lo + j) & 3;
+          buf[j] = (at + model.codeDiffByte(rd, o, 0)) & 0xff;
+          before = at;
+        }
+        const bytes = buf.subarray(start - lo, start - lo + n);
+        crc = crc32Update(crc, bytes);
+        writer.write(bytes);
+        done += n;
+      }
+      produced += diff;
+      for (let k = 0; k < extra; k++) {
+        out[outLength++] = model.codeExtraByte(rd, this.newOffset + produced + k, 0);
+        if (outLength === out.length || k === extra - 1) {
+          const bytes = out.subarray(0, outLength);
+          crc = crc32Update(crc, bytes);
+          writer.write(bytes);
+          outLength = 0;
+        }
+      }
+      produced += extra;
+      cursor += diff + seek;
+      if (cursor < 0 || cursor > h.oldLength) throw outOfRange(`block ${block}: seek to ${cursor} outside the old image`, block);
+    }
+    if (produced !== span) throw outOfRange(`block ${block}: produces ${produced} bytes, span is ${span}`, block);
+    if (rd.position < this.storedLength) throw malformed(`block ${block}: payload continues after its range-coded stream`, block);
     this.blockDone(crc);
   }
 

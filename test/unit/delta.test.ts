@@ -14,12 +14,15 @@ import { NorFlash } from "../../hal/mock/flash";
 import { Prng } from "../../hal/mock/prng";
 import { softwareDigest } from "../../src/crypto/sha256";
 import { Codec, PATCH_HEADER_SIZE, decodeCheckpoint, encodeCheckpoint, parseBlockHeader } from "../../src/delta/format";
+import { BlockModel, IntKind } from "../../src/delta/cm";
 import { Inflater } from "../../src/delta/inflate";
+import { RangeDecoder } from "../../src/delta/range";
 import { PatchApplier } from "../../src/delta/patcher";
 import { isOtaError, Reason } from "../../src/errors";
 import { checkSegments, diffSegments } from "../../tools/delta/bsdiff";
 import { DEFAULT_BLOCK_SIZE, makePatch } from "../../tools/delta/index";
 import { inspectPatch, isPatch } from "../../tools/delta/inspect";
+import { RangeEncoder } from "../../tools/delta/range-encoder";
 import { suffixArray } from "../../tools/delta/sais";
 import { fixturePairs } from "../fixtures/firmware/pairs";
 
@@ -129,19 +132,20 @@ describe("inflater against node:zlib", () => {
 });
 
 describe("patches of the firmware fixtures", () => {
-  for (const pair of fixturePairs()) {
-    const patch = makePatch(pair.old, pair.new).bytes;
-    it(`${pair.name}: applies byte for byte with every chunk size 1..64`, () => {
+  for (const pair of fixturePairs()) for (const codec of [Codec.RANGE, Codec.DEFLATE]) {
+    const patch = makePatch(pair.old, pair.new, { codec }).bytes;
+    const name = `${pair.name} (${codec === Codec.RANGE ? "range" : "deflate"})`;
+    it(`${name}: applies byte for byte with every chunk size 1..64`, () => {
       for (let size = 1; size <= 64; size++) expect(equal(apply(pair.old, patch, () => size), pair.new), `chunk ${size}`).toBe(true);
     });
-    it(`${pair.name}: applies with chunk sizes 65..4096 (step 61), random sizes, and in one call`, () => {
+    it(`${name}: applies with chunk sizes 65..4096 (step 61), random sizes, and in one call`, () => {
       for (let size = 65; size <= 4096; size += 61) expect(equal(apply(pair.old, patch, () => size), pair.new), `chunk ${size}`).toBe(true);
       const p = new Prng(pair.new.length);
       expect(equal(apply(pair.old, patch, () => 1 + p.below(3000)), pair.new)).toBe(true);
       expect(equal(apply(pair.old, patch, () => patch.length), pair.new)).toBe(true);
     });
     if (pair.minor) {
-      it(`${pair.name} (a minor release): the patch is at most 1/10 of the full image`, () => {
+      it(`${name} (a minor release): the patch is at most 1/10 of the full image`, () => {
         expect(patch.length * 10).toBeLessThanOrEqual(pair.new.length);
       });
     }
@@ -155,13 +159,15 @@ describe("split at every point", () => {
     const nw = old.slice();
     nw.set(p.fill(new Uint8Array(300)), 2000);
     nw[7000] ^= 0xff;
-    const patch = makePatch(old, nw, { blockSize: 1024 }).bytes;
-    expect(patch.length).toBeLessThan(1500);
-    for (let cut = 0; cut <= patch.length; cut++) {
-      expect(equal(apply(old, patch, (i) => (i === 0 ? cut || patch.length : patch.length)), nw), `split at ${cut}`).toBe(true);
+    for (const codec of [Codec.RANGE, Codec.DEFLATE]) {
+      const patch = makePatch(old, nw, { blockSize: 1024, codec }).bytes;
+      expect(patch.length).toBeLessThan(1500);
+      for (let cut = 0; cut <= patch.length; cut++) {
+        expect(equal(apply(old, patch, (i) => (i === 0 ? cut || patch.length : patch.length)), nw), `split at ${cut}`).toBe(true);
+      }
+      for (let cut = 1; cut < patch.length - 3; cut += 3) {
+        expect(equal(apply(old, patch, (i) => (i === 0 ? cut : i === 1 ? 3 : patch.length)), nw), `three chunks at ${cut}`).toBe(true);
     }
-    for (let cut = 1; cut < patch.length - 3; cut += 3) {
-      expect(equal(apply(old, patch, (i) => (i === 0 ? cut : i === 1 ? 3 : patch.length)), nw), `three chunks at ${cut}`).toBe(true);
     }
   });
 });
@@ -183,8 +189,8 @@ describe("round trips of arbitrary pairs", () => {
     ["length not a write-unit multiple", base.subarray(0, 33333), base.subarray(7, 33339)],
   ];
   for (const [name, old, nw] of cases) {
-    for (const codec of [Codec.DEFLATE, Codec.STORED]) {
-      it(`${name} (${codec === Codec.DEFLATE ? "deflate" : "stored"})`, () => {
+    for (const codec of [Codec.RANGE, Codec.DEFLATE, Codec.STORED]) {
+      it(`${name} (${["stored", "deflate", "range"][codec]})`, () => {
         const patch = makePatch(old, nw, { codec, blockSize: 4096 }).bytes;
         expect(equal(apply(old, patch, () => 777, nw.length), nw)).toBe(true);
       });
@@ -193,8 +199,8 @@ describe("round trips of arbitrary pairs", () => {
   it("every block size 1 KiB .. 64 KiB", () => {
     const nw = base.slice();
     nw.set(rand(100), 20000);
-    for (let bs = 1024; bs <= 65536; bs *= 2) {
-      const patch = makePatch(base, nw, { blockSize: bs }).bytes;
+    for (let bs = 1024; bs <= 65536; bs *= 2) for (const codec of [Codec.RANGE, Codec.DEFLATE]) {
+      const patch = makePatch(base, nw, { blockSize: bs, codec }).bytes;
       const { active, inactive } = slots(base.length);
       active.cells.set(base);
       const a = new PatchApplier({ activeSlot: active, inactiveSlot: inactive, digest: softwareDigest, maxBlockSize: 65536 });
@@ -215,6 +221,40 @@ describe("round trips of arbitrary pairs", () => {
     // Not a timing assertion (benches measure speed): a hang or a quadratic blow-up would time the test out.
     expect(patch.length).toBeLessThan(20 * KiB);
     expect(Date.now() - t0).toBeGreaterThanOrEqual(0);
+  });
+});
+
+describe("the range coder (codec RANGE)", () => {
+  it("round-trips random decisions at random probabilities, and integers from 0 to 2^32 - 1", () => {
+    const p = new Prng(5);
+    const probs = Array.from({ length: 20000 }, () => 1 + p.below(4095));
+    const bits = probs.map((q) => (p.below(4096) < q ? 1 : 0));
+    const enc = new RangeEncoder();
+    bits.forEach((b, i) => enc.bit(probs[i], b));
+    const ints = [0, 1, 2, 3, 127, 128, 0xffff, 0x10000, 2 ** 31, 0xffffffff, ...Array.from({ length: 200 }, () => p.below(0xffffffff))];
+    const m = new BlockModel();
+    for (const v of ints) m.codeInt(enc, IntKind.EXTRA, v);
+    const bytes = enc.finish();
+    const dec = new RangeDecoder();
+    dec.begin(bytes, bytes.length);
+    expect(probs.map((q) => dec.bit(q, 0))).toEqual(bits);
+    const md = new BlockModel();
+    expect(ints.map(() => md.codeInt(dec, IntKind.EXTRA, 0))).toEqual(ints);
+    expect(dec.position).toBeGreaterThanOrEqual(bytes.length);
+  });
+  it("makePatch picks the smaller codec (range on every fixture pair), and the decoder stays within 64 KiB", () => {
+    for (const pair of fixturePairs()) {
+      const auto = makePatch(pair.old, pair.new).bytes;
+      const deflate = makePatch(pair.old, pair.new, { codec: Codec.DEFLATE }).bytes;
+      expect(auto[5], pair.name).toBe(Codec.RANGE);
+      expect(auto.length).toBeLessThanOrEqual(deflate.length);
+      const { active, inactive } = slots(pair.new.length);
+      active.cells.set(pair.old);
+      const a = new PatchApplier({ activeSlot: active, inactiveSlot: inactive, digest: softwareDigest });
+      a.update(auto);
+      a.finish();
+      expect(a.workingMemory).toBeLessThanOrEqual(64 * KiB);
+    }
   });
 });
 
@@ -250,7 +290,8 @@ describe("format helpers", () => {
     expect(isPatch(patch)).toBe(true);
     expect(isPatch(pair.old)).toBe(false);
     const text = inspectPatch(patch);
-    expect(text).toMatch(/codec: +deflate/);
+    expect(text).toMatch(/codec: +range/);
+    expect(inspectPatch(makePatch(pair.old, pair.new, { codec: Codec.DEFLATE }).bytes)).toMatch(/codec: +deflate/);
     expect(text).toMatch(new RegExp(`new image: +${pair.new.length} bytes`));
     expect(inspectPatch(patch.subarray(0, 50))).toMatch(/INVALID/);
     expect(inspectPatch(patch.subarray(0, patch.length - 1))).toMatch(/TRUNCATED|MALFORMED|payload truncated/);

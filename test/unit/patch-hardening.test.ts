@@ -4,7 +4,8 @@
  * out-of-range control values — the bsdiff CVE class) must each be refused
  * with a PATCH_* reason; and a seeded run of 10,000 randomly mutated patches
  * must neither crash (only OtaError with a PATCH_* code), nor hang, nor write
- * anywhere but the inactive slot.
+ * anywhere but the inactive slot. Each for the DEFLATE and the RANGE codec
+ * (RANGE blocks with bad controls are coded by the real range encoder).
  */
 import { sha256 } from "@noble/hashes/sha2.js";
 import { describe, expect, it } from "vitest";
@@ -15,7 +16,10 @@ import { crc32 } from "../../src/util/crc32";
 import { Codec, PATCH_HEADER_SIZE, PATCH_MAGIC, maxRawLength, writeU32 } from "../../src/delta/format";
 import { PatchApplier, type PatchApplierOptions } from "../../src/delta/patcher";
 import { OtaError, Reason, reasonName } from "../../src/errors";
+import { BlockModel, IntKind, zigzag as zz } from "../../src/delta/cm";
 import { makePatch } from "../../tools/delta/index";
+import { oldContext } from "../../tools/delta/encode";
+import { RangeEncoder } from "../../tools/delta/range-encoder";
 
 const KiB = 1024;
 const BLOCK = 4 * KiB;
@@ -96,8 +100,22 @@ function outcome(patch: Uint8Array, chunk = 333, r = rig()): number {
 
 const isPatchReason = (code: number) => code >= 200 && code < 250;
 
-describe("malformed patches are refused with reason codes", () => {
-  const good = makePatch(old, nw, { blockSize: BLOCK }).bytes;
+/**
+ * A RANGE block payload coding `ints` ([kind, value] in order, values unchecked)
+ * and then `zeroDiffs` zero diff bytes (reading old from offset 0) and the `extras` bytes.
+ */
+function rangePayload(ints: [number, number][], zeroDiffs = 0, extras: ArrayLike<number> = []): number[] {
+  const m = new BlockModel();
+  const e = new RangeEncoder();
+  for (const [kind, v] of ints) m.codeInt(e, kind, v);
+  const o = { before: 0, at: 0, next1: 0, next2: 0, next3: 0, lane: 0 };
+  for (let i = 0; i < zeroDiffs; i++) m.codeDiffByte(e, oldContext(old, i, o), 0);
+  for (let i = 0; i < extras.length; i++) m.codeExtraByte(e, zeroDiffs + i, extras[i]);
+  return Array.from(e.finish());
+}
+
+for (const goodCodec of [Codec.RANGE, Codec.DEFLATE]) describe(`malformed patches are refused with reason codes (${goodCodec === Codec.RANGE ? "range" : "deflate"})`, () => {
+  const good = makePatch(old, nw, { blockSize: BLOCK, codec: goodCodec }).bytes;
 
   it("the unmodified patch applies", () => {
     expect(outcome(good)).toBe(Reason.OK);
@@ -122,8 +140,9 @@ describe("malformed patches are refused with reason codes", () => {
 
   it("every header field mutated with the CRC fixed up: the field's own reason", () => {
     const field = (i: number): number[] => {
-      // Codec: an unknown one is refused; deflate -> stored is harmless when no block is compressed.
-      if (i === 5) return [Reason.PATCH_UNSUPPORTED, Reason.PATCH_MALFORMED, Reason.OK];
+      // Codec: an unknown one is refused; deflate -> stored is harmless when no block is compressed;
+      // deflate <-> range decodes one codec's payload with the other's decoder.
+      if (i === 5) return [Reason.PATCH_UNSUPPORTED, Reason.PATCH_MALFORMED, Reason.OK, Reason.PATCH_DECOMPRESS, Reason.PATCH_OUT_OF_RANGE, Reason.PATCH_BLOCK_HASH];
       if (i === 7) return [Reason.PATCH_UNSUPPORTED];
       if (i === 6) return [Reason.PATCH_UNSUPPORTED, Reason.PATCH_MALFORMED];
       if (i >= 8 && i < 12) return [Reason.PATCH_OLD_MISMATCH, Reason.PATCH_TOO_LARGE];
@@ -201,10 +220,61 @@ describe("malformed patches are refused with reason codes", () => {
       const patch = new Uint8Array([...hh, ...block([], nw.subarray(0, BLOCK), []), ...block([], nw.subarray(BLOCK, 2 * BLOCK), [])]);
       expect(outcome(patch, 333, rig(shortOld))).toBe(Reason.PATCH_OUT_OF_RANGE);
     });
+    it("a corrupt range-coded stream: a code past the range", () => {
+      const hr = header(old, nw, { codec: Codec.RANGE });
+      const patch = new Uint8Array([...hr, ...varint(8), ...varint(100), 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
+      expect(outcome(patch)).toBe(Reason.PATCH_DECOMPRESS);
+    });
     it("a corrupt DEFLATE stream", () => {
       const hd = header(old, nw, { codec: Codec.DEFLATE });
       const patch = new Uint8Array([...hd, ...varint(8), ...varint(100), 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
       expect(outcome(patch)).toBe(Reason.PATCH_DECOMPRESS);
+    });
+  });
+
+  if (goodCodec === Codec.RANGE) describe("range-coded control values out of range", () => {
+    const hr = header(old, nw, { codec: Codec.RANGE });
+    const S = IntKind.START;
+    const C = IntKind.COUNT;
+    const D = IntKind.DIFF;
+    const E = IntKind.EXTRA;
+    const K = IntKind.SEEK;
+    const one = (diff: number, extra: number, seek: number): [number, number][] => [[D, diff], [E, extra], [K, zz(seek)]];
+    const cases: [string, number[], number][] = [
+      ["old cursor before the old image", rangePayload([[S, zz(-1)], [C, 1], ...one(BLOCK, 0, 0)]), Reason.PATCH_OUT_OF_RANGE],
+      ["old cursor past the old image", rangePayload([[S, zz(old.length + 1)], [C, 1], ...one(BLOCK, 0, 0)]), Reason.PATCH_OUT_OF_RANGE],
+      ["diff reads past the old image", rangePayload([[S, zz(old.length - 10)], [C, 1], ...one(BLOCK, 0, 0)]), Reason.PATCH_OUT_OF_RANGE],
+      ["seek to a negative position", rangePayload([[S, 0], [C, 2], ...one(10, 0, -100), ...one(BLOCK - 10, 0, 0)], 10), Reason.PATCH_OUT_OF_RANGE],
+      ["huge seek", rangePayload([[S, 0], [C, 2], ...one(10, 0, 0x7fffffff), ...one(BLOCK - 10, 0, 0)], 10), Reason.PATCH_OUT_OF_RANGE],
+      ["output past the block's span", rangePayload([[S, 0], [C, 1], ...one(BLOCK + 1, 0, 0)]), Reason.PATCH_OUT_OF_RANGE],
+      ["output short of the span", rangePayload([[S, 0], [C, 1], ...one(BLOCK - 1, 0, 0)], BLOCK - 1), Reason.PATCH_OUT_OF_RANGE],
+      ["extra past the span", rangePayload([[S, 0], [C, 1], ...one(0, 0xffffffff, 0)]), Reason.PATCH_OUT_OF_RANGE],
+      ["no controls", rangePayload([[S, 0], [C, 0]]), Reason.PATCH_MALFORMED],
+      ["more controls than bytes", rangePayload([[S, 0], [C, BLOCK + 1]]), Reason.PATCH_MALFORMED],
+      ["an empty control", rangePayload([[S, 0], [C, 2], ...one(0, 0, 0), ...one(BLOCK, 0, 0)]), Reason.PATCH_MALFORMED],
+      ["an integer over 32 bits", rangePayload([[S, 0], [C, 2 ** 40]]), Reason.PATCH_MALFORMED],
+      ["a payload longer than its stream", [...rangePayload([[S, 0], [C, 1], ...one(BLOCK, 0, 0)], BLOCK), 1, 2, 3, 4, 5, 6, 7, 8], Reason.PATCH_MALFORMED],
+      ["wrong output CRC", rangePayload([[S, 0], [C, 1], ...one(BLOCK - 1, 1, 0)], BLOCK - 1, [old[BLOCK - 1] ^ 0xff]), Reason.PATCH_BLOCK_HASH],
+    ];
+    const rest = [...block([], nw.subarray(BLOCK, 2 * BLOCK), []), ...block([], nw.subarray(2 * BLOCK), [])];
+    for (const [name, payload, want] of cases) {
+      it(name, () => {
+        // Declared raw length: anything above the payload, within the bound.
+        const patch = new Uint8Array([...hr, ...block(new Uint8Array(Math.min(maxRawLength(BLOCK), payload.length + 100)), nw.subarray(0, BLOCK), payload), ...rest]);
+        expect(reasonName(outcome(patch))).toBe(reasonName(want));
+      });
+    }
+    it("the same hand-made blocks with valid controls apply (the cases above fail only where they say)", () => {
+      // Span 0 of nw equals old's (the change is at 5000, in span 1): all-zero diffs reproduce it.
+      expect(Buffer.compare(nw.subarray(0, BLOCK), old.subarray(0, BLOCK))).toBe(0);
+      const span1 = nw.subarray(BLOCK, 2 * BLOCK);
+      const patch = new Uint8Array([
+        ...hr,
+        ...block(new Uint8Array(200), nw.subarray(0, BLOCK), rangePayload([[S, 0], [C, 1], ...one(BLOCK, 0, 0)], BLOCK)),
+        ...block(new Uint8Array(maxRawLength(BLOCK)), span1, rangePayload([[S, 0], [C, 1], ...one(0, BLOCK, 0)], 0, span1)),
+        ...block([], nw.subarray(2 * BLOCK), []),
+      ]);
+      expect(reasonName(outcome(patch))).toBe("OK");
     });
   });
 
@@ -225,7 +295,7 @@ describe("seeded random mutations", () => {
     const p = new Prng(0xc0ffee);
     const bases: { patch: Uint8Array; new: Uint8Array }[] = [];
     const other = p.fill(new Uint8Array(2 * BLOCK + 123));
-    for (const codec of [Codec.DEFLATE, Codec.STORED]) {
+    for (const codec of [Codec.DEFLATE, Codec.STORED, Codec.RANGE]) {
       bases.push({ patch: makePatch(old, nw, { blockSize: BLOCK, codec }).bytes, new: nw });
       bases.push({ patch: makePatch(old, other, { blockSize: 1024, codec }).bytes, new: other });
     }

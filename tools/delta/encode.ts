@@ -17,7 +17,9 @@ import {
   writeU32,
   type CodecId,
 } from "../../src/delta/format";
+import { BlockModel, IntKind, zigzag, type OldContext } from "../../src/delta/cm";
 import { checkSegments, type Segment } from "./bsdiff";
+import { RangeEncoder } from "./range-encoder";
 
 /** Zero runs shorter than this stay inside a literal run of the diff section (a run costs 2+ bytes of framing). */
 export const MIN_ZERO_RUN = 4;
@@ -26,7 +28,7 @@ export interface EncodeOptions {
   /** New-image bytes per block, a power of two in 1 KiB .. 64 KiB. */
   blockSize: number;
   codec: CodecId;
-  /** Compress one raw block (for Codec.DEFLATE): raw DEFLATE, no zlib header. */
+  /** Compress one raw block (for Codec.DEFLATE): raw DEFLATE, no zlib header. Unused by the other codecs. */
   compress?: (raw: Uint8Array) => Uint8Array;
 }
 
@@ -105,24 +107,73 @@ function blockControls(segments: readonly Segment[], first: number, start: numbe
   return { controls, next: i };
 }
 
-/** The raw payload of one block (before compression). */
-function rawBlock(old: Uint8Array, nw: Uint8Array, start: number, controls: Control[]): Uint8Array {
-  const out = new ByteSink();
+/** A block's controls as the decoder runs them: the old cursor at the start, then (diff, extra, seek) steps. */
+interface Program {
+  oldStart: number;
+  steps: { diff: number; extra: number; seek: number }[];
+}
+
+function blockProgram(old: Uint8Array, start: number, controls: Control[]): Program {
   // The old cursor starts relative to the block's own offset (0 when code has not moved).
-  let cursor = controls[0].diff > 0 ? controls[0].oldPos : Math.min(start, old.length);
-  out.signedVarint(cursor - start);
-  out.varint(controls.length);
-  let diffLength = 0;
+  const oldStart = controls[0].diff > 0 ? controls[0].oldPos : Math.min(start, old.length);
+  let cursor = oldStart;
+  const steps: Program["steps"] = [];
   for (let i = 0; i < controls.length; i++) {
     const c = controls[i];
     cursor += c.diff;
     const next = controls[i + 1];
     const target = next && next.diff > 0 ? next.oldPos : cursor;
-    out.varint(c.diff);
-    out.varint(c.extra);
-    out.signedVarint(target - cursor);
+    steps.push({ diff: c.diff, extra: c.extra, seek: target - cursor });
     cursor = target;
-    diffLength += c.diff;
+  }
+  return { oldStart, steps };
+}
+
+/** The old image's bytes around offset p, as the decoder sees them (0 outside the image). */
+export function oldContext(old: Uint8Array, p: number, o: OldContext): OldContext {
+  const at = (i: number) => (i >= 0 && i < old.length ? old[i] : 0);
+  o.before = at(p - 1);
+  o.at = at(p);
+  o.next1 = at(p + 1);
+  o.next2 = at(p + 2);
+  o.next3 = at(p + 3);
+  o.lane = p & 3;
+  return o;
+}
+
+/** One block coded by codec RANGE (decoder: PatchApplier's rangeBlock in src/delta/patcher.ts). */
+function rangeBlock(old: Uint8Array, nw: Uint8Array, start: number, program: Program, model: BlockModel): Uint8Array {
+  const enc = new RangeEncoder();
+  model.reset();
+  model.codeInt(enc, IntKind.START, zigzag(program.oldStart - start));
+  model.codeInt(enc, IntKind.COUNT, program.steps.length);
+  const o: OldContext = { before: 0, at: 0, next1: 0, next2: 0, next3: 0, lane: 0 };
+  let cursor = program.oldStart;
+  let at = start;
+  for (const step of program.steps) {
+    model.codeInt(enc, IntKind.DIFF, step.diff);
+    model.codeInt(enc, IntKind.EXTRA, step.extra);
+    model.codeInt(enc, IntKind.SEEK, zigzag(step.seek));
+    for (let k = 0; k < step.diff; k++) model.codeDiffByte(enc, oldContext(old, cursor + k, o), (nw[at + k] - old[cursor + k]) & 0xff);
+    at += step.diff;
+    for (let k = 0; k < step.extra; k++) model.codeExtraByte(enc, at + k, nw[at + k]);
+    at += step.extra;
+    cursor += step.diff + step.seek;
+  }
+  return enc.finish();
+}
+
+/** The raw payload of one block (before compression). */
+function rawBlock(old: Uint8Array, nw: Uint8Array, start: number, program: Program, controls: Control[]): Uint8Array {
+  const out = new ByteSink();
+  out.signedVarint(program.oldStart - start);
+  out.varint(program.steps.length);
+  let diffLength = 0;
+  for (const step of program.steps) {
+    out.varint(step.diff);
+    out.varint(step.extra);
+    out.signedVarint(step.seek);
+    diffLength += step.diff;
   }
   // The diff bytes (new − old), then run-length framed: (zero run, literal run, literals)*.
   const diff = new Uint8Array(diffLength);
@@ -167,16 +218,9 @@ function sameSpan(old: Uint8Array, nw: Uint8Array, start: number, end: number): 
   return true;
 }
 
-/** The fallback raw payload: the whole span as extra bytes (always within maxRawLength). */
-function literalBlock(nw: Uint8Array, start: number, end: number): Uint8Array {
-  const out = new ByteSink();
-  out.signedVarint(0);
-  out.varint(1);
-  out.varint(0);
-  out.varint(end - start);
-  out.signedVarint(0);
-  out.bytes(nw.subarray(start, end));
-  return out.result();
+/** The fallback: the whole span as extra bytes (its raw form is always within maxRawLength). */
+function literalProgram(oldLength: number, start: number, end: number): Program {
+  return { oldStart: Math.min(start, oldLength), steps: [{ diff: 0, extra: end - start, seek: 0 }] };
 }
 
 /**
@@ -188,7 +232,7 @@ export function encodePatch(old: Uint8Array, nw: Uint8Array, segments: readonly 
   const { blockSize, codec } = options;
   const log2 = Math.log2(blockSize);
   if (!Number.isInteger(log2) || log2 < MIN_BLOCK_LOG2 || log2 > MAX_BLOCK_LOG2) throw new RangeError(`blockSize must be a power of two in 1 KiB..64 KiB, got ${blockSize}`);
-  if (codec !== Codec.STORED && codec !== Codec.DEFLATE) throw new RangeError(`unknown codec ${codec}`);
+  if (codec !== Codec.STORED && codec !== Codec.DEFLATE && codec !== Codec.RANGE) throw new RangeError(`unknown codec ${codec}`);
   if (codec === Codec.DEFLATE && !options.compress) throw new RangeError("the DEFLATE codec needs a compress function");
   if (old.length > MAX_IMAGE_LENGTH || nw.length > MAX_IMAGE_LENGTH) throw new RangeError(`images are limited to ${MAX_IMAGE_LENGTH} bytes`);
   checkSegments(segments, old.length, nw.length);
@@ -211,6 +255,7 @@ export function encodePatch(old: Uint8Array, nw: Uint8Array, segments: readonly 
   out.bytes(header);
   const blocks: { raw: number; stored: number }[] = [];
   let first = 0;
+  const model = codec === Codec.RANGE ? new BlockModel() : undefined;
   for (let b = 0; b < blockCount; b++) {
     const start = b * blockSize;
     const end = Math.min(start + blockSize, nw.length);
@@ -225,11 +270,15 @@ export function encodePatch(old: Uint8Array, nw: Uint8Array, segments: readonly 
       blocks.push({ raw: 0, stored: 0 });
       continue;
     }
-    let raw = rawBlock(old, nw, start, controls);
-    if (raw.length > maxRawLength(blockSize)) raw = literalBlock(nw, start, end);
+    let program = blockProgram(old, start, controls);
+    let raw = rawBlock(old, nw, start, program, controls);
+    if (raw.length > maxRawLength(blockSize)) {
+      program = literalProgram(old.length, start, end);
+      raw = rawBlock(old, nw, start, program, [{ oldPos: start, diff: 0, extra: end - start }]);
+    }
     let stored = raw;
-    if (codec === Codec.DEFLATE) {
-      const packed = (options.compress as (raw: Uint8Array) => Uint8Array)(raw);
+    if (codec !== Codec.STORED) {
+      const packed = codec === Codec.DEFLATE ? (options.compress as (raw: Uint8Array) => Uint8Array)(raw) : rangeBlock(old, nw, start, program, model as BlockModel);
       if (packed.length < raw.length) stored = packed;
     }
     out.varint(stored.length);

@@ -1,6 +1,7 @@
 /**
  * The host patch generator: `makePatch(old, new)` = bsdiff matching + the
- * block encoder with node:zlib's raw DEFLATE at level 9 as the block codec.
+ * block encoder, by default with both codecs (the context-modelled range
+ * coder, and node:zlib's raw DEFLATE at level 9), keeping the smaller patch.
  * Defaults are the measured choices (bench/delta.bench.ts, README "Delta updates").
  */
 import { deflateRawSync, constants } from "node:zlib";
@@ -13,7 +14,8 @@ export const DEFAULT_BLOCK_SIZE = 32 * 1024;
 
 export interface MakePatchOptions {
   blockSize?: number;
-  codec?: CodecId;
+  /** A codec, or "auto" (the default): RANGE and DEFLATE both, the smaller patch wins (RANGE on a tie). */
+  codec?: CodecId | "auto";
   /** Reuse segments (e.g. converted from a BSDIFF40 patch) instead of matching. */
   segments?: readonly Segment[];
 }
@@ -28,9 +30,10 @@ export function deflateBlock(raw: Uint8Array): Uint8Array {
 
 export function makePatch(old: Uint8Array, nw: Uint8Array, options: MakePatchOptions = {}): EncodedPatch {
   const segments = options.segments ?? diffSegments(old, nw);
-  return encodePatch(old, nw, segments, {
-    blockSize: options.blockSize ?? DEFAULT_BLOCK_SIZE,
-    codec: options.codec ?? Codec.DEFLATE,
-    compress: deflateBlock,
-  });
+  const blockSize = options.blockSize ?? DEFAULT_BLOCK_SIZE;
+  const codec = options.codec ?? "auto";
+  if (codec !== "auto") return encodePatch(old, nw, segments, { blockSize, codec, compress: deflateBlock });
+  const range = encodePatch(old, nw, segments, { blockSize, codec: Codec.RANGE });
+  const deflate = encodePatch(old, nw, segments, { blockSize, codec: Codec.DEFLATE, compress: deflateBlock });
+  return deflate.bytes.length < range.bytes.length ? deflate : range;
 }

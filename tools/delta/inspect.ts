@@ -33,7 +33,7 @@ export function inspectPatch(bytes: Uint8Array): string {
   }
   lines.push(
     `  format version: ${h.version}`,
-    `  codec:          ${h.codec === Codec.DEFLATE ? "deflate (raw DEFLATE per block)" : "stored"}`,
+    `  codec:          ${h.codec === Codec.DEFLATE ? "deflate (raw DEFLATE per block)" : h.codec === Codec.RANGE ? "range (context-modelled range coder per block)" : "stored"}`,
     `  block size:     ${h.blockSize} bytes of new image per block, ${h.blockCount} blocks`,
     `  old image:      ${h.oldLength} bytes, sha256 ${toHex(h.oldSha256)}`,
     `  new image:      ${h.newLength} bytes, sha256 ${toHex(h.newSha256)}`,
@@ -59,7 +59,7 @@ export function inspectPatch(bytes: Uint8Array): string {
     const r = bh.rawLength;
     const crc = bh.crc;
     const identity = s === 0 && r === 0;
-    const kind = identity ? "same   " : s < r ? "deflate" : "stored ";
+    const kind = identity ? "same   " : s < r ? (h.codec === Codec.RANGE ? "range  " : "deflate") : "stored ";
     const problem = identity ? "" : r < 2 || r > maxRawLength(h.blockSize) ? "raw length out of range" : s > r ? "stored length over raw" : at + bh.size + s > bytes.length ? "payload truncated" : "";
     if (b < MAX_LISTED_BLOCKS) {
       table.push(`    block ${String(b).padStart(4)} @${String(at).padStart(8)}  stored ${String(s).padStart(6)}  raw ${String(r).padStart(6)}  ${kind}  crc32 ${crc.toString(16).padStart(8, "0")}${problem ? "  " + problem : ""}`);
