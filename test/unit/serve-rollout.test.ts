@@ -49,11 +49,32 @@ describe("rollout bookkeeping", () => {
     for (const event of ["committed", "rolled-back", "failed", "aborted", "offer-refused"]) {
       const r = new Rollout({ maxInFlight: 1, timeoutSec: 100 });
       r.admit("a", "R", 0);
+      r.report({ deviceId: "a", event: "offer-accepted", reason: 0, release: "R" }, 1);
       r.report({ deviceId: "a", event: "download-done", reason: 0, release: "R" }, 1);
       expect(r.holds("a"), event).toBe(true);
       r.report({ deviceId: "a", event, reason: 0, release: "R" }, 1);
       expect(r.holds("a"), event).toBe(false);
     }
+  });
+
+  it("a late final report of an earlier attempt does not free the place a new offer holds", () => {
+    const r = new Rollout({ maxInFlight: 1, timeoutSec: 100 });
+    r.admit("a", "R", 0);
+    r.report({ deviceId: "a", event: "offer-accepted", reason: 0, release: "R" }, 0);
+    // The device failed (transient) and heartbeats idle; its report is still on the way: offered again.
+    expect(r.admit("a", "R", 1)).toBe(true);
+    r.report({ deviceId: "a", event: "failed", reason: Reason.DOWNLOAD_STALLED, release: "R" }, 1);
+    expect(r.holds("a")).toBe(true);
+    expect(r.admit("b", "R", 2)).toBe(false);
+    r.report({ deviceId: "a", event: "offer-accepted", reason: 0, release: "R" }, 3);
+    expect(r.inFlight(3)).toBe(1);
+    expect(r.peakInFlight).toBe(1);
+    r.report({ deviceId: "a", event: "committed", reason: 0, release: "R" }, 4);
+    expect(r.holds("a")).toBe(false);
+    // An offer's own answer, a refusal, frees the place.
+    r.admit("c", "R", 5);
+    r.report({ deviceId: "c", event: "offer-refused", reason: Reason.MANIFEST_EXPIRED, release: "R" }, 5);
+    expect(r.holds("c")).toBe(false);
   });
 
   it("a silent device loses its place after the timeout; heartbeats keep an accepted update's place, not a mere offer's", () => {

@@ -1,6 +1,9 @@
 /**
- * `xs-ota sim`: virtual devices in real time, each with its AT console on a
- * local TCP port and, on request, a pseudo-terminal.
+ * `xs-ota sim`: the fleet simulator (tools/sim/fleet.ts) — N virtual devices
+ * running the console and the real agent over real TLS sockets on one
+ * virtual clock, updated by `xs-ota serve` (embedded, or --broker mode), with
+ * a seeded fault plan and a report; each device's AT console on a TCP port
+ * and, on request, a pseudo-terminal.
  */
 import * as fs from "node:fs";
 import * as os from "node:os";
@@ -8,100 +11,241 @@ import * as path from "node:path";
 import { SerialBridge } from "../../hal/node/serial-bridge";
 import { openSerialPty, type SerialPty } from "../../hal/node/serial-pty";
 import { serveSerialTcp, type SerialTcpServer } from "../../hal/node/serial-tcp";
-import { CliError, intOption, parse, usageError, type Command } from "./command";
-import { RealtimeFleet, type MapName } from "../sim/fleet";
-import { simFactory, simFirmware } from "../sim/firmware";
-import type { Settings } from "../../src/store/settings";
+import { readPublicKey } from "../keys/pem";
+import { parseFaultPlan } from "../sim/faults";
+import { SimFleet, type CloudSpec, type MapName, type ReleaseSpec } from "../sim/fleet";
+import { formatReport } from "../sim/report";
+import { CliError, describeError, intOption, parse, usageError, type Command } from "./command";
 
 const usage = `usage: xs-ota sim [options]
 
-Run virtual devices (the MCUboot model, the strict mocks, the firmware) in
-real time. Each device's serial AT console is served on 127.0.0.1:<port+k>
-(raw TCP: nc, telnet in raw mode, a terminal program's TCP mode) and, with
---console-pty, on a pseudo-terminal made by socat (minicom -D <path>).
-The console starts in transparent mode, as on USR devices: send +++, wait
-for "a", send "a" within 3 s, and the device answers "+ok".
+Run N virtual devices (the MCUboot model, the strict mocks, the firmware: AT
+console + update agent) over real TLS sockets on one virtual clock that runs
+--speed times faster than real time, updated by xs-ota serve in this process.
+Prints a summary table (and writes --report as JSON): completion time, bytes,
+retries, the outcome of every device, and the number of bricked devices.
+Exit status 1 when any device is bricked, the simulator hit a bug, or (with
+--until-done) not every device finished by --timeout.
 
-options:
-  --devices N          number of devices (1..256, default 1)
-  --console-port P     TCP port of device 0's console (default 7000; 0 = any free port)
-  --console-pty        also make a PTY per device; prints its path
-  --pty-dir DIR        where the PTY links go (default <tmp>/xs-ota-sim)
-  --map small|device   flash map: small (4 KiB sectors, fast) or device (STM32H743, 128 KiB sectors); default small
-  --command-mode       start the consoles in command mode instead of transparent mode
-  --duration S         stop after S seconds (default: run until interrupted)
+devices:
+  --devices N            number of devices, ids sim-0000… (1..1000, default 1)
+  --map small|device     flash map: small (8 KiB sectors, 64 KiB slots; default) or device (STM32H743)
+  --speed X              virtual time per real time (default 20; 1 when consoles are served)
+  --seed S               seed for the fault plan, the devices' jitter and power-cut tearing (default 1)
+
+releases (default: none — a factory image only; the devices heartbeat and idle):
+  --demo-releases        sign factory 1.0.0+1 and release 1.1.0+2 with a generated key the devices trust
+  --delta                with --demo-releases: also publish a delta from the factory image (serve prefers it)
+  --image-kib K          demo image body size, KiB (default 16)
+  --releases DIR         serve the releases in DIR instead; needs --trust and --factory
+  --trust PUB.pem        a public key the devices trust (repeatable)
+  --factory IMAGE        the signed, confirmed image programmed into slot 0 of every device
+  --hardware ID          the devices' hardware id (default usr-n520)
+
+cloud (default: embedded serve, TLS with a throwaway CA, on free loopback ports):
+  --broker URL           mqtts://host:port: serve runs in --broker mode against it; devices connect to it
+  --ca CA.pem            the CA the broker's certificate chains to (with --broker)
+  --no-serve             with --broker: start no serve here (another one answers, or none)
+  --max-in-flight K      serve --max-in-flight: at most K devices in an update at once (default 0 = no bound)
+  --heartbeat-interval S heartbeat interval serve tells the devices, virtual seconds (default 60)
+
+faults:
+  --faults PLAN          e.g. powercut=0.2,linkdrop=0.2: the share of devices (drawn with --seed) hit by a
+                         power cut at a random mutating flash operation of their update (clean or torn)
+                         and by 1..3 link drops at random received bytes during it
+  --cut-window N         cuts land at mutating flash operation 1..N after the download starts (default 24;
+                         a full update of the default 16 KiB image on the small map takes 27: see
+                         updateFlashOps in the report)
+
+run and report:
+  --until-done           stop when every device committed or reported a final failure
+  --timeout S            stop after S real seconds (with --until-done: fail if not done)
+  --report OUT.json      write the report as JSON
+  --all-rows             list every device in the summary (default: those not simply committed)
+  --verbose              print serve's log
+  --keep                 keep the work directory (keys, releases, reports)
+
+consoles (as on USR devices: send +++, wait for "a", send "a" within 3 s, the device answers "+ok"):
+  --console-port P       serve device k's AT console on 127.0.0.1:P+k (0 = any free ports)
+  --console-pty          also make a PTY per device (socat); prints its path
+  --pty-dir DIR          where the PTY links go (default <tmp>/xs-ota-sim)
+  --command-mode         start the consoles in command mode instead of transparent mode
+  --duration S           the same as --timeout S
+
+examples:
+  xs-ota sim --devices 200 --demo-releases --max-in-flight 25 --faults powercut=0.2,linkdrop=0.2 \\
+             --speed 50 --until-done --timeout 600 --report fleet.json
+  xs-ota sim --devices 1 --console-port 7000 --console-pty
 `;
 
 export const command: Command = {
-  summary: "run virtual devices in real time with their AT consoles on TCP ports and PTYs",
+  summary: "fleet simulator: N virtual devices updated by xs-ota serve, with faults and a report; AT consoles on TCP/PTY",
   usage,
   async run(argv) {
     const { values, positionals } = parse(argv, {
       devices: { type: "string" },
+      map: { type: "string" },
+      speed: { type: "string" },
+      seed: { type: "string" },
+      "demo-releases": { type: "boolean" },
+      delta: { type: "boolean" },
+      "image-kib": { type: "string" },
+      releases: { type: "string" },
+      trust: { type: "string", multiple: true },
+      factory: { type: "string" },
+      hardware: { type: "string" },
+      broker: { type: "string" },
+      ca: { type: "string" },
+      "no-serve": { type: "boolean" },
+      "max-in-flight": { type: "string" },
+      "heartbeat-interval": { type: "string" },
+      faults: { type: "string" },
+      "cut-window": { type: "string" },
+      "until-done": { type: "boolean" },
+      timeout: { type: "string" },
+      duration: { type: "string" },
+      report: { type: "string" },
+      "all-rows": { type: "boolean" },
+      verbose: { type: "boolean" },
+      keep: { type: "boolean" },
       "console-port": { type: "string" },
       "console-pty": { type: "boolean" },
       "pty-dir": { type: "string" },
-      map: { type: "string" },
       "command-mode": { type: "boolean" },
-      duration: { type: "string" },
     });
     if (positionals.length > 0) throw usageError(`unexpected argument ${positionals[0]}`);
     const count = intOption(values.devices, "devices", 1);
-    if (count < 1 || count > 256) throw usageError("--devices must be 1..256");
-    const basePort = intOption(values["console-port"], "console-port", 7000);
-    if (basePort < 0 || basePort + count - 1 > 65535) throw usageError("--console-port out of range");
+    if (count < 1 || count > 1000) throw usageError("--devices must be 1..1000");
     const map = (values.map ?? "small") as MapName;
     if (map !== "small" && map !== "device") throw usageError("--map must be small or device");
-    const duration = values.duration === undefined ? undefined : intOption(values.duration, "duration");
+    const consoles = values["console-port"] !== undefined || values["console-pty"] === true;
+    const basePort = values["console-port"] === undefined ? undefined : intOption(values["console-port"], "console-port");
+    if (basePort !== undefined && (basePort < 0 || basePort + count - 1 > 65535)) throw usageError("--console-port out of range");
+    const speed = values.speed === undefined ? (consoles ? 1 : 20) : Number(values.speed);
+    if (!(speed > 0 && speed <= 1000)) throw usageError("--speed must be a number > 0 and <= 1000");
+    const seed = intOption(values.seed, "seed", 1);
+    const maxInFlight = intOption(values["max-in-flight"], "max-in-flight", 0);
+    const heartbeat = intOption(values["heartbeat-interval"], "heartbeat-interval", 60);
+    if (heartbeat < 10 || heartbeat > 86400) throw usageError("--heartbeat-interval must be 10..86400 seconds");
+    const cutWindow = intOption(values["cut-window"], "cut-window", 24);
+    if (cutWindow < 1 || cutWindow > 100_000) throw usageError("--cut-window must be 1..100000");
+    const timeoutRaw = values.timeout ?? values.duration;
+    const timeoutS = timeoutRaw === undefined ? undefined : intOption(timeoutRaw, "timeout");
+    let faults;
+    try {
+      faults = parseFaultPlan(values.faults ?? "");
+    } catch (e) {
+      throw usageError((e as Error).message);
+    }
 
-    const fleet: RealtimeFleet = new RealtimeFleet({
-      devices: count,
-      map,
-      firmware: simFirmware({
-        factory: (device): Settings => simFactory(fleet.devices.indexOf(device)),
+    let releases: ReleaseSpec = { kind: "none" };
+    if (values["demo-releases"] && values.releases) throw usageError("--demo-releases and --releases exclude each other");
+    if (values.delta && !values["demo-releases"]) throw usageError("--delta goes with --demo-releases");
+    if (values["demo-releases"]) {
+      const kib = intOption(values["image-kib"], "image-kib", 16);
+      if (kib < 1 || kib > 700) throw usageError("--image-kib must be 1..700");
+      releases = { kind: "demo", delta: values.delta === true, imageBytes: kib * 1024 };
+    } else if (values.releases) {
+      if (!values.trust?.length || !values.factory) throw usageError("--releases DIR needs --trust PUB.pem and --factory IMAGE");
+      try {
+        releases = { kind: "dir", dir: path.resolve(values.releases), trust: values.trust.map((p) => readPublicKey(p)), factory: new Uint8Array(fs.readFileSync(values.factory)) };
+      } catch (e) {
+        throw new CliError(describeError(e));
+      }
+    }
+    let cloud: CloudSpec = { mode: "embedded" };
+    if (values.broker !== undefined) {
+      if (!values.ca) throw usageError("--broker needs --ca CA.pem (the CA its certificate chains to)");
+      cloud = { mode: values["no-serve"] ? "none" : "broker", url: values.broker, caPath: path.resolve(values.ca) };
+    } else if (values["no-serve"]) throw usageError("--no-serve goes with --broker");
+    if (values["until-done"] && cloud.mode === "none") throw usageError("--until-done needs serve's reports: drop --no-serve");
+    if (values["until-done"] && releases.kind === "none") throw usageError("--until-done needs releases (--demo-releases or --releases)");
+
+    let fleet: SimFleet;
+    try {
+      fleet = await SimFleet.create({
+        devices: count,
+        map,
+        seed,
+        speed,
+        cloud,
+        releases,
+        heartbeatIntervalSec: heartbeat,
+        maxInFlight,
+        faults,
+        cutWindow,
+        hardwareId: values.hardware,
         console: { startMode: values["command-mode"] ? "command" : "data" },
-      }),
-    });
+        serveLog: values.verbose ? (line) => process.stdout.write(`serve: ${line}\n`) : undefined,
+        keep: values.keep,
+      });
+    } catch (e) {
+      throw new CliError(`cannot start the fleet: ${describeError(e)}`);
+    }
+
     const servers: SerialTcpServer[] = [];
     const ptys: SerialPty[] = [];
     const ptyDir = values["pty-dir"] ?? path.join(os.tmpdir(), "xs-ota-sim");
     const shutdown = async () => {
-      fleet.stop();
       for (const p of ptys) p.close();
       await Promise.all(servers.map((s) => s.close()));
+      await fleet.close();
     };
     try {
-      for (let k = 0; k < count; k++) {
-        const bridge = new SerialBridge(fleet.devices[k].serial);
-        const server = await serveSerialTcp(bridge, basePort === 0 ? 0 : basePort + k).catch((e: Error) => {
-          throw new CliError(`device ${k}: cannot listen on 127.0.0.1:${basePort + k}: ${e.message}`);
-        });
-        servers.push(server);
-        let line = `device ${k} (${simFactory(k).deviceId}): console tcp 127.0.0.1:${server.port}`;
-        if (values["console-pty"]) {
-          fs.mkdirSync(ptyDir, { recursive: true });
-          const pty = await openSerialPty(bridge, path.join(ptyDir, `console-${k}`)).catch((e: Error) => {
-            throw new CliError(`device ${k}: ${e.message}`);
-          });
-          ptys.push(pty);
-          line += `, pty ${pty.device} (link ${pty.link})`;
+      if (consoles) {
+        for (let k = 0; k < count; k++) {
+          const bridge = new SerialBridge(fleet.devices[k].serial);
+          let line = `device ${k} (${fleet.tracked[k].id}): console`;
+          if (basePort !== undefined) {
+            const server = await serveSerialTcp(bridge, basePort === 0 ? 0 : basePort + k).catch((e: Error) => {
+              throw new CliError(`device ${k}: cannot listen on 127.0.0.1:${basePort + k}: ${e.message}`);
+            });
+            servers.push(server);
+            line += ` tcp 127.0.0.1:${server.port}`;
+          }
+          if (values["console-pty"]) {
+            fs.mkdirSync(ptyDir, { recursive: true });
+            const pty = await openSerialPty(bridge, path.join(ptyDir, `console-${k}`)).catch((e: Error) => {
+              throw new CliError(`device ${k}: ${e.message}`);
+            });
+            ptys.push(pty);
+            line += `${basePort !== undefined ? "," : ""} pty ${pty.device} (link ${pty.link})`;
+          }
+          process.stdout.write(line + "\n");
         }
-        process.stdout.write(line + "\n");
       }
     } catch (e) {
       await shutdown();
       throw e;
     }
+
+    const s = fleet.server;
+    process.stdout.write(`devices connect to mqtts://${s.host}:${s.port}${fleet.serve ? (cloud.mode === "embedded" ? " (embedded serve)" : " (serve --broker)") : " (no serve here)"}; release ${fleet.target ? `${fleet.target.version} (${fleet.target.kind})` : "none"}\n`);
     fleet.start();
-    process.stdout.write(`${count} device(s) running in real time; Ctrl-C stops\n`);
-    await new Promise<void>((resolve) => {
-      const stop = () => resolve();
-      process.once("SIGINT", stop);
-      process.once("SIGTERM", stop);
-      if (duration !== undefined) setTimeout(stop, duration * 1000);
+    process.stdout.write(`${count} device(s) running at ×${speed} on one virtual clock; ${values["until-done"] ? "until every device is done" : "Ctrl-C stops"}\n`);
+    let lastProgress = performance.now();
+    fleet.onTick(() => {
+      if (performance.now() - lastProgress < 5000) return;
+      lastProgress = performance.now();
+      const r = fleet.report();
+      process.stdout.write(`[${r.completion.realSeconds.toFixed(0)} s real, ${r.completion.virtualSeconds.toFixed(0)} s virtual] committed ${r.outcomes.committed}, done ${r.completion.done}/${count}, in flight ${r.serve?.inFlight ?? "?"}\n`);
     });
+    const why = await fleet.run({
+      untilDone: values["until-done"] === true,
+      timeoutS,
+      stop: new Promise<void>((resolve) => {
+        process.once("SIGINT", () => resolve());
+        process.once("SIGTERM", () => resolve());
+      }),
+    });
+    const report = fleet.report();
     await shutdown();
-    for (const f of fleet.failures) process.stderr.write(`device ${f.device} stopped: ${String((f.error as Error)?.stack ?? f.error)}\n`);
-    return fleet.failures.length > 0 ? 1 : 0;
+    process.stdout.write(`\n${formatReport(report, { allRows: values["all-rows"] })}\n`);
+    if (values.report) fs.writeFileSync(values.report, JSON.stringify(report, null, 2) + "\n");
+    if (values.keep) process.stdout.write(`kept: ${fleet.work}\n`);
+    const failed = report.bricked > 0 || report.simulatorErrors.length > 0 || (values["until-done"] === true && why !== "done");
+    if (report.bricked > 0) process.stderr.write(`${report.bricked} device(s) BRICKED\n`);
+    if (values["until-done"] && why !== "done") process.stderr.write(`not every device finished (${why}): ${report.completion.done}/${count} done\n`);
+    return failed ? 1 : 0;
   },
 };

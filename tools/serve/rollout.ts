@@ -119,7 +119,10 @@ export class Rollout {
     this.expire(nowSec);
     const held = this.places.get(deviceId);
     if (held) {
-      if (held.offered) held.release = release;
+      // Offered again: the device is idle, so any earlier attempt is over; the place is this offer's now.
+      if (!held.offered) held.last = nowSec;
+      held.offered = true;
+      held.release = release;
       return true;
     }
     if (this.o.maxInFlight > 0 && this.places.size >= this.o.maxInFlight) {
@@ -151,7 +154,11 @@ export class Rollout {
 
   private recordOutcome(r: ReportLike): void {
     if (!FINAL_EVENTS.includes(r.event)) return;
-    this.places.delete(r.deviceId);
+    // A final report that reaches serve after the device was offered again (reports and heartbeats
+    // travel on different topics, so their order is not kept) is about the earlier attempt: the place
+    // now belongs to the new offer, which only the device's answer (accepted or refused) settles.
+    const p = this.places.get(r.deviceId);
+    if (p && (!p.offered || r.event === "offer-refused")) this.places.delete(r.deviceId);
     if (!r.release || RETRYABLE.includes(r.reason)) return;
     let s = this.finished.get(r.deviceId);
     if (!s) this.finished.set(r.deviceId, (s = new Set()));

@@ -1,13 +1,44 @@
 /**
- * Virtual devices for `xs-ota sim`, run in real time: each device gets a
- * confirmed factory image in slot 0 (so the bootloader model boots it), and a
- * Node interval advances every device's virtual clock by the real time that
- * passed, so the console's guard times and timeouts work for a human.
+ * The fleet simulator behind `xs-ota sim`: N virtual devices (targets/sim:
+ * the MCUboot model, the strict mocks) each running the simulator firmware —
+ * the AT console and the real update agent, configured from the console's
+ * settings — over real TLS sockets (hal/node), all on ONE virtual clock that
+ * one Node interval advances `speed` × faster than real time. The cloud is
+ * `xs-ota serve` in this process (its embedded broker with a throwaway CA, or
+ * `--broker` mode against an existing broker), or none (the devices talk to
+ * a broker someone else serves).
+ *
+ * Faults (tools/sim/faults.ts) are armed per device when it starts
+ * downloading. The outcome of every device is judged from what serve
+ * received (its status reports) and from the device itself (the version it
+ * runs, whether the bootloader found anything to boot).
  */
-import type { ImageVersion } from "../../src/image/format";
-import { VirtualDevice, type FirmwareEntry } from "../../targets/sim/device";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { VirtualClock } from "../../hal/mock/clock";
+import { Prng } from "../../hal/mock/prng";
+import { NodeNetwork } from "../../hal/node/socket";
+import type { Agent, AgentState } from "../../src/agent/agent";
+import type { AgentConfig } from "../../src/agent/config";
+import type { ConsoleOptions } from "../../src/at/console";
+import { createKeyring } from "../../src/crypto/keyring";
+import { softwareDigest } from "../../src/crypto/sha256";
+import { compareVersions, formatVersion, type ImageVersion } from "../../src/image/format";
+import { imageSignatureChecker } from "../../src/image/signature";
+import { reasonName } from "../../src/errors";
+import { VirtualDevice } from "../../targets/sim/device";
 import { smallFlashMap, stm32h743FlashMap, slotLoadAddress, type FlashMapSpec } from "../../targets/sim/flashmap";
+import { agentFirmware } from "../../targets/sim/firmware";
+import { makePatch } from "../delta/index";
+import { buildImage, HARDWARE, release } from "../demo/firmware";
+import { publishRelease } from "../demo/rig";
 import { encodeImage } from "../image/encode";
+import { generateKeyPem, parsePrivateKeyPem } from "../keys/pem";
+import { readReleaseDir } from "../release/read";
+import { RETRYABLE } from "../serve/rollout";
+import { startServe, type ReportLine, type ServeHandle, type ServeStats } from "../serve/server";
+import { chooseVictims, FleetNetwork, NO_FAULTS, type FaultPlan } from "./faults";
 
 export type MapName = "small" | "device";
 
@@ -15,7 +46,7 @@ export function flashMapOf(name: MapName): FlashMapSpec {
   return name === "device" ? stm32h743FlashMap : smallFlashMap();
 }
 
-/** Write a confirmed (image_ok) factory image into slot 0 of a device that was never powered. */
+/** Write a confirmed (image_ok) unsigned factory image into slot 0 of a device that was never powered (console-only tests). */
 export function installFactoryImage(device: VirtualDevice, version: ImageVersion = { major: 1, minor: 0, revision: 0, build: 0 }): void {
   const body = new Uint8Array(4096);
   for (let i = 0; i < body.length; i++) body[i] = (i * 31 + 7) & 0xff;
@@ -29,56 +60,500 @@ export function installFactoryImage(device: VirtualDevice, version: ImageVersion
   device.slots[0].cells.set(image);
 }
 
-export interface FleetOptions {
+/** Where the devices' cloud is. */
+export type CloudSpec =
+  | { readonly mode: "embedded" }
+  /** serve in --broker mode against this broker; the devices connect to it too. */
+  | { readonly mode: "broker"; readonly url: string; readonly caPath: string }
+  /** No serve here: the devices connect to this broker (another serve, or none, answers). */
+  | { readonly mode: "none"; readonly url: string; readonly caPath: string };
+
+export type ReleaseSpec =
+  /** Sign a factory image and one release with a generated key: full, or delta (plus the full). */
+  | { readonly kind: "demo"; readonly delta: boolean; readonly imageBytes: number }
+  /** Serve DIR; the devices trust `trust` and start from `factory` (a signed, confirmed slot-0 image). */
+  | { readonly kind: "dir"; readonly dir: string; readonly trust: readonly Uint8Array[]; readonly factory: Uint8Array }
+  /** A factory image only (devices trust a generated key); nothing to offer. */
+  | { readonly kind: "none" };
+
+export interface SimFleetOptions {
   readonly devices: number;
-  readonly map: MapName;
-  readonly firmware: FirmwareEntry;
+  readonly map?: MapName | FlashMapSpec;
   readonly seed?: number;
+  /** Virtual time per real time. */
+  readonly speed?: number;
+  /** Real ms per clock tick (default 10). */
+  readonly tickMs?: number;
+  readonly cloud?: CloudSpec;
+  readonly releases?: ReleaseSpec;
+  /** Heartbeat interval serve tells the devices, s (default 60). */
+  readonly heartbeatIntervalSec?: number;
+  /** serve --max-in-flight (0 = no bound). */
+  readonly maxInFlight?: number;
+  readonly faults?: FaultPlan;
+  /** Power cuts land at the n-th mutating flash operation after the download starts, n in 1..cutWindow. */
+  readonly cutWindow?: number;
+  readonly hardwareId?: string;
+  readonly console?: ConsoleOptions;
+  /** Agent settings besides the simulator's defaults. */
+  readonly agent?: Partial<AgentConfig>;
+  /** serve's log lines. */
+  readonly serveLog?: (line: string) => void;
+  /** Keep the work directory (keys, releases, reports). */
+  readonly keep?: boolean;
 }
 
-/** Real-time driver: one interval for the whole fleet. */
-export class RealtimeFleet {
-  readonly devices: VirtualDevice[] = [];
-  private interval: NodeJS.Timeout | undefined;
-  private last = 0;
-  /** Errors that were not resets (bugs): the fleet stops the device and records them. */
-  readonly failures: { device: number; error: unknown }[] = [];
-  private readonly failed = new Set<number>();
+export type Outcome = "committed" | "rolled-back" | "failed" | "aborted" | "refused" | "running" | "bricked";
 
-  constructor(o: FleetOptions) {
+export interface DeviceOutcome {
+  readonly id: string;
+  readonly outcome: Outcome;
+  /** The reason of the last final report (0 when none or success). */
+  readonly reason: number;
+  readonly reasonName: string;
+  /** The version it runs now ("none" while off or bricked). */
+  readonly version: string;
+  readonly slot: number | null;
+  readonly state: string;
+  /** offer-accepted reports (update attempts). */
+  readonly attempts: number;
+  /** MQTT sessions established, over all boots. */
+  readonly mqttConnects: number;
+  /** Socket connects attempted. */
+  readonly socketConnects: number;
+  readonly linkDrops: number;
+  readonly powerCuts: number;
+  readonly boots: number;
+  /** Mutating flash operations since the factory (writes, erases, counter advances). */
+  readonly flashOps: number;
+  /** Of those, after the download started. */
+  readonly updateFlashOps: number;
+  readonly bytesReceived: number;
+  readonly bytesSent: number;
+  readonly faults: string;
+  /** Virtual seconds from power-on to the device's outcome (null while running). */
+  readonly doneAtS: number | null;
+  /** Last agent log lines of a device that did not commit. */
+  readonly logTail?: readonly string[];
+}
+
+export interface FleetReport {
+  readonly devices: number;
+  readonly seed: number;
+  readonly speed: number;
+  readonly faults: FaultPlan;
+  readonly maxInFlight: number;
+  readonly cloud: string;
+  readonly target: { readonly version: string; readonly kind: string; readonly payloadBytes: number; readonly imageBytes: number } | null;
+  readonly completion: { readonly allDone: boolean; readonly done: number; readonly realSeconds: number; readonly virtualSeconds: number };
+  readonly outcomes: Record<Outcome, number>;
+  readonly bricked: number;
+  readonly bytes: {
+    readonly devicesReceived: number;
+    readonly devicesSent: number;
+    readonly serveChunkBytes: number | null;
+    readonly serveRangeBytes: number | null;
+  };
+  readonly retries: {
+    readonly attempts: number;
+    readonly mqttConnects: number;
+    readonly reconnects: number;
+    readonly linkDrops: number;
+    readonly powerCuts: number;
+    readonly resets: number;
+  };
+  readonly inFlight: { readonly limit: number; readonly peakDevices: number; readonly peakServe: number | null };
+  readonly serve: ServeStats | null;
+  readonly simulatorErrors: readonly string[];
+  readonly perDevice: readonly DeviceOutcome[];
+}
+
+const UPDATING: readonly AgentState[] = Object.freeze(["checking", "downloading", "verifying", "staged", "installing", "trial"]);
+const LOG_TAIL = 12;
+
+interface Tracked {
+  readonly id: string;
+  readonly device: VirtualDevice;
+  readonly net: FleetNetwork;
+  agent: Agent | undefined;
+  /** MQTT connects of the agents of earlier boots. */
+  pastConnects: number;
+  cut: { n: number; mode: "clean" | "torn" } | undefined;
+  dropShares: number[];
+  armed: boolean;
+  /** rail.operations when the download started. */
+  opsAtArm: number;
+  attempts: number;
+  lastFinal: ReportLine | undefined;
+  committed: Set<string>;
+  doneAt: number | undefined;
+  log: string[];
+}
+
+function parseBroker(url: string): { host: string; port: number } {
+  const m = /^mqtts:\/\/([A-Za-z0-9.-]+):(\d{1,5})$/.exec(url);
+  if (!m || +m[2] < 1 || +m[2] > 65535) throw new RangeError(`broker must be mqtts://host:port, got "${url}"`);
+  return { host: m[1], port: +m[2] };
+}
+
+export class SimFleet {
+  readonly clock = new VirtualClock();
+  readonly tracked: Tracked[] = [];
+  readonly simulatorErrors: string[] = [];
+  private readonly network: NodeNetwork;
+  private interval: NodeJS.Timeout | undefined;
+  private startedReal = 0;
+  private finishedReal: number | undefined;
+  private finishedVirtual: number | undefined;
+  private peakUpdating = 0;
+  private readonly speed: number;
+  private readonly tickMs: number;
+  private readonly prng: Prng;
+  private readonly cutWindow: number;
+  private readonly tickListeners: (() => void)[] = [];
+
+  private constructor(
+    readonly o: SimFleetOptions,
+    readonly work: string,
+    readonly serve: ServeHandle | undefined,
+    readonly server: { host: string; port: number; ca: string },
+    readonly target: FleetReport["target"],
+    readonly hardwareId: string,
+    map: FlashMapSpec,
+    factory: Uint8Array,
+    trust: readonly Uint8Array[],
+  ) {
+    this.speed = o.speed ?? 20;
+    this.tickMs = o.tickMs ?? 10;
+    const seed = o.seed ?? 1;
+    this.prng = new Prng(seed * 40503 + 1);
+    this.cutWindow = o.cutWindow ?? 24;
+    this.network = new NodeNetwork({ ca: server.ca, connectTimeoutMs: 15_000 });
+    const victims = chooseVictims(o.faults ?? NO_FAULTS, o.devices, seed);
+    const checkSignature = imageSignatureChecker(createKeyring([...trust], softwareDigest));
     for (let k = 0; k < o.devices; k++) {
-      const device = new VirtualDevice({ map: flashMapOf(o.map), seed: (o.seed ?? 1) + k, firmware: o.firmware });
-      installFactoryImage(device);
-      this.devices.push(device);
+      const id = `sim-${String(k).padStart(4, "0")}`;
+      const net = new FleetNetwork(this.network);
+      const device = new VirtualDevice({ map, clock: this.clock, seed: seed * 1000 + k, network: net, bootWatchdogMs: 8000, checkSignature });
+      const t: Tracked = {
+        id,
+        device,
+        net,
+        agent: undefined,
+        pastConnects: 0,
+        cut: victims.powercut.has(k) ? { n: 1 + this.prng.below(this.cutWindow), mode: this.prng.below(2) ? "torn" : "clean" } : undefined,
+        dropShares: victims.linkdrop.has(k) ? Array.from({ length: 1 + this.prng.below(3) }, () => this.prng.next() * 1.2).sort((a, b) => a - b) : [],
+        armed: false,
+        opsAtArm: 0,
+        attempts: 0,
+        lastFinal: undefined,
+        committed: new Set(),
+        doneAt: undefined,
+        log: [],
+      };
+      device.firmware = agentFirmware({
+        config: {
+          deviceId: id,
+          hardwareId,
+          server: { host: server.host, port: server.port, tls: true, ca: server.ca },
+          trustedKeys: [...trust],
+          heartbeatIntervalS: 60,
+          trialDeadlineMs: 300_000,
+          backoffInitialMs: 1000,
+          backoffMaxMs: 30_000,
+          seed: seed * 7919 + k + 1,
+          log: (line) => {
+            t.log.push(`[${(this.clock.now() / 1000).toFixed(1)}s] ${line}`);
+            if (t.log.length > 2 * LOG_TAIL) t.log.splice(0, t.log.length - LOG_TAIL);
+          },
+          ...o.agent,
+        },
+        console: o.console,
+        onAgent: (a) => {
+          if (t.agent) t.pastConnects += t.agent.cloud.connects;
+          t.agent = a;
+        },
+      });
+      device.program(0, factory);
+      this.tracked.push(t);
     }
   }
 
-  /** Boot every device and start the clock. */
-  start(tickMs = 10): void {
-    for (let k = 0; k < this.devices.length; k++) this.step(k, 0);
-    this.last = performance.now();
-    this.interval = setInterval(() => {
-      const now = performance.now();
-      const dt = Math.floor(now - this.last);
-      if (dt <= 0) return;
-      this.last += dt;
-      for (let k = 0; k < this.devices.length; k++) this.step(k, dt);
-    }, tickMs);
+  /**
+   * Make the keys, images and releases, start serve (unless cloud is "none"),
+   * and build the devices (not yet powered: call `start`).
+   */
+  static async create(o: SimFleetOptions): Promise<SimFleet> {
+    if (!Number.isInteger(o.devices) || o.devices < 1 || o.devices > 10_000) throw new RangeError("devices must be 1..10000");
+    const speed = o.speed ?? 20;
+    if (!(speed > 0 && speed <= 1000)) throw new RangeError("speed must be > 0 and <= 1000");
+    const map = typeof o.map === "object" ? o.map : flashMapOf(o.map ?? "small");
+    const hardwareId = o.hardwareId ?? HARDWARE;
+    const cloud = o.cloud ?? { mode: "embedded" };
+    const spec = o.releases ?? { kind: "none" };
+    const work = mkdtempSync(join(tmpdir(), "xs-ota-sim-"));
+    try {
+      let releasesDir = join(work, "releases");
+      mkdirSync(releasesDir);
+      let factory: Uint8Array;
+      let trust: readonly Uint8Array[];
+      let target: FleetReport["target"] = null;
+      if (spec.kind === "dir") {
+        releasesDir = spec.dir;
+        factory = spec.factory;
+        trust = spec.trust;
+        let best: ReturnType<typeof readReleaseDir>[number] | undefined;
+        for (const e of readReleaseDir(spec.dir)) {
+          if (e.manifest.hardwareId !== hardwareId) continue;
+          if (!best || compareVersions(e.manifest.version, best.manifest.version) > 0) best = e;
+        }
+        if (best) target = { version: formatVersion(best.manifest.version), kind: best.manifest.payload.kind, payloadBytes: best.manifest.payload.length, imageBytes: best.manifest.image.length };
+      } else {
+        const { privatePem, publicPem } = generateKeyPem();
+        writeFileSync(join(work, "release-key.pem"), privatePem, { mode: 0o600 });
+        writeFileSync(join(work, "release-key.pub.pem"), publicPem);
+        const key = parsePrivateKeyPem(privatePem);
+        trust = [key.publicKey];
+        const size = spec.kind === "demo" ? spec.imageBytes : 4096;
+        const base = buildImage(map, key, "1.0.0+1", 0, { confirm: true, size });
+        factory = base.bytes;
+        if (spec.kind === "demo") {
+          const next = buildImage(map, key, "1.1.0+2", 1, { size, securityCounter: 2 });
+          const now = Math.floor(Date.now() / 1000);
+          const dates = { issuedAt: now - 60, expiresAt: now + 7 * 86400, hardwareId };
+          const full = release(key, next, dates);
+          publishRelease(releasesDir, full);
+          target = { version: next.version, kind: "full", payloadBytes: full.payload.length, imageBytes: full.manifest.image.length };
+          if (spec.delta) {
+            const delta = release(key, next, { ...dates, base, diff: (a, b) => makePatch(a, b).bytes });
+            publishRelease(releasesDir, delta);
+            target = { ...target, kind: "delta", payloadBytes: delta.payload.length };
+          }
+        }
+      }
+
+      let serve: ServeHandle | undefined;
+      let server: { host: string; port: number; ca: string };
+      const fleetRef: { fleet?: SimFleet } = {};
+      const serveOptions = {
+        releasesDir,
+        host: "127.0.0.1",
+        mqttPort: 0,
+        httpsPort: 0,
+        insecurePlaintext: false,
+        heartbeatIntervalSec: o.heartbeatIntervalSec ?? 60,
+        reportsPath: join(work, "reports.jsonl"),
+        log: o.serveLog ?? (() => {}),
+        maxInFlight: o.maxInFlight ?? 0,
+        onReport: (r: ReportLine) => fleetRef.fleet?.onReport(r),
+      };
+      if (cloud.mode === "embedded") {
+        serve = await startServe(serveOptions);
+        server = { host: "127.0.0.1", port: serve.mqttPort!, ca: readFileSync(serve.caPath!, "utf8") };
+      } else {
+        const { host, port } = parseBroker(cloud.url);
+        server = { host, port, ca: readFileSync(cloud.caPath, "utf8") };
+        if (cloud.mode === "broker") serve = await startServe({ ...serveOptions, broker: cloud.url, ca: cloud.caPath });
+      }
+      const fleet = new SimFleet(o, work, serve, server, target, hardwareId, map, factory, trust);
+      fleetRef.fleet = fleet;
+      return fleet;
+    } catch (e) {
+      if (!o.keep) rmSync(work, { recursive: true, force: true });
+      throw e;
+    }
   }
 
-  stop(): void {
+  get devices(): VirtualDevice[] {
+    return this.tracked.map((t) => t.device);
+  }
+
+  /** Power every device on and start the clock (one interval for the fleet). */
+  start(): void {
+    this.startedReal = performance.now();
+    for (const t of this.tracked) t.device.boot();
+    const step = this.tickMs * this.speed;
+    this.interval = setInterval(() => this.tick(step), this.tickMs);
+  }
+
+  /** Called after every clock tick. */
+  onTick(listener: () => void): void {
+    this.tickListeners.push(listener);
+  }
+
+  private tick(step: number): void {
+    try {
+      this.clock.advance(step);
+    } catch (e) {
+      // Not a reset (those never leave the device): a bug. Recorded; the fleet runs on.
+      if (this.simulatorErrors.length < 20) this.simulatorErrors.push(String((e as Error)?.stack ?? e));
+    }
+    let updating = 0;
+    for (const t of this.tracked) {
+      const state = t.device.running ? t.agent?.state : undefined;
+      if (state && UPDATING.includes(state)) updating++;
+      if (!t.armed && state === "downloading") this.arm(t);
+    }
+    this.peakUpdating = Math.max(this.peakUpdating, updating);
+    if (this.finishedReal === undefined && this.allDone()) {
+      this.finishedReal = performance.now();
+      this.finishedVirtual = this.clock.now();
+    }
+    for (const l of this.tickListeners) l();
+  }
+
+  private arm(t: Tracked): void {
+    t.armed = true;
+    t.opsAtArm = t.device.rail.operations;
+    if (t.cut) t.device.rail.armCut(t.cut.n, t.cut.mode);
+    const payload = this.target?.payloadBytes ?? 16 * 1024;
+    t.net.dropAt = t.dropShares.map((s) => t.net.bytesReceived + Math.max(1, Math.round(s * payload)));
+  }
+
+  /** A status report serve logged. */
+  private onReport(r: ReportLine): void {
+    const t = this.tracked.find((x) => x.id === r.deviceId);
+    if (!t) return;
+    if (r.event === "offer-accepted") t.attempts++;
+    if (["committed", "rolled-back", "failed", "aborted", "offer-refused"].includes(r.event)) t.lastFinal = r;
+    if (r.event === "committed" && r.target) t.committed.add(r.target);
+  }
+
+  private runningVersion(t: Tracked): string {
+    const info = t.device.lastBoot?.info;
+    return info ? formatVersion(info.header.version) : "none";
+  }
+
+  /** The outcome of one device now. */
+  outcomeOf(t: Tracked): Outcome {
+    if (t.device.bricked) return "bricked";
+    const version = this.runningVersion(t);
+    if (this.target && version === this.target.version && t.committed.has(this.target.version)) return "committed";
+    const f = t.lastFinal;
+    if (f && !RETRYABLE.includes(f.reason) && !(this.target && version === this.target.version)) {
+      if (f.event === "offer-refused") return "refused";
+      if (f.event === "committed") return "running";
+      return f.event as Outcome;
+    }
+    return "running";
+  }
+
+  /** Every device committed the target or reported a final failure (false with no target or no serve). */
+  allDone(): boolean {
+    if (!this.target || !this.serve) return false;
+    let all = true;
+    for (const t of this.tracked) {
+      const done = this.outcomeOf(t) !== "running";
+      if (done && t.doneAt === undefined) t.doneAt = this.clock.now();
+      if (!done) {
+        t.doneAt = undefined;
+        all = false;
+      }
+    }
+    return all;
+  }
+
+  /**
+   * Run until every device is done (when `untilDone`), or `timeoutS` real
+   * seconds, or `stop` resolves. Returns why it ended.
+   */
+  async run(o: { untilDone: boolean; timeoutS?: number; stop?: Promise<void> }): Promise<"done" | "timeout" | "stopped"> {
+    if (!this.interval) this.start();
+    return new Promise((resolve) => {
+      let timer: NodeJS.Timeout | undefined;
+      const end = (why: "done" | "timeout" | "stopped") => {
+        if (timer) clearTimeout(timer);
+        clearInterval(poll);
+        resolve(why);
+      };
+      const poll = setInterval(() => {
+        if (o.untilDone && this.finishedReal !== undefined) end("done");
+      }, 50);
+      if (o.timeoutS !== undefined) timer = setTimeout(() => end("timeout"), o.timeoutS * 1000);
+      void o.stop?.then(() => end("stopped"));
+    });
+  }
+
+  /** The report (JSON-able). */
+  report(): FleetReport {
+    this.allDone();
+    const perDevice: DeviceOutcome[] = this.tracked.map((t) => {
+      const outcome = this.outcomeOf(t);
+      const f = t.lastFinal;
+      const faults = [t.cut ? `cut@${t.cut.n}/${t.cut.mode}` : "", t.dropShares.length ? `drop×${t.dropShares.length}` : ""].filter(Boolean).join(" ");
+      return {
+        id: t.id,
+        outcome,
+        reason: f?.reason ?? 0,
+        reasonName: f ? reasonName(f.reason) : "OK",
+        version: this.runningVersion(t),
+        slot: t.device.runningSlot ?? null,
+        state: t.device.running ? (t.agent?.state ?? "none") : "off",
+        attempts: t.attempts,
+        mqttConnects: t.pastConnects + (t.agent?.cloud.connects ?? 0),
+        socketConnects: t.net.connections,
+        linkDrops: t.net.drops,
+        powerCuts: t.device.boots.filter((b, i) => i > 0 && b.cause === "power-on").length,
+        boots: t.device.boots.length,
+        flashOps: t.device.rail.operations,
+        updateFlashOps: t.armed ? t.device.rail.operations - t.opsAtArm : 0,
+        bytesReceived: t.net.bytesReceived,
+        bytesSent: t.net.bytesSent,
+        faults,
+        doneAtS: t.doneAt === undefined ? null : Math.round(t.doneAt / 100) / 10,
+        ...(outcome !== "committed" ? { logTail: t.log.slice(-LOG_TAIL) } : {}),
+      };
+    });
+    const outcomes: Record<Outcome, number> = { committed: 0, "rolled-back": 0, failed: 0, aborted: 0, refused: 0, running: 0, bricked: 0 };
+    for (const d of perDevice) outcomes[d.outcome]++;
+    const sum = (f: (d: DeviceOutcome) => number) => perDevice.reduce((a, d) => a + f(d), 0);
+    const stats = this.serve?.stats() ?? null;
+    const done = perDevice.filter((d) => d.outcome !== "running").length;
+    const mqttConnects = sum((d) => d.mqttConnects);
+    return {
+      devices: this.tracked.length,
+      seed: this.o.seed ?? 1,
+      speed: this.speed,
+      faults: this.o.faults ?? NO_FAULTS,
+      maxInFlight: this.o.maxInFlight ?? 0,
+      cloud: (this.o.cloud ?? { mode: "embedded" }).mode === "embedded" ? "embedded serve" : (this.o.cloud as { url: string; mode: string }).mode === "broker" ? `serve --broker ${(this.o.cloud as { url: string }).url}` : `broker ${(this.o.cloud as { url: string }).url} (no serve)`,
+      target: this.target,
+      completion: {
+        allDone: this.finishedReal !== undefined,
+        done,
+        realSeconds: Math.round(((this.finishedReal ?? performance.now()) - this.startedReal) / 100) / 10,
+        virtualSeconds: Math.round((this.finishedVirtual ?? this.clock.now()) / 100) / 10,
+      },
+      outcomes,
+      bricked: outcomes.bricked,
+      bytes: {
+        devicesReceived: sum((d) => d.bytesReceived),
+        devicesSent: sum((d) => d.bytesSent),
+        serveChunkBytes: stats?.chunkBytes ?? null,
+        serveRangeBytes: stats?.rangeBytes ?? null,
+      },
+      retries: {
+        attempts: sum((d) => d.attempts),
+        mqttConnects,
+        reconnects: Math.max(0, mqttConnects - perDevice.length),
+        linkDrops: sum((d) => d.linkDrops),
+        powerCuts: sum((d) => d.powerCuts),
+        resets: sum((d) => d.boots - 1),
+      },
+      inFlight: { limit: this.o.maxInFlight ?? 0, peakDevices: this.peakUpdating, peakServe: stats?.peakInFlight ?? null },
+      serve: stats,
+      simulatorErrors: [...this.simulatorErrors],
+      perDevice,
+    };
+  }
+
+  /** Stop the clock, close serve and every socket, remove the work directory (unless kept). */
+  async close(): Promise<void> {
     if (this.interval) clearInterval(this.interval);
     this.interval = undefined;
-  }
-
-  private step(k: number, ms: number): void {
-    if (this.failed.has(k)) return;
-    try {
-      // run() boots when needed and absorbs resets (AT+Z, watchdog, power cuts).
-      this.devices[k].run(Math.max(ms, 1));
-    } catch (error) {
-      this.failed.add(k);
-      this.failures.push({ device: k, error });
-    }
+    for (const t of this.tracked) t.device.link.closeAll();
+    this.network.destroyAll();
+    await this.serve?.close();
+    if (!this.o.keep) rmSync(this.work, { recursive: true, force: true });
   }
 }
