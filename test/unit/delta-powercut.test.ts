@@ -16,7 +16,7 @@ import { describe, expect, it } from "vitest";
 import { NorFlash } from "../../hal/mock/flash";
 import { PowerCut, PowerRail, type CutMode } from "../../hal/mock/rail";
 import { softwareDigest } from "../../src/crypto/sha256";
-import type { PatchCheckpoint } from "../../src/delta/format";
+import { Codec, type CodecId, type PatchCheckpoint } from "../../src/delta/format";
 import { PatchApplier, type PatchApplierOptions } from "../../src/delta/patcher";
 import { makePatch } from "../../tools/delta/index";
 import { fixturePairs } from "../fixtures/firmware/pairs";
@@ -57,9 +57,9 @@ function feed(a: PatchApplier, patch: Uint8Array): void {
   a.finish();
 }
 
-function campaign(g: Geometry, pairName: string, mode: CutMode, lagging: boolean): { cuts: number; resumedPastZero: number } {
+function campaign(g: Geometry, pairName: string, mode: CutMode, lagging: boolean, codec: CodecId): { cuts: number; resumedPastZero: number } {
   const pair = fixturePairs().find((p) => p.name === pairName)!;
-  const patch = makePatch(pair.old, pair.new, { blockSize: g.patchBlock }).bytes;
+  const patch = makePatch(pair.old, pair.new, { blockSize: g.patchBlock, codec }).bytes;
   // Uninterrupted run: count the mutating operations.
   const probe = setup(g, pair.old, 1);
   const base = probe.rail.operations;
@@ -127,16 +127,17 @@ function campaign(g: Geometry, pairName: string, mode: CutMode, lagging: boolean
 }
 
 describe("power cut at every mutating flash operation of a patch install", () => {
-  for (const g of geometries) {
+  for (const g of geometries) for (const codec of [Codec.RANGE, Codec.DEFLATE]) {
+    const c = codec === Codec.RANGE ? "range" : "deflate";
     for (const mode of ["clean", "torn"] as const) {
-      it(`${g.name}, ${mode} cuts, bug-fix pair, journal after every block`, () => {
-        const r = campaign(g, "bug-fix", mode, false);
+      it(`${g.name}, ${c}, ${mode} cuts, bug-fix pair, journal after every block`, () => {
+        const r = campaign(g, "bug-fix", mode, false, codec);
         // Most cuts happen after the first block: those resumes must not start at zero.
         expect(r.resumedPastZero).toBeGreaterThan(r.cuts / 2);
       });
     }
-    it(`${g.name}, torn cuts, feature pair, journal lagging (every third block)`, () => {
-      const r = campaign(g, "feature", "torn", true);
+    it(`${g.name}, ${c}, torn cuts, feature pair, journal lagging (every third block)`, () => {
+      const r = campaign(g, "feature", "torn", true, codec);
       expect(r.resumedPastZero).toBeGreaterThan(0);
     });
   }
