@@ -111,6 +111,15 @@ describe("rollout bookkeeping", () => {
     expect(r.admit("a", "R5", 0)).toBe(true); // no bound
   });
 
+  it("a refusal without a release id (the manifest did not verify) answers the last offer", () => {
+    const r = new Rollout({ maxInFlight: 0, timeoutSec: 100 });
+    r.admit("a", "R1", 0);
+    r.report({ deviceId: "a", event: "offer-refused", reason: Reason.MANIFEST_UNKNOWN_KEY }, 1);
+    expect(r.isFinished("a", "R1")).toBe(true);
+    r.report({ deviceId: "b", event: "offer-refused", reason: Reason.MANIFEST_UNKNOWN_KEY }, 1); // never offered here
+    expect(r.isFinished("b", "R1")).toBe(false);
+  });
+
   it("rebuilds from a reports log, skipping a torn line", () => {
     const dir = mkdtempSync(join(tmpdir(), "xs-ota-rollout-"));
     try {

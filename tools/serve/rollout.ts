@@ -64,6 +64,8 @@ export interface ReportLike {
 export class Rollout {
   private readonly places = new Map<string, Place>();
   private readonly finished = new Map<string, Set<string>>();
+  /** The release last offered to each device: a refusal without a release id (a manifest that did not verify) answers it. */
+  private readonly lastOffer = new Map<string, string>();
   /** Offers withheld because every place was taken. */
   withheld = 0;
   /** Largest number of places taken at once. */
@@ -117,6 +119,7 @@ export class Rollout {
    */
   admit(deviceId: string, release: string, nowSec: number): boolean {
     this.expire(nowSec);
+    this.lastOffer.set(deviceId, release);
     const held = this.places.get(deviceId);
     if (held) {
       // Offered again: the device is idle, so any earlier attempt is over; the place is this offer's now.
@@ -127,6 +130,7 @@ export class Rollout {
     }
     if (this.o.maxInFlight > 0 && this.places.size >= this.o.maxInFlight) {
       this.withheld++;
+      this.lastOffer.delete(deviceId);
       return false;
     }
     this.take(deviceId, release, nowSec, true);
@@ -141,6 +145,8 @@ export class Rollout {
 
   /** A status report. */
   report(r: ReportLike, nowSec: number): void {
+    // The device could not read the release id of a manifest it could not verify: its refusal answers the last offer.
+    if (r.event === "offer-refused" && !r.release && this.lastOffer.has(r.deviceId)) r = { ...r, release: this.lastOffer.get(r.deviceId) };
     if (STARTED_EVENTS.includes(r.event)) {
       const p = this.places.get(r.deviceId);
       if (p) {
