@@ -18,8 +18,10 @@ import { synthPair } from "../../fixtures/firmware/synth";
 import { serve, task } from "../runtime";
 
 interface DeltaInput {
-  /** The patch from synthPair().old to synthPair().new, base64. */
+  /** The patch from synthPair().old to synthPair().new, base64 (the default codec, RANGE). */
   synthPatch?: string;
+  /** The same patch with the DEFLATE codec. */
+  synthDeflatePatch?: string;
   /** Firmware pairs for the bench: old image and patch, base64; the new image's SHA-256, hex. */
   pairs?: { name: string; old: string; patch: string; newSha256: string }[];
 }
@@ -71,16 +73,19 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
 }
 
 // The 1 MiB fixture: apply in 1460-byte chunks (a TCP segment), compare with the pair generated in XS.
-task("apply-1mib", () => {
+task("apply-1mib", () => apply1MiB(input().synthPatch as string));
+task("apply-1mib-deflate", () => apply1MiB(input().synthDeflatePatch as string));
+
+function apply1MiB(patchBase64: string) {
   const pair = synthPair();
-  const patch = fromBase64(input().synthPatch as string);
+  const patch = fromBase64(patchBase64);
   const { active, inactive } = slots(pair.old.length + 64 * 1024);
   active.cells.set(pair.old);
   const a = new PatchApplier({ activeSlot: active, inactiveSlot: inactive, digest: softwareDigest });
   feed(a, patch, 1460);
   const r = a.finish();
-  return { length: r.length, identical: sameBytes(inactive.cells.subarray(0, r.length), pair.new), workingMemory: a.workingMemory, patchLength: patch.length };
-});
+  return { length: r.length, identical: sameBytes(inactive.cells.subarray(0, r.length), pair.new), workingMemory: a.workingMemory, patchLength: patch.length, codec: patch[5] };
+}
 
 // Power cuts inside XS: cut at a few points, resume from the journaled checkpoint, the result is exact.
 task("powercut-1mib", () => {
