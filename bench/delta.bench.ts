@@ -1,10 +1,12 @@
 /**
  * Delta engine benchmark (`npm run bench -- delta`). Per firmware fixture pair:
- * full image size, our patch, the stock `bsdiff` (BSDIFF40, bzip2) and
- * `xdelta3 -9 -S djw`; apply throughput of our patcher in Node beside the
- * stock `bspatch` on the same pair; XS computrons per MiB of output; the
- * decoder's working memory. Plus the measurement behind the codec and block
- * size choice. Peers run in the same run; a missing peer fails the bench.
+ * full image size, our patch (the default, which makePatch picks: the smaller
+ * of the range-coded and the DEFLATE patch; both shown), the stock `bsdiff`
+ * (BSDIFF40, bzip2) and `xdelta3 -9 -S djw`; apply throughput of our patcher
+ * (both codecs) in Node beside the stock `bspatch` on the same pair; XS
+ * computrons per MiB of output for both codecs; the decoder's working memory.
+ * Plus the measurement behind the codec and block size choice. Peers run in
+ * the same run; a missing peer fails the bench.
  */
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
@@ -55,10 +57,13 @@ const pairs = fixturePairs();
 const rows: string[] = [];
 const speed: string[] = [];
 const xsPairs: { name: string; old: string; patch: string; newSha256: string }[] = [];
+const codecName = (patch: Uint8Array) => ["stored", "deflate", "range"][patch[5]];
 const notes: string[] = [];
 const ours: Uint8Array[] = [];
 for (const pair of pairs) {
   const patch = makePatch(pair.old, pair.new).bytes;
+  const deflatePatch = makePatch(pair.old, pair.new, { codec: Codec.DEFLATE }).bytes;
+  const rangePatch = makePatch(pair.old, pair.new, { codec: Codec.RANGE }).bytes;
   ours.push(patch);
   const bsd = join(dir, `${pair.name}.bsdiff`);
   peer("bsdiff", [pair.fromFile, pair.toFile, bsd]);
@@ -69,42 +74,52 @@ for (const pair of pairs) {
   const vsBsdiff = patch.length <= bsdiffSize ? "yes" : `NO (+${(((patch.length - bsdiffSize) / bsdiffSize) * 100).toFixed(0)} %)`;
   const tenth = patch.length * 10 <= pair.new.length ? "yes" : "NO";
   rows.push(
-    `| ${pair.name}${pair.minor ? " (minor)" : ""} | ${pair.new.length} | **${patch.length}** | ${bsdiffSize} | ${xdSize} | ${vsBsdiff} | ${tenth} |`,
+    `| ${pair.name}${pair.minor ? " (minor)" : ""} | ${pair.new.length} | **${patch.length}** (${codecName(patch)}) | ${rangePatch.length} | ${deflatePatch.length} | ${bsdiffSize} | ${xdSize} | ${vsBsdiff} | ${tenth} |`,
   );
   if (pair.minor && patch.length > bsdiffSize) notes.push(`${pair.name}: our patch is larger than bsdiff's (see README, "Delta updates")`);
   if (pair.minor && patch.length * 10 > pair.new.length) notes.push(`${pair.name}: our patch is over 1/10 of the full image`);
 
   // Throughput: ours in Node (whole install incl. old-image and read-back SHA-256) vs the stock bspatch process.
   const runs = 7;
-  const ourMs = median(Array.from({ length: runs }, () => applyOnce(pair.old, patch, pair.new.length).ms));
+  const ourMs = median(Array.from({ length: runs }, () => applyOnce(pair.old, rangePatch, pair.new.length).ms));
+  const deflateMs = median(Array.from({ length: runs }, () => applyOnce(pair.old, deflatePatch, pair.new.length).ms));
   const out = join(dir, `${pair.name}.out`);
   const bspatchMs = median(Array.from({ length: runs }, () => peer("bspatch", [pair.fromFile, out, bsd])));
   const mibs = (ms: number) => (pair.new.length / MiB / (ms / 1000)).toFixed(1);
-  speed.push(`| ${pair.name} | ${ourMs.toFixed(1)} | ${mibs(ourMs)} | ${bspatchMs.toFixed(1)} | ${mibs(bspatchMs)} |`);
+  speed.push(`| ${pair.name} | ${ourMs.toFixed(1)} | ${mibs(ourMs)} | ${deflateMs.toFixed(1)} | ${mibs(deflateMs)} | ${bspatchMs.toFixed(1)} | ${mibs(bspatchMs)} |`);
   const { createHash } = await import("node:crypto");
   xsPairs.push({
     name: pair.name,
     old: Buffer.from(pair.old).toString("base64"),
-    patch: Buffer.from(patch).toString("base64"),
+    patch: Buffer.from(rangePatch).toString("base64"),
+    newSha256: createHash("sha256").update(pair.new).digest("hex"),
+  });
+  xsPairs.push({
+    name: `${pair.name} (deflate)`,
+    old: Buffer.from(pair.old).toString("base64"),
+    patch: Buffer.from(deflatePatch).toString("base64"),
     newSha256: createHash("sha256").update(pair.new).digest("hex"),
   });
 }
 
-console.log(`\nPatch sizes in bytes (ours: ${DEFAULT_BLOCK_SIZE / 1024} KiB blocks, raw DEFLATE level 9 per block):\n`);
-console.log("| pair | full image | ours | bsdiff (BSDIFF40, bzip2) | xdelta3 -9 -S djw | ours <= bsdiff | ours <= 1/10 image |");
-console.log("|---|---:|---:|---:|---:|:--:|:--:|");
+console.log(`\nPatch sizes in bytes (ours: ${DEFAULT_BLOCK_SIZE / 1024} KiB blocks; makePatch keeps the smaller of range-coded and raw DEFLATE level 9):\n`);
+console.log("| pair | full image | ours | ours, range | ours, deflate | bsdiff (BSDIFF40, bzip2) | xdelta3 -9 -S djw | ours <= bsdiff | ours <= 1/10 image |");
+console.log("|---|---:|---:|---:|---:|---:|---:|:--:|:--:|");
 for (const r of rows) console.log(r);
 for (const n of notes) console.log(`NOTE: ${n}`);
 
 console.log("\nApply in Node (median of 7; ours = the device's patcher over mock NOR flash, including the old-image SHA-256 check and the read-back SHA-256 of the new image; bspatch = the stock process, including process start):\n");
-console.log("| pair | ours ms | ours MiB/s | bspatch ms | bspatch MiB/s |");
-console.log("|---|---:|---:|---:|---:|");
+console.log("| pair | range ms | range MiB/s | deflate ms | deflate MiB/s | bspatch ms | bspatch MiB/s |");
+console.log("|---|---:|---:|---:|---:|---:|---:|");
 for (const s of speed) console.log(s);
 
 // XS: computrons of the install minus the task's setup (base64 decode, loading the old image into the mock slot).
 const synth = synthPair();
-const synthPatch = makePatch(synth.old, synth.new).bytes;
-const xs = await startXs(deltaEntry({ pairs: xsPairs, synthPatch: Buffer.from(synthPatch).toString("base64") }));
+const synthPatch = makePatch(synth.old, synth.new, { codec: Codec.RANGE }).bytes;
+const synthDeflate = makePatch(synth.old, synth.new, { codec: Codec.DEFLATE }).bytes;
+const xs = await startXs(
+  deltaEntry({ pairs: xsPairs, synthPatch: Buffer.from(synthPatch).toString("base64"), synthDeflatePatch: Buffer.from(synthDeflate).toString("base64") }),
+);
 console.log("\nXS (real XS engine via xsnap): computrons per MiB of output (install minus setup; includes the mock flash and both SHA-256 passes):\n");
 console.log("| pair | output bytes | install computrons | per MiB of output | working memory (B) |");
 console.log("|---|---:|---:|---:|---:|");
@@ -115,8 +130,11 @@ for (let i = 0; i < xsPairs.length; i++) {
   const net = run.computrons - setup.computrons;
   console.log(`| ${run.value.name} | ${run.value.length} | ${net} | ${Math.round(net / (run.value.length / MiB))} | ${run.value.workingMemory} |`);
 }
-const big = await xs.run<{ length: number; identical: boolean; workingMemory: number }>("apply-1mib");
-console.log(`| synthetic 1 MiB (task incl. generating the pair in XS) | ${big.value.length} | ${big.computrons} | ${Math.round(big.computrons / (big.value.length / MiB))} | ${big.value.workingMemory} |`);
+for (const [task, name] of [["apply-1mib", "range"], ["apply-1mib-deflate", "deflate"]]) {
+  const big = await xs.run<{ length: number; identical: boolean; workingMemory: number }>(task);
+  if (!big.value.identical) throw new Error(`XS produced a wrong image for ${task}`);
+  console.log(`| synthetic 1 MiB, ${name} (task incl. generating the pair in XS) | ${big.value.length} | ${big.computrons} | ${Math.round(big.computrons / (big.value.length / MiB))} | ${big.value.workingMemory} |`);
+}
 const sha = await xs.run<string>("sha256-1mib");
 console.log(`| (baseline) SHA-256 of 1 MiB read from mock flash | - | ${sha.computrons} | ${sha.computrons} | - |`);
 console.log("An install hashes old and new once each: about 2 x the baseline per MiB is hashing, the rest is decoding and flash writes.");
@@ -124,20 +142,25 @@ await xs.close();
 
 // The measured choice: block size and codec.
 console.log("\nCodec and block size (total patch bytes over the four pairs; decoder working memory as counted by PatchApplier.workingMemory):\n");
-console.log("| block size | stored | deflate | decoder working memory (B) |");
-console.log("|---:|---:|---:|---:|");
+console.log("| block size | stored | deflate | range | decoder working memory, deflate (B) | decoder working memory, range (B) |");
+console.log("|---:|---:|---:|---:|---:|---:|");
 const segments = pairs.map((p) => diffSegments(p.old, p.new));
 for (const bs of [8192, 16384, 32768, 65536]) {
   let stored = 0;
   let deflate = 0;
+  let range = 0;
   let memory = 0;
+  let rangeMemory = 0;
   pairs.forEach((p, i) => {
     stored += makePatch(p.old, p.new, { blockSize: bs, codec: Codec.STORED, segments: segments[i] }).bytes.length;
-    const d = makePatch(p.old, p.new, { blockSize: bs, segments: segments[i] }).bytes;
+    const d = makePatch(p.old, p.new, { blockSize: bs, codec: Codec.DEFLATE, segments: segments[i] }).bytes;
+    const r = makePatch(p.old, p.new, { blockSize: bs, codec: Codec.RANGE, segments: segments[i] }).bytes;
     deflate += d.length;
+    range += r.length;
     memory = Math.max(memory, applyOnce(p.old, d, p.new.length).memory);
+    rangeMemory = Math.max(rangeMemory, applyOnce(p.old, r, p.new.length).memory);
   });
-  console.log(`| ${bs / 1024} KiB | ${stored} | ${deflate} | ${memory} |`);
+  console.log(`| ${bs / 1024} KiB | ${stored} | ${deflate} | ${range} | ${memory} | ${rangeMemory} |`);
 }
 let bsdTotal = 0;
 let xdTotal = 0;
@@ -145,10 +168,10 @@ for (const p of pairs) {
   bsdTotal += readFileSync(join(dir, `${p.name}.bsdiff`)).length;
   xdTotal += readFileSync(join(dir, `${p.name}.xd3`)).length;
 }
-console.log(`| (peers) | bsdiff ${bsdTotal} | xdelta3 ${xdTotal} | bzip2 -9 decoder alone: 3,700,000 (fast) / 2,300,000 (small mode) |`);
+console.log(`| (peers) | bsdiff ${bsdTotal} | xdelta3 ${xdTotal} | - | bzip2 -9 decoder alone: 3,700,000 (fast) / 2,300,000 (small mode) | - |`);
 console.log(
   "\nWorking memory method: PatchApplier.workingMemory sums the byte lengths of every buffer the decoder allocates " +
-    "(raw block buffer, inflater tables and staging buffer, CRC table, slot-writer program buffer, header buffers) " +
+    "(raw block buffer, inflater tables and staging buffer or the range coder's model tables and extra-byte buffer, CRC table, slot-writer program buffer, header buffers) " +
     "plus one old-image flash read in flight; the SHA-256 state (~200 B, the platform's Digest) and JS object headers are not counted.",
 );
 writeFileSync(join(dir, "done"), "");

@@ -110,6 +110,10 @@ function mix(w: Int32Array, base: number, x: Int32Array, n: number): number {
   return p < 1 ? 1 : p > 4095 ? 4095 : p;
 }
 
+function clampWeight(v: number): number {
+  return v > WEIGHT_MAX ? WEIGHT_MAX : v < -WEIGHT_MAX ? -WEIGHT_MAX : v;
+}
+
 function train(w: Int32Array, base: number, x: Int32Array, n: number, p: number, bit: number): void {
   const err = ((bit << 12) - p) * MIX_RATE;
   for (let i = 0; i < n; i++) {
@@ -145,11 +149,9 @@ export class BlockModel {
   private readonly extraHashed = new Uint16Array(2 * EXTRA_SLOTS);
   private readonly zeroWeights = new Int32Array(ZERO_SETS * ZERO_INPUTS);
   private readonly extraWeights = new Int32Array(EXTRA_INPUTS);
-  private readonly zeroIn = new Int32Array(ZERO_INPUTS);
   private readonly extraIn = new Int32Array(EXTRA_INPUTS);
   /** The last nonzero diff value seen next to each old byte value (old[p + 1]). */
   private readonly lastDiff = new Uint8Array(256);
-  private readonly zeroAt = new Int32Array(ZERO_MODELS);
   private previousChanged = 0;
   private sinceChange = 0;
   private new1 = 0;
@@ -163,7 +165,7 @@ export class BlockModel {
   get bytes(): number {
     let n = STRETCH.byteLength;
     for (const t of [this.ints, this.zeroDirect, this.zero, this.same, this.value, this.extra0, this.extraHashed]) n += t.byteLength;
-    for (const t of [this.zeroWeights, this.extraWeights, this.zeroIn, this.extraIn, this.zeroAt, this.lastDiff]) n += t.byteLength;
+    for (const t of [this.zeroWeights, this.extraWeights, this.extraIn, this.lastDiff]) n += t.byteLength;
     return n;
   }
 
@@ -221,30 +223,98 @@ export class BlockModel {
     return value;
   }
 
-  /** A diff byte (new − old, mod 256) at an old offset whose surroundings are `o`. */
+  /**
+   * A diff byte (new − old, mod 256) at an old offset whose surroundings are `o`.
+   * The hot path of the decoder (one call per diff byte): written out by hand,
+   * without helper calls, for the interpreter.
+   */
   codeDiffByte(c: BitCoder, o: OldContext, d: number): number {
     const lane = o.lane;
     const pd = this.previousChanged;
     const sn = this.sinceChange;
     const low = (lane << 1) | pd;
-    const at = this.zeroAt;
-    at[0] = hash((o.at << 4) | low, 1) & (ZERO_SLOTS - 1);
-    at[1] = ZERO_SLOTS + (hash((o.next1 << 4) | low, 2) & (ZERO_SLOTS - 1));
-    at[2] = 2 * ZERO_SLOTS + (hash((o.next1 << 8) | o.next3, low) & (ZERO_SLOTS - 1));
-    at[3] = 3 * ZERO_SLOTS + (hash((o.at << 16) | (o.next1 << 8) | o.next2, (o.next3 << 4) | low) & (ZERO_SLOTS - 1));
-    at[4] = 4 * ZERO_SLOTS + (hash((o.before << 8) | o.next1, low + 16) & (ZERO_SLOTS - 1));
+    const mask = ZERO_SLOTS - 1;
+    const a0 = (Math.imul(((o.at << 4) | low) + 1, 0x9e3779b1) ^ 0x2f5e5358) & mask; // hash(x, 1)
+    const a1 = ZERO_SLOTS + ((Math.imul(((o.next1 << 4) | low) + 1, 0x9e3779b1) ^ 0xb54a1dc3) & mask); // hash(x, 2)
+    const a2 = 2 * ZERO_SLOTS + ((Math.imul(((o.next1 << 8) | o.next3) + 1, 0x9e3779b1) ^ Math.imul(low + 7, 0x85ebca6b)) & mask);
+    const a3 = 3 * ZERO_SLOTS + ((Math.imul(((o.at << 16) | (o.next1 << 8) | o.next2) + 1, 0x9e3779b1) ^ Math.imul(((o.next3 << 4) | low) + 7, 0x85ebca6b)) & mask);
+    const a4 = 4 * ZERO_SLOTS + ((Math.imul(((o.before << 8) | o.next1) + 1, 0x9e3779b1) ^ Math.imul(low + 23, 0x85ebca6b)) & mask);
     const direct = (lane << 2) | sn;
-    const x = this.zeroIn;
     const z = this.zero;
-    for (let i = 0; i < ZERO_MODELS; i++) x[i] = STRETCH[p1Of(z[at[i]]) >> 2];
-    x[ZERO_MODELS] = STRETCH[p1Of(this.zeroDirect[direct]) >> 2];
-    x[ZERO_MODELS + 1] = 256;
+    const s0 = z[a0] >> 4;
+    const s1 = z[a1] >> 4;
+    const s2 = z[a2] >> 4;
+    const s3 = z[a3] >> 4;
+    const s4 = z[a4] >> 4;
+    const zd = this.zeroDirect;
+    const s5 = zd[direct] >> 4;
+    const x0 = STRETCH[(s0 < 1 ? 1 : s0) >> 2];
+    const x1 = STRETCH[(s1 < 1 ? 1 : s1) >> 2];
+    const x2 = STRETCH[(s2 < 1 ? 1 : s2) >> 2];
+    const x3 = STRETCH[(s3 < 1 ? 1 : s3) >> 2];
+    const x4 = STRETCH[(s4 < 1 ? 1 : s4) >> 2];
+    const x5 = STRETCH[(s5 < 1 ? 1 : s5) >> 2];
+    const w = this.zeroWeights;
     const set = direct * ZERO_INPUTS;
-    const p = mix(this.zeroWeights, set, x, ZERO_INPUTS);
+    const dot = x0 * w[set] + x1 * w[set + 1] + x2 * w[set + 2] + x3 * w[set + 3] + x4 * w[set + 4] + x5 * w[set + 5] + 256 * w[set + 6];
+    // squash(), written out.
+    const sd = Math.floor(dot / 65536);
+    let p: number;
+    if (sd > 2047) p = 4095;
+    else if (sd < -2047) p = 1;
+    else {
+      const sw = sd & 127;
+      const si = (sd >> 7) + 16;
+      p = (SQUASH_POINTS[si] * (128 - sw) + SQUASH_POINTS[si + 1] * sw + 64) >> 7;
+      if (p < 1) p = 1;
+      else if (p > 4095) p = 4095;
+    }
     const changed = c.bit(p, d !== 0 ? 1 : 0);
-    train(this.zeroWeights, set, x, ZERO_INPUTS, p, changed);
-    for (let i = 0; i < ZERO_MODELS; i++) adapt(z, at[i], changed);
-    adapt(this.zeroDirect, direct, changed);
+    const err = ((changed << 12) - p) * MIX_RATE;
+    w[set] = clampWeight(w[set] + ((x0 * err) >> 10));
+    w[set + 1] = clampWeight(w[set + 1] + ((x1 * err) >> 10));
+    w[set + 2] = clampWeight(w[set + 2] + ((x2 * err) >> 10));
+    w[set + 3] = clampWeight(w[set + 3] + ((x3 * err) >> 10));
+    w[set + 4] = clampWeight(w[set + 4] + ((x4 * err) >> 10));
+    w[set + 5] = clampWeight(w[set + 5] + ((x5 * err) >> 10));
+    w[set + 6] = clampWeight(w[set + 6] + ((256 * err) >> 10));
+    // adapt(), written out.
+    {
+      const st = z[a0];
+      const n = st & 15;
+      const q = (st & 0xfff0) + ((((changed ? 65535 : 0) - (st & 0xfff0)) * RATE[n]) >> 15);
+      z[a0] = (q & 0xfff0) | (n < 15 ? n + 1 : 15);
+    }
+    {
+      const st = z[a1];
+      const n = st & 15;
+      const q = (st & 0xfff0) + ((((changed ? 65535 : 0) - (st & 0xfff0)) * RATE[n]) >> 15);
+      z[a1] = (q & 0xfff0) | (n < 15 ? n + 1 : 15);
+    }
+    {
+      const st = z[a2];
+      const n = st & 15;
+      const q = (st & 0xfff0) + ((((changed ? 65535 : 0) - (st & 0xfff0)) * RATE[n]) >> 15);
+      z[a2] = (q & 0xfff0) | (n < 15 ? n + 1 : 15);
+    }
+    {
+      const st = z[a3];
+      const n = st & 15;
+      const q = (st & 0xfff0) + ((((changed ? 65535 : 0) - (st & 0xfff0)) * RATE[n]) >> 15);
+      z[a3] = (q & 0xfff0) | (n < 15 ? n + 1 : 15);
+    }
+    {
+      const st = z[a4];
+      const n = st & 15;
+      const q = (st & 0xfff0) + ((((changed ? 65535 : 0) - (st & 0xfff0)) * RATE[n]) >> 15);
+      z[a4] = (q & 0xfff0) | (n < 15 ? n + 1 : 15);
+    }
+    {
+      const st = zd[direct];
+      const n = st & 15;
+      const q = (st & 0xfff0) + ((((changed ? 65535 : 0) - (st & 0xfff0)) * RATE[n]) >> 15);
+      zd[direct] = (q & 0xfff0) | (n < 15 ? n + 1 : 15);
+    }
 
     let value = 0;
     if (changed) {
@@ -268,7 +338,8 @@ export class BlockModel {
       this.sinceChange = 0;
     } else if (sn < 3) this.sinceChange = sn + 1;
     this.previousChanged = value !== 0 ? 1 : 0;
-    this.produced((o.at + value) & 255);
+    this.new2 = this.new1;
+    this.new1 = (o.at + value) & 255;
     return value;
   }
 
