@@ -20,7 +20,7 @@
  * decodes. All arithmetic is integer (Math.imul, shifts, exact divisions by
  * powers of two), so XS and V8 compute identical probabilities.
  *
- * Memory: the model's tables are `BlockModel.bytes` (about 20 KiB), fixed; the
+ * Memory: the model's tables are `BlockModel.bytes` (14,666 B), fixed; the
  * model resets at the start of every block (blocks stay independent, so a
  * power cut resumes at any block boundary).
  */
@@ -94,7 +94,7 @@ const INT_TREE = 64; // bit-length 0..32 as a 6-bit tree
 const INT_TOP = 33; // the bit below the leading one, by bit length
 
 const ZERO_MODELS = 5;
-const ZERO_SLOTS = 1024; // per hashed zero-flag model
+const ZERO_SLOTS = 512; // per hashed zero-flag model
 const ZERO_SETS = 16; // mixer weight sets: word position x distance since the last change
 const ZERO_INPUTS = ZERO_MODELS + 2; // five hashed models, one small direct one, a bias
 const EXTRA_SLOTS = 1024; // per hashed extra-byte model (order 1 and order 2)
