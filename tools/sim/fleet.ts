@@ -535,7 +535,8 @@ export class SimFleet {
       retries: {
         attempts: sum((d) => d.attempts),
         mqttConnects,
-        reconnects: Math.max(0, mqttConnects - perDevice.length),
+        // sessions beyond the first of each boot (a reboot's new session is not a retry)
+        reconnects: sum((d) => Math.max(0, d.mqttConnects - d.boots)),
         linkDrops: sum((d) => d.linkDrops),
         powerCuts: sum((d) => d.powerCuts),
         resets: sum((d) => d.boots - 1),
