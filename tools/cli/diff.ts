@@ -19,7 +19,7 @@ options:
   -o, --output FILE       the patch to write (required)
       --block-size N      bytes of NEW per block, a power of two 1024..65536
                           (default ${DEFAULT_BLOCK_SIZE}; devices refuse blocks above their limit)
-      --codec NAME        deflate (default) or stored
+      --codec NAME        auto (default: range and deflate, the smaller wins), range, deflate or stored
 
 examples:
   xs-ota diff app-1.0.0.bin app-1.0.1.bin -o 1.0.0-to-1.0.1.xsdp
@@ -41,9 +41,10 @@ export const command: Command = {
     if (!(blockSize >= 1024 && blockSize <= 65536 && (blockSize & (blockSize - 1)) === 0)) {
       throw usageError(`--block-size must be a power of two in 1024..65536, got ${blockSize}`);
     }
-    const codecName = values.codec ?? "deflate";
-    if (codecName !== "deflate" && codecName !== "stored") throw usageError(`--codec must be deflate or stored, got "${codecName}"`);
-    const codec = codecName === "deflate" ? Codec.DEFLATE : Codec.STORED;
+    const codecName = values.codec ?? "auto";
+    const codecs = { auto: "auto", range: Codec.RANGE, deflate: Codec.DEFLATE, stored: Codec.STORED } as const;
+    if (!(codecName in codecs)) throw usageError(`--codec must be auto, range, deflate or stored, got "${codecName}"`);
+    const codec = codecs[codecName as keyof typeof codecs];
     let old: Uint8Array;
     let nw: Uint8Array;
     let segments;
