@@ -9,39 +9,22 @@
  * sum of those sizes for the same pair).
  */
 import { statSync } from "node:fs";
-import { parseVersion } from "../src/image/format";
 import { makePatch } from "../tools/delta/index";
-import { signImage } from "../tools/image/sign";
 import { fixturePairs } from "../test/fixtures/firmware/pairs";
-import { release, type BuiltImage } from "../tools/demo/firmware";
+import { imageFromBinary, release } from "../tools/demo/firmware";
 import { makeWorld } from "../test/lib/sim-world";
-import { slotLoadAddress, smallFlashMap, type FlashMapSpec } from "../targets/sim/flashmap";
-import type { SigningKey } from "../tools/keys/signer";
+import { smallFlashMap } from "../targets/sim/flashmap";
 
 const map = smallFlashMap(256);
 
-function image(map: FlashMapSpec, key: SigningKey, bin: Uint8Array, version: string, slot: 0 | 1, confirm: boolean): BuiltImage {
-  const bytes = signImage({
-    input: bin,
-    version: parseVersion(version),
-    securityCounter: 1,
-    headerSize: 0x200,
-    padHeader: true,
-    signer: key,
-    romFixed: slotLoadAddress(map, slot),
-    align: map.geometry.writeAlign,
-    ...(confirm ? { pad: true, confirm: true, slotSize: map.slots[slot].size } : {}),
-  });
-  return { bytes, version, slot, securityCounter: 1 };
-}
 
 function peak(pair: ReturnType<typeof fixturePairs>[number], kind: "full" | "delta"): { peak: number; patch: number } {
   let patch = 0;
   const w = makeWorld({
     map,
-    factory: (m, key) => image(m, key, pair.old, "1.0.0+0", 0, true),
+    factory: (m, key) => imageFromBinary(m, key, pair.old, "1.0.0+0", 0, true),
     releases: (w) => {
-      const target = image(w.map, w.key, pair.new, "1.0.0+1", 1, false);
+      const target = imageFromBinary(w.map, w.key, pair.new, "1.0.0+1", 1, false);
       const r = kind === "full" ? release(w.key, target) : release(w.key, target, { base: w.factory, diff: (a, b) => makePatch(a, b).bytes });
       patch = r.payload.length;
       return [r];

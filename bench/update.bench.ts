@@ -10,31 +10,15 @@ import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { parseVersion } from "../src/image/format";
 import { makePatch } from "../tools/delta/index";
-import { signImage } from "../tools/image/sign";
 import { fixturePairs } from "../test/fixtures/firmware/pairs";
-import { release, type BuiltImage } from "../test/lib/sim-fixtures";
+import { imageFromBinary, release } from "../tools/demo/firmware";
 import { makeWorld } from "../test/lib/sim-world";
-import { slotLoadAddress, smallFlashMap, type FlashMapSpec } from "../targets/sim/flashmap";
+import { smallFlashMap } from "../targets/sim/flashmap";
 
 const MBIT = 125; // bytes per ms
 const map = smallFlashMap(256);
 
-function image(map: FlashMapSpec, key: Parameters<typeof signImage>[0]["signer"], bin: Uint8Array, version: string, slot: 0 | 1, confirm: boolean): BuiltImage {
-  const bytes = signImage({
-    input: bin,
-    version: parseVersion(version),
-    securityCounter: 1,
-    headerSize: 0x200,
-    padHeader: true,
-    signer: key,
-    romFixed: slotLoadAddress(map, slot),
-    align: map.geometry.writeAlign,
-    ...(confirm ? { pad: true, confirm: true, slotSize: map.slots[slot].size } : {}),
-  });
-  return { bytes, version, slot, securityCounter: 1 };
-}
 
 function bsdiffSize(a: Uint8Array, b: Uint8Array): number {
   const dir = mkdtempSync(join(tmpdir(), "xs-ota-bench-"));
@@ -55,9 +39,9 @@ function run(pair: ReturnType<typeof fixturePairs>[number], kind: "full" | "delt
   const w = makeWorld({
     map,
     bytesPerMs: MBIT,
-    factory: (m, key) => image(m, key, pair.old, fromVersion, 0, true),
+    factory: (m, key) => imageFromBinary(m, key, pair.old, fromVersion, 0, true),
     releases: (w) => {
-      const target = image(w.map, w.key, pair.new, toVersion, 1, false);
+      const target = imageFromBinary(w.map, w.key, pair.new, toVersion, 1, false);
       const r = kind === "full" ? release(w.key, target) : release(w.key, target, { base: w.factory, diff: (a, b) => makePatch(a, b).bytes });
       payload = r.payload.length;
       return [r];

@@ -72,6 +72,22 @@ export function buildImage(map: FlashMapSpec, key: SigningKey, version: string, 
   return { bytes, version, slot, securityCounter };
 }
 
+/** Sign a raw firmware binary (e.g. a test/fixtures/firmware build) into an image for `slot`, security counter 1. */
+export function imageFromBinary(map: FlashMapSpec, key: SigningKey, bin: Uint8Array, version: string, slot: 0 | 1, confirm: boolean): BuiltImage {
+  const bytes = signImage({
+    input: bin,
+    version: parseVersion(version),
+    securityCounter: 1,
+    headerSize: 0x200,
+    padHeader: true,
+    signer: key,
+    romFixed: slotLoadAddress(map, slot),
+    align: map.geometry.writeAlign,
+    ...(confirm ? { pad: true, confirm: true, slotSize: map.slots[slot].size } : {}),
+  });
+  return { bytes, version, slot, securityCounter: 1 };
+}
+
 /** The image bytes without the slot padding (header through TLV area). */
 export function imageBytes(img: BuiltImage): Uint8Array {
   const info = scanImage(new BytesFlash(img.bytes), { digest: softwareDigest });
