@@ -20,7 +20,7 @@ import { SerialPipe } from "../../hal/mock/serial";
 import { MockNetwork } from "../../hal/mock/socket";
 import { MockWatchdog } from "../../hal/mock/watchdog";
 import { softwareDigest } from "../../src/crypto/sha256";
-import { bootSelect, type BootDecision, type BootOptions } from "./bootloader";
+import { bootSelect, TARGET_MCUBOOT, type BootDecision, type BootOptions, type McubootBuild } from "./bootloader";
 import { guardedNetwork } from "./guarded-network";
 import { meteredDigest, type CpuModel } from "../../hal/mock/cpu";
 import { smallFlashMap, type FlashMapSpec } from "./flashmap";
@@ -29,9 +29,10 @@ import { smallFlashMap, type FlashMapSpec } from "./flashmap";
 export class DeviceReset extends Error {
   constructor(readonly resetCause: ResetCause) {
     super(`device reset (${resetCause})`);
-    this.name = "DeviceReset";
   }
 }
+// Not `this.name = …`: that throws where built-ins are frozen (Moddable); see src/errors.ts.
+Object.defineProperty(DeviceReset.prototype, "name", { value: "DeviceReset", writable: true, configurable: true });
 
 /**
  * What runs after the bootloader hands over: the firmware in the chosen slot.
@@ -61,6 +62,8 @@ export interface VirtualDeviceOptions {
   bootWatchdogMs?: number;
   /** Charge virtual CPU time for hashing (hal/mock/cpu.ts); absent: computation is free. */
   cpu?: CpuModel;
+  /** The MCUboot build the bootloader model follows (default TARGET_MCUBOOT: the targets' mcuboot.conf). */
+  mcuboot?: McubootBuild;
 }
 
 /** Time from reset to the firmware's start (MCUboot's checks), ms: also keeps a reboot loop from spinning. */
@@ -89,6 +92,7 @@ export class VirtualDevice {
   checkSignature: BootOptions["checkSignature"];
   powerOffMs: number;
   bootWatchdogMs: number;
+  readonly mcuboot: McubootBuild;
 
   /** The cause the firmware will read after the next boot. */
   private pendingCause: ResetCause = "power-on";
@@ -121,6 +125,7 @@ export class VirtualDevice {
     this.checkSignature = options.checkSignature;
     this.powerOffMs = options.powerOffMs ?? 1000;
     this.bootWatchdogMs = options.bootWatchdogMs ?? 0;
+    this.mcuboot = options.mcuboot ?? TARGET_MCUBOOT;
     this.watchdog = this.makeWatchdog();
     const device = this;
     const system: System = {
@@ -187,7 +192,13 @@ export class VirtualDevice {
     this.lastBoot = undefined;
     let decision: BootDecision | undefined;
     this.guardBoot(() => {
-      decision = bootSelect(this.slots, { digest: softwareDigest, counter: this.counter, checkSignature: this.checkSignature });
+      decision = bootSelect(this.slots, {
+        digest: softwareDigest,
+        counter: this.counter,
+        checkSignature: this.checkSignature,
+        build: this.mcuboot,
+        slotOffsets: [this.map.slots[0].offset, this.map.slots[1].offset],
+      });
       this.lastBoot = decision;
       this.boots.push({ at: this.clock.now(), cause: this.cause, decision });
       if (decision.slot === undefined) return;

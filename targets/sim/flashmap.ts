@@ -65,7 +65,13 @@ export function smallFlashMap(slotKiB = 64, blockKiB = 8, writeAlign = 32): Flas
   });
 }
 
-/** The load address of a slot (direct-xip: each build is linked for its slot). */
+/**
+ * The address an image for `slot` carries with IMAGE_F_ROM_FIXED (imgtool
+ * --rom-fixed): the slot's offset from the start of the flash device, which
+ * is what MCUboot's `boot_rom_address_check` (loader.c) compares the header's
+ * load address with (`flash_area_get_off`). An image carrying another slot's
+ * address is skipped by the bootloader.
+ */
 export function slotLoadAddress(map: FlashMapSpec, slot: 0 | 1): number {
-  return map.baseAddress + map.slots[slot].offset;
+  return map.slots[slot].offset;
 }

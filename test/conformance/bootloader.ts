@@ -20,8 +20,8 @@ export function programSlot(device: VirtualDevice, slot: 0 | 1, image: Uint8Arra
   device.program(slot, image);
 }
 
-export function factoryDevice(): VirtualDevice {
-  const device = new VirtualDevice();
+export function factoryDevice(hwCounter = false): VirtualDevice {
+  const device = new VirtualDevice(hwCounter ? { mcuboot: { hwRollbackProtection: true } } : {});
   const slotSize = device.map.slots[0].size;
   const image = encodeImage({
     body: body(5000, 1),
@@ -70,8 +70,8 @@ export function bootloaderSuite(): Suite {
       assert.equal(d.boot()!.slot, 0, "and stays on the old image");
     });
 
-    it("a confirmed slot stays across resets", () => {
-      const d = factoryDevice();
+    it("a confirmed slot stays across resets (hardware counter on)", () => {
+      const d = factoryDevice(true);
       d.boot()!;
       stageUpdate(d, "1.1.0+2", 2);
       assert.equal(d.boot()!.slot, 1);
@@ -94,10 +94,11 @@ export function bootloaderSuite(): Suite {
       const b = d.boot()!;
       assert.equal(b.slot, 0);
       assert.ok(b.rejected.some((r) => r.slot === 1), "slot 1 rejected");
+      assert.ok(b.erased.includes(1), "and erased, as MCUboot's direct-xip boot_validate_slot does");
     });
 
-    it("an image below the protected security counter is refused", () => {
-      const d = factoryDevice();
+    it("an image below the protected security counter is refused (hardware counter on)", () => {
+      const d = factoryDevice(true);
       d.boot()!;
       assert.equal(d.counter.read(), 1, "the confirmed factory image raised the counter to its SEC_CNT");
       stageUpdate(d, "3.0.0", 0);
