@@ -181,11 +181,13 @@ export class OtaError extends Error {
   readonly detail: number | string | undefined;
   constructor(code: ReasonCode, message?: string, detail?: number | string) {
     super(message ? `${reasonName(code)}: ${message}` : reasonName(code));
-    this.name = "OtaError";
     this.code = code;
     this.detail = detail;
   }
 }
+// Moddable freezes preloaded built-ins, so Error.prototype.name is read-only and
+// `this.name = …` throws "set name: not writable". Name the class on its own prototype.
+Object.defineProperty(OtaError.prototype, "name", { value: "OtaError", writable: true, configurable: true });
 
 /** True if `e` is an OtaError, optionally with the given code. */
 export function isOtaError(e: unknown, code?: ReasonCode): e is OtaError {

@@ -15,9 +15,10 @@ import { Prng } from "./prng";
 export class PowerCut extends Error {
   constructor(readonly atOperation: number) {
     super(`power cut at mutating operation ${atOperation}`);
-    this.name = "PowerCut";
   }
 }
+// Not `this.name = …`: that throws where built-ins are frozen (Moddable); see src/errors.ts.
+Object.defineProperty(PowerCut.prototype, "name", { value: "PowerCut", writable: true, configurable: true });
 
 export type CutMode = "clean" | "torn";
 

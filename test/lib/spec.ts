@@ -24,9 +24,10 @@ export function suite(name: string, define: (it: (name: string, run: TestFn) => 
 export class AssertionError extends Error {
   constructor(message: string) {
     super(message);
-    this.name = "AssertionError";
   }
 }
+// Not `this.name = …`: that throws where built-ins are frozen (Moddable); see src/errors.ts.
+Object.defineProperty(AssertionError.prototype, "name", { value: "AssertionError", writable: true, configurable: true });
 
 function show(v: unknown): string {
   if (v instanceof Uint8Array) {

@@ -16,9 +16,10 @@ export interface Command {
 export class CliError extends Error {
   constructor(message: string, readonly exitCode = 1) {
     super(message);
-    this.name = "CliError";
   }
 }
+// Not `this.name = …`: that throws where built-ins are frozen (Moddable); see src/errors.ts.
+Object.defineProperty(CliError.prototype, "name", { value: "CliError", writable: true, configurable: true });
 
 /** A usage error: exit code 2. */
 export function usageError(message: string): CliError {

@@ -27,9 +27,10 @@ export const VALID_ALIGNS = Object.freeze([1, 2, 4, 8, 16, 32]);
 export class SignError extends Error {
   constructor(message: string) {
     super(message);
-    this.name = "SignError";
   }
 }
+// Not `this.name = …`: that throws where built-ins are frozen (Moddable); see src/errors.ts.
+Object.defineProperty(SignError.prototype, "name", { value: "SignError", writable: true, configurable: true });
 
 export interface SignOptions {
   /** The firmware binary. */

@@ -12,9 +12,10 @@ import { signerFromSecret, type SigningKey } from "./signer";
 export class KeyError extends Error {
   constructor(message: string) {
     super(message);
-    this.name = "KeyError";
   }
 }
+// Not `this.name = …`: that throws where built-ins are frozen (Moddable); see src/errors.ts.
+Object.defineProperty(KeyError.prototype, "name", { value: "KeyError", writable: true, configurable: true });
 
 const BLOCK = /-----BEGIN ([A-Z0-9 ]+)-----[\s\S]*?-----END \1-----/g;
 

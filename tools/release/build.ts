@@ -18,9 +18,10 @@ import { encodeManifest, signManifestBytes } from "./encode";
 export class ReleaseError extends Error {
   constructor(message: string) {
     super(message);
-    this.name = "ReleaseError";
   }
 }
+// Not `this.name = …`: that throws where built-ins are frozen (Moddable); see src/errors.ts.
+Object.defineProperty(ReleaseError.prototype, "name", { value: "ReleaseError", writable: true, configurable: true });
 
 export interface ReleaseOptions {
   key: SigningKey;

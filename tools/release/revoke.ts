@@ -29,9 +29,10 @@ import { encodeEnvelope, encodeRecords, versionBytes, type ManifestRecord } from
 export class RevokeError extends Error {
   constructor(message: string) {
     super(message);
-    this.name = "RevokeError";
   }
 }
+// Not `this.name = …`: that throws where built-ins are frozen (Moddable); see src/errors.ts.
+Object.defineProperty(RevokeError.prototype, "name", { value: "RevokeError", writable: true, configurable: true });
 
 function u32(n: number): Uint8Array {
   if (!Number.isInteger(n) || n < 0 || n > 0xffffffff) throw new RangeError(`${n} does not fit a u32`);
