@@ -10,11 +10,13 @@
  * MCUboot and hashes them for the KEYHASH TLV).
  */
 
+import { P256_DOMAIN } from "./p256";
+
 /** The P-256 group order n. */
-export const P256_N = 0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551n;
+export const P256_N = P256_DOMAIN.n;
 /** The P-256 field prime p. */
-export const P256_P = 0xffffffff00000001000000000000000000000000ffffffffffffffffffffffffn;
-const P256_B = 0x5ac635d8aa3a93e7b3ebbd55769886bc651d06b0cc53b0f63bce3c3e27d2604bn;
+export const P256_P = P256_DOMAIN.p;
+const P256_B = P256_DOMAIN.b;
 
 /**
  * Longest DER signature accepted: 2 + 2 × (2 + 33). Older imgtool versions

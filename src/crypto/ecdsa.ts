@@ -1,7 +1,8 @@
 /**
- * ECDSA P-256 verification over a SHA-256 digest (@noble/curves), returning a
- * reason code for every outcome: a device never sees an untyped throw for a
- * bad signature or key.
+ * ECDSA P-256 verification over a SHA-256 digest (./p256: @noble/curves'
+ * generic Weierstrass code with our own P-256 table), returning a reason code
+ * for every outcome: a device never sees an untyped throw for a bad signature
+ * or key.
  *
  * High-S policy: both low-S and high-S signatures are accepted. MCUboot's
  * imgtool (Python `cryptography`, i.e. OpenSSL) and `openssl dgst -sign` do not
@@ -11,9 +12,9 @@
  * or of a release (the SHA-256 of the exact manifest bytes) never includes the
  * signature, so a second valid encoding of one signature names the same thing.
  */
-import { p256 } from "@noble/curves/nist.js";
 import { Reason, type ReasonCode } from "../errors";
 import { decodeDerSignature, decodePublicKey, decodeRawSignature, rawSignature } from "./der";
+import { p256 } from "./p256";
 
 export type SignatureEncoding = "der" | "raw";
 

@@ -3,14 +3,15 @@
  * code, never a throw), public key validation, the keyring's key ids, and the
  * streaming hash helpers split at every point.
  */
-import { createHash, createPublicKey, generateKeyPairSync } from "node:crypto";
+import { createHash, createPublicKey, generateKeyPairSync, verify as cryptoVerify } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { p256 } from "@noble/curves/nist.js";
+import { p256 as nobleNistP256 } from "@noble/curves/nist.js";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { describe, expect, it } from "vitest";
 import { NorFlash } from "../../hal/mock/flash";
 import { decodeDerSignature, P256_N, P256_P, rawSignature, spkiOf } from "../../src/crypto/der";
 import { verifyP256 } from "../../src/crypto/ecdsa";
+import { P256_DOMAIN, p256 } from "../../src/crypto/p256";
 import { HASH_CHUNK, hashFlashRange, sha256Of } from "../../src/crypto/hash";
 import { createKeyring, Keyring, keyIdOf, MAX_KEYS } from "../../src/crypto/keyring";
 import { softwareDigest } from "../../src/crypto/sha256";
@@ -151,6 +152,50 @@ describe("verifyP256", () => {
       const k = i % 5 === 0 ? Uint8Array.from({ length: 65 }, rnd) : key.publicKey;
       expect([Reason.SIGNATURE_MALFORMED, Reason.KEY_INVALID, Reason.SIGNATURE_INVALID]).toContain(verifyP256(digest, sig, k));
     }
+  });
+});
+
+describe("the P-256 table (src/crypto/p256, instead of @noble/curves/nist.js)", () => {
+  it("has exactly the domain parameters of noble's nist P-256", () => {
+    const theirs = nobleNistP256.Point.CURVE();
+    const ours = p256.Point.CURVE();
+    for (const k of ["p", "n", "h", "a", "b", "Gx", "Gy"] as const) {
+      expect(P256_DOMAIN[k], k).toBe(theirs[k]);
+      expect(ours[k], k).toBe(theirs[k]);
+    }
+    expect(P256_DOMAIN.a).toBe(P256_DOMAIN.p - 3n);
+    expect(Object.isFrozen(P256_DOMAIN)).toBe(true);
+  });
+
+  it("G is on the curve and has order n", () => {
+    const { p, a, b, Gx, Gy, n } = P256_DOMAIN;
+    expect((Gy * Gy - (Gx * Gx * Gx + a * Gx + b)) % p).toBe(0n);
+    // (n − 1)·G = −G, so n·G is the identity.
+    expect(p256.Point.BASE.multiply(n - 1n).equals(p256.Point.BASE.negate())).toBe(true);
+    expect(p256.Point.BASE.multiply(n - 1n).add(p256.Point.BASE).is0()).toBe(true);
+  });
+
+  it("signs and derives keys exactly as noble's nist P-256, and each verifies the other's signatures", () => {
+    let seed = 7;
+    const rnd = () => (seed = (seed * 1103515245 + 12345) >>> 0) >>> 24;
+    for (let i = 0; i < 12; i++) {
+      const secret = Uint8Array.from({ length: 32 }, rnd);
+      secret[0] &= 0x7f; // below n
+      const h = Uint8Array.from({ length: 32 }, rnd);
+      expect(toHex(p256.getPublicKey(secret, false))).toBe(toHex(nobleNistP256.getPublicKey(secret, false)));
+      const ours = p256.sign(h, secret, { prehash: false, format: "der" });
+      expect(toHex(ours)).toBe(toHex(nobleNistP256.sign(h, secret, { prehash: false, format: "der" }))); // RFC 6979: deterministic
+      const point = p256.getPublicKey(secret, false);
+      expect(verifyP256(h, ours, point)).toBe(Reason.OK);
+      expect(nobleNistP256.verify(ours, h, point, { prehash: false, format: "der" })).toBe(true);
+    }
+  });
+
+  it("a signature made with it verifies in node:crypto (OpenSSL), over the message", () => {
+    const message = new TextEncoder().encode("xs-ota p256 cross-check");
+    const sig = key.sign(sha256(message));
+    const nodeKey = createPublicKey({ key: Buffer.from(key.spki), format: "der", type: "spki" });
+    expect(cryptoVerify("sha256", message, nodeKey, sig)).toBe(true);
   });
 });
 

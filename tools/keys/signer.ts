@@ -3,7 +3,7 @@
  * test entries can sign too). Signs 32-byte SHA-256 digests; DER output, as
  * imgtool writes ECDSASIG TLVs.
  */
-import { p256 } from "@noble/curves/nist.js";
+import { p256 } from "../../src/crypto/p256";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { spkiOf } from "../../src/crypto/der";
 import type { ImageSigner } from "../image/encode";

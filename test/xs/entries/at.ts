@@ -4,7 +4,7 @@
  * a seeded random-input run. Registered with vitest by test/unit/at.test.ts
  * and run inside XS by test/xs/at.test.ts (this file is the XS entry).
  */
-import { p256 } from "@noble/curves/nist.js";
+import { p256 } from "../../../src/crypto/p256";
 import { VirtualClock } from "../../../hal/mock/clock";
 import { NorFlash } from "../../../hal/mock/flash";
 import { Prng } from "../../../hal/mock/prng";
