@@ -1,0 +1,19 @@
+/* The device lane's bare-metal services (startup.c, semihost.c). */
+#ifndef DEVICE_H
+#define DEVICE_H
+#include <stdint.h>
+#include <stddef.h>
+
+/* SysTick ticks since reset (processor clock), 64 bits wide. */
+uint64_t deviceTicks(void);
+/* Instructions per SysTick tick under `-icount shift=0` on mps2 (1e9 / SYSCLK). */
+#define DEVICE_INSTRUCTIONS_PER_TICK 40u
+
+/* Console and exit over ARM semihosting. */
+void deviceWrite(const char *bytes, size_t length);
+void devicePuts(const char *text);
+__attribute__((noreturn)) void deviceExit(int status);
+__attribute__((noreturn)) void deviceFault(const char *what, uint32_t cfsr, uint32_t hfsr, uint32_t mmfar, uint32_t bfar);
+/* The semihosting command line (the task names); 0 on success. */
+int deviceCommandLine(char *buffer, size_t size);
+#endif
