@@ -35,15 +35,23 @@ function roundTrip(a: string, b: string, extra: string[] = []): void {
 describe("xs-ota diff and apply", () => {
   const random = p.fill(new Uint8Array(70_000));
   const cases: [string, Uint8Array, Uint8Array][] = [
-    ["both empty", new Uint8Array(0), new Uint8Array(0)],
-    ["empty to data", new Uint8Array(0), random.subarray(0, 1234)],
-    ["data to empty", random.subarray(0, 1234), new Uint8Array(0)],
     ["identical", random, random],
     ["completely unrelated", random, p.fill(new Uint8Array(66_000))],
   ];
   for (const [name, a, b] of cases) {
     it(`round trip: ${name}`, () => roundTrip(file(`${name}-a`, a), file(`${name}-b`, b)));
   }
+  it("an empty OLD or NEW is refused (exit 1, one line naming it): a patch goes between images", () => {
+    const data = file("data", random.subarray(0, 1234));
+    const empty = file("empty", new Uint8Array(0));
+    for (const [a, b, what] of [[data, empty, "NEW"], [empty, data, "OLD"], [empty, empty, "OLD"]]) {
+      const r = xsOta(["diff", a, b, "-o", join(dir, "never.xsdp")]);
+      expect(r.status).toBe(1);
+      expect(r.stderr.trim().split("\n")).toHaveLength(1);
+      expect(r.stderr).toMatch(new RegExp(`${what} .* is empty`));
+      expect(r.stdout).toBe("");
+    }
+  });
   it("round trip: a firmware pair, with the stored codec and 1 KiB blocks too", () => {
     const pair = fixturePairs()[2];
     roundTrip(pair.fromFile, pair.toFile);

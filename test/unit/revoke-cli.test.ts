@@ -91,7 +91,7 @@ describe("xs-ota revoke", () => {
     const bad = new Uint8Array(readFileSync(p("usr-n520-7.revocation")));
     writeFileSync(p("bad.revocation"), bad.subarray(0, bad.length - 3));
     const b = xsOta(["inspect", p("bad.revocation")]);
-    expect(b.status).toBe(0);
+    expect(b.status).toBe(1);
     expect(b.stdout).toMatch(/REFUSED: MANIFEST_TRUNCATED/);
   });
 

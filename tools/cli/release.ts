@@ -3,7 +3,7 @@ import { toHex } from "../../src/util/bytes";
 import { formatVersion } from "../../src/image/format";
 import { KeyError, readSigningKey } from "../keys/pem";
 import { makeRelease, ReleaseError } from "../release/build";
-import { CliError, intOption, parse, usageError, type Command } from "./command";
+import { CliError, intOption, io, parse, usageError, type Command } from "./command";
 
 const usage = `usage: xs-ota release --key KEY.pem --hardware-id ID --image IMAGE --slot 0|1 -o OUT.manifest [options]
 
@@ -23,8 +23,18 @@ the manifest's stream id is the payload's file name in that directory.
       --issued-at T       unix seconds (default now)
       --expires T         +30d / +12h / +90m / +3600s from issue, unix seconds, or an ISO date (default +30d)
       --max-download N    download budget in bytes (default twice the payload)
+      --slot-size N       bytes an image may occupy in the device's slot (slot less trailer);
+                          checked as the device checks it (MANIFEST_TOO_BIG_FOR_SLOT)
       --note TEXT         release notes (non-critical; devices skip them)
   -o, --output FILE       the signed manifest to write
+      --force             overwrite OUT (and a different payload copy) if it exists
+
+Before signing, the release is checked as a device would check it: the
+payload is parsed (a delta's patch header must name the --base image and
+the --image by their whole-image SHA-256, and the patch is applied to the
+base with the device's own patcher), and the device's policy checks run
+(expiry, slot, budget: a --max-download below the payload is refused). A
+release every device would refuse is not signed (exit 1).
 
 example: xs-ota release -k key.pem --hardware-id usr-n520 --image app-1.3.0.bin --slot 1 -o rel/app-1.3.0.manifest`;
 
@@ -41,6 +51,7 @@ export function parseExpiry(value: string, issuedAt: number): number {
 export const command: Command = {
   summary: "make a signed release manifest for a full image or a delta",
   usage,
+  json: true,
   async run(argv) {
     const { values, positionals } = parse(argv, {
       key: { type: "string", short: "k" },
@@ -57,6 +68,8 @@ export const command: Command = {
       expires: { type: "string" },
       "max-download": { type: "string" },
       note: { type: "string" },
+      "slot-size": { type: "string" },
+      force: { type: "boolean" },
       output: { type: "string", short: "o" },
     });
     if (positionals.length) throw usageError(`unexpected argument "${positionals[0]}"`);
@@ -73,7 +86,8 @@ export const command: Command = {
     try {
       key = readSigningKey(values.key!);
     } catch (e) {
-      if (e instanceof KeyError) throw new CliError(e.message);
+      if (e instanceof KeyError) throw new CliError(`--key ${e.message}`);
+      if ((e as NodeJS.ErrnoException).code === "ENOENT") throw new CliError(`--key ${values.key}: no such file`);
       throw e;
     }
     try {
@@ -92,13 +106,33 @@ export const command: Command = {
         expiresAt,
         maxDownload: values["max-download"] === undefined ? undefined : intOption(values["max-download"], "max-download"),
         note: values.note,
+        slotSize: values["slot-size"] === undefined ? undefined : intOption(values["slot-size"], "slot-size"),
+        force: values.force === true,
         out: values.output!,
       });
       const m = r.accepted.manifest;
-      process.stdout.write(
+      io.say(
         `wrote ${r.envelopePath}: ${m.hardwareId} ${formatVersion(m.version)} ${m.payload.kind} (${m.payload.length} bytes), ` +
-          `payload ${r.payloadPath}, release id ${toHex(r.accepted.releaseId)}\n`,
+          `payload ${r.payloadPath}, release id ${toHex(r.accepted.releaseId)}`,
       );
+      io.result({
+        file: r.envelopePath,
+        payload: r.payloadPath,
+        releaseId: toHex(r.accepted.releaseId),
+        keyId: toHex(r.accepted.keyId),
+        hardwareId: m.hardwareId,
+        version: formatVersion(m.version),
+        securityCounter: m.securityCounter,
+        slot: m.slot,
+        kind: m.payload.kind,
+        payloadLength: m.payload.length,
+        imageLength: m.image.length,
+        wholeImageSha256: toHex(m.image.sha256),
+        ...(m.payload.baseSha256 ? { baseWholeImageSha256: toHex(m.payload.baseSha256) } : {}),
+        issuedAt: m.issuedAt,
+        expiresAt: m.expiresAt,
+        maxDownload: m.maxDownload,
+      });
     } catch (e) {
       if (e instanceof ReleaseError) throw new CliError(e.message);
       throw e;

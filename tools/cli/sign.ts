@@ -1,11 +1,15 @@
 /** `xs-ota sign`: a firmware binary → a signed MCUboot image, as imgtool's `sign` makes it. */
-import { readFileSync, writeFileSync } from "node:fs";
 import { OtaError } from "../../src/errors";
 import { formatVersion, parseVersion } from "../../src/image/format";
 import { toHex } from "../../src/util/bytes";
+import { sha256 } from "@noble/hashes/sha2.js";
+import { softwareDigest } from "../../src/crypto/sha256";
+import { scanImage } from "../../src/image/verify";
+import { BytesFlash } from "../image/bytes-flash";
 import { autoSecurityCounter, signImage, SignError } from "../image/sign";
 import { KeyError, readSigningKey } from "../keys/pem";
-import { CliError, intOption, parse, usageError, type Command } from "./command";
+import { encodeIntelHex, isHexPath } from "../image/ihex";
+import { CliError, checkWritable, intOption, io, parse, readImageInput, usageError, writeOutput, type Command } from "./command";
 
 const usage = `usage: xs-ota sign [--key KEY.pem] --version V [options] IN OUT
 
@@ -28,13 +32,20 @@ Options mean what imgtool's do:
   -L, --load-addr ADDR         RAM-load address (sets IMAGE_F_RAM_LOAD)
       --rom-fixed ADDR         flash address the image is linked for (sets IMAGE_F_ROM_FIXED)
   -R, --erased-val 0xff|0      erased flash value for padding (default 0xff)
-Numbers are decimal or 0x hex.
+  -x, --hex-addr ADDR          address of the image in a .hex OUT (default: IN's .hex address)
+      --force                  overwrite OUT if it exists
+      --json                   one object on stdout (file, version, lengths, hashes); text on stderr
+Numbers are decimal or 0x hex. IN and OUT ending in .hex are Intel HEX, as
+with imgtool: a .hex IN's lowest address is the firmware's (the header goes
+below it with --pad-header); a padded .hex OUT holds the image and the trailer
+records only. Refused (exit 1): an empty IN, or an IN that is already signed.
 
 example: xs-ota sign -k key.pem -v 1.2.3+4 -s 7 -H 0x200 --pad-header -S 0xc0000 --align 32 app.bin app.signed.bin`;
 
 export const command: Command = {
   summary: "sign a firmware binary into an MCUboot image (imgtool-compatible)",
   usage,
+  json: true,
   async run(argv) {
     const { values, positionals } = parse(argv, {
       key: { type: "string", short: "k" },
@@ -52,10 +63,13 @@ export const command: Command = {
       "load-addr": { type: "string", short: "L" },
       "rom-fixed": { type: "string" },
       "erased-val": { type: "string", short: "R" },
+      "hex-addr": { type: "string", short: "x" },
+      force: { type: "boolean" },
     });
     if (positionals.length !== 2) throw usageError("expected IN and OUT");
     const [input, output] = positionals;
     if (!values.version) throw usageError("--version is required");
+    const opt = (name: string) => (values[name as keyof typeof values] === undefined ? undefined : intOption(values[name as keyof typeof values] as string, name));
     let version;
     try {
       version = parseVersion(values.version);
@@ -68,14 +82,23 @@ export const command: Command = {
     try {
       signer = values.key ? readSigningKey(values.key) : undefined;
     } catch (e) {
-      if (e instanceof KeyError) throw new CliError(e.message);
+      if (e instanceof KeyError) throw new CliError(`--key ${e.message}`);
+      if ((e as NodeJS.ErrnoException).code === "ENOENT") throw new CliError(`--key ${values.key}: no such file`);
       throw e;
     }
-    const opt = (name: string) => (values[name as keyof typeof values] === undefined ? undefined : intOption(values[name as keyof typeof values] as string, name));
+    const hexOut = isHexPath(output);
+    checkWritable(output, values.force);
+    const read = readImageInput(input, "IN");
+    let hexAddr = values["hex-addr"] === undefined ? undefined : intOption(values["hex-addr"], "hex-addr");
+    if (hexOut && hexAddr === undefined) {
+      if (read.baseAddress === undefined) throw usageError("a .hex OUT needs an address: give --hex-addr or a .hex IN");
+      hexAddr = read.baseAddress - (values["pad-header"] ? opt("header-size") ?? 0x200 : 0);
+      if (hexAddr < 0) throw usageError(`the .hex IN starts at 0x${read.baseAddress.toString(16)}, below the header size; give --hex-addr`);
+    }
     let image: Uint8Array;
     try {
       image = signImage({
-        input: new Uint8Array(readFileSync(input)),
+        input: read.bytes,
         version,
         securityCounter,
         headerSize: opt("header-size"),
@@ -93,16 +116,41 @@ export const command: Command = {
         eraseValue: opt("erased-val"),
       });
     } catch (e) {
-      if (e instanceof SignError) throw usageError(e.message);
+      if (e instanceof SignError) throw e.cause_ === "input" ? new CliError(`IN ${input}: ${e.message}`) : usageError(e.message);
       throw e;
     }
-    writeFileSync(output, image);
-    process.stdout.write(
+    const info = scanImage(new BytesFlash(image), { digest: softwareDigest });
+    if (hexOut) {
+      // As imgtool writes a padded .hex: the image, then only the trailer bytes that are set.
+      const erased = opt("erased-val") ?? 0xff;
+      let tail = image.length;
+      if (image.length > info.totalLength) {
+        tail = info.totalLength;
+        while (tail < image.length && image[tail] === erased) tail++;
+      }
+      const segments = [{ address: hexAddr!, bytes: image.subarray(0, info.totalLength) }];
+      if (tail < image.length) segments.push({ address: hexAddr! + tail, bytes: image.subarray(tail) });
+      writeOutput(output, encodeIntelHex(segments), true);
+    } else writeOutput(output, image, true);
+    const whole = sha256(image.subarray(0, info.totalLength));
+    io.say(
       `wrote ${output}: ${formatVersion(version)}, ${image.length} bytes` +
         (securityCounter !== undefined ? `, security counter ${securityCounter}` : "") +
         (signer ? `, key id ${toHex(signer.keyId)}` : ", unsigned") +
-        "\n",
+        (hexOut ? `, Intel HEX at 0x${hexAddr!.toString(16)}` : "") +
+        `\n  SHA256 TLV ${toHex(info.hash)} (MCUboot's hash)\n  whole-image SHA-256 ${toHex(whole)} (what a manifest binds and revoke --block takes)`,
     );
+    io.result({
+      file: output,
+      version: formatVersion(version),
+      length: image.length,
+      imageLength: info.totalLength,
+      securityCounter: securityCounter ?? null,
+      keyId: signer ? toHex(signer.keyId) : null,
+      sha256Tlv: toHex(info.hash),
+      wholeImageSha256: toHex(whole),
+      ...(hexOut ? { hexAddress: hexAddr } : {}),
+    });
     return 0;
   },
 };

@@ -35,6 +35,9 @@ const FLAG_NAMES: [number, string][] = [
   [0x100, "ROM_FIXED"],
 ];
 
+/** The words describe*() use for a defect; a description matching this is of a broken file. */
+export const DEFECT = /\b(MISMATCH|MISSING|MALFORMED|TRUNCATED|INVALID|REFUSED|TRAILING)\b/;
+
 export function isImage(bytes: Uint8Array): boolean {
   return bytes.length >= 4 && new DataView(bytes.buffer, bytes.byteOffset, 4).getUint32(0, true) === IMAGE_MAGIC;
 }
@@ -50,13 +53,13 @@ function u16(b: Uint8Array, at: number): number {
 /** Dump the TLV area at `at`; returns its end, or undefined when it is not there. */
 function dumpArea(b: Uint8Array, at: number, magic: number, title: string, lines: string[]): number | undefined {
   if (at + 4 > b.length) {
-    lines.push(`  ${title}: missing (file ends at ${hex(b.length)})`);
+    lines.push(`  ${title}: TRUNCATED (the file ends at ${hex(b.length)})`);
     return undefined;
   }
   const got = u16(b, at);
   const total = u16(b, at + 2);
   if (got !== magic) {
-    lines.push(`  ${title}: bad magic ${hex(got)} at ${hex(at)} (expected ${hex(magic)})`);
+    lines.push(`  ${title}: MALFORMED: magic ${hex(got)} at ${hex(at)} (expected ${hex(magic)})`);
     return undefined;
   }
   lines.push(`  ${title} at ${hex(at)}, ${total} bytes:`);
@@ -64,7 +67,7 @@ function dumpArea(b: Uint8Array, at: number, magic: number, title: string, lines
   let off = at + 4;
   for (let n = 0; off < end && n < 64; n++) {
     if (off + 4 > Math.min(end, b.length)) {
-      lines.push(`    (TLV header runs past the area at ${hex(off)})`);
+      lines.push(`    MALFORMED: a TLV header runs past the area at ${hex(off)}`);
       return end;
     }
     const type = u16(b, off);
@@ -76,11 +79,15 @@ function dumpArea(b: Uint8Array, at: number, magic: number, title: string, lines
     lines.push(`    ${name} (${hex(type)}) ${len} bytes: ${shown}`);
     off += 4 + len;
   }
-  if (off !== end) lines.push(`    (TLVs end at ${hex(off)}, area says ${hex(end)})`);
+  if (off !== end) lines.push(`    MALFORMED: the TLVs end at ${hex(off)}, the area says ${hex(end)}`);
   return end;
 }
 
-/** A multi-line description of an MCUboot image file. */
+/**
+ * A multi-line description of an MCUboot image file. A defect is written in
+ * capitals (MISMATCH, MISSING, MALFORMED, TRUNCATED): `xs-ota inspect` exits 1
+ * when one is there (see `DEFECT`).
+ */
 export function describeImage(b: Uint8Array): string {
   const lines: string[] = [];
   if (b.length < IMAGE_HEADER_SIZE || !isImage(b)) return "not an MCUboot image (no header magic)";
@@ -117,9 +124,10 @@ export function describeImage(b: Uint8Array): string {
       if (u16(b, off) === TLV.SHA256) stored = b.subarray(off + 4, off + 4 + u16(b, off + 2));
     }
     const ok = stored !== undefined && toHex(stored) === toHex(hash);
-    lines.push(`  hash check:     ${ok ? "ok" : stored ? "MISMATCH" : "no SHA256 TLV"} (computed ${toHex(hash)})`);
+    lines.push(`  SHA256 TLV:     ${ok ? "ok" : stored ? "MISMATCH" : "MISSING"}, computed ${toHex(hash)} (MCUboot's hash: header, body, protected TLVs)`);
   }
-  if (end <= b.length) lines.push(`  image sha256:   ${toHex(sha256(b.subarray(0, end)))} (header through TLV area)`);
+  if (end <= b.length) lines.push(`  whole-image SHA-256: ${toHex(sha256(b.subarray(0, end)))} (header through TLV area: what a manifest binds and revoke --block takes)`);
+  else lines.push(`  TRUNCATED: the file ends at ${hex(b.length)}, the image at ${hex(end)}`);
   if (b.length > end) lines.push(describeTrailer(b));
   return lines.join("\n");
 }

@@ -14,7 +14,7 @@
  *
  * Portable (no Node API) so test entries can sign inside XS.
  */
-import { IMAGE_HEADER_SIZE, type ImageVersion } from "../../src/image/format";
+import { IMAGE_HEADER_SIZE, IMAGE_MAGIC, type ImageVersion } from "../../src/image/format";
 import { bootMagic, BOOT_FLAG_SET } from "../../src/image/trailer";
 import { encodeImage, type ImageSigner } from "./encode";
 
@@ -25,7 +25,8 @@ export const DEFAULT_MAX_SECTORS = 128;
 export const VALID_ALIGNS = Object.freeze([1, 2, 4, 8, 16, 32]);
 
 export class SignError extends Error {
-  constructor(message: string) {
+  /** `input`: the input's content is refused (exit 1); otherwise an option is wrong (exit 2). */
+  constructor(message: string, readonly cause_: "option" | "input" = "option") {
     super(message);
   }
 }
@@ -96,15 +97,19 @@ export function signImage(o: SignOptions): Uint8Array {
   if (o.securityCounter !== undefined && !(Number.isInteger(o.securityCounter) && o.securityCounter >= 0 && o.securityCounter <= 0xffffffff)) {
     throw new SignError("--security-counter must be 0..0xffffffff");
   }
+  if (o.input.length >= 4 && new DataView(o.input.buffer, o.input.byteOffset, 4).getUint32(0, true) === IMAGE_MAGIC) {
+    throw new SignError("input is already an MCUboot image (it starts with the header magic); sign the firmware binary, not a signed image", "input");
+  }
   let body: Uint8Array;
   if (o.padHeader) body = o.input;
   else {
-    if (o.input.length < headerSize) throw new SignError(`input shorter than the ${headerSize}-byte header space`);
+    if (o.input.length < headerSize) throw new SignError(`input shorter than the ${headerSize}-byte header space`, "input");
     for (let i = 0; i < headerSize; i++) {
       if (o.input[i] !== 0) throw new SignError(`input does not start with ${headerSize} zero bytes of header space; use --pad-header to prepend the header`);
     }
     body = o.input.subarray(headerSize);
   }
+  if (body.length === 0) throw new SignError("input has no firmware (an empty body): nothing to sign", "input");
   let flags = 0;
   if (o.loadAddr) flags |= IMAGE_F_RAM_LOAD; // imgtool sets RAM_LOAD only for a non-zero address
   if (o.romFixed !== undefined) flags |= IMAGE_F_ROM_FIXED;

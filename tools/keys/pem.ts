@@ -67,7 +67,10 @@ export function parsePrivateKeyPem(text: string, where = "key"): SigningKey {
  */
 export function parsePublicKeyPem(text: string, where = "key"): Uint8Array {
   const pub = blocks(text).find((x) => x.label === "PUBLIC KEY");
-  if (!pub) return parsePrivateKeyPem(text, where).publicKey;
+  if (!pub) {
+    if (!blocks(text).some((x) => /PRIVATE KEY$/.test(x.label))) throw new KeyError(`${where}: no PEM key (PUBLIC KEY, PRIVATE KEY or EC PRIVATE KEY)`);
+    return parsePrivateKeyPem(text, where).publicKey;
+  }
   let key: KeyObject;
   try {
     key = createPublicKey({ key: pub.pem, format: "pem" });

@@ -7,12 +7,14 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync, realpathSync, writeF
 import { basename, dirname, join, resolve } from "node:path";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { softwareDigest } from "../../src/crypto/sha256";
-import { OtaError } from "../../src/errors";
+import { OtaError, Reason, reasonName } from "../../src/errors";
+import { HexError, isHexPath, readHexFile } from "../image/ihex";
 import { scanImage, type ImageInfo } from "../../src/image/verify";
 import { decodeManifest, MAX_MANIFEST_BYTES } from "../../src/update/manifest";
 import type { AcceptedManifest, PayloadKind, ReleaseManifest } from "../../src/update/types";
 import { BytesFlash } from "../image/bytes-flash";
 import type { SigningKey } from "../keys/signer";
+import { checkRelease } from "./check";
 import { encodeManifest, signManifestBytes } from "./encode";
 
 export class ReleaseError extends Error {
@@ -43,6 +45,10 @@ export interface ReleaseOptions {
   /** Default: twice the payload length (one full retry). */
   maxDownload?: number;
   note?: string;
+  /** Bytes an image may occupy in the device's slot (slot less trailer), when known: checked as the device does. */
+  slotSize?: number;
+  /** Overwrite an existing output (manifest or payload copy). */
+  force?: boolean;
   /** Output envelope path; the payload is copied into its directory. */
   out: string;
 }
@@ -56,11 +62,24 @@ export interface ReleaseResult {
 
 /** Scan an image file as the device would (hash checked, no signature check). */
 export function scanImageFile(path: string): { bytes: Uint8Array; info: ImageInfo } {
-  const bytes = new Uint8Array(readFileSync(path));
+  let bytes: Uint8Array;
+  try {
+    bytes = isHexPath(path) ? readHexFile(path).bytes : new Uint8Array(readFileSync(path));
+  } catch (e) {
+    if (e instanceof HexError) throw new ReleaseError(e.message);
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === "ENOENT") throw new ReleaseError(`${path}: no such file`);
+    if (code === "EISDIR") throw new ReleaseError(`${path} is a directory, not an image file`);
+    throw e;
+  }
   try {
     return { bytes, info: scanImage(new BytesFlash(bytes), { digest: softwareDigest }) };
   } catch (e) {
-    if (e instanceof OtaError) throw new ReleaseError(`${path}: not a valid MCUboot image (${e.message})`);
+    if (e instanceof OtaError) {
+      // The "slot" here is the file: an image that does not fit it is a truncated file.
+      const why = e.code === Reason.IMAGE_TOO_LARGE || e.code === Reason.FLASH_RANGE ? `the file is truncated (${bytes.length} bytes)` : e.message;
+      throw new ReleaseError(`${path}: not a valid MCUboot image (${why})`);
+    }
     throw e;
   }
 }
@@ -72,17 +91,27 @@ export function makeRelease(o: ReleaseOptions): ReleaseResult {
   const imageSha256 = sha256(target.bytes.subarray(0, imageLength));
   let payloadPath: string;
   let baseSha256: Uint8Array | undefined;
+  let base: { bytes: Uint8Array; info: ImageInfo } | undefined;
   if (o.kind === "full") {
     payloadPath = o.payloadPath ?? o.imagePath;
     if (o.basePath) throw new ReleaseError("--base is for a delta release");
+    if (isHexPath(payloadPath)) throw new ReleaseError(`${payloadPath}: a full release's payload is the binary image a device downloads, not Intel HEX (sign to a .bin)`);
   } else {
     if (!o.payloadPath) throw new ReleaseError("a delta release needs --payload PATCH");
     if (!o.basePath) throw new ReleaseError("a delta release needs --base BASE_IMAGE");
     payloadPath = o.payloadPath;
-    const base = scanImageFile(o.basePath);
+    base = scanImageFile(o.basePath);
     baseSha256 = sha256(base.bytes.subarray(0, base.info.totalLength));
   }
-  const payload = new Uint8Array(readFileSync(payloadPath));
+  let payload: Uint8Array;
+  try {
+    payload = new Uint8Array(readFileSync(payloadPath));
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === "ENOENT") throw new ReleaseError(`--payload ${payloadPath}: no such file`);
+    if (code === "EISDIR") throw new ReleaseError(`--payload ${payloadPath} is a directory, not a file`);
+    throw e;
+  }
   if (o.kind === "full" && payload.length !== imageLength) {
     throw new ReleaseError(
       `${payloadPath} is ${payload.length} bytes but the image ends at ${imageLength}: a full release needs the unpadded image (sign without --pad)`,
@@ -121,13 +150,24 @@ export function makeRelease(o: ReleaseOptions): ReleaseResult {
   } catch (e) {
     throw new ReleaseError(`a device would refuse this manifest: ${(e as Error).message}`);
   }
+  const problem = checkRelease({
+    manifest: decoded,
+    payload,
+    image: target.bytes.subarray(0, imageLength),
+    base: base ? base.bytes.subarray(0, base.info.totalLength) : undefined,
+    baseVersion: base?.info.header.version,
+    baseSecurityCounter: base ? (base.info.securityCounter ?? 0) : undefined,
+    slotSize: o.slotSize,
+  });
+  if (problem) throw new ReleaseError(`every device would refuse this release: ${reasonName(problem.reason)}: ${problem.message}`);
   const envelope = signManifestBytes(bytes, o.key);
   const outDir = dirname(resolve(o.out));
+  if (existsSync(o.out) && !o.force) throw new ReleaseError(`${o.out} exists; use --force to overwrite`);
   const dest = join(outDir, stream);
   mkdirSync(outDir, { recursive: true });
   if (!samePath(payloadPath, dest)) {
-    if (existsSync(dest) && !equalFiles(dest, payload)) throw new ReleaseError(`${dest} exists with different content; not overwriting`);
-    if (!existsSync(dest)) copyFileSync(payloadPath, dest);
+    if (existsSync(dest) && !equalFiles(dest, payload) && !o.force) throw new ReleaseError(`${dest} exists with different content; use --force to overwrite`);
+    if (!existsSync(dest) || !equalFiles(dest, payload)) copyFileSync(payloadPath, dest);
   }
   writeFileSync(o.out, envelope);
   return Object.freeze({
