@@ -4,6 +4,10 @@
  * real XS worker built from source by @agoric/xsnap, and run its tasks one
  * command each. Each result carries the task's computrons (XS's
  * deterministic compute meter), the figure benches report as XS cost.
+ *
+ * The worker is made as strict as a Moddable device first: the prelude of
+ * test/lib/moddable-realm deletes the globals Moddable lacks (TextEncoder,
+ * setImmediate, print, …) and freezes the built-ins, before the bundle loads.
  */
 import "@endo/init";
 import { spawn } from "node:child_process";
@@ -14,6 +18,7 @@ import { build } from "esbuild";
 import { xsnap } from "@agoric/xsnap";
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
+import { moddableRealmPrelude } from "../lib/moddable-realm";
 
 export interface TaskResult<T = unknown> {
   value: T;
@@ -30,7 +35,11 @@ function tmpName(_options: unknown, callback: (err: Error | null, name: string) 
   callback(null, join(os.tmpdir(), `xs-ota-${process.pid}-${randomBytes(6).toString("hex")}`));
 }
 
-/** Bundle an entry to one es2020 script. */
+/**
+ * Bundle an entry to one es2020 script. Strict, as the ES modules it is made
+ * of are on a device: in a sloppy script an assignment to a frozen built-in's
+ * property fails silently where the module would throw.
+ */
 export async function bundle(entry: string): Promise<string> {
   const out = await build({
     entryPoints: [entry],
@@ -40,13 +49,14 @@ export async function bundle(entry: string): Promise<string> {
     platform: "neutral",
     mainFields: ["module", "main"],
     conditions: ["import", "default"],
+    banner: { js: '"use strict";' },
     write: false,
     logLevel: "silent",
   });
   return out.outputFiles[0].text;
 }
 
-/** Start an XS worker with the bundled entry loaded. */
+/** Start an XS worker in the Moddable realm (see above) with the bundled entry loaded. */
 export async function startXs(entry: string): Promise<XsWorker> {
   const code = await bundle(entry);
   const worker = await xsnap({
@@ -59,6 +69,7 @@ export async function startXs(entry: string): Promise<XsWorker> {
     stderr: "inherit",
     handleCommand: async () => new Uint8Array(0),
   } as never);
+  await worker.evaluate(moddableRealmPrelude);
   await worker.evaluate(code);
   return {
     async run<T>(task: string): Promise<TaskResult<T>> {
