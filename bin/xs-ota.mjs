@@ -9,4 +9,7 @@ if (!existsSync(bundle)) {
   process.exit(2);
 }
 const { main } = await import(bundle.href);
-process.exitCode = await main(process.argv.slice(2));
+const code = await main(process.argv.slice(2));
+process.exitCode = code;
+// A failed run exits now: a handle left open by a failed start (a socket, a timer) must not keep it alive.
+if (code !== 0) process.exit(code);

@@ -1,7 +1,12 @@
 /** `xs-ota serve`: the update server (embedded MQTT broker or an existing one, plus HTTPS Range). */
 import { resolve, join } from "node:path";
+import { existsSync, statSync } from "node:fs";
+import { createKeyring, type Keyring } from "../../src/crypto/keyring";
+import { softwareDigest } from "../../src/crypto/sha256";
+import { KeyError, readPublicKey } from "../keys/pem";
+import { formatInventory, inventory } from "../serve/inventory";
 import { startServe } from "../serve/server";
-import { intOption, parse, usageError, type Command } from "./command";
+import { CliError, intOption, io, parse, readInput, usageError, type Command } from "./command";
 
 const usage = `usage: xs-ota serve --releases DIR [options]
 
@@ -22,7 +27,16 @@ and a server certificate for 127.0.0.1 and localhost are written to DIR/tls/
 (ca.pem, server.pem, server-key.pem) and reused on the next start; devices
 and mosquitto_sub trust DIR/tls/ca.pem.
 
+At start serve lists every release and revocation record it loaded and
+every file it skipped or will fail on (a manifest that does not decode or,
+with --trust, does not verify; a payload missing or not the one its manifest
+names), then "ready". A port in use, or any other start-up failure, is one
+line and exit 1.
+
   --releases DIR           release directory (required)
+  --trust PUB.pem          serve only releases signed by this key (repeatable); without it
+                           signatures are left to the devices
+  --quiet                  print only warnings and errors
   --mqtt-port N            embedded broker port (default 8883; 0 = any free port)
   --https-port N           HTTPS Range server port (default 8443; 0 = any free port)
   --host ADDR              address to listen on (default 0.0.0.0)
@@ -55,6 +69,7 @@ export const command: Command = {
       argv,
       {
         releases: { type: "string" },
+        trust: { type: "string", multiple: true },
         "mqtt-port": { type: "string" },
         "https-port": { type: "string" },
         host: { type: "string" },
@@ -72,6 +87,17 @@ export const command: Command = {
     );
     if (!values.releases) throw usageError("--releases DIR is required");
     const dir = resolve(values.releases);
+    if (!existsSync(dir)) throw new CliError(`--releases ${values.releases}: no such directory`);
+    if (!statSync(dir).isDirectory()) throw new CliError(`--releases ${values.releases} is not a directory`);
+    let keyring: Keyring | undefined;
+    if (values.trust?.length) {
+      try {
+        keyring = createKeyring(values.trust.map((k) => (readInput(k, "--trust"), readPublicKey(k))), softwareDigest);
+      } catch (e) {
+        if (e instanceof KeyError) throw new CliError(`--trust ${e.message}`);
+        throw e;
+      }
+    }
     const mqttPort = intOption(values["mqtt-port"], "mqtt-port", 8883);
     const httpsPort = intOption(values["https-port"], "https-port", 8443);
     for (const [n, p] of [["mqtt-port", mqttPort], ["https-port", httpsPort]] as const) if (p < 0 || p > 65535) throw usageError(`--${n} must be 0..65535`);
@@ -83,8 +109,11 @@ export const command: Command = {
     if (inFlightTimeout < 1 || inFlightTimeout > 7 * 86400) throw usageError("--in-flight-timeout must be 1..604800 seconds");
     if (values["tls-cert"] !== undefined && values["tls-key"] === undefined) throw usageError("--tls-cert needs --tls-key");
     if (values["tls-key"] !== undefined && values["tls-cert"] === undefined) throw usageError("--tls-key needs --tls-cert");
+    const inv = inventory(dir, keyring);
+    for (const line of formatInventory(values.releases, inv, keyring !== undefined)) (line.startsWith("WARNING") ? io.warn(line) : io.say(line));
     const handle = await startServe({
       releasesDir: dir,
+      keyring,
       host: values.host ?? "0.0.0.0",
       mqttPort,
       httpsPort,
@@ -97,14 +126,14 @@ export const command: Command = {
       reportsPath: values.reports ?? join(dir, "reports.jsonl"),
       maxInFlight,
       inFlightTimeoutSec: inFlightTimeout,
-      log: (line) => process.stdout.write(`${line}\n`),
+      log: (line) => (/^(WARNING|skipping)/.test(line) ? io.warn(line) : io.say(line)),
     });
-    process.stdout.write("ready\n");
+    io.say("ready");
     await new Promise<void>((done) => {
       const stop = () => {
         process.off("SIGINT", stop);
         process.off("SIGTERM", stop);
-        process.stdout.write(`\n${handle.summary()}\n`);
+        io.say(`\n${handle.summary()}`);
         void handle.close().then(done);
       };
       process.on("SIGINT", stop);

@@ -180,7 +180,9 @@ export const command: Command = {
         keep: values.keep,
       });
     } catch (e) {
-      throw new CliError(`cannot start the fleet: ${describeError(e)}`);
+      const why = describeError(e);
+      const hint = /does not fit|exceeds the slot/.test(why) ? ` (the ${map} map's slots are ${map === "small" ? "64 KiB; --map device has larger ones" : "those of the STM32H743 map"})` : "";
+      throw new CliError(`cannot start the fleet: ${why}${hint}`);
     }
 
     const servers: SerialTcpServer[] = [];

@@ -44,6 +44,7 @@ import {
 } from "../../src/protocol/messages";
 import { toHex } from "../../src/util/bytes";
 import { readReleaseDir } from "../release/read";
+import type { Keyring } from "../../src/crypto/keyring";
 import { newestRevocations, type RevocationEntry } from "../release/revoke";
 import { ensureTlsFiles } from "./certs";
 import { chooseOffer, offerContext, type OfferCandidate } from "./offers";
@@ -52,6 +53,8 @@ import { readRevocations } from "./revocations";
 
 export interface ServeOptions {
   readonly releasesDir: string;
+  /** When given, only releases whose signature a key in it verifies are served (others are skipped and logged). */
+  readonly keyring?: Keyring;
   /** Bind address for the embedded broker and the HTTPS server. */
   readonly host: string;
   /** Embedded broker port (0 = any free port). Ignored with `broker`. */
@@ -172,6 +175,15 @@ function listen(server: net.Server, port: number, host: string): Promise<number>
   });
 }
 
+/** A listen failure as one line naming the port and the option that sets it. */
+function listenError(e: unknown, what: string, host: string, port: number, option: string): Error {
+  const code = (e as NodeJS.ErrnoException).code;
+  if (code === "EADDRINUSE") return new Error(`cannot listen for ${what} on ${host}:${port}: the port is in use (another server?); choose another with ${option}`);
+  if (code === "EACCES") return new Error(`cannot listen for ${what} on ${host}:${port}: permission denied (ports below 1024 need privileges); choose another with ${option}`);
+  if (code === "EADDRNOTAVAIL") return new Error(`cannot listen for ${what} on ${host}:${port}: no such local address (--host)`);
+  return new Error(`cannot listen for ${what} on ${host}:${port}: ${(e as Error).message}`);
+}
+
 /** Parse `bytes=a-b`, `bytes=a-`, `bytes=-n` against a file size; undefined = not satisfiable; null = no/ignored header. */
 export function parseRangeHeader(h: string | undefined, size: number): { start: number; end: number } | undefined | null {
   if (h === undefined) return null;
@@ -215,11 +227,17 @@ export async function startServe(o: ServeOptions): Promise<ServeHandle> {
   // Releases and revocation records: re-read from DIR at most every 2 s (DIR is the only state).
   type Entry = OfferCandidate & { readonly releaseId: string };
   let cache: { at: number; entries: Entry[]; revocations: Map<string, RevocationEntry> } | undefined;
+  const skipped = new Set<string>();
   const load = () => {
     const t = Date.now();
     if (cache && t - cache.at < 2000) return cache;
-    const skip = (p: string, e: Error) => o.log(`skipping ${p}: ${e.message}`);
-    const entries = readReleaseDir(o.releasesDir, { onError: skip }).map((e) => ({
+    const skip = (p: string, e: Error) => {
+      // Once per file and reason: DIR is re-read every 2 s.
+      const said = `${p}\0${e.message}`;
+      if (!skipped.has(said)) o.log(`skipping ${p}: ${e.message}`);
+      skipped.add(said);
+    };
+    const entries = readReleaseDir(o.releasesDir, { keyring: o.keyring, onError: skip }).map((e) => ({
       manifest: e.manifest,
       envelope: e.bytes,
       payloadPath: e.payloadPath,
@@ -387,7 +405,13 @@ export async function startServe(o: ServeOptions): Promise<ServeHandle> {
       const server = tlsOptions && !o.insecurePlaintext ? tls.createServer(tlsOptions, broker.handle as never) : net.createServer(broker.handle as never);
       if (!tlsOptions || o.insecurePlaintext) o.log("WARNING: the embedded broker is listening WITHOUT TLS (--insecure-plaintext)");
       const closeServer = trackConnections(server);
-      mqttPort = await listen(server, o.mqttPort, o.host);
+      try {
+        mqttPort = await listen(server, o.mqttPort, o.host);
+      } catch (e) {
+        // Aedes keeps timers: close it, or a failed start would never exit.
+        await new Promise<void>((r) => broker.close(() => r()));
+        throw listenError(e, "MQTT", o.host, o.mqttPort, "--mqtt-port");
+      }
       for (const s of serverSubscriptions(false)) {
         await new Promise<void>((r) =>
           broker.subscribe(
@@ -433,7 +457,12 @@ export async function startServe(o: ServeOptions): Promise<ServeHandle> {
     const web = tlsOptions && !o.insecurePlaintext ? https.createServer(tlsOptions, onRequest) : http.createServer(onRequest);
     web.keepAliveTimeout = 30_000;
     const closeWeb = trackConnections(web);
-    const httpsPort = await listen(web, o.httpsPort, o.host);
+    let httpsPort: number;
+    try {
+      httpsPort = await listen(web, o.httpsPort, o.host);
+    } catch (e) {
+      throw listenError(e, "HTTPS", o.host, o.httpsPort, "--https-port");
+    }
     closers.push(closeWeb);
     o.log(`${web instanceof https.Server ? "https" : "http"} range server listening on ${o.host}:${httpsPort} (/streams/<stream>)`);
     if (caPath) o.log(`devices trust the CA in ${caPath}`);

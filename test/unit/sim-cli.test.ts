@@ -1,0 +1,32 @@
+/**
+ * `xs-ota sim` start-up failures end the run at once with one line and a
+ * non-zero exit (issue 17, item 2): a factory image that does not fit slot 0,
+ * a demo image too large for the map.
+ */
+import { mkdtempSync, mkdirSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { xsOta } from "../lib/cli";
+
+describe("xs-ota sim start-up failures exit non-zero", () => {
+  it("a factory image that does not fit slot 0 → one line, exit 1, no hang", () => {
+    const dir = mkdtempSync(join(tmpdir(), "xs-ota-sim-cli-"));
+    const p = (n: string) => join(dir, n);
+    writeFileSync(p("big.bin"), Uint8Array.from({ length: 80_000 }, (_, i) => (i * 13) & 0xff));
+    expect(xsOta(["keygen", "-o", p("key.pem"), "--public", p("pub.pem")]).status).toBe(0);
+    expect(xsOta(["sign", "-k", p("key.pem"), "-v", "1.0.0", "--pad-header", p("big.bin"), p("big.img")]).status).toBe(0);
+    mkdirSync(p("rel"));
+    const t = Date.now();
+    const r = xsOta(["sim", "--releases", p("rel"), "--trust", p("pub.pem"), "--factory", p("big.img")], { timeoutMs: 30_000 });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/cannot start the fleet: .*does not fit slot 0/);
+    expect(r.stderr.trim().split("\n")).toHaveLength(1);
+    expect(Date.now() - t).toBeLessThan(25_000);
+  });
+  it("a demo image too large for the map → one line naming the map, exit 1", () => {
+    const r = xsOta(["sim", "--demo-releases", "--image-kib", "100"], { timeoutMs: 30_000 });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/small map's slots are 64 KiB/);
+  });
+});
