@@ -124,6 +124,32 @@ export class SlotWriter {
     return this.programmed;
   }
 
+  /**
+   * Bytes of the new image written so far, `[offset, offset + length)` below
+   * `this.offset`: programmed bytes read back through the writer's flash (a
+   * HeaderHold serves the held header from RAM), the rest from the program
+   * buffer. For a decoder that copies from the new image.
+   * @throws RangeError past what is written (or a bad range).
+   */
+  readWritten(offset: number, length: number): Uint8Array {
+    checkOffset(offset, "offset");
+    checkOffset(length, "length");
+    if (offset + length > this.offset) throw new RangeError(`readWritten: ${offset}+${length} is past the ${this.offset} bytes written`);
+    const out = new Uint8Array(length);
+    let at = 0;
+    // Bounded: flash reads of at most RESUME_SCAN_CHUNK bytes, then one copy from the buffer.
+    while (at < length && offset + at < this.programmed) {
+      const n = Math.min(length - at, this.programmed - (offset + at), RESUME_SCAN_CHUNK);
+      out.set(this.flash.read(n, offset + at), at);
+      at += n;
+    }
+    if (at < length) {
+      const from = offset + at - this.programmed;
+      out.set(this.buffer.subarray(from, from + (length - at)), at);
+    }
+    return out;
+  }
+
   /** RAM the writer holds (its program buffer). */
   get bytes(): number {
     return this.buffer.byteLength;
