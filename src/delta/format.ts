@@ -13,7 +13,10 @@ import { crc32 } from "../util/crc32";
 
 /** "XSDP": xs-ota delta patch. */
 export const PATCH_MAGIC = Object.freeze([0x58, 0x53, 0x44, 0x50]);
+/** Version 1: codecs STORED, DEFLATE and RANGE over the bsdiff raw block. */
 export const PATCH_VERSION = 1;
+/** Version 2: codec LZ (./lz.ts), streamed, with copies from the new image; its own block header. */
+export const PATCH_VERSION_LZ = 2;
 export const PATCH_HEADER_SIZE = 88;
 /** Largest block header: varint stored length, varint raw length (5 bytes each), CRC-32. */
 export const BLOCK_HEADER_MAX = 14;
@@ -24,9 +27,11 @@ export const BLOCK_HEADER_MIN = 6;
  * Block payload compression. A block whose stored length equals its raw length
  * is stored as is. DEFLATE: raw DEFLATE of the raw block. RANGE: the block's
  * controls, diff and extra bytes coded by the context-modelled range coder
- * (./cm.ts), whose diff contexts are the old image's bytes.
+ * (./cm.ts), whose diff contexts are the old image's bytes. LZ (version 2
+ * patches only): operations over the old image, literals and the new image
+ * written so far, Huffman-coded per block (./lz.ts).
  */
-export const Codec = Object.freeze({ STORED: 0, DEFLATE: 1, RANGE: 2 });
+export const Codec = Object.freeze({ STORED: 0, DEFLATE: 1, RANGE: 2, LZ: 3 });
 export type CodecId = (typeof Codec)[keyof typeof Codec];
 
 /** Block sizes the format allows: 2^10 .. 2^16 bytes of new image per block. */
@@ -58,6 +63,34 @@ export interface BlockHeader {
   readonly crc: number;
   /** Bytes the header took. */
   readonly size: number;
+}
+
+/** Largest version-2 block header: varint stored length (5 bytes), CRC-32. */
+export const BLOCK_HEADER_V2_MAX = 9;
+/** Smallest version-2 block header (identity: one zero byte and the CRC). */
+export const BLOCK_HEADER_V2_MIN = 5;
+
+/**
+ * Parse a version-2 block header (varint payload length, CRC-32 of the span)
+ * from `b[0, length)`; undefined while incomplete. Payload length 0 is an
+ * identity block.
+ * @throws OtaError PATCH_MALFORMED for a varint over 32 bits or 5 bytes.
+ */
+export function parseBlockHeaderV2(b: Uint8Array, length: number): BlockHeader | undefined {
+  let at = 0;
+  let value = 0;
+  let scale = 1;
+  for (let i = 0; ; i++) {
+    if (i === 5) throw new OtaError(Reason.PATCH_MALFORMED, "block header varint longer than 5 bytes");
+    if (at >= length) return undefined;
+    const byte = b[at++];
+    value += (byte & 0x7f) * scale;
+    if ((byte & 0x80) === 0) break;
+    scale *= 128;
+  }
+  if (value > 0xffffffff) throw new OtaError(Reason.PATCH_MALFORMED, "block header varint over 32 bits");
+  if (at + 4 > length) return undefined;
+  return { storedLength: value, rawLength: 0, crc: readU32(b, at), size: at + 4 };
 }
 
 /**
@@ -124,11 +157,12 @@ export function parsePatchHeader(bytes: Uint8Array): PatchHeader {
   if (bytes.length < PATCH_HEADER_SIZE) throw new OtaError(Reason.PATCH_TRUNCATED, `header needs ${PATCH_HEADER_SIZE} bytes, got ${bytes.length}`);
   if (!hasPatchMagic(bytes)) throw new OtaError(Reason.PATCH_BAD_MAGIC, "not an xs-ota patch");
   const version = bytes[4];
-  if (version !== PATCH_VERSION) throw new OtaError(Reason.PATCH_UNSUPPORTED, `patch version ${version}`, version);
+  if (version !== PATCH_VERSION && version !== PATCH_VERSION_LZ) throw new OtaError(Reason.PATCH_UNSUPPORTED, `patch version ${version}`, version);
   const crc = readU32(bytes, 84);
   if (crc32(bytes.subarray(0, 84)) !== crc) throw new OtaError(Reason.PATCH_HEADER_CRC, "header CRC mismatch");
   const codec = bytes[5];
-  if (codec !== Codec.STORED && codec !== Codec.DEFLATE && codec !== Codec.RANGE) throw new OtaError(Reason.PATCH_UNSUPPORTED, `codec ${codec}`, codec);
+  const known = version === PATCH_VERSION ? codec === Codec.STORED || codec === Codec.DEFLATE || codec === Codec.RANGE : codec === Codec.LZ;
+  if (!known) throw new OtaError(Reason.PATCH_UNSUPPORTED, `codec ${codec} in a version ${version} patch`, codec);
   const log2 = bytes[6];
   if (log2 < MIN_BLOCK_LOG2 || log2 > MAX_BLOCK_LOG2) throw new OtaError(Reason.PATCH_UNSUPPORTED, `block size 2^${log2}`, log2);
   if (bytes[7] !== 0) throw new OtaError(Reason.PATCH_UNSUPPORTED, `flags 0x${bytes[7].toString(16)}`, bytes[7]);

@@ -31,10 +31,14 @@ import { CRC_TABLE_BYTES, crc32Update } from "../util/crc32";
 import {
   BLOCK_HEADER_MAX,
   BLOCK_HEADER_MIN,
+  BLOCK_HEADER_V2_MAX,
+  BLOCK_HEADER_V2_MIN,
   Codec,
   PATCH_HEADER_SIZE,
+  PATCH_VERSION,
   maxRawLength,
   parseBlockHeader,
+  parseBlockHeaderV2,
   parsePatchHeader,
   type PatchCheckpoint,
   type PatchHeader,
@@ -42,6 +46,7 @@ import {
 import { BlockModel, IntKind, unzigzag, type OldContext } from "./cm";
 import { Inflater } from "./inflate";
 import { RangeDecoder } from "./range";
+import { BLOCK_END, BUDGET_SPENT, LzBlockDecoder, type LzInput, type LzIo } from "./lz";
 
 /** Bytes of the old image read per flash read (the HAL allows up to 4096). */
 export const OLD_READ_CHUNK = 1024;
@@ -53,6 +58,15 @@ export const RANGE_OUT_CHUNK = 256;
 const OLD_CONTEXT_MARGIN = 4;
 /** Bytes per flash read when hashing an image in a slot. */
 export const HASH_READ_CHUNK = 1024;
+/**
+ * Most new-image bytes one `pump()` produces (version-2 patches): with erase
+ * blocks of at least this size, a slice also erases at most one erase block.
+ */
+export const PATCH_SLICE_OUTPUT = 4096;
+/** The input window: patch bytes taken by `update` and not yet decoded. */
+export const PATCH_INPUT_WINDOW = 2048;
+/** A version-2 block payload may not exceed this many bytes per byte of span, plus the tables (bounds a hostile length early). */
+const LZ_MAX_PAYLOAD = (span: number) => 2 * span + 4096;
 
 export interface PatchApplierOptions {
   /** The running image: the old image sits at [0, oldLength). Only read. */
@@ -83,6 +97,13 @@ export interface PatchApplierOptions {
    * equals the header's (`PatchResult.sha256` is then the header's claim).
    */
   readonly deferNewCheck?: boolean;
+  /**
+   * Bounded work per call: `update(chunk)` only takes input (at most
+   * `inputBound` bytes, else RangeError) and `pump()` does one slice of work
+   * (at most PATCH_SLICE_OUTPUT bytes of new image for version-2 patches).
+   * Without it, `update` does all the work its input allows, as before.
+   */
+  readonly sliced?: boolean;
 }
 
 export interface PatchResult {
@@ -95,6 +116,8 @@ const BLOCK_HEADER = 1;
 const BLOCK_BODY = 2;
 const DONE = 3;
 const FINISHED = 4;
+/** Version 2: an identity block, copied from the old image slice by slice. */
+const IDENTITY = 5;
 
 function malformed(message: string, detail?: number): OtaError {
   return new OtaError(Reason.PATCH_MALFORMED, message, detail);
@@ -141,6 +164,13 @@ export class PatchApplier {
   private out: Uint8Array = new Uint8Array(0);
   private readonly oldContext: OldContext = { before: 0, at: 0, next1: 0, next2: 0, next3: 0, lane: 0 };
   private writer: SlotWriter | undefined;
+  /** The input window (`update` appends, decoding consumes). */
+  private readonly input: LzInput = { buf: new Uint8Array(PATCH_INPUT_WINDOW), pos: 0, end: 0 };
+  /** Version 2: the block decoder, its I/O, and an identity block's remaining bytes and CRC. */
+  private lz: LzBlockDecoder | undefined;
+  private lzIo: LzIo | undefined;
+  private identityLeft = 0;
+  private identityCrc = 0;
 
   /** Patch bytes consumed so far = offset of the next byte expected. */
   private consumed = 0;
@@ -185,7 +215,12 @@ export class PatchApplier {
 
   /** Offset in the patch of the next byte `update` expects. */
   get patchOffset(): number {
-    return this.consumed;
+    return this.consumed + (this.input.end - this.input.pos);
+  }
+
+  /** Most bytes `update` takes now (in sliced mode, a larger chunk is a RangeError). */
+  get inputBound(): number {
+    return this.input.buf.length - (this.input.end - this.input.pos);
   }
 
   /** The parsed header, once its bytes have arrived. */
@@ -207,6 +242,8 @@ export class PatchApplier {
       this.headerBytes.byteLength +
       this.blockHeader.byteLength +
       this.raw.byteLength +
+      this.input.buf.byteLength +
+      (this.lz?.bytes ?? 0) +
       (this.inflater?.bytes ?? 0) +
       (this.model?.bytes ?? 0) +
       this.out.byteLength +
@@ -238,7 +275,133 @@ export class PatchApplier {
    */
   update(chunk: Uint8Array): void {
     if (!(chunk instanceof Uint8Array)) throw new TypeError("PatchApplier.update: chunk must be a Uint8Array");
-    this.guard(() => this.feed(chunk));
+    if (this.options.sliced && chunk.length > this.inputBound) throw new RangeError(`PatchApplier.update: ${chunk.length} bytes, inputBound is ${this.inputBound}`);
+    this.guard(() => {
+      if (this.state === FINISHED) throw new Error("PatchApplier: update after finish");
+      if (this.options.sliced) {
+        this.take(chunk, 0, chunk.length);
+        return;
+      }
+      const input = this.input;
+      if (this.header && this.header.version === PATCH_VERSION && input.pos === input.end) {
+        this.feed(chunk);
+        return;
+      }
+      // Bounded: each pass takes at least one byte (decoding to exhaustion frees the window).
+      for (let at = 0; at < chunk.length; ) {
+        const n = Math.min(this.inputBound, chunk.length - at);
+        if (n === 0) throw new Error("PatchApplier: input window full");
+        this.take(chunk, at, n);
+        at += n;
+        while (this.step()) {
+          /* one slice at a time */
+        }
+      }
+    });
+  }
+
+  /**
+   * Sliced mode: do at most one slice of work on the input already taken — at
+   * most PATCH_SLICE_OUTPUT bytes of new image (hence at most one erase block
+   * where erase blocks are at least that long) for version-2 patches; for
+   * version-1 patches, every whole block the input completes. Returns true
+   * while work remains for the input already given.
+   * @throws as `update`.
+   */
+  pump(): boolean {
+    return this.guard(() => this.step());
+  }
+
+  private take(chunk: Uint8Array, at: number, n: number): void {
+    const input = this.input;
+    if (input.end + n > input.buf.length) {
+      input.buf.copyWithin(0, input.pos, input.end);
+      input.end -= input.pos;
+      input.pos = 0;
+    }
+    input.buf.set(chunk.subarray(at, at + n), input.end);
+    input.end += n;
+  }
+
+  /** One slice of work from the input window; true while more work is possible without more input. */
+  private step(): boolean {
+    const input = this.input;
+    if (this.state === FINISHED) return false;
+    if (this.state === HEADER) {
+      if (input.end - input.pos < PATCH_HEADER_SIZE) return false;
+      this.headerBytes.set(input.buf.subarray(input.pos, input.pos + PATCH_HEADER_SIZE));
+      input.pos += PATCH_HEADER_SIZE;
+      this.consumed += PATCH_HEADER_SIZE;
+      this.start(parsePatchHeader(this.headerBytes));
+      return input.pos < input.end || (this.state as number) === DONE;
+    }
+    const h = this.header as PatchHeader;
+    if (h.version === PATCH_VERSION) {
+      // Version 1: the block decoders work on whole blocks; hand them all the input.
+      if (input.pos === input.end) return false;
+      const chunk = input.buf.subarray(input.pos, input.end);
+      input.pos = input.end;
+      this.feed(chunk);
+      return false;
+    }
+    return this.stepV2(h);
+  }
+
+  private stepV2(h: PatchHeader): boolean {
+    const input = this.input;
+    if (this.state === DONE) {
+      if (input.pos < input.end) throw malformed(`bytes after the last block, at patch offset ${this.consumed}`, this.consumed);
+      return false;
+    }
+    if (this.state === BLOCK_HEADER) {
+      const avail = input.end - input.pos;
+      const bh = parseBlockHeaderV2(input.buf.subarray(input.pos, input.end), Math.min(avail, BLOCK_HEADER_V2_MAX));
+      if (!bh) {
+        if (avail >= BLOCK_HEADER_V2_MAX) throw malformed(`block ${this.block}: header does not parse`, this.block);
+        return false;
+      }
+      input.pos += bh.size;
+      this.consumed += bh.size;
+      this.blockCrc = bh.crc;
+      const span = this.spanOf(this.block);
+      if (bh.storedLength === 0) {
+        if (this.newOffset + span > h.oldLength) throw outOfRange(`block ${this.block}: identity span past the old image`, this.block);
+        this.identityLeft = span;
+        this.identityCrc = 0;
+        this.state = IDENTITY;
+      } else {
+        if (bh.storedLength > LZ_MAX_PAYLOAD(span)) throw malformed(`block ${this.block}: payload of ${bh.storedLength} bytes`, this.block);
+        (this.lz as LzBlockDecoder).begin(this.block, bh.storedLength, span, this.newOffset, h.oldLength);
+        this.state = BLOCK_BODY;
+      }
+      return true;
+    }
+    if (this.state === IDENTITY) {
+      const writer = this.writer as SlotWriter;
+      const span = this.spanOf(this.block);
+      let budget = PATCH_SLICE_OUTPUT;
+      // Bounded: each pass copies at least one byte of the budget.
+      while (budget > 0 && this.identityLeft > 0) {
+        const n = Math.min(OLD_READ_CHUNK, budget, this.identityLeft);
+        const buf = this.options.activeSlot.read(n, this.newOffset + span - this.identityLeft);
+        this.identityCrc = crc32Update(this.identityCrc, buf);
+        writer.write(buf);
+        this.identityLeft -= n;
+        budget -= n;
+      }
+      if (this.identityLeft === 0) this.blockDone(this.identityCrc);
+      return true;
+    }
+    // BLOCK_BODY
+    const lz = this.lz as LzBlockDecoder;
+    const before = input.pos;
+    const r = lz.run(input, this.lzIo as LzIo, PATCH_SLICE_OUTPUT);
+    this.consumed += input.pos - before;
+    if (r === BLOCK_END) {
+      this.blockDone(lz.outputCrc);
+      return true;
+    }
+    return r === BUDGET_SPENT;
   }
 
   /**
@@ -274,7 +437,6 @@ export class PatchApplier {
   }
 
   private feed(chunk: Uint8Array): void {
-    if (this.state === FINISHED) throw new Error("PatchApplier: update after finish");
     let at = 0;
     // Bounded: each pass takes at least one byte of `chunk` or completes a section.
     while (at < chunk.length) {
@@ -326,7 +488,9 @@ export class PatchApplier {
     const { activeSlot, inactiveSlot, digest } = this.options;
     const flash = inactiveSlot.status();
     const capacity = this.options.capacity ?? flash.size;
-    if (h.blockSize > (this.options.maxBlockSize ?? DEFAULT_MAX_BLOCK_SIZE)) {
+    const v2 = h.version !== PATCH_VERSION;
+    // Version 2's memory does not grow with the block size; version 1 buffers a raw block.
+    if (!v2 && h.blockSize > (this.options.maxBlockSize ?? DEFAULT_MAX_BLOCK_SIZE)) {
       throw new OtaError(Reason.PATCH_UNSUPPORTED, `block size ${h.blockSize} over this device's limit`, h.blockSize);
     }
     if (h.blockSize % flash.writeAlign !== 0 || (flash.blockLength % h.blockSize !== 0 && h.blockSize % flash.blockLength !== 0)) {
@@ -340,6 +504,25 @@ export class PatchApplier {
       throw new OtaError(Reason.PATCH_OLD_MISMATCH, "the active slot does not hold the patch's base image");
     }
     this.header = h;
+    if (v2) {
+      this.lz = new LzBlockDecoder();
+      const bad = (e: unknown, what: string) => {
+        if (e instanceof RangeError) return new OtaError(Reason.PATCH_OUT_OF_RANGE, `block ${this.block}: ${what}: ${e.message}`, this.block);
+        return e;
+      };
+      this.lzIo = {
+        readOld: (length, offset) => activeSlot.read(length, offset),
+        readNew: (offset, length) => {
+          try {
+            return (this.writer as SlotWriter).readWritten(offset, length);
+          } catch (e) {
+            throw bad(e, "copy from the new image");
+          }
+        },
+        write: (bytes) => (this.writer as SlotWriter).write(bytes),
+      };
+      return;
+    }
     this.raw = new Uint8Array(maxRawLength(h.blockSize));
     if (h.codec === Codec.DEFLATE) this.inflater = new Inflater();
     if (h.codec === Codec.RANGE) {
@@ -374,7 +557,8 @@ export class PatchApplier {
     if (cp.anchorBlock > cp.nextBlock || cp.anchorNewOffset !== offsetOf(cp.anchorBlock)) throw bad("anchor block and offset disagree");
     const wantAnchor = h.blockSize >= eraseLength ? cp.nextNewOffset : cp.nextNewOffset - (cp.nextNewOffset % eraseLength);
     if (cp.nextBlock < h.blockCount && cp.anchorNewOffset !== wantAnchor) throw bad("anchor is not the start of the erase block");
-    const minPatch = (block: number) => PATCH_HEADER_SIZE + block * BLOCK_HEADER_MIN;
+    const minHeader = h.version === PATCH_VERSION ? BLOCK_HEADER_MIN : BLOCK_HEADER_V2_MIN;
+    const minPatch = (block: number) => PATCH_HEADER_SIZE + block * minHeader;
     if (cp.nextPatchOffset < minPatch(cp.nextBlock) || cp.anchorPatchOffset < minPatch(cp.anchorBlock) || cp.anchorPatchOffset > cp.nextPatchOffset) {
       throw bad("patch offsets out of order");
     }

@@ -36,9 +36,13 @@ function tmpName(_options: unknown, callback: (err: Error | null, name: string) 
 }
 
 /**
- * Bundle an entry to one es2020 script. Strict, as the ES modules it is made
- * of are on a device: in a sloppy script an assignment to a frozen built-in's
- * property fails silently where the module would throw.
+ * Bundle an entry to one es2020 script, as a device would run its modules:
+ * - strict, as ES modules are: in a sloppy script an assignment to a frozen
+ *   built-in's property fails silently where the module would throw;
+ * - without tree shaking: Moddable's xsc compiles each imported module whole
+ *   and runs every module body, including top-level code esbuild would drop
+ *   as unused (`@__PURE__`). That is how nist.js's TextEncoder call hid: its
+ *   hash-to-curve tables are unused by us, so a tree-shaken bundle never ran them.
  */
 export async function bundle(entry: string): Promise<string> {
   const out = await build({
@@ -50,14 +54,19 @@ export async function bundle(entry: string): Promise<string> {
     mainFields: ["module", "main"],
     conditions: ["import", "default"],
     banner: { js: '"use strict";' },
+    treeShaking: false,
     write: false,
     logLevel: "silent",
   });
   return out.outputFiles[0].text;
 }
 
-/** Start an XS worker in the Moddable realm (see above) with the bundled entry loaded. */
-export async function startXs(entry: string): Promise<XsWorker> {
+/**
+ * Start an XS worker in the Moddable realm (see above) with the bundled entry
+ * loaded. `{ moddableRealm: false }` keeps xsnap's own realm: only for the
+ * tests that show the realm is what makes a bad module fail.
+ */
+export async function startXs(entry: string, options: { moddableRealm?: boolean } = {}): Promise<XsWorker> {
   const code = await bundle(entry);
   const worker = await xsnap({
     name: "xs-ota-lane",
@@ -69,8 +78,13 @@ export async function startXs(entry: string): Promise<XsWorker> {
     stderr: "inherit",
     handleCommand: async () => new Uint8Array(0),
   } as never);
-  await worker.evaluate(moddableRealmPrelude);
-  await worker.evaluate(code);
+  try {
+    if (options.moddableRealm !== false) await worker.evaluate(moddableRealmPrelude);
+    await worker.evaluate(code);
+  } catch (e) {
+    await worker.close().catch(() => undefined);
+    throw e;
+  }
   return {
     async run<T>(task: string): Promise<TaskResult<T>> {
       const { reply, meterUsage } = await worker.issueCommand(new TextEncoder().encode(task));

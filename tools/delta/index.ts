@@ -29,9 +29,10 @@ export function deflateBlock(raw: Uint8Array): Uint8Array {
 }
 
 export function makePatch(old: Uint8Array, nw: Uint8Array, options: MakePatchOptions = {}): EncodedPatch {
-  const segments = options.segments ?? diffSegments(old, nw);
   const blockSize = options.blockSize ?? DEFAULT_BLOCK_SIZE;
   const codec = options.codec ?? "auto";
+  if (codec === Codec.LZ) return encodePatch(old, nw, [], { blockSize, codec });
+  const segments = options.segments ?? diffSegments(old, nw);
   if (codec !== "auto") return encodePatch(old, nw, segments, { blockSize, codec, compress: deflateBlock });
   const range = encodePatch(old, nw, segments, { blockSize, codec: Codec.RANGE });
   const deflate = encodePatch(old, nw, segments, { blockSize, codec: Codec.DEFLATE, compress: deflateBlock });

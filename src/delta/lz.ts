@@ -1,0 +1,479 @@
+/**
+ * Codec 3 (patch format version 2, docs/formats.md "Patch", "Codec 3"): a
+ * block is a sequence of operations over three sources — the old image at a
+ * running alignment (copy, or copy and add a diff byte), literals, and the new
+ * image already written (LZ77 copy-from-new, read back from the inactive slot,
+ * so it costs no RAM) — entropy-coded with canonical Huffman codes that each
+ * block sends, decoded by table lookup.
+ *
+ * The decoder takes its payload from the patcher's input window a few bytes
+ * at a time and stops when the window runs dry (so it never buffers a block),
+ * and does at most a stated amount of output per call (bounded work). Every
+ * length, offset and distance is checked before use: old reads stay inside the
+ * old image, new reads stay below what is written, output stays in the span.
+ *
+ * Shared by the encoder (tools/delta/lz-encode.ts): the alphabets and the
+ * bucket codes for lengths, distances and offset changes.
+ */
+import { OtaError, Reason } from "../errors";
+import { crc32Update } from "../util/crc32";
+
+/** Operation kinds; each op symbol is kind * LEN_SYMBOLS + a length bucket, or one of the two seeks. */
+export const Op = Object.freeze({ OLD: 0, ADD: 1, LIT: 2, NEW: 3 });
+export const LEN_SYMBOLS = 32;
+/** Op symbol: change the old alignment by a delta (a DELTA symbol and its extra bits follow). */
+export const SEEK_SYMBOL = 4 * LEN_SYMBOLS;
+/** Op symbol: swap the old alignment with the previous one. */
+export const SEEK_PREV_SYMBOL = SEEK_SYMBOL + 1;
+
+/** The five alphabets of a block, in the order their code tables are sent. */
+export const Alphabet = Object.freeze({ OP: 0, LIT: 1, DIFF: 2, DIST: 3, DELTA: 4 });
+export const ALPHABET_SIZES = Object.freeze([SEEK_PREV_SYMBOL + 1, 256, 256, 100, 100]);
+/** Longest code (bits); a decode table has 2^(longest code used) entries. */
+export const MAX_CODE_BITS = 11;
+/** Code-length code: lengths 0..11, repeat-previous, two zero runs. */
+export const CL_SYMBOLS = 15;
+export const CL_REPEAT = 12;
+export const CL_ZEROS = 13;
+export const CL_ZEROS_LONG = 14;
+export const CL_MAX_BITS = 7;
+/** Largest |alignment| a block may reach (beyond it every old read would be out of range anyway). */
+export const MAX_ALIGNMENT = 1 << 25;
+
+/** Bucket code with `m` mantissa bits: value -> [symbol, extra bit count, extra value]. */
+export function bucketOf(v: number, m: number): [number, number, number] {
+  const direct = 2 << m;
+  if (v < direct) return [v, 0, 0];
+  const e = 31 - Math.clz32(v);
+  const shift = e - m;
+  const sym = direct + (e - m - 1) * (1 << m) + ((v >>> shift) & ((1 << m) - 1));
+  return [sym, shift, v & ((1 << shift) - 1)];
+}
+
+/** The value a bucket symbol and its extra bits stand for (inverse of bucketOf). */
+export function bucketBase(sym: number, m: number): { base: number; bits: number } {
+  const direct = 2 << m;
+  if (sym < direct) return { base: sym, bits: 0 };
+  const s = sym - direct;
+  const e = (s >>> m) + m + 1;
+  const mant = s & ((1 << m) - 1);
+  return { base: ((1 << m) + mant) * 2 ** (e - m), bits: e - m };
+}
+
+/** Mantissa bits: lengths (value = length - 1) and distances/deltas. */
+export const LEN_M = 1;
+export const DIST_M = 2;
+
+export function zigzag(v: number): number {
+  return v >= 0 ? v * 2 : -v * 2 - 1;
+}
+export function unzigzag(v: number): number {
+  return v % 2 === 0 ? v / 2 : -(v + 1) / 2;
+}
+
+/** Input the decoder reads: the patcher's window, `buf[pos, end)` not yet consumed. */
+export interface LzInput {
+  buf: Uint8Array;
+  pos: number;
+  end: number;
+}
+
+/** What the decoder reads and writes through (the patcher binds them to the slots). */
+export interface LzIo {
+  /** Old image bytes [offset, offset + length) (checked in range by the decoder). */
+  readOld(length: number, offset: number): Uint8Array;
+  /** New image bytes already written, [offset, offset + length). */
+  readNew(offset: number, length: number): Uint8Array;
+  /** Append output (the decoder also keeps the block's CRC). */
+  write(bytes: Uint8Array): void;
+}
+
+/** run() results. */
+export const NEED_INPUT = 0;
+export const BUDGET_SPENT = 1;
+export const BLOCK_END = 2;
+
+/** Bytes decoded per staging step (literals, copies from new). */
+export const LZ_OUT_CHUNK = 256;
+/** Old-image bytes per flash read. */
+export const LZ_OLD_CHUNK = 1024;
+
+const NEED_OP_BITS = 64;
+const NEED_TABLE_BITS = 64;
+
+const S_TABLE_HEAD = 0;
+const S_TABLE_LENGTHS = 1;
+const S_OFFSET = 2;
+const S_OP = 3;
+const S_RUN = 4;
+const S_END = 5;
+
+function malformed(block: number, why: string): OtaError {
+  return new OtaError(Reason.PATCH_MALFORMED, `block ${block}: ${why}`, block);
+}
+function outOfRange(block: number, why: string): OtaError {
+  return new OtaError(Reason.PATCH_OUT_OF_RANGE, `block ${block}: ${why}`, block);
+}
+
+/**
+ * Build a decode table for canonical code lengths `lengths[0, n)`: entries
+ * (symbol << 4) | length, indexed by the next `bits` input bits (LSB first);
+ * 0 marks a bit pattern no code has. Returns `bits` (0 for an empty code).
+ * @throws OtaError PATCH_MALFORMED for an over-subscribed code.
+ */
+export function buildDecodeTable(lengths: Uint8Array, n: number, table: Uint16Array, counts: Uint16Array, next: Uint16Array, block: number): number {
+  counts.fill(0);
+  let bits = 0;
+  for (let s = 0; s < n; s++) {
+    const l = lengths[s];
+    counts[l]++;
+    if (l > bits) bits = l;
+  }
+  if (bits === 0) return 0;
+  counts[0] = 0;
+  let left = 1;
+  for (let l = 1; l <= bits; l++) {
+    left = left * 2 - counts[l];
+    if (left < 0) throw malformed(block, "over-subscribed Huffman code");
+  }
+  let code = 0;
+  for (let l = 1; l <= bits; l++) {
+    code = (code + counts[l - 1]) << 1;
+    next[l] = code;
+  }
+  const size = 1 << bits;
+  table.fill(0, 0, size);
+  for (let s = 0; s < n; s++) {
+    const l = lengths[s];
+    if (l === 0) continue;
+    let c = next[l]++;
+    let r = 0;
+    for (let i = 0; i < l; i++) {
+      r = (r << 1) | (c & 1);
+      c >>>= 1;
+    }
+    const entry = (s << 4) | l;
+    for (let k = r; k < size; k += 1 << l) table[k] = entry;
+  }
+  return bits;
+}
+
+/**
+ * The codec-3 block decoder. One instance per install; `begin` for every
+ * coded block, then `run` until it answers BLOCK_END.
+ *
+ * Working memory (`bytes`): five decode tables of 2^MAX_CODE_BITS entries
+ * (u16), the code-length scratch, and a staging buffer of LZ_OUT_CHUNK bytes;
+ * old-image reads of at most LZ_OLD_CHUNK are made by the caller's Flash.
+ */
+export class LzBlockDecoder {
+  private readonly tables: Uint16Array[] = [];
+  private readonly tableBits = new Uint8Array(5);
+  private readonly lengths = new Uint8Array(256);
+  private readonly clLengths = new Uint8Array(CL_SYMBOLS);
+  private readonly clTable = new Uint16Array(1 << CL_MAX_BITS);
+  private readonly counts = new Uint16Array(16);
+  private readonly next = new Uint16Array(16);
+  private readonly stage = new Uint8Array(LZ_OUT_CHUNK);
+
+  private block = 0;
+  private span = 0;
+  private produced = 0;
+  private newStart = 0;
+  private oldLength = 0;
+  private crc = 0;
+
+  private bitBuf = 0;
+  private bitCount = 0;
+  /** Payload bytes not yet pulled into bitBuf. */
+  private payloadLeft = 0;
+  private storedBits = 0;
+  private pulledBits = 0;
+  private padBits = 0;
+
+  private state = S_END;
+  private alphabet = 0;
+  private tableCount = 0;
+  private tableFilled = 0;
+  private clBits = 0;
+
+  private alignment = 0;
+  private previousAlignment = 0;
+  private runKind = 0;
+  private runLeft = 0;
+  private runDistance = 0;
+
+  constructor() {
+    for (let a = 0; a < 5; a++) this.tables.push(new Uint16Array(1 << MAX_CODE_BITS));
+  }
+
+  /** RAM held by the decoder's own buffers. */
+  get bytes(): number {
+    let n = this.lengths.byteLength + this.clLengths.byteLength + this.clTable.byteLength + this.counts.byteLength + this.next.byteLength + this.stage.byteLength + 5;
+    for (const t of this.tables) n += t.byteLength;
+    return n;
+  }
+
+  /** CRC-32 of the block's output so far. */
+  get outputCrc(): number {
+    return this.crc;
+  }
+
+  begin(block: number, storedLength: number, span: number, newStart: number, oldLength: number): void {
+    this.block = block;
+    this.span = span;
+    this.produced = 0;
+    this.newStart = newStart;
+    this.oldLength = oldLength;
+    this.crc = 0;
+    this.bitBuf = 0;
+    this.bitCount = 0;
+    this.payloadLeft = storedLength;
+    this.storedBits = storedLength * 8;
+    this.pulledBits = 0;
+    this.padBits = 0;
+    this.state = S_TABLE_HEAD;
+    this.alphabet = 0;
+    this.runLeft = 0;
+  }
+
+  /** Bits available to decode without waiting: held, plus this payload's bytes in the window. Infinity once the whole payload is there. */
+  private available(input: LzInput): number {
+    const inWindow = input.end - input.pos;
+    if (inWindow >= this.payloadLeft) return Infinity;
+    return this.bitCount + inWindow * 8;
+  }
+
+  /** Top up bitBuf to more than 16 bits from the window (or zero padding past the payload's end). */
+  private refill(input: LzInput): void {
+    while (this.bitCount <= 16) {
+      if (this.payloadLeft > 0 && input.pos < input.end) {
+        this.bitBuf |= input.buf[input.pos++] << this.bitCount;
+        this.payloadLeft--;
+        this.pulledBits += 8;
+      } else if (this.payloadLeft === 0) {
+        this.padBits += 8;
+      } else {
+        return;
+      }
+      this.bitCount += 8;
+    }
+  }
+
+  private bits(input: LzInput, n: number): number {
+    if (n === 0) return 0;
+    if (n > 16) {
+      const low = this.bits(input, 16);
+      return low + this.bits(input, n - 16) * 65536;
+    }
+    if (this.bitCount < n) this.refill(input);
+    const v = this.bitBuf & ((1 << n) - 1);
+    this.bitBuf >>>= n;
+    this.bitCount -= n;
+    return v;
+  }
+
+  private symbol(input: LzInput, alphabet: number): number {
+    const bits = this.tableBits[alphabet];
+    if (bits === 0) throw malformed(this.block, `symbol from empty alphabet ${alphabet}`);
+    if (this.bitCount < bits) this.refill(input);
+    const e = this.tables[alphabet][this.bitBuf & ((1 << bits) - 1)];
+    if (e === 0) throw malformed(this.block, "bit pattern outside the Huffman code");
+    const l = e & 15;
+    this.bitBuf >>>= l;
+    this.bitCount -= l;
+    return e >>> 4;
+  }
+
+  private clSymbol(input: LzInput): number {
+    if (this.bitCount < this.clBits) this.refill(input);
+    const e = this.clTable[this.bitBuf & ((1 << this.clBits) - 1)];
+    if (e === 0) throw malformed(this.block, "bit pattern outside the code-length code");
+    const l = e & 15;
+    this.bitBuf >>>= l;
+    this.bitCount -= l;
+    return e >>> 4;
+  }
+
+  private bucket(input: LzInput, alphabet: number, m: number): number {
+    const sym = this.symbol(input, alphabet);
+    const { base, bits } = bucketBase(sym, m);
+    return base + this.bits(input, bits);
+  }
+
+  private emit(io: LzIo, bytes: Uint8Array): void {
+    this.crc = crc32Update(this.crc, bytes);
+    io.write(bytes);
+    this.produced += bytes.length;
+  }
+
+  /** The table header: how many lengths, then the code-length code. */
+  private tableHead(input: LzInput): void {
+    const count = this.bits(input, 9);
+    if (count > ALPHABET_SIZES[this.alphabet]) throw malformed(this.block, `alphabet ${this.alphabet}: ${count} code lengths`);
+    this.tableCount = count;
+    this.tableFilled = 0;
+    this.lengths.fill(0);
+    if (count === 0) {
+      this.tableBits[this.alphabet] = 0;
+      this.nextTable();
+      return;
+    }
+    for (let i = 0; i < CL_SYMBOLS; i++) this.clLengths[i] = this.bits(input, 3);
+    this.clBits = buildDecodeTable(this.clLengths, CL_SYMBOLS, this.clTable, this.counts, this.next, this.block);
+    if (this.clBits === 0) throw malformed(this.block, "empty code-length code");
+    this.state = S_TABLE_LENGTHS;
+  }
+
+  private tableLength(input: LzInput): void {
+    const sym = this.clSymbol(input);
+    const count = this.tableCount;
+    let at = this.tableFilled;
+    if (sym < CL_REPEAT) {
+      this.lengths[at++] = sym;
+    } else {
+      let n: number;
+      let value = 0;
+      if (sym === CL_REPEAT) {
+        if (at === 0) throw malformed(this.block, "code-length repeat with nothing before");
+        value = this.lengths[at - 1];
+        n = 3 + this.bits(input, 2);
+      } else if (sym === CL_ZEROS) n = 3 + this.bits(input, 3);
+      else n = 11 + this.bits(input, 7);
+      if (at + n > count) throw malformed(this.block, "code-length run past the alphabet");
+      for (let i = 0; i < n; i++) this.lengths[at++] = value;
+    }
+    this.tableFilled = at;
+    if (at === count) {
+      const bits = buildDecodeTable(this.lengths, count, this.tables[this.alphabet], this.counts, this.next, this.block);
+      if (bits === 0) throw malformed(this.block, `alphabet ${this.alphabet}: no code`);
+      this.tableBits[this.alphabet] = bits;
+      this.nextTable();
+    }
+  }
+
+  private nextTable(): void {
+    this.alphabet++;
+    this.state = this.alphabet === 5 ? S_OFFSET : S_TABLE_HEAD;
+  }
+
+  /**
+   * Decode and write up to `budget` bytes of output (at least one step).
+   * @returns NEED_INPUT (the window holds too little of the payload), BUDGET_SPENT
+   *   (more to do), or BLOCK_END (the span is complete and the payload checked).
+   * @throws OtaError PATCH_MALFORMED / PATCH_OUT_OF_RANGE for a bad block.
+   */
+  run(input: LzInput, io: LzIo, budget: number): number {
+    const limit = this.produced + budget;
+    // Bounded: every pass either consumes input bits, produces output, or ends.
+    for (;;) {
+      const state = this.state;
+      if (state === S_RUN) {
+        if (this.produced >= limit) return BUDGET_SPENT;
+        if (!this.runStep(input, io, limit - this.produced)) return NEED_INPUT;
+        continue;
+      }
+      if (state === S_OP) {
+        if (this.produced === this.span) {
+          this.endBlock();
+          return BLOCK_END;
+        }
+        if (this.produced >= limit) return BUDGET_SPENT;
+        if (this.available(input) < NEED_OP_BITS) return NEED_INPUT;
+        this.op(input);
+        continue;
+      }
+      if (state === S_END) throw new Error("LzBlockDecoder: run without begin");
+      if (this.available(input) < NEED_TABLE_BITS) return NEED_INPUT;
+      if (state === S_TABLE_HEAD) this.tableHead(input);
+      else if (state === S_TABLE_LENGTHS) this.tableLength(input);
+      else {
+        const e = this.bits(input, 5);
+        const v = this.bits(input, e);
+        const start = unzigzag(v);
+        if (Math.abs(start) > MAX_ALIGNMENT) throw outOfRange(this.block, `alignment ${start}`);
+        this.alignment = start;
+        this.previousAlignment = start;
+        this.state = S_OP;
+      }
+    }
+  }
+
+  private op(input: LzInput): void {
+    const sym = this.symbol(input, Alphabet.OP);
+    if (sym === SEEK_SYMBOL) {
+      const delta = unzigzag(this.bucket(input, Alphabet.DELTA, DIST_M));
+      const a = this.alignment + delta;
+      if (delta === 0 || Math.abs(a) > MAX_ALIGNMENT) throw outOfRange(this.block, `alignment ${a}`);
+      this.previousAlignment = this.alignment;
+      this.alignment = a;
+      return;
+    }
+    if (sym === SEEK_PREV_SYMBOL) {
+      const a = this.alignment;
+      this.alignment = this.previousAlignment;
+      this.previousAlignment = a;
+      return;
+    }
+    const kind = sym >>> 5;
+    const { base, bits } = bucketBase(sym & (LEN_SYMBOLS - 1), LEN_M);
+    const length = base + this.bits(input, bits) + 1;
+    if (length > this.span - this.produced) throw outOfRange(this.block, `operation of ${length} bytes past the span`);
+    const at = this.newStart + this.produced;
+    if (kind === Op.OLD || kind === Op.ADD) {
+      const from = at + this.alignment;
+      if (from < 0 || from + length > this.oldLength) throw outOfRange(this.block, `old read ${from}+${length} outside the old image`);
+    } else if (kind === Op.NEW) {
+      const distance = this.bucket(input, Alphabet.DIST, DIST_M) + 1;
+      if (distance > at) throw outOfRange(this.block, `copy from ${distance} bytes back, ${at} written`);
+      this.runDistance = distance;
+    }
+    this.runKind = kind;
+    this.runLeft = length;
+    this.state = S_RUN;
+  }
+
+  /** One slice of the current operation; false when it must wait for input. */
+  private runStep(input: LzInput, io: LzIo, room: number): boolean {
+    const kind = this.runKind;
+    const at = this.newStart + this.produced;
+    let n = Math.min(this.runLeft, room);
+    if (kind === Op.OLD) {
+      n = Math.min(n, LZ_OLD_CHUNK);
+      this.emit(io, io.readOld(n, at + this.alignment));
+    } else if (kind === Op.NEW) {
+      n = Math.min(n, LZ_OUT_CHUNK, this.runDistance);
+      this.emit(io, io.readNew(at - this.runDistance, n));
+    } else {
+      const alphabet = kind === Op.ADD ? Alphabet.DIFF : Alphabet.LIT;
+      const avail = this.available(input);
+      const per = this.tableBits[alphabet];
+      if (per === 0) throw malformed(this.block, `symbol from empty alphabet ${alphabet}`);
+      if (avail !== Infinity) n = Math.min(n, Math.floor((avail - 16) / per));
+      if (n <= 0) return false;
+      if (kind === Op.ADD) {
+        n = Math.min(n, LZ_OLD_CHUNK);
+        const buf = io.readOld(n, at + this.alignment);
+        for (let i = 0; i < n; i++) buf[i] = (buf[i] + this.symbol(input, alphabet)) & 0xff;
+        this.emit(io, buf);
+      } else {
+        n = Math.min(n, LZ_OUT_CHUNK);
+        const stage = this.stage;
+        for (let i = 0; i < n; i++) stage[i] = this.symbol(input, alphabet);
+        this.emit(io, stage.subarray(0, n));
+      }
+    }
+    this.runLeft -= n;
+    if (this.runLeft === 0) this.state = S_OP;
+    return true;
+  }
+
+  /** The span is complete: the payload must end here, to the byte. */
+  private endBlock(): void {
+    const consumed = this.pulledBits + this.padBits - this.bitCount;
+    const unpulled = this.payloadLeft * 8;
+    if (consumed > this.pulledBits) throw malformed(this.block, "payload ends inside the last operation");
+    if (this.pulledBits - consumed + unpulled >= 8) throw malformed(this.block, "payload continues after the span is complete");
+    this.state = S_END;
+  }
+}

@@ -1,0 +1,13 @@
+/**
+ * XS entry that must NOT load on a device: it reads `TextEncoder` while the
+ * module loads, as @noble/curves' nist.js did (issue 13). Moddable has no
+ * TextEncoder, so loading throws `ReferenceError: get TextEncoder: undefined
+ * variable`. test/xs/strict.test.ts expects exactly that in the XS lane; the
+ * device lane can load it the same way.
+ */
+import { serve, task } from "../runtime";
+
+const header = new TextEncoder().encode("xs-ota");
+
+task("encoded", () => Array.from(header));
+serve();

@@ -1,0 +1,549 @@
+/**
+ * The codec-3 encoder (patch format version 2; decoder src/delta/lz.ts, byte
+ * layout docs/formats.md "Codec 3"). Per block of the new image:
+ *
+ * 1. Parse: at each position, the cheapest of — continue the old alignment
+ *    (exact copy, the "repeat offset"), the previous alignment, the longest
+ *    match anywhere in the old image (suffix array), the longest match in the
+ *    new image already produced (hash chains; copy-from-new, across blocks),
+ *    an add (new = old + diff byte) where the alignment still holds around a
+ *    changed byte (relocated pointers, moved calls), or a literal. Costs are
+ *    estimated in bits from the previous pass's codes (two passes).
+ * 2. Code: canonical Huffman codes per block for ops, literals, diff bytes,
+ *    distances and alignment changes, length-limited to MAX_CODE_BITS so the
+ *    device decodes each symbol with one table lookup.
+ */
+import {
+  ALPHABET_SIZES,
+  Alphabet,
+  CL_MAX_BITS,
+  CL_REPEAT,
+  CL_SYMBOLS,
+  CL_ZEROS,
+  CL_ZEROS_LONG,
+  DIST_M,
+  LEN_M,
+  LEN_SYMBOLS,
+  MAX_CODE_BITS,
+  Op,
+  SEEK_PREV_SYMBOL,
+  SEEK_SYMBOL,
+  bucketOf,
+  zigzag,
+} from "../../src/delta/lz";
+import { suffixArray } from "./sais";
+
+/** One decoded operation: a seek (kind -1: delta; -2: swap with previous) or an op of `length` bytes. */
+interface LzOp {
+  kind: number;
+  length: number;
+  /** NEW: distance back; SEEK: alignment delta. */
+  value: number;
+}
+
+class BitWriter {
+  private buf = new Uint8Array(1024);
+  private length = 0;
+  private acc = 0;
+  private count = 0;
+  private put(byte: number): void {
+    if (this.length === this.buf.length) {
+      const b = new Uint8Array(this.buf.length * 2);
+      b.set(this.buf);
+      this.buf = b;
+    }
+    this.buf[this.length++] = byte;
+  }
+  bits(value: number, n: number): void {
+    // n <= 31; split to stay within 32-bit arithmetic.
+    if (n > 16) {
+      this.bits(value % 65536, 16);
+      this.bits(Math.floor(value / 65536), n - 16);
+      return;
+    }
+    this.acc |= value << this.count;
+    this.count += n;
+    while (this.count >= 8) {
+      this.put(this.acc & 0xff);
+      this.acc >>>= 8;
+      this.count -= 8;
+    }
+  }
+  finish(): Uint8Array {
+    if (this.count > 0) this.put(this.acc & 0xff);
+    this.acc = 0;
+    this.count = 0;
+    return this.buf.slice(0, this.length);
+  }
+}
+
+/** Huffman code lengths for `freq`, limited to `limit` bits (frequencies flattened until they fit). */
+export function codeLengths(freq: ArrayLike<number>, limit: number): Uint8Array {
+  const n = freq.length;
+  const out = new Uint8Array(n);
+  let f = Array.from(freq);
+  for (;;) {
+    const used: number[] = [];
+    for (let i = 0; i < n; i++) if (f[i] > 0) used.push(i);
+    if (used.length === 0) return out;
+    if (used.length === 1) {
+      out[used[0]] = 1;
+      return out;
+    }
+    // Two-queue Huffman over sorted leaves.
+    const leaves = used.map((s) => ({ w: f[s], s, l: -1, r: -1 })).sort((a, b) => a.w - b.w || a.s - b.s);
+    const nodes: { w: number; s: number; l: number; r: number }[] = leaves.slice();
+    const q2: number[] = [];
+    let i1 = 0;
+    let i2 = 0;
+    const take = (): number => {
+      if (i1 < leaves.length && (i2 >= q2.length || leaves[i1].w <= nodes[q2[i2]].w)) return i1++;
+      return q2[i2++];
+    };
+    for (let k = 0; k < leaves.length - 1; k++) {
+      const a = take();
+      const b = take();
+      nodes.push({ w: nodes[a].w + nodes[b].w, s: -1, l: a, r: b });
+      q2.push(nodes.length - 1);
+    }
+    const depth = new Int32Array(nodes.length);
+    let max = 0;
+    for (let k = nodes.length - 1; k >= 0; k--) {
+      const nd = nodes[k];
+      if (nd.l >= 0) {
+        depth[nd.l] = depth[k] + 1;
+        depth[nd.r] = depth[k] + 1;
+      }
+    }
+    for (let k = 0; k < leaves.length; k++) max = Math.max(max, depth[k]);
+    if (max <= limit) {
+      for (let k = 0; k < leaves.length; k++) out[leaves[k].s] = depth[k];
+      return out;
+    }
+    f = f.map((v) => (v > 0 ? Math.max(1, v >> 1) : 0));
+  }
+}
+
+/** Canonical codes (bit-reversed for the LSB-first stream), as the decoder's buildDecodeTable assigns them. */
+function canonicalCodes(lengths: Uint8Array): Uint32Array {
+  const counts = new Uint32Array(16);
+  for (const l of lengths) counts[l]++;
+  counts[0] = 0;
+  const next = new Uint32Array(16);
+  let code = 0;
+  for (let l = 1; l < 16; l++) {
+    code = (code + counts[l - 1]) << 1;
+    next[l] = code;
+  }
+  const codes = new Uint32Array(lengths.length);
+  for (let s = 0; s < lengths.length; s++) {
+    const l = lengths[s];
+    if (l === 0) continue;
+    let c = next[l]++;
+    let r = 0;
+    for (let i = 0; i < l; i++) {
+      r = (r << 1) | (c & 1);
+      c >>>= 1;
+    }
+    codes[s] = r;
+  }
+  return codes;
+}
+
+/** Write a code table: count, code-length code, run-length coded lengths. */
+function writeTable(w: BitWriter, lengths: Uint8Array): void {
+  let count = lengths.length;
+  while (count > 0 && lengths[count - 1] === 0) count--;
+  w.bits(count, 9);
+  if (count === 0) return;
+  const syms: [number, number, number][] = []; // symbol, extra bits, extra value
+  for (let i = 0; i < count; ) {
+    const l = lengths[i];
+    let run = 1;
+    while (i + run < count && lengths[i + run] === l) run++;
+    if (l === 0 && run >= 3) {
+      const n = Math.min(run, 138);
+      syms.push(n >= 11 ? [CL_ZEROS_LONG, 7, n - 11] : [CL_ZEROS, 3, n - 3]);
+      i += n;
+      continue;
+    }
+    syms.push([l, 0, 0]);
+    i++;
+    run--;
+    while (l !== 0 && run >= 3) {
+      const n = Math.min(run, 6);
+      syms.push([CL_REPEAT, 2, n - 3]);
+      i += n;
+      run -= n;
+    }
+  }
+  const freq = new Uint32Array(CL_SYMBOLS);
+  for (const s of syms) freq[s[0]]++;
+  const cl = codeLengths(freq, CL_MAX_BITS);
+  for (let i = 0; i < CL_SYMBOLS; i++) w.bits(cl[i], 3);
+  const codes = canonicalCodes(cl);
+  for (const [s, eb, ev] of syms) {
+    w.bits(codes[s], cl[s]);
+    if (eb) w.bits(ev, eb);
+  }
+}
+
+function lenSymbol(kind: number, length: number): [number, number, number] {
+  const [s, eb, ev] = bucketOf(length - 1, LEN_M);
+  return [kind * LEN_SYMBOLS + s, eb, ev];
+}
+
+/** Per-alphabet code lengths used as the parse's cost model (bits per symbol). */
+interface CostModel {
+  lengths: Uint8Array[];
+}
+
+function flatModel(): CostModel {
+  const lengths = ALPHABET_SIZES.map((n) => new Uint8Array(n).fill(0));
+  lengths[Alphabet.OP].fill(5);
+  lengths[Alphabet.LIT].fill(7);
+  lengths[Alphabet.DIFF].fill(8);
+  lengths[Alphabet.DIFF][0] = 3;
+  lengths[Alphabet.DIST].fill(6);
+  lengths[Alphabet.DELTA].fill(6);
+  return { lengths };
+}
+
+/** The match finders shared by every block: old-image suffix array, new-image hash chains. */
+class Matcher {
+  private readonly sa: Int32Array;
+  private readonly head = new Int32Array(1 << 16).fill(-1);
+  private readonly prev: Int32Array;
+  private inserted = 0;
+  constructor(
+    private readonly old: Uint8Array,
+    private readonly nw: Uint8Array,
+  ) {
+    this.sa = old.length > 0 ? suffixArray(old) : new Int32Array(1);
+    this.prev = new Int32Array(nw.length);
+  }
+
+  private hash(p: number): number {
+    const n = this.nw;
+    return ((n[p] | (n[p + 1] << 8) | (n[p + 2] << 16)) * 0x9e3779b1) >>> 16;
+  }
+
+  /** Insert new-image positions below `upTo` into the chains. */
+  insertUpTo(upTo: number): void {
+    const end = Math.min(upTo, this.nw.length - 2);
+    for (; this.inserted < end; this.inserted++) {
+      const h = this.hash(this.inserted);
+      this.prev[this.inserted] = this.head[h];
+      this.head[h] = this.inserted;
+    }
+    if (this.inserted < upTo) this.inserted = upTo;
+  }
+
+  /** Longest match of nw[p..limit) in nw before p (distance >= 1). */
+  newMatch(p: number, limit: number, depth: number): { length: number; distance: number } {
+    let best = 0;
+    let bestDist = 0;
+    if (p + 3 > this.nw.length) return { length: 0, distance: 0 };
+    const n = this.nw;
+    let c = this.head[this.hash(p)];
+    for (let k = 0; k < depth && c >= 0; k++, c = this.prev[c]) {
+      if (c >= p) continue;
+      if (n[c + best] !== n[p + best]) continue;
+      let l = 0;
+      while (p + l < limit && n[c + l] === n[p + l]) l++;
+      if (l > best) {
+        best = l;
+        bestDist = p - c;
+        if (p + l === limit) break;
+      }
+    }
+    return { length: best, distance: bestDist };
+  }
+
+  /** Longest match of nw[p..limit) anywhere in old (suffix array binary search). */
+  oldMatch(p: number, limit: number): { length: number; pos: number } {
+    const old = this.old;
+    const nw = this.nw;
+    if (old.length === 0) return { length: 0, pos: 0 };
+    const sa = this.sa;
+    const cmp = (a: number): number => {
+      const max = Math.min(old.length - a, limit - p);
+      for (let i = 0; i < max; i++) {
+        const d = old[a + i] - nw[p + i];
+        if (d !== 0) return d;
+      }
+      return 0;
+    };
+    let lo = 0;
+    let hi = sa.length - 1;
+    while (hi - lo >= 2) {
+      const mid = lo + ((hi - lo) >> 1);
+      if (cmp(sa[mid]) < 0) lo = mid;
+      else hi = mid;
+    }
+    const len = (a: number) => {
+      let i = 0;
+      const max = Math.min(old.length - a, limit - p);
+      while (i < max && old[a + i] === nw[p + i]) i++;
+      return i;
+    };
+    const a = len(sa[lo]);
+    const b = len(sa[hi]);
+    return a >= b ? { length: a, pos: sa[lo] } : { length: b, pos: sa[hi] };
+  }
+}
+
+function exactRun(old: Uint8Array, nw: Uint8Array, p: number, align: number, limit: number): number {
+  const o = p + align;
+  if (o < 0) return 0;
+  const max = Math.min(limit - p, old.length - o);
+  let i = 0;
+  while (i < max && old[o + i] === nw[p + i]) i++;
+  return i;
+}
+
+/** How many of the `window` bytes after p agree under `align` (does the alignment hold around a changed byte?). */
+function agreement(old: Uint8Array, nw: Uint8Array, p: number, align: number, limit: number, window: number): number {
+  let n = 0;
+  for (let i = 1; i <= window && p + i < limit; i++) {
+    const o = p + i + align;
+    if (o >= 0 && o < old.length && old[o] === nw[p + i]) n++;
+  }
+  return n;
+}
+
+/** Parse one block [start, end) into ops, given the cost model. */
+function parseBlock(old: Uint8Array, nw: Uint8Array, start: number, end: number, startAlign: number, m: Matcher, model: CostModel): { ops: LzOp[]; align: number } {
+  const L = model.lengths;
+  const bitsOf = (alphabet: number, sym: number, fallback: number) => L[alphabet][sym] || fallback;
+  const lenCost = (kind: number, length: number) => {
+    const [s, eb] = lenSymbol(kind, length);
+    return bitsOf(Alphabet.OP, s, 12) + eb;
+  };
+  const bucketCost = (alphabet: number, v: number) => {
+    const [s, eb] = bucketOf(v, DIST_M);
+    return bitsOf(alphabet, s, 12) + eb;
+  };
+  const litBits = (p: number) => bitsOf(Alphabet.LIT, nw[p], 9);
+  const diffBits = (p: number, align: number) => {
+    const o = p + align;
+    if (o < 0 || o >= old.length) return 99;
+    return bitsOf(Alphabet.DIFF, (nw[p] - old[o]) & 0xff, 10);
+  };
+  const ops: LzOp[] = [];
+  let align = startAlign;
+  let prevAlign = startAlign;
+  const push = (kind: number, length: number, value: number) => {
+    const last = ops[ops.length - 1];
+    if (last && last.kind === kind && kind >= Op.OLD && kind <= Op.LIT) last.length += length;
+    else ops.push({ kind, length, value });
+  };
+  const lastKind = () => (ops.length ? ops[ops.length - 1].kind : -3);
+  for (let p = start; p < end; ) {
+    m.insertUpTo(p);
+    const rep0 = exactRun(old, nw, p, align, end);
+    if (rep0 >= 24) {
+      push(Op.OLD, rep0, 0);
+      p += rep0;
+      continue;
+    }
+    // Candidates: [gain in bits, apply].
+    const litCost = litBits(p);
+    let bestGain = 0;
+    let best: (() => number) | undefined;
+    const consider = (gain: number, apply: () => number) => {
+      if (gain > bestGain) {
+        bestGain = gain;
+        best = apply;
+      }
+    };
+    // Savings measured against coding the covered bytes as literals (~average literal cost).
+    const avgLit = 6.5;
+    if (rep0 > 0) {
+      const cont = lastKind() === Op.OLD ? 0 : lenCost(Op.OLD, rep0);
+      consider(rep0 * avgLit - cont, () => {
+        push(Op.OLD, rep0, 0);
+        return rep0;
+      });
+    }
+    if (prevAlign !== align) {
+      const rep1 = exactRun(old, nw, p, prevAlign, end);
+      if (rep1 > 0) {
+        consider(rep1 * avgLit - bitsOf(Alphabet.OP, SEEK_PREV_SYMBOL, 8) - lenCost(Op.OLD, rep1), () => {
+          ops.push({ kind: -2, length: 0, value: 0 });
+          const a = align;
+          align = prevAlign;
+          prevAlign = a;
+          push(Op.OLD, rep1, 0);
+          return rep1;
+        });
+      }
+    }
+    const om = m.oldMatch(p, end);
+    if (om.length >= 6 && om.pos - p !== align) {
+      const delta = om.pos - p - align;
+      const cost = bitsOf(Alphabet.OP, SEEK_SYMBOL, 8) + bucketCost(Alphabet.DELTA, zigzag(delta)) + lenCost(Op.OLD, om.length);
+      consider(om.length * avgLit - cost, () => {
+        ops.push({ kind: -1, length: 0, value: delta });
+        prevAlign = align;
+        align = om.pos - p;
+        push(Op.OLD, om.length, 0);
+        return om.length;
+      });
+    }
+    const nm = m.newMatch(p, end, 64);
+    if (nm.length >= 4) {
+      const cost = lenCost(Op.NEW, nm.length) + bucketCost(Alphabet.DIST, nm.distance - 1);
+      consider(nm.length * avgLit - cost, () => {
+        ops.push({ kind: Op.NEW, length: nm.length, value: nm.distance });
+        return nm.length;
+      });
+    }
+    // One byte: an add where the alignment holds, else a literal.
+    const o = p + align;
+    const inOld = o >= 0 && o < old.length;
+    const holds = inOld && agreement(old, nw, p, align, end, 8) >= 4;
+    const addCost = holds ? diffBits(p, align) + (lastKind() === Op.ADD ? 0 : 4) : 99;
+    const oneLit = litCost + (lastKind() === Op.LIT ? 0 : 4);
+    if (best && bestGain > Math.min(addCost, oneLit) - avgLit) {
+      // Lazy check: a literal/add here and a better match at p + 1?
+      p += (best as () => number)();
+      continue;
+    }
+    if (addCost <= oneLit) push(Op.ADD, 1, 0);
+    else push(Op.LIT, 1, 0);
+    p++;
+  }
+  return { ops, align };
+}
+
+/** Code one block's ops (ops cover exactly the span). */
+function codeBlock(old: Uint8Array, nw: Uint8Array, start: number, startAlign: number, ops: LzOp[]): { bytes: Uint8Array; lengths: Uint8Array[] } {
+  const freq = ALPHABET_SIZES.map((n) => new Uint32Array(n));
+  let p = start;
+  let align = startAlign;
+  let prevAlign = startAlign;
+  for (const op of ops) {
+    if (op.kind === -1) {
+      freq[Alphabet.OP][SEEK_SYMBOL]++;
+      freq[Alphabet.DELTA][bucketOf(zigzag(op.value), DIST_M)[0]]++;
+      prevAlign = align;
+      align += op.value;
+      continue;
+    }
+    if (op.kind === -2) {
+      freq[Alphabet.OP][SEEK_PREV_SYMBOL]++;
+      const a = align;
+      align = prevAlign;
+      prevAlign = a;
+      continue;
+    }
+    freq[Alphabet.OP][lenSymbol(op.kind, op.length)[0]]++;
+    if (op.kind === Op.NEW) freq[Alphabet.DIST][bucketOf(op.value - 1, DIST_M)[0]]++;
+    if (op.kind === Op.LIT) for (let i = 0; i < op.length; i++) freq[Alphabet.LIT][nw[p + i]]++;
+    if (op.kind === Op.ADD) for (let i = 0; i < op.length; i++) freq[Alphabet.DIFF][(nw[p + i] - old[p + i + align]) & 0xff]++;
+    p += op.length;
+  }
+  const lengths = freq.map((f) => codeLengths(f, MAX_CODE_BITS));
+  const codes = lengths.map(canonicalCodes);
+  const w = new BitWriter();
+  for (const l of lengths) writeTable(w, l);
+  const z = zigzag(startAlign);
+  const e = z === 0 ? 0 : 32 - Math.clz32(z);
+  w.bits(e, 5);
+  w.bits(z, e);
+  const sym = (a: number, s: number) => w.bits(codes[a][s], lengths[a][s]);
+  p = start;
+  align = startAlign;
+  prevAlign = startAlign;
+  for (const op of ops) {
+    if (op.kind === -1) {
+      sym(Alphabet.OP, SEEK_SYMBOL);
+      const [s, eb, ev] = bucketOf(zigzag(op.value), DIST_M);
+      sym(Alphabet.DELTA, s);
+      w.bits(ev, eb);
+      prevAlign = align;
+      align += op.value;
+      continue;
+    }
+    if (op.kind === -2) {
+      sym(Alphabet.OP, SEEK_PREV_SYMBOL);
+      const a = align;
+      align = prevAlign;
+      prevAlign = a;
+      continue;
+    }
+    const [s, eb, ev] = lenSymbol(op.kind, op.length);
+    sym(Alphabet.OP, s);
+    w.bits(ev, eb);
+    if (op.kind === Op.NEW) {
+      const [ds, deb, dev] = bucketOf(op.value - 1, DIST_M);
+      sym(Alphabet.DIST, ds);
+      w.bits(dev, deb);
+    }
+    if (op.kind === Op.LIT) for (let i = 0; i < op.length; i++) sym(Alphabet.LIT, nw[p + i]);
+    if (op.kind === Op.ADD) for (let i = 0; i < op.length; i++) sym(Alphabet.DIFF, (nw[p + i] - old[p + i + align]) & 0xff);
+    p += op.length;
+  }
+  return { bytes: w.finish(), lengths };
+}
+
+/** Split ops so that none is longer than the 65,536 bytes one length symbol can say. */
+function splitLong(ops: LzOp[]): LzOp[] {
+  const out: LzOp[] = [];
+  for (const op of ops) {
+    let left = op.length;
+    if (op.kind < 0) {
+      out.push(op);
+      continue;
+    }
+    while (left > 65536) {
+      out.push({ kind: op.kind, length: 65536, value: op.value });
+      left -= 65536;
+    }
+    out.push({ kind: op.kind, length: left, value: op.value });
+  }
+  return out;
+}
+
+export interface LzBlocks {
+  /** Per block: undefined for an identity block, else the coded payload. */
+  readonly payloads: (Uint8Array | undefined)[];
+}
+
+/**
+ * Code the new image in blocks of `blockSize` for codec 3.
+ * @param passes parse passes (the second uses the first's codes as costs).
+ */
+export function encodeLzBlocks(old: Uint8Array, nw: Uint8Array, blockSize: number, passes = 2): LzBlocks {
+  const matcher = () => new Matcher(old, nw);
+  const blockCount = Math.ceil(nw.length / blockSize);
+  let models: CostModel[] = Array.from({ length: blockCount }, flatModel);
+  let payloads: (Uint8Array | undefined)[] = [];
+  for (let pass = 0; pass < passes; pass++) {
+    const m = matcher();
+    payloads = [];
+    const nextModels: CostModel[] = [];
+    let align = 0;
+    for (let b = 0; b < blockCount; b++) {
+      const start = b * blockSize;
+      const end = Math.min(start + blockSize, nw.length);
+      let same = end <= old.length;
+      for (let i = start; same && i < end; i++) same = old[i] === nw[i];
+      if (same) {
+        payloads.push(undefined);
+        nextModels.push(models[b]);
+        align = 0;
+        continue;
+      }
+      const startAlign = align;
+      const parsed = parseBlock(old, nw, start, end, startAlign, m, models[b]);
+      align = parsed.align;
+      const coded = codeBlock(old, nw, start, startAlign, splitLong(parsed.ops));
+      payloads.push(coded.bytes);
+      nextModels.push({ lengths: coded.lengths });
+    }
+    models = nextModels;
+  }
+  return { payloads };
+}
