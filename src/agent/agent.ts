@@ -13,7 +13,7 @@
  * (the bootloader booted it).
  */
 import type { Platform, TimerId } from "../../hal/types";
-import { isOtaError, Reason, reasonName, type ReasonCode } from "../errors";
+import { isOtaError, OtaError, Reason, reasonName, type ReasonCode } from "../errors";
 import { createKeyring, type Keyring } from "../crypto/keyring";
 import { formatVersion, type ImageVersion } from "../image/format";
 import { readTrailer, setConfirmed, setPending } from "../image/trailer";
@@ -46,6 +46,7 @@ import { decideBoot } from "./boot-decision";
 import { Journal, Phase, type Progress } from "./journal";
 import { ReleaseSession } from "./release-session";
 import { imageCapacity } from "./sink";
+import { HeaderHold, headerUnitErased, headerUnitLength } from "../update/slot-writer";
 import { AgentAudit } from "./events";
 import { Supervisor, type Activity, type ActivityName } from "./supervisor";
 import { hashInSlices } from "./slice-hash";
@@ -87,6 +88,10 @@ export class Agent {
   private trialActivity: Activity | undefined;
   private trialTimer: TimerId | undefined;
   private stagedTimer: TimerId | undefined;
+  /** The verified new image's header unit, held in RAM until the trial is requested. */
+  private held: HeaderHold | undefined;
+  /** Bumped when a verification is superseded (abort, failure): a late verdict is dropped. */
+  private verifyAttempt = 0;
 
   /**
    * @param storage the mounted storage partition (journal and audit spaces)
@@ -150,6 +155,11 @@ export class Agent {
     this.runningVersion = extent.header.version;
     this.runningSecurityCounter = extent.securityCounter ?? 0;
     this.runningLength = extent.totalLength;
+    // The targets' MCUboot has no hardware counter (TARGET_MCUBOOT): the agent does what
+    // boot_update_hw_rollback_protection would, for a confirmed running image (MCUboot validated it).
+    if (readTrailer(running).imageOk === "set" && this.runningSecurityCounter > this.platform.counter.read()) {
+      this.platform.counter.advance(this.runningSecurityCounter);
+    }
     const held = this.journal.policy().revocation;
     if (held && held.length > 0) {
       try {
@@ -260,8 +270,42 @@ export class Agent {
       runningIsNew,
       imageOk: runningIsNew && readTrailer(this.platform.flash.slots[this.runningSlot]).imageOk === "set",
       resetCause: this.platform.system.resetCause(),
+      installCut: !runningIsNew && s.phase === Phase.TRIAL_PENDING && this.installWasCut(),
     });
     return this.post(d.event, d.reason);
+  }
+
+  /**
+   * A reset fell inside `install`, after the trailer asked for the trial and
+   * before the header unit was programmed: the trailer magic is good, nothing
+   * was tried (copy_done unset), the header unit is still erased, and the
+   * journal holds the header. (After MCUboot's revert the whole slot is erased.)
+   */
+  private installWasCut(): boolean {
+    const slot = this.inactiveSlot();
+    const t = readTrailer(slot);
+    const h = this.journal.progress().header;
+    return t.magic === "good" && t.copyDone === "unset" && headerUnitErased(slot) && h !== undefined && h.length === headerUnitLength(slot);
+  }
+
+  /** Staged before the reset: take the held header back from the journal. */
+  resumeStaged(): boolean {
+    const slot = this.inactiveSlot();
+    const h = this.journal.progress().header;
+    if (h === undefined || h.length !== headerUnitLength(slot)) {
+      this.goOnline();
+      return this.post("fail", { reason: Reason.JOURNAL_CORRUPT, message: "staged image without its journaled header" });
+    }
+    this.held = new HeaderHold(slot, h);
+    return this.goOnline();
+  }
+
+  /** Finish an install a reset cut short: program the header unit, reboot into the trial. */
+  resumeInstall(): boolean {
+    this.held = new HeaderHold(this.inactiveSlot(), this.journal.progress().header);
+    this.held.commit();
+    this.log(`install resumed: header programmed, rebooting into ${formatVersion(this.current!.manifest.version)}`);
+    this.platform.system.reboot();
   }
 
   goOnline(): boolean {
@@ -358,8 +402,13 @@ export class Agent {
    */
   verify(): boolean {
     const m = this.current!.manifest;
+    const hold = this.download!.hold;
     try {
       this.download!.sink.finish();
+      // The header unit goes to the journal with the progress: staged across resets, programmed at install.
+      const header = hold.bytes();
+      if (header === undefined) throw new OtaError(Reason.IMAGE_TRUNCATED, "image shorter than its header");
+      this.journal.setProgress({ ...this.journal.progress(), header });
     } catch (e) {
       if (!isOtaError(e)) throw e;
       return this.post("fail", { reason: e.code, message: e.message });
@@ -368,16 +417,21 @@ export class Agent {
       this.download?.stop();
       this.download = undefined;
     }
+    this.held = hold;
+    const attempt = ++this.verifyAttempt;
+    // The verdict may come synchronously (a header that does not parse) while this
+    // handler still runs, before the machine is in "verifying": posted events queue
+    // behind the transition, so the verdict is never dropped.
     verifySlot({
       platform: this.platform,
-      slot: this.inactiveSlot(),
+      slot: hold,
       manifest: m,
       keyring: this.keyring,
       supervisor: this.supervisor,
       sliceBytes: this.config.hashSliceBytes,
       stallMs: this.config.verifyStallMs,
       done: (reason, message) => {
-        if (this.fsm.state !== "verifying") return; // aborted meanwhile
+        if (attempt !== this.verifyAttempt) return; // aborted or failed meanwhile
         if (reason !== Reason.OK) return this.fsm.post("fail", { reason, message });
         this.report("download-done", Reason.OK);
         this.audit.event("DOWNLOAD_DONE", Reason.OK, this.runningVersion, m.version);
@@ -425,7 +479,9 @@ export class Agent {
     const m = this.current!.manifest;
     // Journal first: after the reboot the agent must know it asked for this trial.
     this.release.setPhase(Phase.TRIAL_PENDING, Reason.OK);
+    // Trailer first, header unit last: until the header lands the slot is no boot candidate.
     setPending(this.inactiveSlot(), false);
+    this.held!.commit();
     this.audit.event("INSTALLED", Reason.OK, this.runningVersion, m.version);
     this.log(`rebooting into ${formatVersion(m.version)} for its trial`);
     // Let the reports so far reach the cloud first (bounded: a dead link does not hold the reboot).
@@ -491,6 +547,8 @@ export class Agent {
     this.lastReason = reason;
     this.download?.stop();
     this.download = undefined;
+    this.verifyAttempt++;
+    this.held = undefined;
     if (this.stagedTimer !== undefined) this.platform.clock.clearTimer(this.stagedTimer);
     // Integrity failures are final for this release; network ones may be offered again.
     const final = !(reason === Reason.DOWNLOAD_STALLED || reason === Reason.DOWNLOAD_DEADLINE || reason === Reason.ABORTED || reason === Reason.SOCKET_CLOSED);

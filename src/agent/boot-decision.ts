@@ -9,6 +9,8 @@
  *   staged          any                    resume-staged
  *   trial-pending   the new one, image_ok  confirmed (finish the commit)
  *   trial-pending   the new one            trial-boot
+ *   trial-pending   the old one, install   resume-install (trailer written, header unit not yet:
+ *                   cut before the header  program it and reboot)
  *   trial-pending   the old one            reverted (reason: see rollbackReason)
  *   confirmed       the new one            confirmed (raise the counter, close)
  *   confirmed       the old one            reverted (image_ok never landed)
@@ -20,7 +22,7 @@ import type { ResetCause } from "../../hal/types";
 import { Reason, type ReasonCode } from "../errors";
 import { Phase, type Session } from "./journal";
 
-export type BootEvent = "normal" | "resume-download" | "resume-staged" | "trial-boot" | "reverted" | "confirmed";
+export type BootEvent = "normal" | "resume-download" | "resume-staged" | "resume-install" | "trial-boot" | "reverted" | "confirmed";
 
 export interface BootFacts {
   readonly session: Session;
@@ -29,6 +31,11 @@ export interface BootFacts {
   /** The running slot's trailer says image_ok. */
   readonly imageOk: boolean;
   readonly resetCause: ResetCause;
+  /**
+   * The old image runs and the inactive slot shows an install cut short:
+   * trailer magic good, never tried, header unit still erased, header journaled.
+   */
+  readonly installCut?: boolean;
 }
 
 /**
@@ -51,6 +58,7 @@ export function decideBoot(f: BootFacts): { event: BootEvent; reason?: ReasonCod
     case Phase.TRIAL_PENDING:
     case Phase.CONFIRMED:
     case Phase.TRIAL_FAILED:
+      if (!f.runningIsNew && f.installCut && s.phase === Phase.TRIAL_PENDING) return { event: "resume-install" };
       if (!f.runningIsNew) return { event: "reverted", reason: rollbackReason(s, f.resetCause) };
       if (f.imageOk || s.phase === Phase.CONFIRMED) return { event: "confirmed" };
       return { event: "trial-boot" };

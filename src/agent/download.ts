@@ -16,6 +16,7 @@ import { ChunkFetcher } from "./fetch";
 import { HttpFetcher } from "./http-fetch";
 import type { Journal, Progress } from "./journal";
 import { openSink, type PayloadSink } from "./sink";
+import { HeaderHold, headerUnitLength } from "../update/slot-writer";
 import type { Activity, Supervisor } from "./supervisor";
 
 export interface DownloadContext {
@@ -36,6 +37,8 @@ class BudgetExceeded extends Error {}
 
 export class Download {
   readonly sink: PayloadSink;
+  /** The inactive slot with the new image's header unit held in RAM (journaled with the progress). */
+  readonly hold: HeaderHold;
   private readonly fetcher: ChunkFetcher | HttpFetcher;
   private activity: Activity | undefined;
   private bytesFetched: number;
@@ -55,11 +58,14 @@ export class Download {
     const m = manifest;
     const c = x.config;
     const useHttps = m.fetch.url !== undefined && (m.fetch.stream === undefined || c.preferHttps);
+    const inactive = x.platform.flash.slots[1 - x.runningSlot];
+    const header = progress.header;
+    this.hold = new HeaderHold(inactive, header !== undefined && header.length === headerUnitLength(inactive) ? header : undefined);
     this.sink = openSink(
       {
         manifest: m,
         activeSlot: x.platform.flash.slots[x.runningSlot],
-        inactiveSlot: x.platform.flash.slots[1 - x.runningSlot],
+        inactiveSlot: this.hold,
         digest: x.platform.digest,
         onDurable: (d) => this.saveProgress(d.payloadOffset, d.checkpoint),
         running: x.running,
@@ -188,7 +194,7 @@ export class Download {
 
   private saveProgress(payloadOffset: number, checkpoint: Uint8Array): void {
     this.sinceProgress = 0;
-    this.x.journal.setProgress({ payloadOffset, bytesFetched: this.bytesFetched, elapsedMs: this.elapsedMs(), checkpoint });
+    this.x.journal.setProgress({ payloadOffset, bytesFetched: this.bytesFetched, elapsedMs: this.elapsedMs(), checkpoint, header: this.hold.bytes() ?? new Uint8Array(0) });
   }
 
   /** An error from the sink or the budget while bytes were delivered: the attempt ends with its reason. */

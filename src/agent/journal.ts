@@ -76,6 +76,14 @@ export interface Progress {
   readonly elapsedMs: number;
   /** The patcher's encoded checkpoint, or empty. */
   readonly checkpoint: Uint8Array;
+  /**
+   * The new image's first write unit(s) (its header), held back from flash
+   * until the trial is requested (src/update/slot-writer.ts HeaderHold), or
+   * empty while not all received. Absent reads as empty.
+   */
+  readonly header?: Uint8Array;
+  /** Download time during which nothing arrived (stalled), across boots, ms. Absent reads as 0. */
+  readonly stalledMs?: number;
 }
 
 export interface PolicyRecord {
@@ -149,29 +157,52 @@ export function decodeSession(b: Uint8Array): Session {
   return Object.freeze({ phase: phase as PhaseCode, lastReason: v.getUint16(2, true), trialBoots: b[4], envelope: b.slice(8, 8 + n), outcome });
 }
 
+/**
+ * Progress format 2: format 1's 16 bytes and checkpoint, then the held
+ * header unit (u16 length + bytes) and the stalled time (u32 ms). A format 1
+ * record (before the header was held back) still reads, with neither.
+ */
+const PROGRESS_FORMAT = 2;
+/** Largest header unit the record keeps (a 256-byte write unit). */
+export const MAX_HELD_HEADER = 256;
+
 export function encodeProgress(p: Progress): Uint8Array {
-  const out = new Uint8Array(16 + p.checkpoint.length);
+  const header = p.header ?? new Uint8Array(0);
+  if (header.length > MAX_HELD_HEADER) throw new RangeError("progress: held header too large");
+  const at = 16 + p.checkpoint.length;
+  const out = new Uint8Array(at + 2 + header.length + 4);
   const v = new DataView(out.buffer);
-  out[0] = FORMAT;
+  out[0] = PROGRESS_FORMAT;
   v.setUint32(2, p.payloadOffset, true);
   v.setUint32(6, p.bytesFetched, true);
   v.setUint32(10, Math.min(0xffffffff, p.elapsedMs), true);
   v.setUint16(14, p.checkpoint.length, true);
   out.set(p.checkpoint, 16);
+  v.setUint16(at, header.length, true);
+  out.set(header, at + 2);
+  v.setUint32(at + 2 + header.length, Math.min(0xffffffff, p.stalledMs ?? 0), true);
   return out;
 }
 
 export function decodeProgress(b: Uint8Array): Progress {
-  if (b.length < 16 || b[0] !== FORMAT) throw corrupt("progress record format");
+  if (b.length < 16 || (b[0] !== FORMAT && b[0] !== PROGRESS_FORMAT)) throw corrupt("progress record format");
   const v = new DataView(b.buffer, b.byteOffset, b.length);
   const n = v.getUint16(14, true);
-  if (16 + n !== b.length) throw corrupt("progress checkpoint length");
-  return Object.freeze({
+  const base = {
     payloadOffset: v.getUint32(2, true),
     bytesFetched: v.getUint32(6, true),
     elapsedMs: v.getUint32(10, true),
-    checkpoint: b.slice(16),
-  });
+    checkpoint: b.slice(16, 16 + n),
+  };
+  if (b[0] === FORMAT) {
+    if (16 + n !== b.length) throw corrupt("progress checkpoint length");
+    return Object.freeze({ ...base, header: new Uint8Array(0), stalledMs: 0 });
+  }
+  const at = 16 + n;
+  if (at + 2 > b.length) throw corrupt("progress checkpoint length");
+  const h = v.getUint16(at, true);
+  if (h > MAX_HELD_HEADER || at + 2 + h + 4 !== b.length) throw corrupt("progress header length");
+  return Object.freeze({ ...base, header: b.slice(at + 2, at + 2 + h), stalledMs: v.getUint32(at + 2 + h, true) });
 }
 
 export function encodePolicy(p: PolicyRecord): Uint8Array {

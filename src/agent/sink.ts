@@ -12,7 +12,7 @@ import { OtaError, Reason } from "../errors";
 import { trailerLayout } from "../image/trailer";
 import { decodeCheckpoint, encodeCheckpoint, type PatchCheckpoint } from "../delta/format";
 import { PatchApplier } from "../delta/patcher";
-import { SlotWriter } from "../update/slot-writer";
+import { HeaderHold, SlotWriter } from "../update/slot-writer";
 import type { ReleaseManifest } from "../update/types";
 import { equalBytes } from "../util/bytes";
 
@@ -21,6 +21,8 @@ export interface SinkProgress {
   readonly payloadOffset: number;
   /** Encoded patcher checkpoint (delta) or empty. */
   readonly checkpoint: Uint8Array;
+  /** The held header unit once complete (journaled with the progress), else empty. */
+  readonly header: Uint8Array;
 }
 
 export interface PayloadSink {
@@ -38,7 +40,8 @@ export interface PayloadSink {
 export interface SinkOptions {
   readonly manifest: ReleaseManifest;
   readonly activeSlot: Flash;
-  readonly inactiveSlot: Flash;
+  /** The inactive slot as the writer sees it: its header unit held in RAM until the trial is requested. */
+  readonly inactiveSlot: HeaderHold;
   readonly digest: Digest;
   /** Called when a patch block finished (its checkpoint is durable): the agent journals. */
   readonly onDurable?: (p: SinkProgress) => void;
@@ -65,12 +68,18 @@ export function eraseTrailerBlock(slot: Flash): void {
   slot.eraseBlock(size / blockLength - 1);
 }
 
+function heldHeader(o: SinkOptions): Uint8Array {
+  return o.inactiveSlot.bytes() ?? new Uint8Array(0);
+}
+
 class FullImageSink implements PayloadSink {
   private writer: SlotWriter;
   private hash: HashStream | undefined;
 
   constructor(private readonly o: SinkOptions, resumeFrom: number) {
     const limit = imageCapacity(o.inactiveSlot);
+    // Without the held header (lost, or never complete) the image cannot go on: start again.
+    if (o.inactiveSlot.bytes() === undefined) resumeFrom = 0;
     if (resumeFrom === 0) {
       eraseTrailerBlock(o.inactiveSlot);
       this.writer = SlotWriter.open(o.inactiveSlot, { limit });
@@ -98,7 +107,7 @@ class FullImageSink implements PayloadSink {
 
   durable(): SinkProgress {
     this.writer.flush();
-    return { payloadOffset: this.writer.durableOffset, checkpoint: new Uint8Array(0) };
+    return { payloadOffset: this.writer.durableOffset, checkpoint: new Uint8Array(0), header: heldHeader(this.o) };
   }
 
   finish(): number {
@@ -124,8 +133,10 @@ class DeltaSink implements PayloadSink {
       ...(o.running ? { knownOld: o.running, deferNewCheck: true } : {}),
       // Journal exactly the checkpoint the patcher hands over: on resume it may be a rewound one
       // (back to the start of an erase block), which must be durable before anything is erased.
-      onBlock: (cp: PatchCheckpoint) => o.onDurable?.({ payloadOffset: cp.nextPatchOffset, checkpoint: encodeCheckpoint(cp) }),
+      onBlock: (cp: PatchCheckpoint) => o.onDurable?.({ payloadOffset: cp.nextPatchOffset, checkpoint: encodeCheckpoint(cp), header: heldHeader(o) }),
     };
+    // A checkpoint past the header needs the held header; without it, start again.
+    if (o.inactiveSlot.bytes() === undefined) checkpoint = new Uint8Array(0);
     if (checkpoint.length === 0) {
       eraseTrailerBlock(o.inactiveSlot);
       this.applier = new PatchApplier(options);
@@ -151,8 +162,8 @@ class DeltaSink implements PayloadSink {
 
   durable(): SinkProgress {
     const cp = this.applier.checkpoint();
-    if (!cp) return { payloadOffset: 0, checkpoint: new Uint8Array(0) };
-    return { payloadOffset: cp.nextPatchOffset, checkpoint: encodeCheckpoint(cp) };
+    if (!cp) return { payloadOffset: 0, checkpoint: new Uint8Array(0), header: new Uint8Array(0) };
+    return { payloadOffset: cp.nextPatchOffset, checkpoint: encodeCheckpoint(cp), header: heldHeader(this.o) };
   }
 
   finish(): number {

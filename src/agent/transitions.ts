@@ -12,7 +12,7 @@ export type AgentState =
   | "boot" | "idle" | "checking" | "downloading" | "verifying" | "staged" | "installing"
   | "trial" | "committed" | "rolled-back" | "failed";
 export type AgentEvent =
-  | "start" | "normal" | "resume-download" | "resume-staged" | "trial-boot" | "reverted" | "confirmed"
+  | "start" | "normal" | "resume-download" | "resume-staged" | "resume-install" | "trial-boot" | "reverted" | "confirmed"
   | "offer" | "accept" | "refuse" | "downloaded" | "verified" | "ready" | "ack" | "trial-timeout"
   | "fail" | "abort" | "done";
 
@@ -27,7 +27,8 @@ export const TRANSITIONS: Table<AgentState, AgentEvent, Agent> = Object.freeze(
       { state: "boot", event: "start", handler: (a) => a.reconcile(), next: "*" },
       { state: "boot", event: "normal", handler: (a) => a.goOnline(), next: "idle" },
       { state: "boot", event: "resume-download", handler: (a) => a.resumeDownload(), next: "downloading" },
-      { state: "boot", event: "resume-staged", handler: (a) => a.goOnline(), next: "staged" },
+      { state: "boot", event: "resume-staged", handler: (a) => a.resumeStaged(), next: "staged" },
+      { state: "boot", event: "resume-install", handler: (a) => a.resumeInstall(), next: "installing" },
       { state: "boot", event: "trial-boot", handler: (a) => a.beginTrial(), next: "trial" },
       { state: "boot", event: "reverted", handler: (a, d) => a.reportRollback(d as ReasonCode), next: "rolled-back" },
       { state: "boot", event: "confirmed", handler: (a) => a.finishCommit(), next: "committed" },

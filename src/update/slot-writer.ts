@@ -16,6 +16,14 @@
  * After any exception the writer is spent: make a new one (resume) from the
  * durable offset.
  *
+ * Write order (MCUboot direct-xip, see docs/formats.md): a slot whose header
+ * is valid is a boot candidate, and the bootloader erases a chosen candidate
+ * whose trailer magic is not good. So a partial or staged image must not
+ * carry its header in flash: the writer is handed a `HeaderHold` view of the
+ * inactive slot, which keeps the image's first write unit(s) (its 32-byte
+ * header, rounded up to the write unit) in RAM — the caller journals them —
+ * and programs them last (`HeaderHold.commit`), when the trial is requested.
+ *
  * RAM: one program buffer of `bufferSize` bytes (default 512) plus, during
  * `resume`, one flash read of at most RESUME_SCAN_CHUNK bytes.
  */
@@ -242,4 +250,113 @@ export class SlotWriter {
       at += n;
     }
   }
+}
+
+/** Bytes of the image's start held back: its 32-byte MCUboot header, rounded up to the write unit. */
+export function headerUnitLength(flash: Flash): number {
+  const { writeAlign } = flash.status();
+  return Math.ceil(32 / writeAlign) * writeAlign;
+}
+
+/**
+ * A view of the inactive slot whose first `headerUnitLength` bytes live in
+ * RAM until `commit()` programs them: writes there fill the RAM copy, reads
+ * there answer it, an erase of block 0 clears it. Everything else passes
+ * through to the slot. While held, the slot carries no image header, so
+ * MCUboot (boot_get_slot_usage) never counts it as a candidate: a reset
+ * mid-download or while staged leaves it alone.
+ *
+ * RAM: one header unit (32 bytes on a 32-byte write unit).
+ */
+export class HeaderHold implements Flash {
+  readonly unit: number;
+  private readonly held: Uint8Array;
+  /** Bytes of the unit filled so far (writes arrive in order from offset 0). */
+  private have = 0;
+  private readonly geometry: FlashStatus;
+
+  /**
+   * @param slot the inactive slot (raw flash)
+   * @param header the unit's bytes from the journal after a reset, or undefined to start empty
+   * @throws RangeError when `header` is not exactly one header unit long
+   */
+  constructor(readonly slot: Flash, header?: Uint8Array) {
+    this.geometry = slot.status();
+    this.unit = headerUnitLength(slot);
+    if (this.unit > this.geometry.blockLength) throw new RangeError("HeaderHold: header unit larger than an erase block");
+    this.held = new Uint8Array(this.unit).fill(this.geometry.eraseValue);
+    if (header !== undefined) {
+      if (!(header instanceof Uint8Array) || header.length !== this.unit) throw new RangeError(`HeaderHold: header must be ${this.unit} bytes`);
+      this.held.set(header);
+      this.have = this.unit;
+    }
+  }
+
+  status(): FlashStatus {
+    return this.geometry;
+  }
+
+  /** The whole unit is in RAM (what the journal must keep), or undefined while incomplete. */
+  bytes(): Uint8Array | undefined {
+    return this.have === this.unit ? this.held.slice() : undefined;
+  }
+
+  read(byteLength: number, byteOffset: number): Uint8Array {
+    if (byteOffset >= this.unit) return this.slot.read(byteLength, byteOffset);
+    const out = this.slot.read(byteLength, byteOffset);
+    const n = Math.min(byteLength, this.unit - byteOffset);
+    out.set(this.held.subarray(byteOffset, byteOffset + n), 0);
+    return out;
+  }
+
+  write(data: Uint8Array, byteOffset: number): void {
+    if (byteOffset >= this.unit) return this.slot.write(data, byteOffset);
+    const { writeAlign } = this.geometry;
+    if (byteOffset % writeAlign !== 0 || data.length % writeAlign !== 0) throw new OtaError(Reason.FLASH_ALIGN, "misaligned write", byteOffset);
+    if (byteOffset !== this.have) throw new OtaError(Reason.FLASH_NOT_ERASED, `header unit written out of order at ${byteOffset}`, byteOffset);
+    const n = Math.min(data.length, this.unit - byteOffset);
+    this.held.set(data.subarray(0, n), byteOffset);
+    this.have = byteOffset + n;
+    if (n < data.length) this.slot.write(data.subarray(n), this.unit);
+  }
+
+  eraseBlock(block: number): void {
+    this.slot.eraseBlock(block);
+    if (block === 0) {
+      this.held.fill(this.geometry.eraseValue);
+      this.have = 0;
+    }
+  }
+
+  /**
+   * Program the held unit at offset 0 of the slot: the image gets its header
+   * (done last, after the trailer asks for the trial).
+   * @throws Error when the unit is incomplete; OtaError from the flash
+   *   (FLASH_NOT_ERASED when something is already there).
+   */
+  commit(): void {
+    if (this.have !== this.unit) throw new Error("HeaderHold.commit: the header unit is not complete");
+    programHeaderUnit(this.slot, this.held);
+  }
+}
+
+/**
+ * Program a held header unit at offset 0 of `slot` (the install's last write).
+ * A unit that is already there, byte for byte, is left alone (a repeat after a reset).
+ * @throws OtaError FLASH_NOT_ERASED when the unit holds other bytes.
+ */
+export function programHeaderUnit(slot: Flash, unit: Uint8Array): void {
+  const now = slot.read(unit.length, 0);
+  let same = true;
+  for (let i = 0; i < unit.length; i++) if (now[i] !== unit[i]) same = false;
+  if (same) return;
+  slot.write(unit, 0);
+}
+
+/** The slot's header unit is all erased (nothing of a header was programmed). */
+export function headerUnitErased(slot: Flash): boolean {
+  const { eraseValue } = slot.status();
+  const b = slot.read(headerUnitLength(slot), 0);
+  for (let i = 0; i < b.length; i++) if (b[i] !== eraseValue) return false;
+  return true;
 }

@@ -27,6 +27,11 @@ describe("boot decision: every journal phase against what the bootloader booted"
       if (reason !== undefined) expect(d.reason).toBe(reason);
     });
   }
+  it("trial-pending, old image, an install cut before the header unit: resume-install (only for trial-pending)", () => {
+    expect(decideBoot({ session: session(Phase.TRIAL_PENDING), runningIsNew: false, imageOk: false, resetCause: "power-on", installCut: true }).event).toBe("resume-install");
+    expect(decideBoot({ session: session(Phase.CONFIRMED), runningIsNew: false, imageOk: false, resetCause: "power-on", installCut: true }).event).toBe("reverted");
+    expect(decideBoot({ session: session(Phase.TRIAL_PENDING), runningIsNew: true, imageOk: false, resetCause: "power-on", installCut: true }).event).toBe("trial-boot");
+  });
   it("rollback reasons: the firmware's own resets fail the release; power loss and the reset pin do not", () => {
     const s = session(Phase.TRIAL_PENDING);
     expect(rollbackReason(s, "watchdog")).toBe(Reason.TRIAL_FAILED);
