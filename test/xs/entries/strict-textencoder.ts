@@ -7,6 +7,10 @@
  */
 import { serve, task } from "../runtime";
 
+// tsconfig.portable.json (ES2020 library, no DOM) rightly knows no TextEncoder:
+// declared here only so that this deliberate mistake type-checks.
+declare const TextEncoder: new () => { encode(text: string): Uint8Array };
+
 const header = new TextEncoder().encode("xs-ota");
 
 task("encoded", () => Array.from(header));
