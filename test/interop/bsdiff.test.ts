@@ -4,6 +4,7 @@
  * by the device's patcher (`xs-ota apply`), yields the new image exactly. A
  * missing peer (bsdiff, bspatch, bzip2) fails the lane.
  */
+import { createHash } from "node:crypto";
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -28,7 +29,7 @@ function convertAndApply(name: string, oldFile: string, newFile: string): { bsdi
   run("bspatch", [oldFile, join(dir, `${name}.bspatched`), bsd]);
   expect(Buffer.compare(readFileSync(join(dir, `${name}.bspatched`)), readFileSync(newFile))).toBe(0);
   const ours = join(dir, `${name}.xsdp`);
-  const c = xsOta(["diff", "--from-bsdiff", bsd, oldFile, "-o", ours]);
+  const c = xsOta(["diff", "--from-bsdiff", bsd, oldFile, "--new", newFile, "-o", ours]);
   expect(c.status, c.stderr).toBe(0);
   const out = join(dir, `${name}.out`);
   const a = xsOta(["apply", oldFile, ours, "-o", out]);
@@ -75,8 +76,22 @@ describe("stock bsdiff patches, converted and applied by the device's patcher", 
     const bytes = readFileSync(bsd);
     bytes[40] ^= 0xff;
     writeFileSync(bsd, bytes);
-    const r = xsOta(["diff", "--from-bsdiff", bsd, pair.fromFile, "-o", join(dir, "never.xsdp")]);
+    const r = xsOta(["diff", "--from-bsdiff", bsd, pair.fromFile, "--new", pair.toFile, "-o", join(dir, "never.xsdp")]);
     expect(r.status).toBe(1);
     expect(r.stderr.trim().split("\n")).toHaveLength(1);
+  });
+  it("a BSDIFF40 patch converted against the wrong OLD is refused (it carries no hash: the expected NEW is required)", () => {
+    const [a, b] = fixturePairs();
+    const bsd = join(dir, "wrong-old.bsdiff");
+    run("bsdiff", [a.fromFile, a.toFile, bsd]);
+    const bare = xsOta(["diff", "--from-bsdiff", bsd, b.fromFile, "-o", join(dir, "never2.xsdp")]);
+    expect(bare.status).toBe(2);
+    expect(bare.stderr).toMatch(/--from-bsdiff needs --new NEW or --new-sha256/);
+    const wrong = xsOta(["diff", "--from-bsdiff", bsd, b.fromFile, "--new", a.toFile, "-o", join(dir, "never2.xsdp")]);
+    expect(wrong.status).toBe(1);
+    expect(wrong.stderr).toMatch(/does not make the expected NEW .*another OLD/);
+    expect(wrong.stderr.trim().split("\n")).toHaveLength(1);
+    const sha = createHash("sha256").update(readFileSync(a.toFile)).digest("hex");
+    expect(xsOta(["diff", "--from-bsdiff", bsd, a.fromFile, "--new-sha256", sha, "-o", join(dir, "right.xsdp")]).status).toBe(0);
   });
 });

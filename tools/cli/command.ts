@@ -154,8 +154,14 @@ export function describeError(e: unknown): string {
   return oneLine(describe(e));
 }
 
+/** An OtaError's message without the reason name its constructor puts in front. */
+export function bareMessage(e: OtaError): string {
+  const name = `${reasonName(e.code)}: `;
+  return e.message.startsWith(name) ? e.message.slice(name.length) : e.message;
+}
+
 function describe(e: unknown): string {
-  if (e instanceof OtaError) return `${e.message} (reason ${e.code} ${reasonName(e.code)})`;
+  if (e instanceof OtaError) return `${bareMessage(e)} (reason ${e.code} ${reasonName(e.code)})`;
   if (e instanceof Error) {
     const err = e as NodeJS.ErrnoException;
     const path = err.path ?? (err as { address?: string }).address;

@@ -1,6 +1,6 @@
 /** `xs-ota demo`: the simulator demo that `npm start` runs. */
 import type { Command } from "./command";
-import { intOption, parse } from "./command";
+import { intOption, parse, usageError } from "./command";
 import { runDemo } from "../demo/demo";
 
 const usage = `usage: xs-ota demo [--speed N] [--step-timeout S] [--keep]
@@ -21,9 +21,13 @@ export const command: Command = {
   usage,
   async run(argv) {
     const { values } = parse(argv, { speed: { type: "string" }, "step-timeout": { type: "string" }, keep: { type: "boolean" } }, false);
+    const speed = intOption(values.speed, "speed", 20);
+    if (speed < 1 || speed > 1000) throw usageError(`--speed must be 1..1000, got ${speed}`);
+    const stepTimeoutS = intOption(values["step-timeout"], "step-timeout", 120);
+    if (stepTimeoutS < 1 || stepTimeoutS > 86400) throw usageError(`--step-timeout must be 1..86400 seconds, got ${stepTimeoutS}`);
     const ok = await runDemo({
-      speed: intOption(values.speed, "speed", 20),
-      stepTimeoutS: intOption(values["step-timeout"], "step-timeout", 120),
+      speed,
+      stepTimeoutS,
       keep: values.keep ?? false,
       out: (line) => process.stdout.write(line + "\n"),
     });

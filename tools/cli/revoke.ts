@@ -1,5 +1,6 @@
 /** `xs-ota revoke`: a signed revocation record (minimum version and security counter, blocked image hashes). */
-import { statSync, writeFileSync } from "node:fs";
+import { readdirSync, readFileSync, statSync } from "node:fs";
+import { join } from "node:path";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { OtaError } from "../../src/errors";
 import { formatVersion, parseVersion, type ImageVersion } from "../../src/image/format";
@@ -8,7 +9,12 @@ import { fromHex, toHex } from "../../src/util/bytes";
 import { KeyError, readSigningKey } from "../keys/pem";
 import { ReleaseError, scanImageFile } from "../release/build";
 import { makeRevocation, RevokeError } from "../release/revoke";
-import { CliError, intOption, parse, usageError, type Command } from "./command";
+import { softwareDigest } from "../../src/crypto/sha256";
+import { scanImage } from "../../src/image/verify";
+import { BytesFlash } from "../image/bytes-flash";
+import { isImage } from "../image/describe";
+import { readReleaseDir } from "../release/read";
+import { checkWritable, CliError, intOption, io, parse, usageError, writeOutput, type Command } from "./command";
 
 const usage = `usage: xs-ota revoke --key KEY.pem --hardware-id ID --sequence N -o OUT.revocation [options]
 
@@ -25,8 +31,14 @@ file in xs-ota serve's release directory to publish it.
       --min-version V         images below major.minor.revision+build are revoked (default 0.0.0+0)
       --min-security-counter N  images with a lower security counter are revoked (default 0)
       --block IMAGE_OR_SHA256 revoke one image: an MCUboot image file (its complete image is
-                              hashed, header through TLVs) or its SHA-256 as 64 hex digits;
+                              hashed, header through TLVs) or its whole-image SHA-256 as 64
+                              hex digits (what \`xs-ota verify\` and \`inspect\` print as
+                              "whole-image SHA-256"; NOT the SHA256 TLV, MCUboot's hash);
                               repeatable, at most ${MAX_BLOCKED}
+      --images DIR            the folder of released images (a release folder): every --block
+                              must then name an image there (a manifest's image or an image
+                              file), or it is refused; a SHA256 TLV given by mistake is named
+      --force                 overwrite OUT if it exists
       --issued-at T           unix seconds (default now)
       --note TEXT             why (non-critical; devices skip it, inspect shows it)
   -o, --output FILE           the signed record to write (name it *.revocation for xs-ota serve)
@@ -59,6 +71,36 @@ export function blockedHashOf(arg: string): Uint8Array {
   }
 }
 
+/** The whole-image SHA-256 of every image a folder names (manifests and image files), and their SHA256 TLVs. */
+function knownImages(dir: string): { whole: Set<string>; tlv: Map<string, { path: string; whole: string }> } {
+  let names: string[];
+  try {
+    if (!statSync(dir).isDirectory()) throw new CliError(`--images ${dir} is not a directory`);
+    names = readdirSync(dir).sort();
+  } catch (e) {
+    if (e instanceof CliError) throw e;
+    throw new CliError(`--images ${dir}: no such directory`);
+  }
+  const whole = new Set<string>();
+  const tlv = new Map<string, { path: string; whole: string }>();
+  for (const e of readReleaseDir(dir)) whole.add(toHex(e.manifest.image.sha256));
+  for (const name of names) {
+    const path = join(dir, name);
+    if (!statSync(path).isFile()) continue;
+    const bytes = new Uint8Array(readFileSync(path));
+    if (!isImage(bytes)) continue;
+    try {
+      const info = scanImage(new BytesFlash(bytes), { digest: softwareDigest });
+      const w = toHex(sha256(bytes.subarray(0, info.totalLength)));
+      whole.add(w);
+      tlv.set(toHex(info.hash), { path, whole: w });
+    } catch {
+      // not a complete image: it names nothing
+    }
+  }
+  return { whole, tlv };
+}
+
 function version(value: string | undefined): ImageVersion {
   if (value === undefined) return { major: 0, minor: 0, revision: 0, build: 0 };
   try {
@@ -82,6 +124,8 @@ export const command: Command = {
       block: { type: "string", multiple: true },
       "issued-at": { type: "string" },
       note: { type: "string" },
+      images: { type: "string" },
+      force: { type: "boolean" },
       output: { type: "string", short: "o" },
     });
     if (positionals.length) throw usageError(`unexpected argument "${positionals[0]}"`);
@@ -101,11 +145,23 @@ export const command: Command = {
     try {
       key = readSigningKey(values.key!);
     } catch (e) {
-      if (e instanceof KeyError) throw new CliError(e.message);
+      if (e instanceof KeyError) throw new CliError(`--key ${e.message}`);
+      if ((e as NodeJS.ErrnoException).code === "ENOENT") throw new CliError(`--key ${values.key}: no such file`);
       throw e;
     }
+    checkWritable(values.output!, values.force);
     try {
       const blocked = blocks.map(blockedHashOf);
+      if (values.images !== undefined) {
+        const known = knownImages(values.images);
+        blocked.forEach((h, i) => {
+          const hex = toHex(h);
+          if (known.whole.has(hex)) return;
+          const tlv = known.tlv.get(hex);
+          if (tlv) throw new CliError(`--block ${blocks[i]}: that is the SHA256 TLV (MCUboot's hash) of ${tlv.path}; its whole-image SHA-256, which revoke takes, is ${tlv.whole}`);
+          throw new CliError(`--block ${blocks[i]}: no image in ${values.images} has this whole-image SHA-256 (${known.whole.size} known); a revocation of it would revoke nothing`);
+        });
+      }
       const r = makeRevocation({
         key,
         hardwareId: values["hardware-id"]!,
@@ -116,11 +172,11 @@ export const command: Command = {
         blocked,
         note: values.note,
       });
-      writeFileSync(values.output!, r.envelope);
+      writeOutput(values.output!, r.envelope, true);
       const rec = r.record;
-      process.stdout.write(
+      io.say(
         `wrote ${values.output}: ${rec.hardwareId} sequence ${rec.sequence}, min version ${formatVersion(rec.minVersion)}, ` +
-          `min security counter ${rec.minSecurityCounter}, ${rec.blocked.length} blocked image(s), revocation id ${toHex(r.id)}\n`,
+          `min security counter ${rec.minSecurityCounter}, ${rec.blocked.length} blocked image(s) (by whole-image SHA-256), revocation id ${toHex(r.id)}`,
       );
     } catch (e) {
       if (e instanceof RevokeError) throw new CliError(e.message);

@@ -50,7 +50,9 @@ example: xs-ota verify --key pub.pem app.signed.bin --manifest app.manifest`;
 
 class Invalid extends Error {
   constructor(readonly reason: ReasonCode, message: string) {
-    super(message);
+    // The reason's name is printed once, in front: not again inside the message.
+    const name = reasonName(reason);
+    super(message.split(`${name}: `).join("").split(` (${name})`).join(""));
   }
 }
 

@@ -12,7 +12,7 @@ import { NorFlash } from "../../hal/mock/flash";
 import { softwareDigest } from "../../src/crypto/sha256";
 import { parsePatchHeader } from "../../src/delta/format";
 import { DEFAULT_MAX_BLOCK_SIZE, PatchApplier } from "../../src/delta/patcher";
-import { isOtaError, Reason, type ReasonCode } from "../../src/errors";
+import { isOtaError, Reason, reasonName, type ReasonCode } from "../../src/errors";
 import type { ImageVersion } from "../../src/image/format";
 import { checkPolicy, type DeviceState } from "../../src/update/policy";
 import type { AcceptedManifest, ReleaseManifest } from "../../src/update/types";
@@ -44,7 +44,10 @@ export interface ReleaseCheckInput {
 const ZERO_VERSION: ImageVersion = Object.freeze({ major: 0, minor: 0, revision: 0, build: 0 });
 
 function describe(e: unknown): ReleaseProblem {
-  if (isOtaError(e)) return { reason: e.code as ReasonCode, message: e.message };
+  if (isOtaError(e)) {
+    const name = `${reasonName(e.code)}: `;
+    return { reason: e.code as ReasonCode, message: e.message.startsWith(name) ? e.message.slice(name.length) : e.message };
+  }
   return { reason: Reason.PATCH_MALFORMED, message: e instanceof Error ? e.message : String(e) };
 }
 
