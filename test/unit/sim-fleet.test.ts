@@ -16,6 +16,7 @@ import { buildImage, release, testKey } from "../../tools/demo/firmware";
 import { publishRelease } from "../../tools/demo/rig";
 import { chooseVictims, parseFaultPlan } from "../../tools/sim/faults";
 import { SimFleet, type FleetReport } from "../../tools/sim/fleet";
+import { startServe } from "../../tools/serve/server";
 import { formatReport } from "../../tools/sim/report";
 import { xsOta } from "../lib/cli";
 
@@ -108,6 +109,55 @@ describe("fleet simulator (embedded serve)", () => {
       expect(r.serve!.finishedSkips).toBeGreaterThan(30);
       expect(r.bricked).toBe(0);
     } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
+
+  it("a release whose trial never reaches the cloud: every device is listed as rolled back (TRIAL_NO_CLOUD), not as refused", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "xs-ota-sim-rollback-"));
+    try {
+      const map = smallFlashMap();
+      const key = testKey(1);
+      const factory = buildImage(map, key, "1.0.0+1", 0, { confirm: true, size: 8192 });
+      const bad = buildImage(map, key, "1.1.0+2", 1, { size: 8192, behaviour: "no-cloud" });
+      const now = Math.floor(Date.now() / 1000);
+      publishRelease(dir, release(key, bad, { issuedAt: now - 60, expiresAt: now + 86400 }));
+      // Long enough for the rollback and the re-offers that follow it (refused as already handled).
+      const { r } = await runFleet({ devices: 2, seed: 1, speed: 100, releases: { kind: "dir", dir, trust: [key.publicKey], factory: factory.bytes }, heartbeatIntervalSec: 10 }, 8, false);
+      expect(r.outcomes["rolled-back"]).toBe(2);
+      expect(r.outcomes.refused).toBe(0);
+      for (const d of r.perDevice) {
+        expect(d.outcome).toBe("rolled-back");
+        expect(d.reasonName).toBe("TRIAL_NO_CLOUD");
+        expect(d.version).toBe("1.0.0+1");
+      }
+      expect(formatReport(r)).toMatch(/\| 0 \| 2 \| 0 \| 0 \| 0 \| 0 \| 0 \|/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
+
+  it("--no-serve against another serve's broker: the devices' commits are counted", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "xs-ota-sim-noserve-"));
+    const serve = await startServe({ releasesDir: dir, host: "127.0.0.1", mqttPort: 0, httpsPort: 0, heartbeatIntervalSec: 10, reportsPath: join(dir, "reports.jsonl"), log: () => {} });
+    try {
+      const map = smallFlashMap();
+      const key = testKey(1);
+      const factory = buildImage(map, key, "1.0.0+1", 0, { confirm: true, size: 8192 });
+      const next = buildImage(map, key, "1.1.0+2", 1, { size: 8192 });
+      const now = Math.floor(Date.now() / 1000);
+      publishRelease(dir, release(key, next, { issuedAt: now - 60, expiresAt: now + 86400 }));
+      const { r } = await runFleet(
+        { devices: 2, seed: 1, speed: 100, releases: { kind: "dir", dir, trust: [key.publicKey], factory: factory.bytes }, heartbeatIntervalSec: 10, cloud: { mode: "none", url: `mqtts://127.0.0.1:${serve.mqttPort}`, caPath: serve.caPath! } },
+        8,
+        false,
+      );
+      expect(r.cloud).toMatch(/no serve/);
+      for (const d of r.perDevice) expect(d.version).toBe("1.1.0+2");
+      expect(r.outcomes.committed).toBe(2);
+      expect(r.outcomes.running).toBe(0);
+    } finally {
+      await serve.close();
       rmSync(dir, { recursive: true, force: true });
     }
   }, 120_000);

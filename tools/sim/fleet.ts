@@ -185,6 +185,8 @@ interface Tracked {
   opsAtArm: number;
   attempts: number;
   lastFinal: ReportLine | undefined;
+  /** The last rolled-back report: the reason a rolled-back device shows. */
+  rollback: ReportLine | undefined;
   committed: Set<string>;
   doneAt: number | undefined;
   log: string[];
@@ -247,6 +249,7 @@ export class SimFleet {
         opsAtArm: 0,
         attempts: 0,
         lastFinal: undefined,
+        rollback: undefined,
         committed: new Set(),
         doneAt: undefined,
         log: [],
@@ -416,6 +419,7 @@ export class SimFleet {
     if (!t) return;
     if (r.event === "offer-accepted") t.attempts++;
     if (["committed", "rolled-back", "failed", "aborted", "offer-refused"].includes(r.event)) t.lastFinal = r;
+    if (r.event === "rolled-back") t.rollback = r;
     if (r.event === "committed" && r.target) t.committed.add(r.target);
   }
 
@@ -424,11 +428,32 @@ export class SimFleet {
     return info ? formatVersion(info.header.version) : "none";
   }
 
-  /** The outcome of one device now. */
+  /** The device itself committed the target: it runs it, and not as an unconfirmed trial (serve may not have heard). */
+  private committedOnDevice(t: Tracked): boolean {
+    if (!this.target || !t.device.running || this.runningVersion(t) !== this.target.version) return false;
+    const state = t.agent?.state;
+    return t.device.lastBoot?.trial === false ? state !== undefined : state === "committed" || state === "idle" || state === "checking" || state === "downloading";
+  }
+
+  /** The device booted the target at some point and now runs another image: MCUboot reverted it. */
+  private rolledBackOnDevice(t: Tracked): boolean {
+    if (!this.target || t.device.bricked) return false;
+    const target = this.target.version;
+    const tried = t.device.boots.some((b) => b.decision.info !== undefined && formatVersion(b.decision.info.header.version) === target);
+    return tried && t.device.lastBoot?.info !== undefined && this.runningVersion(t) !== target;
+  }
+
+  /**
+   * The outcome of one device now, from the device first (what it runs, what
+   * it booted; true with or without a serve here), then from serve's reports.
+   * A device that rolled back stays "rolled-back" whatever it reports later
+   * (a re-offer it refuses as MANIFEST_REPLAYED is the rollback's consequence).
+   */
   outcomeOf(t: Tracked): Outcome {
     if (t.device.bricked) return "bricked";
     const version = this.runningVersion(t);
-    if (this.target && version === this.target.version && t.committed.has(this.target.version)) return "committed";
+    if (this.target && version === this.target.version && (t.committed.has(this.target.version) || this.committedOnDevice(t))) return "committed";
+    if (this.rolledBackOnDevice(t)) return "rolled-back";
     const f = t.lastFinal;
     if (f && !RETRYABLE.includes(f.reason) && !(this.target && version === this.target.version)) {
       if (f.event === "offer-refused") return "refused";
@@ -479,7 +504,7 @@ export class SimFleet {
     this.allDone();
     const perDevice: DeviceOutcome[] = this.tracked.map((t) => {
       const outcome = this.outcomeOf(t);
-      const f = t.lastFinal;
+      const f = outcome === "committed" ? undefined : outcome === "rolled-back" ? (t.rollback ?? t.lastFinal) : t.lastFinal;
       const faults = [t.cut ? `cut@${t.cut.n}/${t.cut.mode}` : "", t.dropShares.length ? `drop×${t.dropShares.length}` : ""].filter(Boolean).join(" ");
       return {
         id: t.id,
