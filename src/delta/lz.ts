@@ -28,7 +28,8 @@ export const SEEK_PREV_SYMBOL = SEEK_SYMBOL + 1;
 
 /** The five alphabets of a block, in the order their code tables are sent. */
 export const Alphabet = Object.freeze({ OP: 0, LIT: 1, DIFF: 2, DIST: 3, DELTA: 4 });
-export const ALPHABET_SIZES = Object.freeze([SEEK_PREV_SYMBOL + 1, 256, 256, 100, 100]);
+/** DIST covers distances to 2^24 (the largest image); DELTA covers alignment changes to 2 × MAX_ALIGNMENT. */
+export const ALPHABET_SIZES = Object.freeze([SEEK_PREV_SYMBOL + 1, 256, 256, 100, 108]);
 /** Longest code (bits); a decode table has 2^(longest code used) entries. */
 export const MAX_CODE_BITS = 11;
 /** Code-length code: lengths 0..11, repeat-previous, two zero runs. */
@@ -187,7 +188,6 @@ export class LzBlockDecoder {
   private bitCount = 0;
   /** Payload bytes not yet pulled into bitBuf. */
   private payloadLeft = 0;
-  private storedBits = 0;
   private pulledBits = 0;
   private padBits = 0;
 
@@ -229,7 +229,6 @@ export class LzBlockDecoder {
     this.bitBuf = 0;
     this.bitCount = 0;
     this.payloadLeft = storedLength;
-    this.storedBits = storedLength * 8;
     this.pulledBits = 0;
     this.padBits = 0;
     this.state = S_TABLE_HEAD;
@@ -403,6 +402,7 @@ export class LzBlockDecoder {
     const sym = this.symbol(input, Alphabet.OP);
     if (sym === SEEK_SYMBOL) {
       const delta = unzigzag(this.bucket(input, Alphabet.DELTA, DIST_M));
+      if (this.padBits > this.bitCount) throw malformed(this.block, "payload ends inside an operation");
       const a = this.alignment + delta;
       if (delta === 0 || Math.abs(a) > MAX_ALIGNMENT) throw outOfRange(this.block, `alignment ${a}`);
       this.previousAlignment = this.alignment;
@@ -418,6 +418,7 @@ export class LzBlockDecoder {
     const kind = sym >>> 5;
     const { base, bits } = bucketBase(sym & (LEN_SYMBOLS - 1), LEN_M);
     const length = base + this.bits(input, bits) + 1;
+    if (this.padBits > this.bitCount) throw malformed(this.block, "payload ends inside an operation");
     if (length > this.span - this.produced) throw outOfRange(this.block, `operation of ${length} bytes past the span`);
     const at = this.newStart + this.produced;
     if (kind === Op.OLD || kind === Op.ADD) {
@@ -425,6 +426,7 @@ export class LzBlockDecoder {
       if (from < 0 || from + length > this.oldLength) throw outOfRange(this.block, `old read ${from}+${length} outside the old image`);
     } else if (kind === Op.NEW) {
       const distance = this.bucket(input, Alphabet.DIST, DIST_M) + 1;
+      if (this.padBits > this.bitCount) throw malformed(this.block, "payload ends inside an operation");
       if (distance > at) throw outOfRange(this.block, `copy from ${distance} bytes back, ${at} written`);
       this.runDistance = distance;
     }
@@ -455,11 +457,13 @@ export class LzBlockDecoder {
         n = Math.min(n, LZ_OLD_CHUNK);
         const buf = io.readOld(n, at + this.alignment);
         for (let i = 0; i < n; i++) buf[i] = (buf[i] + this.symbol(input, alphabet)) & 0xff;
+        if (this.padBits > this.bitCount) throw malformed(this.block, "payload ends inside an operation");
         this.emit(io, buf);
       } else {
         n = Math.min(n, LZ_OUT_CHUNK);
         const stage = this.stage;
         for (let i = 0; i < n; i++) stage[i] = this.symbol(input, alphabet);
+        if (this.padBits > this.bitCount) throw malformed(this.block, "payload ends inside an operation");
         this.emit(io, stage.subarray(0, n));
       }
     }

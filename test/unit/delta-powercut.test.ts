@@ -127,8 +127,8 @@ function campaign(g: Geometry, pairName: string, mode: CutMode, lagging: boolean
 }
 
 describe("power cut at every mutating flash operation of a patch install", () => {
-  for (const g of geometries) for (const codec of [Codec.RANGE, Codec.DEFLATE]) {
-    const c = codec === Codec.RANGE ? "range" : "deflate";
+  for (const g of geometries) for (const codec of [Codec.RANGE, Codec.DEFLATE, Codec.LZ]) {
+    const c = codec === Codec.RANGE ? "range" : codec === Codec.DEFLATE ? "deflate" : "lz (version 2, copies from the new image across blocks)";
     for (const mode of ["clean", "torn"] as const) {
       it(`${g.name}, ${c}, ${mode} cuts, bug-fix pair, journal after every block`, () => {
         const r = campaign(g, "bug-fix", mode, false, codec);

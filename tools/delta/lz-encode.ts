@@ -34,7 +34,7 @@ import {
 import { suffixArray } from "./sais";
 
 /** One decoded operation: a seek (kind -1: delta; -2: swap with previous) or an op of `length` bytes. */
-interface LzOp {
+export interface LzOp {
   kind: number;
   length: number;
   /** NEW: distance back; SEEK: alignment delta. */
@@ -406,8 +406,7 @@ function parseBlock(old: Uint8Array, nw: Uint8Array, start: number, end: number,
     const addCost = holds ? diffBits(p, align) + (lastKind() === Op.ADD ? 0 : 4) : 99;
     const oneLit = litCost + (lastKind() === Op.LIT ? 0 : 4);
     if (best && bestGain > Math.min(addCost, oneLit) - avgLit) {
-      // Lazy check: a literal/add here and a better match at p + 1?
-      p += (best as () => number)();
+        p += (best as () => number)();
       continue;
     }
     if (addCost <= oneLit) push(Op.ADD, 1, 0);
@@ -417,8 +416,8 @@ function parseBlock(old: Uint8Array, nw: Uint8Array, start: number, end: number,
   return { ops, align };
 }
 
-/** Code one block's ops (ops cover exactly the span). */
-function codeBlock(old: Uint8Array, nw: Uint8Array, start: number, startAlign: number, ops: LzOp[]): { bytes: Uint8Array; lengths: Uint8Array[] } {
+/** Code one block's ops (ops cover exactly the span; tests hand it bad ones). */
+export function codeBlock(old: Uint8Array, nw: Uint8Array, start: number, startAlign: number, ops: LzOp[]): { bytes: Uint8Array; lengths: Uint8Array[] } {
   const freq = ALPHABET_SIZES.map((n) => new Uint32Array(n));
   let p = start;
   let align = startAlign;
