@@ -139,7 +139,7 @@ describe("fleet simulator (embedded serve)", () => {
 
   it("--no-serve against another serve's broker: the devices' commits are counted", async () => {
     const dir = mkdtempSync(join(tmpdir(), "xs-ota-sim-noserve-"));
-    const serve = await startServe({ releasesDir: dir, host: "127.0.0.1", mqttPort: 0, httpsPort: 0, heartbeatIntervalSec: 10, reportsPath: join(dir, "reports.jsonl"), log: () => {} });
+    const serve = await startServe({ releasesDir: dir, host: "127.0.0.1", mqttPort: 0, httpsPort: 0, insecurePlaintext: false, heartbeatIntervalSec: 10, reportsPath: join(dir, "reports.jsonl"), log: () => {} });
     try {
       const map = smallFlashMap();
       const key = testKey(1);
