@@ -8,6 +8,7 @@ export const commands: { [name: string]: () => Promise<Command> } = {
   apply: async () => (await import("./apply")).command,
   demo: async () => (await import("./demo")).command,
   diff: async () => (await import("./diff")).command,
+  getpub: async () => (await import("./getpub")).command,
   inspect: async () => (await import("./inspect")).command,
   keygen: async () => (await import("./keygen")).command,
   release: async () => (await import("./release")).command,
