@@ -58,6 +58,7 @@ describe("xs-ota diff and apply", () => {
     const a = file("fw-a", pair.old);
     const b = file("fw-b", pair.new);
     roundTrip(a, b, ["--codec", "stored"]);
+    roundTrip(a, b, ["--codec", "lz"]);
     roundTrip(a, b, ["--block-size", "1024"]);
   });
   it("apply refuses a patch for another base with the reason code, one line, exit 1", () => {

@@ -10,6 +10,7 @@ import {
   hasPatchMagic,
   maxRawLength,
   parseBlockHeader,
+  parseBlockHeaderV2,
   parsePatchHeader,
 } from "../../src/delta/format";
 import { toHex } from "../../src/util/bytes";
@@ -33,7 +34,7 @@ export function inspectPatch(bytes: Uint8Array): string {
   }
   lines.push(
     `  format version: ${h.version}`,
-    `  codec:          ${h.codec === Codec.DEFLATE ? "deflate (raw DEFLATE per block)" : h.codec === Codec.RANGE ? "range (context-modelled range coder per block)" : "stored"}`,
+    `  codec:          ${h.codec === Codec.DEFLATE ? "deflate (raw DEFLATE per block)" : h.codec === Codec.RANGE ? "range (context-modelled range coder per block)" : h.codec === Codec.LZ ? "lz (copies from old and new, Huffman-coded per block)" : "stored"}`,
     `  block size:     ${h.blockSize} bytes of new image per block, ${h.blockCount} blocks`,
     `  old image:      ${h.oldLength} bytes, sha256 ${toHex(h.oldSha256)}`,
     `  new image:      ${h.newLength} bytes, sha256 ${toHex(h.newSha256)}`,
@@ -46,8 +47,10 @@ export function inspectPatch(bytes: Uint8Array): string {
   const table: string[] = [];
   for (let b = 0; b < h.blockCount; b++) {
     let bh;
+    const v2 = h.codec === Codec.LZ;
+    const span = Math.min(h.blockSize, h.newLength - b * h.blockSize);
     try {
-      bh = parseBlockHeader(bytes.subarray(at, at + 14), Math.min(14, bytes.length - at));
+      bh = v2 ? parseBlockHeaderV2(bytes.subarray(at, at + 9), Math.min(9, bytes.length - at)) : parseBlockHeader(bytes.subarray(at, at + 14), Math.min(14, bytes.length - at));
     } catch {
       bh = undefined;
     }
@@ -56,11 +59,11 @@ export function inspectPatch(bytes: Uint8Array): string {
       return lines.concat(table).join("\n");
     }
     const s = bh.storedLength;
-    const r = bh.rawLength;
+    const r = v2 ? (s === 0 ? 0 : span) : bh.rawLength;
     const crc = bh.crc;
     const identity = s === 0 && r === 0;
-    const kind = identity ? "same   " : s < r ? (h.codec === Codec.RANGE ? "range  " : "deflate") : "stored ";
-    const problem = identity ? "" : r < 2 || r > maxRawLength(h.blockSize) ? "raw length out of range" : s > r ? "stored length over raw" : at + bh.size + s > bytes.length ? "payload truncated" : "";
+    const kind = identity ? "same   " : v2 ? "lz     " : s < r ? (h.codec === Codec.RANGE ? "range  " : "deflate") : "stored ";
+    const problem = identity ? "" : v2 ? (s > 2 * span + 4096 ? "payload length out of range" : at + bh.size + s > bytes.length ? "payload truncated" : "") : r < 2 || r > maxRawLength(h.blockSize) ? "raw length out of range" : s > r ? "stored length over raw" : at + bh.size + s > bytes.length ? "payload truncated" : "";
     if (b < MAX_LISTED_BLOCKS) {
       table.push(`    block ${String(b).padStart(4)} @${String(at).padStart(8)}  stored ${String(s).padStart(6)}  raw ${String(r).padStart(6)}  ${kind}  crc32 ${crc.toString(16).padStart(8, "0")}${problem ? "  " + problem : ""}`);
     }
