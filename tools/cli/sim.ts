@@ -15,7 +15,7 @@ import { readPublicKey } from "../keys/pem";
 import { parseFaultPlan } from "../sim/faults";
 import { SimFleet, type CloudSpec, type MapName, type ReleaseSpec } from "../sim/fleet";
 import { formatReport } from "../sim/report";
-import { CliError, describeError, intOption, parse, usageError, type Command } from "./command";
+import { CliError, describeError, intOption, io, parse, usageError, type Command } from "./command";
 
 const usage = `usage: xs-ota sim [options]
 
@@ -64,6 +64,10 @@ run and report:
   --all-rows             list every device in the summary (default: those not simply committed)
   --verbose              print serve's log
   --keep                 keep the work directory (keys, releases, reports)
+  --progress S           a progress line every S real seconds (default 5; 0 = none): devices per
+                         state, download progress, bytes received
+  --json                 the report as one JSON object on stdout; the text goes to stderr
+  --quiet                print only the end's warnings (and, with --json, the report)
 
 consoles (as on USR devices: send +++, wait for "a", send "a" within 3 s, the device answers "+ok"):
   --console-port P       serve device k's AT console on 127.0.0.1:P+k (0 = any free ports)
@@ -81,6 +85,7 @@ examples:
 export const command: Command = {
   summary: "fleet simulator: N virtual devices updated by xs-ota serve, with faults and a report; AT consoles on TCP/PTY",
   usage,
+  json: true,
   async run(argv) {
     const { values, positionals } = parse(argv, {
       devices: { type: "string" },
@@ -108,6 +113,7 @@ export const command: Command = {
       "all-rows": { type: "boolean" },
       verbose: { type: "boolean" },
       keep: { type: "boolean" },
+      progress: { type: "string" },
       "console-port": { type: "string" },
       "console-pty": { type: "boolean" },
       "pty-dir": { type: "string" },
@@ -176,7 +182,7 @@ export const command: Command = {
         cutWindow,
         hardwareId: values.hardware,
         console: { startMode: values["command-mode"] ? "command" : "data" },
-        serveLog: values.verbose ? (line) => process.stdout.write(`serve: ${line}\n`) : undefined,
+        serveLog: values.verbose ? (line) => io.say(`serve: ${line}`) : undefined,
         keep: values.keep,
       });
     } catch (e) {
@@ -213,7 +219,7 @@ export const command: Command = {
             ptys.push(pty);
             line += `${basePort !== undefined ? "," : ""} pty ${pty.device} (link ${pty.link})`;
           }
-          process.stdout.write(line + "\n");
+          io.say(line);
         }
       }
     } catch (e) {
@@ -222,15 +228,15 @@ export const command: Command = {
     }
 
     const s = fleet.server;
-    process.stdout.write(`devices connect to mqtts://${s.host}:${s.port}${fleet.serve ? (cloud.mode === "embedded" ? " (embedded serve)" : " (serve --broker)") : " (no serve here)"}; release ${fleet.target ? `${fleet.target.version} (${fleet.target.kind})` : "none"}\n`);
+    io.say(`devices connect to mqtts://${s.host}:${s.port}${fleet.serve ? (cloud.mode === "embedded" ? " (embedded serve)" : " (serve --broker)") : " (no serve here)"}; release ${fleet.target ? `${fleet.target.version} (${fleet.target.kind}, payload ${fleet.target.payloadBytes.toLocaleString("en-US")} B)` : "none"}`);
     fleet.start();
-    process.stdout.write(`${count} device(s) running at ×${speed} on one virtual clock; ${values["until-done"] ? "until every device is done" : "Ctrl-C stops"}\n`);
+    io.say(`${count} device(s) running at ×${speed} on one virtual clock; ${values["until-done"] ? "until every device is done" : "Ctrl-C stops"}`);
+    const progressS = values.progress === undefined ? 5 : intOption(values.progress, "progress");
     let lastProgress = performance.now();
     fleet.onTick(() => {
-      if (performance.now() - lastProgress < 5000) return;
+      if (progressS === 0 || performance.now() - lastProgress < progressS * 1000) return;
       lastProgress = performance.now();
-      const r = fleet.report();
-      process.stdout.write(`[${r.completion.realSeconds.toFixed(0)} s real, ${r.completion.virtualSeconds.toFixed(0)} s virtual] committed ${r.outcomes.committed}, done ${r.completion.done}/${count}, in flight ${r.serve?.inFlight ?? "?"}\n`);
+      io.say(progressLine(fleet, count));
     });
     const why = await fleet.run({
       untilDone: values["until-done"] === true,
@@ -242,12 +248,38 @@ export const command: Command = {
     });
     const report = fleet.report();
     await shutdown();
-    process.stdout.write(`\n${formatReport(report, { allRows: values["all-rows"] })}\n`);
+    io.say(`\n${formatReport(report, { allRows: values["all-rows"] })}`);
     if (values.report) fs.writeFileSync(values.report, JSON.stringify(report, null, 2) + "\n");
-    if (values.keep) process.stdout.write(`kept: ${fleet.work}\n`);
+    if (values.keep) io.say(`kept: ${fleet.work}`);
+    io.result(report);
     const failed = report.bricked > 0 || report.simulatorErrors.length > 0 || (values["until-done"] === true && why !== "done");
     if (report.bricked > 0) process.stderr.write(`${report.bricked} device(s) BRICKED\n`);
     if (values["until-done"] && why !== "done") process.stderr.write(`not every device finished (${why}): ${report.completion.done}/${count} done\n`);
     return failed ? 1 : 0;
   },
 };
+
+/** One progress line: devices per agent state, the download's progress, bytes received so far. */
+export function progressLine(fleet: SimFleet, count: number): string {
+  const r = fleet.report();
+  const states = new Map<string, number>();
+  let percent = 0;
+  let downloading = 0;
+  for (const t of fleet.tracked) {
+    const st = t.agent && t.device.running ? t.agent.state : t.device.bricked ? "bricked" : "off";
+    states.set(st, (states.get(st) ?? 0) + 1);
+    if (st === "downloading" && t.agent) {
+      downloading++;
+      percent += t.agent.status().progress;
+    }
+  }
+  const payload = fleet.target?.payloadBytes;
+  const order = ["downloading", "verifying", "installing", "staged", "trial", "committed", "idle", "checking", "rolled-back", "failed", "boot", "off", "bricked"];
+  const shown = [...states].sort((a, b) => order.indexOf(a[0]) - order.indexOf(b[0])).map(([k, v]) => `${k} ${v}${k === "downloading" && downloading ? ` (${Math.round(percent / downloading)}%)` : ""}`);
+  return (
+    `[${r.completion.realSeconds.toFixed(0)} s real, ${r.completion.virtualSeconds.toFixed(0)} s virtual] ${shown.join(", ")}; ` +
+    `committed ${r.outcomes.committed}, done ${r.completion.done}/${count}; received ${r.bytes.devicesReceived.toLocaleString("en-US")} B` +
+    (payload ? ` (payload ${payload.toLocaleString("en-US")} B a device)` : "") +
+    `, in flight ${r.serve?.inFlight ?? "?"}`
+  );
+}

@@ -90,13 +90,19 @@ export async function runDemo(o: DemoOptions): Promise<boolean> {
     insecurePlaintext: false,
     heartbeatIntervalSec: 10,
     reportsPath,
-    log: (line) => say(`${stamp()} server: ${line}`),
+    // The device's own lines tell each step; serve's reports of them arrive a little later, so only its offers and final reports are shown.
+    log: (line) => {
+      if (/^report .*: (offer-accepted|download-started|download-done|verified|installing|trial-started)\b/.test(line)) return;
+      say(`${stamp()} server: ${line}`);
+    },
   });
   const ca = readFileSync(serve.caPath!, "utf8");
   say(`${stamp()} server: MQTT over TLS on 127.0.0.1:${serve.mqttPort}, HTTPS on :${serve.httpsPort}, CA ${serve.caPath}`);
 
   // The device: the real agent on the simulated MCUboot device, over real TLS sockets.
   const clock = new VirtualClock();
+  let pendingReboot: string | undefined;
+  let currentPayload = 0;
   const rig = rigDevice({
     deviceId: DEVICE,
     map,
@@ -105,7 +111,17 @@ export async function runDemo(o: DemoOptions): Promise<boolean> {
     factory,
     server: { host: "127.0.0.1", port: serve.mqttPort!, ca },
     log: (line) => {
-      if (/ -\S+-> |refused|failed|rebooting|stuck/.test(line)) say(`${stamp()} device: ${line.replace(/^\[agent [^\]]+\] /, "")}`);
+      if (!/ -\S+-> |refused|failed|rebooting|stuck/.test(line)) return;
+      const text = `${stamp()} device: ${line.replace(/^\[agent [^\]]+\] /, "")}`;
+      // The agent logs "rebooting into …" inside the handler whose transition it logs after: print them in the order they happen.
+      if (/rebooting/.test(line)) {
+        pendingReboot = text;
+        return;
+      }
+      if (/ -downloaded-> /.test(line) && currentPayload) say(`${stamp()} device: downloading ${bar(100)} 100% (${currentPayload.toLocaleString("en-US")} of ${currentPayload.toLocaleString("en-US")} bytes)`);
+      say(text);
+      if (pendingReboot) say(pendingReboot);
+      pendingReboot = undefined;
     },
   });
   const device = rig.device;
@@ -120,16 +136,20 @@ export async function runDemo(o: DemoOptions): Promise<boolean> {
       say(`${stamp()} ── step: ${step.title}`);
       const started = Date.now();
       publishRelease(releasesDir, step.release);
+      currentPayload = step.release.payload.length;
       const id = toHex(step.release.releaseId);
       let outcome: { event: string; reason: number; reasonName: string } | undefined;
       while (!outcome && Date.now() - started < o.stepTimeoutS * 1000) {
         await sleep(100);
         outcome = readReports(reportsPath).find((r) => r.release === id && FINAL_EVENTS.includes(r.event));
         const s = rig.agent()?.status();
-        if (s && s.state === "downloading" && s.progress !== lastProgress && s.progress % 10 === 0) {
+        if (s && s.state === "downloading" && (lastProgress < 0 || s.progress >= lastProgress + 10)) {
           lastProgress = s.progress;
-          say(`${stamp()} device: downloading ${s.progress}%`);
+          const total = step.release.payload.length;
+          const bytes = Math.floor((total * s.progress) / 100);
+          say(`${stamp()} device: downloading ${bar(s.progress)} ${String(s.progress).padStart(3)}% (${bytes.toLocaleString("en-US")} of ${total.toLocaleString("en-US")} bytes)`);
         }
+        if (s && s.state !== "downloading") lastProgress = -1;
       }
       // let the device settle (a rollback report comes from the old firmware after its reboot)
       await sleep(300);
@@ -157,4 +177,10 @@ export async function runDemo(o: DemoOptions): Promise<boolean> {
   say(`protected security counter: ${device.counter.read()}; boots: ${device.boots.length}; ${all ? "all three ended as expected" : "NOT all steps ended as expected"}`);
   if (o.keep) say(`kept: ${work}`);
   return all;
+}
+
+/** A 20-cell progress bar. */
+function bar(percent: number): string {
+  const n = Math.max(0, Math.min(20, Math.round(percent / 5)));
+  return `[${"#".repeat(n)}${"-".repeat(20 - n)}]`;
 }
