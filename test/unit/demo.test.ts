@@ -10,5 +10,11 @@ describe("xs-ota demo (npm start)", () => {
     expect(r.stdout).toMatch(/✔ committed; running 1\.2\.0\+3 in slot 0/);
     expect(r.stdout).toMatch(/✔ rolled-back \(TRIAL_NO_CLOUD\); running 1\.2\.0\+3 in slot 0/);
     expect(r.stdout).toMatch(/all three ended as expected/);
+    // Progress with bytes, and the steps in the order they happen.
+    expect(r.stdout).toMatch(/device: downloading \[#{20}\] 100% \([\d,]+ of [\d,]+ bytes\)/);
+    const at = (s: string) => r.stdout.indexOf(s);
+    expect(at("staged -ready-> installing")).toBeGreaterThan(0);
+    expect(at("staged -ready-> installing")).toBeLessThan(at("rebooting into 1.1.0+2"));
+    expect(at("100% (")).toBeLessThan(at("-downloaded-> verifying"));
   }, 320_000);
 });
