@@ -35,6 +35,8 @@ import {
 } from "../update/revocation";
 import type { AcceptedManifest } from "../update/types";
 import { StateMachine } from "./fsm";
+import { isRetryable, restartsAfresh, RETRY_PAUSE_MAX_MS, RETRY_PAUSE_MIN_MS } from "./retry";
+import { equalBytes } from "../util/bytes";
 import { TRANSITIONS, type AgentEvent, type AgentState } from "./transitions";
 
 export { TRANSITIONS, type AgentEvent, type AgentState } from "./transitions";
@@ -92,6 +94,8 @@ export class Agent {
   private held: HeaderHold | undefined;
   /** Bumped when a verification is superseded (abort, failure): a late verdict is dropped. */
   private verifyAttempt = 0;
+  /** After a retryable failure: offers of that release are ignored until `until`. */
+  private retryGate: { releaseId: Uint8Array; until: number; pause: number } | undefined;
 
   /**
    * @param storage the mounted storage partition (journal and audit spaces)
@@ -320,6 +324,12 @@ export class Agent {
     const parsed = parseSignedManifest(envelope, this.keyring, this.platform.digest);
     if (!parsed.ok) return this.refuse(parsed.reason, parsed.message);
     const pm = parsed.accepted.manifest;
+    const gate = this.retryGate;
+    if (gate && equalBytes(gate.releaseId, parsed.accepted.releaseId) && this.platform.clock.now() < gate.until) {
+      // A retryable failure a moment ago: not again yet (bounded attempts; no report, nothing refused for good).
+      this.log(`offer of the same release ignored for ${gate.until - this.platform.clock.now()} ms more (retry pause)`);
+      return this.post("refuse");
+    }
     const revoked = checkRevoked(this.revocation, { version: pm.version, securityCounter: pm.securityCounter, imageSha256: pm.image.sha256 });
     if (revoked !== Reason.OK) return this.refuse(revoked, `release revoked (${whyRevoked(this.revocation, { version: pm.version, securityCounter: pm.securityCounter, imageSha256: pm.image.sha256 })})`, parsed.accepted);
     const policy = this.journal.policy();
@@ -354,10 +364,20 @@ export class Agent {
 
   startDownload(): boolean {
     this.release.setPhase(Phase.DOWNLOADING, Reason.OK);
-    this.journal.setProgress({ payloadOffset: 0, bytesFetched: 0, elapsedMs: 0, checkpoint: new Uint8Array(0) });
+    // The same release offered again after a retryable failure goes on from its journaled
+    // progress: no flash work repeated, and its time and bytes keep counting (deadline, budget).
+    const held = this.journal.progress();
+    // Only while no install was attempted on the slot (its trailer still erased).
+    const same =
+      held.release !== undefined &&
+      held.release.length === 32 &&
+      equalBytes(held.release, this.current!.releaseId) &&
+      readTrailer(this.inactiveSlot()).magic === "unset";
+    const p: Progress = same ? held : { payloadOffset: 0, bytesFetched: 0, elapsedMs: 0, checkpoint: new Uint8Array(0), release: this.current!.releaseId };
+    if (!same) this.journal.setProgress(p);
     this.report("download-started", Reason.OK);
     this.audit.event("DOWNLOAD_STARTED", Reason.OK, this.runningVersion, this.current!.manifest.version);
-    return this.openDownload({ payloadOffset: 0, bytesFetched: 0, elapsedMs: 0, checkpoint: new Uint8Array(0) });
+    return this.openDownload(p);
   }
 
   resumeDownload(): boolean {
@@ -380,6 +400,7 @@ export class Agent {
           cloud: this.cloud,
           runningSlot: this.runningSlot,
           running: { length: this.runningLength, sha256: this.runningSha256 },
+          releaseId: this.current!.releaseId,
           done: () => this.fsm.post("downloaded"),
           fail: (reason, message) => this.fsm.post("fail", { reason, message }),
         },
@@ -535,6 +556,8 @@ export class Agent {
 
   reportRollback(reason: ReasonCode): boolean {
     const m = this.current!.manifest;
+    // The slot was tried (or its install cut): a next attempt starts from byte 0.
+    this.journal.setProgress({ payloadOffset: 0, bytesFetched: 0, elapsedMs: 0, checkpoint: new Uint8Array(0) });
     this.lastReason = reason;
     this.audit.event("ROLLED_BACK", reason, m.version, this.runningVersion);
     this.release.close(reason, reason !== Reason.ROLLED_BACK, "rolled-back", this.runningVersion);
@@ -550,8 +573,15 @@ export class Agent {
     this.verifyAttempt++;
     this.held = undefined;
     if (this.stagedTimer !== undefined) this.platform.clock.clearTimer(this.stagedTimer);
-    // Integrity failures are final for this release; network ones may be offered again.
-    const final = !(reason === Reason.DOWNLOAD_STALLED || reason === Reason.DOWNLOAD_DEADLINE || reason === Reason.ABORTED || reason === Reason.SOCKET_CLOSED);
+    const final = !isRetryable(reason);
+    const id = this.current?.releaseId;
+    if (!final && id && reason !== Reason.ABORTED) {
+      // Retry pause for this release: doubling from RETRY_PAUSE_MIN_MS up to RETRY_PAUSE_MAX_MS (RAM: a reset forgets it).
+      const pause = this.retryGate && equalBytes(this.retryGate.releaseId, id) ? Math.min(RETRY_PAUSE_MAX_MS, this.retryGate.pause * 2) : RETRY_PAUSE_MIN_MS;
+      this.retryGate = { releaseId: id, until: this.platform.clock.now() + pause, pause };
+    }
+    // A spent deadline, or bytes damaged on the way, start the next attempt afresh.
+    if (restartsAfresh(reason)) this.journal.setProgress({ payloadOffset: 0, bytesFetched: 0, elapsedMs: 0, checkpoint: new Uint8Array(0) });
     this.audit.event(reason === Reason.ABORTED ? "ABORTED" : "FAILED", reason, this.runningVersion, this.current?.manifest.version);
     this.release.close(reason, final, reason === Reason.ABORTED ? "aborted" : "failed", this.runningVersion);
     return this.post("done");

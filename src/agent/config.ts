@@ -6,6 +6,7 @@
  */
 import type { SocketOptions } from "../../hal/types";
 import type { Settings } from "../store/settings";
+import { httpRetryBudgetMs } from "./http-fetch";
 
 export interface MaintenanceWindowConfig {
   /** Minutes after midnight UTC, 0..1439; the window may wrap past midnight. */
@@ -115,6 +116,16 @@ export const DEFAULTS = Object.freeze({
   preconditionRetryMs: 60_000,
 });
 
+/**
+ * How long a supervised download may go without a payload byte before the
+ * agent itself ends it (DOWNLOAD_STALLED, reported): two supervisor periods
+ * inside the software watchdog's download deadline, so a stall is a report,
+ * never a watchdog reset.
+ */
+export function stallLimitMs(c: { downloadStallMs: number; supervisorPeriodMs: number }): number {
+  return Math.max(1, c.downloadStallMs - 2 * c.supervisorPeriodMs);
+}
+
 function within(name: string, v: number, lo: number, hi: number): void {
   if (!Number.isInteger(v) || v < lo || v > hi) throw new RangeError(`AgentConfig.${name} must be an integer ${lo}..${hi}, got ${v}`);
 }
@@ -149,6 +160,15 @@ export function checkConfig(c: AgentConfig): ResolvedConfig {
   within("hashSliceBytes", r.hashSliceBytes, 1024, 262_144);
   within("minSupplyMv", r.minSupplyMv, 0, 60000);
   within("preconditionRetryMs", r.preconditionRetryMs, 100, 3600_000);
+  // Every bound nests inside the supervisor's: a fetcher gives up (and reports) before the watchdog would reset.
+  const limit = stallLimitMs(r);
+  if (r.downloadStallMs <= 2 * r.supervisorPeriodMs) throw new RangeError("AgentConfig.downloadStallMs must exceed two supervisor periods");
+  if (httpRetryBudgetMs(r.chunkTimeoutMs, r.chunkRetries) >= limit) {
+    throw new RangeError(`AgentConfig: the HTTP retry budget (${httpRetryBudgetMs(r.chunkTimeoutMs, r.chunkRetries)} ms from chunkTimeoutMs and chunkRetries) must be below the download stall limit (${limit} ms)`);
+  }
+  if ((r.chunkRetries + 1) * r.chunkTimeoutMs >= limit) {
+    throw new RangeError(`AgentConfig: chunk re-asks ((chunkRetries + 1) × chunkTimeoutMs) must end below the download stall limit (${limit} ms)`);
+  }
   const w = r.maintenanceWindow;
   if (w) {
     within("maintenanceWindow.startMin", w.startMin, 0, 1439);

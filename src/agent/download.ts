@@ -6,12 +6,12 @@
  * durable progress; ends by calling `done` or `fail` exactly once (or being
  * stopped).
  */
-import type { Platform } from "../../hal/types";
+import type { Platform, TimerId } from "../../hal/types";
 import { isOtaError, Reason, type ReasonCode } from "../errors";
 import type { ChunkReply } from "../protocol/messages";
 import type { ReleaseManifest } from "../update/types";
 import type { CloudLink } from "./cloud";
-import type { ResolvedConfig } from "./config";
+import { stallLimitMs, type ResolvedConfig } from "./config";
 import { ChunkFetcher } from "./fetch";
 import { HttpFetcher } from "./http-fetch";
 import type { Journal, Progress } from "./journal";
@@ -28,12 +28,20 @@ export interface DownloadContext {
   readonly runningSlot: 0 | 1;
   /** The running image's length and SHA-256 (hashed in slices at boot). */
   readonly running: { readonly length: number; readonly sha256: Uint8Array };
+  /** The release id the journaled progress is tagged with. */
+  readonly releaseId: Uint8Array;
   readonly done: () => void;
   readonly fail: (reason: ReasonCode, message: string) => void;
 }
 
 /** Thrown inside a fetcher when the data budget is spent. */
 class BudgetExceeded extends Error {}
+
+/** While no payload byte arrives, the download time is journaled at least this often (bounded flash wear). */
+export const ELAPSED_SAVE_MS = 30_000;
+/** A gap between payload bytes longer than this counts as stalled time. */
+const STALL_GAP_MS = 1000;
+
 
 export class Download {
   readonly sink: PayloadSink;
@@ -46,6 +54,13 @@ export class Download {
   private readonly startedAt: number;
   private sinceProgress = 0;
   private ended = false;
+  /** Last payload byte (or the start of supervision), virtual ms. */
+  private lastProgressAt: number;
+  private lastSavedAt: number;
+  private readonly stalledBase: number;
+  private stalledThisBoot = 0;
+  private durablePoint: { payloadOffset: number; checkpoint: Uint8Array };
+  private ticker: TimerId | undefined;
   /** Peak of the install's working memory seen at a delivery (for the budget bench). */
   peakMemory = 0;
 
@@ -75,6 +90,11 @@ export class Download {
     this.bytesFetched = progress.bytesFetched;
     this.elapsedBase = progress.elapsedMs;
     this.startedAt = x.platform.clock.now();
+    this.lastProgressAt = this.startedAt;
+    this.lastSavedAt = this.startedAt;
+    this.stalledBase = progress.stalledMs ?? 0;
+    this.durablePoint = { payloadOffset: progress.payloadOffset, checkpoint: progress.checkpoint };
+    this.ticker = x.platform.clock.setTimer(() => this.tick(), c.supervisorPeriodMs, c.supervisorPeriodMs);
     const counted = (n: number) => {
       this.bytesFetched += n;
       if (this.bytesFetched > m.maxDownload) throw new BudgetExceeded();
@@ -92,10 +112,16 @@ export class Download {
         rangeBytes: c.httpRangeBytes,
         timeoutMs: c.chunkTimeoutMs,
         retries: c.chunkRetries,
+        stallMs: stallLimitMs(c),
+        slowFloorBytes: c.slowFloorBytes,
+        slowWindowMs: c.slowWindowMs,
         deliver: (data) => this.deliver(data),
         counted,
         done,
-        fail,
+        fail: (reason, message) => {
+          if (reason === Reason.DOWNLOAD_STALLED) this.saveTime();
+          fail(reason, message);
+        },
         error: (e) => this.error(e),
       });
       this.activity = x.supervisor.register("download", c.downloadStallMs);
@@ -118,7 +144,10 @@ export class Download {
       deliver: (data) => this.deliver(data),
       counted,
       done,
-      fail,
+      fail: (reason, message) => {
+        if (reason === Reason.DOWNLOAD_STALLED) this.saveTime();
+        fail(reason, message);
+      },
     });
     if (x.cloud.isUp) this.linkUp();
   }
@@ -128,14 +157,42 @@ export class Download {
     return Math.min(100, Math.floor((this.fetcher.next * 100) / Math.max(1, this.manifest.payload.length)));
   }
 
-  /** Download time across boots, ms. */
+  /** Download time across boots, ms (stalled time included: it counts toward the deadline). */
   elapsedMs(): number {
     return this.elapsedBase + (this.x.platform.clock.now() - this.startedAt);
+  }
+
+  /** Time spent without payload bytes (gaps over a second), across boots, ms. */
+  stalledMs(): number {
+    const gap = this.x.platform.clock.now() - this.lastProgressAt;
+    return this.stalledBase + this.stalledThisBoot + (gap > STALL_GAP_MS ? gap : 0);
+  }
+
+  /**
+   * Every supervisor period: a supervised download without a payload byte for
+   * the stall limit ends (DOWNLOAD_STALLED, reported) before the software
+   * watchdog would reset; and the time spent is journaled every
+   * ELAPSED_SAVE_MS, so a reset never loses more of it than that.
+   */
+  private tick(): void {
+    if (this.ended) return;
+    const now = this.x.platform.clock.now();
+    if (this.activity && now - this.lastProgressAt >= stallLimitMs(this.x.config)) {
+      this.saveTime();
+      return this.end(() => this.x.fail(Reason.DOWNLOAD_STALLED, `no payload byte for ${now - this.lastProgressAt} ms`));
+    }
+    if (now - this.lastSavedAt >= ELAPSED_SAVE_MS) this.saveTime();
+  }
+
+  /** Journal the time spent at the last durable point (no flash work on the slot). */
+  private saveTime(): void {
+    this.saveProgress(this.durablePoint.payloadOffset, this.durablePoint.checkpoint);
   }
 
   /** The MQTT link came up: chunk streams (re)start, supervised. */
   linkUp(): void {
     if (this.ended || !(this.fetcher instanceof ChunkFetcher)) return;
+    this.lastProgressAt = this.x.platform.clock.now();
     this.activity?.end();
     this.activity = this.x.supervisor.register("download", this.x.config.downloadStallMs);
     this.fetcher.resume();
@@ -161,6 +218,8 @@ export class Download {
   /** Ends the attempt without a verdict (abort, another failure). Idempotent. */
   stop(): void {
     this.ended = true;
+    if (this.ticker !== undefined) this.x.platform.clock.clearTimer(this.ticker);
+    this.ticker = undefined;
     this.fetcher.stop();
     this.activity?.end();
     this.activity = undefined;
@@ -184,6 +243,9 @@ export class Download {
   private deliver(data: Uint8Array): void {
     this.peakMemory = Math.max(this.peakMemory, this.workingMemory + data.length);
     this.activity?.checkIn();
+    const now = this.x.platform.clock.now();
+    if (now - this.lastProgressAt > STALL_GAP_MS) this.stalledThisBoot += now - this.lastProgressAt;
+    this.lastProgressAt = now;
     this.sink.write(data);
     this.sinceProgress += data.length;
     if (this.manifest.payload.kind === "full" && this.sinceProgress >= this.x.config.progressEveryBytes) {
@@ -194,7 +256,17 @@ export class Download {
 
   private saveProgress(payloadOffset: number, checkpoint: Uint8Array): void {
     this.sinceProgress = 0;
-    this.x.journal.setProgress({ payloadOffset, bytesFetched: this.bytesFetched, elapsedMs: this.elapsedMs(), checkpoint, header: this.hold.bytes() ?? new Uint8Array(0) });
+    this.durablePoint = { payloadOffset, checkpoint };
+    this.lastSavedAt = this.x.platform.clock.now();
+    this.x.journal.setProgress({
+      payloadOffset,
+      bytesFetched: this.bytesFetched,
+      elapsedMs: this.elapsedMs(),
+      stalledMs: this.stalledMs(),
+      checkpoint,
+      header: this.hold.bytes() ?? new Uint8Array(0),
+      release: this.x.releaseId,
+    });
   }
 
   /** An error from the sink or the budget while bytes were delivered: the attempt ends with its reason. */

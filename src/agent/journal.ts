@@ -84,6 +84,8 @@ export interface Progress {
   readonly header?: Uint8Array;
   /** Download time during which nothing arrived (stalled), across boots, ms. Absent reads as 0. */
   readonly stalledMs?: number;
+  /** The release this progress belongs to (32 bytes), or empty: a re-offer of the same release goes on from here. */
+  readonly release?: Uint8Array;
 }
 
 export interface PolicyRecord {
@@ -159,8 +161,9 @@ export function decodeSession(b: Uint8Array): Session {
 
 /**
  * Progress format 2: format 1's 16 bytes and checkpoint, then the held
- * header unit (u16 length + bytes) and the stalled time (u32 ms). A format 1
- * record (before the header was held back) still reads, with neither.
+ * header unit (u16 length + bytes), the stalled time (u32 ms) and the
+ * release id (u8 length, 0 or 32, + bytes). A format 1 record (before the
+ * header was held back) still reads, with none of them.
  */
 const PROGRESS_FORMAT = 2;
 /** Largest header unit the record keeps (a 256-byte write unit). */
@@ -169,8 +172,10 @@ export const MAX_HELD_HEADER = 256;
 export function encodeProgress(p: Progress): Uint8Array {
   const header = p.header ?? new Uint8Array(0);
   if (header.length > MAX_HELD_HEADER) throw new RangeError("progress: held header too large");
+  const release = p.release ?? new Uint8Array(0);
+  if (release.length !== 0 && release.length !== 32) throw new RangeError("progress: release id must be 32 bytes");
   const at = 16 + p.checkpoint.length;
-  const out = new Uint8Array(at + 2 + header.length + 4);
+  const out = new Uint8Array(at + 2 + header.length + 4 + 1 + release.length);
   const v = new DataView(out.buffer);
   out[0] = PROGRESS_FORMAT;
   v.setUint32(2, p.payloadOffset, true);
@@ -181,6 +186,8 @@ export function encodeProgress(p: Progress): Uint8Array {
   v.setUint16(at, header.length, true);
   out.set(header, at + 2);
   v.setUint32(at + 2 + header.length, Math.min(0xffffffff, p.stalledMs ?? 0), true);
+  out[at + 6 + header.length] = release.length;
+  out.set(release, at + 7 + header.length);
   return out;
 }
 
@@ -196,13 +203,15 @@ export function decodeProgress(b: Uint8Array): Progress {
   };
   if (b[0] === FORMAT) {
     if (16 + n !== b.length) throw corrupt("progress checkpoint length");
-    return Object.freeze({ ...base, header: new Uint8Array(0), stalledMs: 0 });
+    return Object.freeze({ ...base, header: new Uint8Array(0), stalledMs: 0, release: new Uint8Array(0) });
   }
   const at = 16 + n;
   if (at + 2 > b.length) throw corrupt("progress checkpoint length");
   const h = v.getUint16(at, true);
-  if (h > MAX_HELD_HEADER || at + 2 + h + 4 !== b.length) throw corrupt("progress header length");
-  return Object.freeze({ ...base, header: b.slice(at + 2, at + 2 + h), stalledMs: v.getUint32(at + 2 + h, true) });
+  if (h > MAX_HELD_HEADER || at + 7 + h > b.length) throw corrupt("progress header length");
+  const r = b[at + 6 + h];
+  if ((r !== 0 && r !== 32) || at + 7 + h + r !== b.length) throw corrupt("progress release length");
+  return Object.freeze({ ...base, header: b.slice(at + 2, at + 2 + h), stalledMs: v.getUint32(at + 2 + h, true), release: b.slice(at + 7 + h) });
 }
 
 export function encodePolicy(p: PolicyRecord): Uint8Array {

@@ -31,14 +31,34 @@ export interface VerifySlotOptions {
 /** Start the check; the verdict arrives through `done` (possibly after many event-loop turns). */
 export function verifySlot(o: VerifySlotOptions): void {
   let extent;
+  const m = o.manifest;
   try {
     extent = imageExtent(o.slot);
   } catch (e) {
     if (!isOtaError(e)) throw e;
-    return o.done(e.code, e.message);
+    // The image does not parse: were its bytes damaged on the way (retryable) or signed so (final)?
+    const activity = o.supervisor.register("verify", o.stallMs);
+    const error = e;
+    hashInSlices({
+      clock: o.platform.clock,
+      digest: o.platform.digest,
+      flash: o.slot,
+      lengths: [Math.min(m.image.length, o.slot.status().size)],
+      sliceBytes: o.sliceBytes,
+      onSlice: () => activity.checkIn(),
+      fail: (f) => {
+        activity.end();
+        o.done(f.code, f.message);
+      },
+      done: ([sha]) => {
+        activity.end();
+        if (!equalBytes(sha, m.image.sha256)) return o.done(Reason.VERIFY_FAILED, `image differs from the manifest's SHA-256 (damaged in transit): ${error.message}`);
+        o.done(error.code, error.message);
+      },
+    });
+    return;
   }
   const ext = extent;
-  const m = o.manifest;
   const activity = o.supervisor.register("verify", o.stallMs);
   hashInSlices({
     clock: o.platform.clock,
@@ -53,13 +73,14 @@ export function verifySlot(o: VerifySlotOptions): void {
     },
     done: ([mcubootHash, imageHash]) => {
       activity.end();
+      // Bytes that differ from what the signed manifest binds were damaged on the way (retryable);
+      // only bytes that match it and still fail MCUboot's checks condemn the release.
+      if (ext.totalLength !== m.image.length || !equalBytes(imageHash, m.image.sha256)) {
+        return o.done(Reason.VERIFY_FAILED, "image in the slot differs from the manifest's SHA-256 (damaged in transit)");
+      }
       const result = verifyImage(o.slot, { digest: o.platform.digest, hash: mcubootHash, checkSignature: imageSignatureChecker(o.keyring) });
       if (!result.ok) return o.done(result.reason, `image check: ${result.message}`);
-      const same =
-        ext.totalLength === m.image.length &&
-        equalBytes(imageHash, m.image.sha256) &&
-        formatVersion(result.info.header.version) === formatVersion(m.version) &&
-        (result.info.securityCounter ?? 0) === m.securityCounter;
+      const same = formatVersion(result.info.header.version) === formatVersion(m.version) && (result.info.securityCounter ?? 0) === m.securityCounter;
       if (!same) return o.done(Reason.MANIFEST_IMAGE_MISMATCH, "image differs from the manifest");
       o.done(Reason.OK, "");
     },

@@ -8,8 +8,11 @@
  *
  * Bounds: one status/header/chunk-size line ≤ 1024 bytes (a fixed buffer);
  * the whole head ≤ 8 KiB and ≤ 64 header lines; a chunk size ≤ 8 hex digits;
- * redirects ≤ maxRedirects (≤ 5); silence ≤ timeoutMs per request; at most
- * one retry on a fresh connection when a reused one turns out closed.
+ * redirects ≤ maxRedirects (≤ 5); silence ≤ timeoutMs per request; the
+ * whole head (connect, status line, headers) within headTimeoutMs of the
+ * request's start, however the bytes trickle in (a server sending one header
+ * byte every few seconds never resets this one); at most one retry on a
+ * fresh connection when a reused one turns out closed.
  */
 import type { Clock, Network, Socket, TimerId } from "../../hal/types";
 import { OtaError, Reason } from "../errors";
@@ -310,6 +313,8 @@ export interface HttpClientOptions {
   readonly allowPlaintext?: boolean;
   /** Fail a request after this long without a byte (default 15000 ms). */
   readonly timeoutMs?: number;
+  /** Fail a request whose response head is not complete this long after it started (default: timeoutMs). */
+  readonly headTimeoutMs?: number;
   /** 0..5, default 3. */
   readonly maxRedirects?: number;
 }
@@ -357,6 +362,8 @@ function aInt(v: unknown, lo: number, hi: number, what: string): number {
 export class HttpClient {
   private readonly o: HttpClientOptions;
   private readonly timeoutMs: number;
+  private readonly headTimeoutMs: number;
+  private headTimer: TimerId | undefined;
   private readonly maxRedirects: number;
   private socket: Socket | undefined;
   private socketKey = "";
@@ -373,6 +380,7 @@ export class HttpClient {
     }
     this.o = options;
     this.timeoutMs = aInt(options.timeoutMs ?? 15_000, 10, 600_000, "timeoutMs");
+    this.headTimeoutMs = aInt(options.headTimeoutMs ?? this.timeoutMs, 10, 600_000, "headTimeoutMs");
     this.maxRedirects = aInt(options.maxRedirects ?? 3, 0, 5, "maxRedirects");
   }
 
@@ -399,6 +407,7 @@ export class HttpClient {
   /** Cancel the running request (no onDone) and close the connection. */
   abort(): void {
     this.active = undefined;
+    this.clearHeadTimer();
     this.dropSocket();
   }
 
@@ -411,6 +420,7 @@ export class HttpClient {
     this.active = a;
     a.parser = new HttpResponseParser();
     a.gotBytes = false;
+    this.armHeadTimer(a);
     const key = `${a.url.tls ? "s" : "p"}:${a.url.host}:${a.url.port}`;
     if (this.socket && this.idle && this.socketKey === key) {
       a.fresh = false;
@@ -459,6 +469,20 @@ export class HttpClient {
     }
   }
 
+  /** Header bytes are liveness, not progress: the head has its own deadline from the request's start. */
+  private armHeadTimer(a: Active): void {
+    if (this.headTimer !== undefined) this.o.clock.clearTimer(this.headTimer);
+    this.headTimer = this.o.clock.setTimer(() => {
+      this.headTimer = undefined;
+      if (this.active === a && a.parser.head === undefined) this.finish(Reason.HTTP_TIMEOUT, `response head not complete within ${this.headTimeoutMs} ms`, true);
+    }, this.headTimeoutMs);
+  }
+
+  private clearHeadTimer(): void {
+    if (this.headTimer !== undefined) this.o.clock.clearTimer(this.headTimer);
+    this.headTimer = undefined;
+  }
+
   private armTimer(): void {
     if (this.timer !== undefined) this.o.clock.clearTimer(this.timer);
     this.timer = this.o.clock.setTimer(() => {
@@ -495,6 +519,7 @@ export class HttpClient {
   }
 
   private onHead(a: Active, head: ResponseHead): void {
+    this.clearHeadTimer();
     a.status = head.status;
     const s = head.status;
     if (s === 301 || s === 302 || s === 303 || s === 307 || s === 308) {
@@ -568,6 +593,7 @@ export class HttpClient {
     this.active = undefined;
     if (this.timer !== undefined) this.o.clock.clearTimer(this.timer);
     this.timer = undefined;
+    this.clearHeadTimer();
     if (closeSocket) this.dropSocket();
     else this.idle = true;
     a.req.onDone(code, { received: a.received, ...(a.total !== undefined ? { total: a.total } : {}), ...(a.status !== undefined ? { status: a.status } : {}), ...(detail ? { detail } : {}) });

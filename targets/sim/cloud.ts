@@ -33,10 +33,11 @@ import {
 import type { ReleaseManifest } from "../../src/update/types";
 import { equalBytes, toHex } from "../../src/util/bytes";
 import { Reason } from "../../src/errors";
+import { RETRYABLE_REASONS } from "../../src/agent/retry";
 import { checkRevoked, decodeRevocation, decodeRevocationEnvelope, type RevocationRecord } from "../../src/update/revocation";
 
 /** Outcome reasons that do not stop a release from being offered again (the same rule as the device's replay list). */
-export const TRANSIENT: readonly number[] = Object.freeze([Reason.ROLLED_BACK, Reason.DOWNLOAD_STALLED, Reason.DOWNLOAD_DEADLINE, Reason.ABORTED]);
+export const TRANSIENT: readonly number[] = RETRYABLE_REASONS;
 
 export interface SimRelease {
   readonly envelope: Uint8Array;
@@ -104,6 +105,15 @@ export class VirtualCloud {
     this.listen();
   }
 
+  /**
+   * How the HTTPS Range server misbehaves (liveness tests): "silent" accepts
+   * and never answers; "drip-head" sends its response head one byte every
+   * `httpDripMs`; "drip-body" sends the head at once and the body one byte
+   * every `httpDripMs`; "close-mid-body" closes after half the body.
+   */
+  httpMode: "normal" | "silent" | "drip-head" | "drip-body" | "close-mid-body" = "normal";
+  httpDripMs = 9000;
+
   /** The HTTPS Range server's port (same host); streams at `/streams/<stream>`. */
   readonly httpsPort = 8443;
   /** Range requests served. */
@@ -138,11 +148,31 @@ export class VirtualCloud {
 
   private serveRange(peer: PeerSocket, req: string): void {
     const ascii = (t: string) => Uint8Array.from(t, (c) => c.charCodeAt(0));
+    const mode = this.httpMode;
+    const drip = (bytes: Uint8Array, then?: () => void) => {
+      let i = 0;
+      const step = () => {
+        if (peer.closed) return;
+        if (i >= bytes.length) return then?.();
+        peer.write(bytes.subarray(i, i + 1));
+        i++;
+        this.net.clock.setTimer(step, this.httpDripMs);
+      };
+      step();
+    };
     const send = (status: string, headers: string[], body: Uint8Array) => {
-      peer.write(ascii(`HTTP/1.1 ${status}\r\n${headers.concat(`Content-Length: ${body.length}`).join("\r\n")}\r\n\r\n`));
+      const head = ascii(`HTTP/1.1 ${status}\r\n${headers.concat(`Content-Length: ${body.length}`).join("\r\n")}\r\n\r\n`);
+      if (mode === "drip-head") return drip(head, () => body.length && !peer.closed && peer.write(body));
+      peer.write(head);
+      if (mode === "drip-body") return drip(body);
+      if (mode === "close-mid-body") {
+        if (body.length > 1) peer.write(body.subarray(0, body.length >> 1));
+        return peer.close();
+      }
       if (body.length) peer.write(body);
     };
     this.rangeRequests++;
+    if (mode === "silent") return;
     const m = /^GET \/streams\/([A-Za-z0-9._-]+) HTTP\/1\.1/.exec(req);
     const stream = m?.[1];
     const release =

@@ -12,6 +12,7 @@ import { formatVersion } from "../../src/image/format";
 import { buildImage, release } from "../../tools/demo/firmware";
 import { makePatch } from "../../tools/delta/index";
 import { makeWorld } from "../lib/sim-world";
+import { isRetryable } from "../../src/agent/retry";
 
 const RUNS = Number(process.env.FAULTS_RUNS ?? 40);
 const diff = (a: Uint8Array, b: Uint8Array) => makePatch(a, b).bytes;
@@ -69,7 +70,7 @@ function runSeed(seed: number): { outcome: string; plan: string[] } {
   const failed = w.cloud.reportsOf("dev", "failed");
   if (committed === 1 && running === "1.1.0+0") return { outcome: "committed", plan };
   // a failure that ends a release for good must be an integrity one (corrupt chunk, lying size); network ones are retried
-  const final = failed.filter((f) => f.reason !== 300 && f.reason !== 301);
+  const final = failed.filter((f) => !isRetryable(f.reason));
   if (final.length >= 1 && running === "1.0.0+1") return { outcome: `failed ${final[0].reason}`, plan };
   return { outcome: `UNCLEAN: running ${running}, committed ${committed}, failed ${failed.length}`, plan };
 }
