@@ -17,4 +17,5 @@ export const commands: { [name: string]: () => Promise<Command> } = {
   sign: async () => (await import("./sign")).command,
   sim: async () => (await import("./sim")).command,
   verify: async () => (await import("./verify")).command,
+  watch: async () => (await import("./watch")).command,
 };

@@ -55,6 +55,12 @@ export interface ServeOptions {
   readonly releasesDir: string;
   /** When given, only releases whose signature a key in it verifies are served (others are skipped and logged). */
   readonly keyring?: Keyring;
+  /**
+   * The operator credential's password (MQTT username OPERATOR_USERNAME, client id
+   * OPERATOR_CLIENT_PREFIX…), which may read the operator topic and nothing else.
+   * Default (embedded broker): DIR/operator.token, made at the first start (mode 0600).
+   */
+  readonly operatorToken?: string;
   /** Bind address for the embedded broker and the HTTPS server. */
   readonly host: string;
   /** Embedded broker port (0 = any free port). Ignored with `broker`. */
@@ -122,6 +128,8 @@ export interface ServeHandle {
   readonly httpsPort: number;
   /** CA devices should trust (the throwaway CA unless --ca was given). */
   readonly caPath: string | undefined;
+  /** The operator credential's password file (embedded broker, default token), if any. */
+  readonly operatorTokenPath: string | undefined;
   /** Publish a command to one device. */
   command(deviceId: string, c: Command): void;
   /** Devices seen, events and failures so far. */
@@ -150,6 +158,47 @@ export function maySubscribe(clientId: string, filter: string): boolean {
   if (!filter.startsWith(prefix)) return false;
   const leaf = filter.slice(prefix.length);
   return leaf === "hb/ack" || leaf === "offer" || leaf === "chunk/res" || leaf === "cmd" || leaf === "revocation" || leaf === "#" || leaf === "+";
+}
+
+/**
+ * The operator topic: fleet events (heartbeats, status reports, download
+ * progress) as JSON, published by serve for `xs-ota watch`. Outside every
+ * device's namespace (xs-ota/v1/<id>/…), so no device may subscribe to it.
+ */
+export const OPERATOR_TOPIC = "xs-ota/operator/v1/fleet";
+/** The MQTT username of the operator credential. */
+export const OPERATOR_USERNAME = "xs-ota-operator";
+/** Operator client ids start with this; a client without the credential may not use it. */
+export const OPERATOR_CLIENT_PREFIX = "xs-ota-operator-";
+
+/** One fleet event on the operator topic. */
+export interface OperatorEvent {
+  readonly time: string;
+  readonly deviceId: string;
+  /** What serve saw: a heartbeat, a status report, or a chunk it served (download progress). */
+  readonly source: "hb" | "report" | "chunk";
+  readonly version?: string;
+  readonly state?: string;
+  /** Percent of the current download (chunks: from the bytes served). */
+  readonly progress?: number;
+  readonly bytes?: number;
+  readonly total?: number;
+  readonly reason?: number;
+  readonly reasonName?: string;
+  readonly event?: string;
+  readonly target?: string;
+}
+
+/** An operator may subscribe to the operator topic only. */
+export function operatorMaySubscribe(filter: string): boolean {
+  return filter === OPERATOR_TOPIC || filter === "xs-ota/operator/v1/#" || filter === "xs-ota/operator/#";
+}
+
+/** The operator token in DIR/operator.token, made (32 random bytes, hex, mode 0600) when missing. */
+export function ensureOperatorToken(dir: string): { path: string; token: string } {
+  const path = join(dir, "operator.token");
+  if (!fs.existsSync(path)) fs.writeFileSync(path, randomBytes(32).toString("hex") + "\n", { mode: 0o600 });
+  return { path, token: fs.readFileSync(path, "utf8").trim() };
 }
 
 function trackConnections(server: net.Server): () => Promise<void> {
@@ -222,6 +271,9 @@ export async function startServe(o: ServeOptions): Promise<ServeHandle> {
     key = files.key;
     caPath ??= files.ca;
   }
+  let operatorToken = o.operatorToken;
+  let operatorTokenPath: string | undefined;
+  if (operatorToken === undefined && !o.broker) ({ token: operatorToken, path: operatorTokenPath } = ensureOperatorToken(o.releasesDir));
   const tlsOptions = cert && key ? { cert: fs.readFileSync(cert), key: fs.readFileSync(key), minVersion: "TLSv1.2" as const } : undefined;
 
   // Releases and revocation records: re-read from DIR at most every 2 s (DIR is the only state).
@@ -271,6 +323,14 @@ export async function startServe(o: ServeOptions): Promise<ServeHandle> {
   if (replayed > 0) o.log(`rollout state rebuilt from ${replayed} reports in ${o.reportsPath}`);
 
   let bus: Bus;
+  const lastPercent = new Map<string, number>();
+  const operator = (e: Omit<OperatorEvent, "time">): void => {
+    try {
+      bus.publish(OPERATOR_TOPIC, new TextEncoder().encode(JSON.stringify({ time: new Date(now() * 1000).toISOString(), ...e })), 0);
+    } catch (err) {
+      if (!(err instanceof OtaError)) throw err;
+    }
+  };
   const handle = (topic: string, payload: Uint8Array): void => {
     let deviceId: string;
     let leaf: string;
@@ -285,6 +345,7 @@ export async function startServe(o: ServeOptions): Promise<ServeHandle> {
         const hb = decodeHeartbeat(payload);
         heartbeats++;
         devices.set(deviceId, { version: formatVersion(hb.version), state: hb.state, reason: hb.reason, seen: now() });
+        operator({ deviceId, source: "hb", version: formatVersion(hb.version), state: hb.state, progress: hb.progress, reason: hb.reason, reasonName: reasonName(hb.reason) });
         rollout.seen(deviceId, now());
         bus.publish(topicFor(deviceId, "hb/ack"), encodeHeartbeatAck({ seq: hb.seq, interval: o.heartbeatIntervalSec, time: now() }), 1);
         const { entries, revocations } = load();
@@ -329,6 +390,12 @@ export async function startServe(o: ServeOptions): Promise<ServeHandle> {
         chunks++;
         chunkBytes += n;
         reply(ChunkStatus.OK, req.offset, size, data);
+        // Download progress for the operator: at most one event per percent per device.
+        const percent = size ? Math.floor((100 * (req.offset + n)) / size) : 100;
+        if (lastPercent.get(deviceId) !== percent) {
+          lastPercent.set(deviceId, percent);
+          operator({ deviceId, source: "chunk", state: "downloading", progress: percent, bytes: req.offset + n, total: size });
+        }
       } else if (leaf === "status") {
         const s = decodeStatusReport(payload);
         const line = {
@@ -348,6 +415,7 @@ export async function startServe(o: ServeOptions): Promise<ServeHandle> {
         events.set(s.event, (events.get(s.event) ?? 0) + 1);
         if (s.reason !== 0) failures.set(reasonName(s.reason), (failures.get(reasonName(s.reason)) ?? 0) + 1);
         o.log(`report ${deviceId}: ${s.event}${s.reason ? ` (${reasonName(s.reason)})` : ""}`);
+        operator({ deviceId, source: "report", event: s.event, version: line.version, ...(line.target ? { target: line.target } : {}), reason: s.reason, reasonName: line.reasonName });
       }
     } catch (e) {
       if (!(e instanceof OtaError)) throw e;
@@ -398,9 +466,27 @@ export async function startServe(o: ServeOptions): Promise<ServeHandle> {
         },
       };
     } else {
+      const operators = new WeakSet<object>();
       const broker = await Aedes.createBroker({
-        authorizePublish: (client, packet, cb) => cb(client === null || mayPublish(client.id, packet.topic) ? null : new Error("not this device's topic")),
-        authorizeSubscribe: (client, sub, cb) => cb(null, maySubscribe(client.id, sub.topic) ? sub : null),
+        // The operator credential (username OPERATOR_USERNAME, a client id with the operator prefix) reads the
+        // operator topic and nothing else; no other client may use the prefix. Devices connect as before.
+        authenticate: (client, username, password, cb) => {
+          const isOperatorId = client.id.startsWith(OPERATOR_CLIENT_PREFIX);
+          const claims = username === OPERATOR_USERNAME;
+          const good = claims && operatorToken !== undefined && password !== undefined && password.toString("utf8") === operatorToken;
+          if (good && isOperatorId) {
+            operators.add(client);
+            return cb(null, true);
+          }
+          if (claims || isOperatorId) {
+            o.log(`refused operator connection from client ${client.id}: ${claims && isOperatorId ? "wrong operator token" : `the operator credential goes with a client id starting ${OPERATOR_CLIENT_PREFIX}`}`);
+            const e = Object.assign(new Error("bad operator credential"), { returnCode: claims && isOperatorId ? 4 : 5 });
+            return cb(e as never, false);
+          }
+          cb(null, true);
+        },
+        authorizePublish: (client, packet, cb) => cb(client === null || (!operators.has(client) && mayPublish(client.id, packet.topic)) ? null : new Error("not this client's topic")),
+        authorizeSubscribe: (client, sub, cb) => cb(null, (operators.has(client) ? operatorMaySubscribe(sub.topic) : maySubscribe(client.id, sub.topic)) ? sub : null),
       });
       const server = tlsOptions && !o.insecurePlaintext ? tls.createServer(tlsOptions, broker.handle as never) : net.createServer(broker.handle as never);
       if (!tlsOptions || o.insecurePlaintext) o.log("WARNING: the embedded broker is listening WITHOUT TLS (--insecure-plaintext)");
@@ -471,6 +557,7 @@ export async function startServe(o: ServeOptions): Promise<ServeHandle> {
       mqttPort,
       httpsPort,
       caPath,
+      operatorTokenPath,
       command: (deviceId, c) => bus.publish(topicFor(deviceId, "cmd"), encodeCommand(c), 1),
       stats: () => ({
         heartbeats,
