@@ -11,24 +11,28 @@ import { deltaEntry } from "../fixtures/firmware/xs-data";
 import { startXs, type XsWorker } from "./harness";
 
 let xs: XsWorker;
-const patchLength = { range: 0, deflate: 0 };
+const patchLength = { range: 0, deflate: 0, lz: 0 };
 beforeAll(async () => {
   const pair = synthPair();
   const patch = makePatch(pair.old, pair.new, { codec: Codec.RANGE }).bytes;
   const deflate = makePatch(pair.old, pair.new, { codec: Codec.DEFLATE }).bytes;
   patchLength.range = patch.length;
   patchLength.deflate = deflate.length;
-  xs = await startXs(deltaEntry({ synthPatch: Buffer.from(patch).toString("base64"), synthDeflatePatch: Buffer.from(deflate).toString("base64") }));
+  const lz = makePatch(pair.old, pair.new, { codec: Codec.LZ }).bytes;
+  patchLength.lz = lz.length;
+  xs = await startXs(
+    deltaEntry({ synthPatch: Buffer.from(patch).toString("base64"), synthDeflatePatch: Buffer.from(deflate).toString("base64"), synthLzPatch: Buffer.from(lz).toString("base64") }),
+  );
 });
 afterAll(async () => xs?.close());
 
 describe("XS lane: delta patcher", () => {
-  for (const [task, codec] of [["apply-1mib", "range"], ["apply-1mib-deflate", "deflate"]] as const) {
+  for (const [task, codec] of [["apply-1mib", "range"], ["apply-1mib-deflate", "deflate"], ["apply-1mib-lz", "lz"]] as const) {
     it(`applies a ${codec} patch to a 1 MiB image inside XS, byte for byte`, async () => {
       const { value, computrons } = await xs.run<{ length: number; identical: boolean; workingMemory: number; patchLength: number; codec: number }>(task);
       console.log(`[xs] ${task}: ${value.length} bytes out, patch ${value.patchLength} bytes, working memory ${value.workingMemory} B, ${computrons} computrons`);
       expect(value.length).toBe(1024 * 1024);
-      expect(value.codec).toBe(codec === "range" ? Codec.RANGE : Codec.DEFLATE);
+      expect(value.codec).toBe(codec === "range" ? Codec.RANGE : codec === "lz" ? Codec.LZ : Codec.DEFLATE);
       expect(value.patchLength).toBe(patchLength[codec]);
       expect(value.identical).toBe(true);
       expect(value.workingMemory).toBeLessThanOrEqual(64 * 1024);

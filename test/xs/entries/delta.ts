@@ -22,6 +22,8 @@ interface DeltaInput {
   synthPatch?: string;
   /** The same patch with the DEFLATE codec. */
   synthDeflatePatch?: string;
+  /** The same pair with codec 3 (format version 2). */
+  synthLzPatch?: string;
   /** Firmware pairs for the bench: old image and patch, base64; the new image's SHA-256, hex. */
   pairs?: { name: string; old: string; patch: string; newSha256: string }[];
 }
@@ -75,6 +77,7 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
 // The 1 MiB fixture: apply in 1460-byte chunks (a TCP segment), compare with the pair generated in XS.
 task("apply-1mib", () => apply1MiB(input().synthPatch as string));
 task("apply-1mib-deflate", () => apply1MiB(input().synthDeflatePatch as string));
+task("apply-1mib-lz", () => apply1MiB(input().synthLzPatch as string));
 
 function apply1MiB(patchBase64: string) {
   const pair = synthPair();
