@@ -20,9 +20,23 @@ describe("xs-ota sim start-up failures exit non-zero", () => {
     const t = Date.now();
     const r = xsOta(["sim", "--releases", p("rel"), "--trust", p("pub.pem"), "--factory", p("big.img")], { timeoutMs: 30_000 });
     expect(r.status).toBe(1);
-    expect(r.stderr).toMatch(/cannot start the fleet: .*does not fit slot 0/);
+    expect(r.stderr).toMatch(/do(es)? not fit slot 0/);
     expect(r.stderr.trim().split("\n")).toHaveLength(1);
     expect(Date.now() - t).toBeLessThan(25_000);
+  });
+  it("a factory image without boot magic for the map (signed without --pad --confirm, or for another write size) → one line naming the fix", () => {
+    const dir = mkdtempSync(join(tmpdir(), "xs-ota-sim-cli-"));
+    const p = (n: string) => join(dir, n);
+    writeFileSync(p("app.bin"), Uint8Array.from({ length: 20_000 }, (_, i) => (i * 13) & 0xff));
+    expect(xsOta(["keygen", "-o", p("key.pem"), "--public", p("pub.pem")]).status).toBe(0);
+    expect(xsOta(["sign", "-k", p("key.pem"), "-v", "1.0.0", "--pad-header", p("app.bin"), p("plain.img")]).status).toBe(0);
+    expect(xsOta(["sign", "-k", p("key.pem"), "-v", "1.0.0", "--pad-header", "-S", "0x10000", "--align", "8", "--pad", "--confirm", p("app.bin"), p("align8.img")]).status).toBe(0);
+    mkdirSync(p("rel"));
+    for (const f of ["plain.img", "align8.img"]) {
+      const r = xsOta(["sim", "--releases", p("rel"), "--trust", p("pub.pem"), "--factory", p(f)], { timeoutMs: 30_000 });
+      expect(r.status).toBe(1);
+      expect(r.stderr).toMatch(/no boot magic .*sign it with --pad --confirm --slot-size 0x10000 --align 32/);
+    }
   });
   it("a demo image too large for the map → one line naming the map, exit 1", () => {
     const r = xsOta(["sim", "--demo-releases", "--image-kib", "100"], { timeoutMs: 30_000 });

@@ -13,7 +13,8 @@ import { openSerialPty, type SerialPty } from "../../hal/node/serial-pty";
 import { serveSerialTcp, type SerialTcpServer } from "../../hal/node/serial-tcp";
 import { readPublicKey } from "../keys/pem";
 import { parseFaultPlan } from "../sim/faults";
-import { SimFleet, type CloudSpec, type MapName, type ReleaseSpec } from "../sim/fleet";
+import { flashMapOf, SimFleet, type CloudSpec, type MapName, type ReleaseSpec } from "../sim/fleet";
+import { bootMagic } from "../../src/image/trailer";
 import { formatReport } from "../sim/report";
 import { CliError, describeError, intOption, io, parse, usageError, type Command } from "./command";
 
@@ -158,6 +159,7 @@ export const command: Command = {
       } catch (e) {
         throw new CliError(describeError(e));
       }
+      checkFactory(values.factory, releases.factory, map);
     }
     let cloud: CloudSpec = { mode: "embedded" };
     if (values.broker !== undefined) {
@@ -282,4 +284,23 @@ export function progressLine(fleet: SimFleet, count: number): string {
     (payload ? ` (payload ${payload.toLocaleString("en-US")} B a device)` : "") +
     `, in flight ${r.serve?.inFlight ?? "?"}`
   );
+}
+
+/**
+ * A factory image MCUboot (direct-xip with revert) keeps: the whole slot, with
+ * the trailer's boot magic where this map's write alignment puts it. Without
+ * it boot_select_or_erase erases the slot and every device is bricked.
+ * @throws CliError naming the fix.
+ */
+function checkFactory(file: string, image: Uint8Array, mapName: MapName): void {
+  const map = flashMapOf(mapName);
+  const slot = map.slots[0].size;
+  const align = map.geometry.writeAlign;
+  const fix = `sign it with --pad --confirm --slot-size 0x${slot.toString(16)} --align ${align} (the ${mapName} map's slot and write size)`;
+  if (image.length > slot) throw new CliError(`--factory ${file}: ${image.length} bytes do not fit slot 0 (${slot} bytes)`);
+  const tail = image.subarray(image.length - 16);
+  const magic = bootMagic(Math.max(8, align));
+  if (image.length !== slot || !magic.every((b, i) => tail[i] === b)) {
+    throw new CliError(`--factory ${file}: no boot magic at the end of slot 0 for this map, so MCUboot would erase it at the first boot (every device bricked); ${fix}`);
+  }
 }
