@@ -61,6 +61,10 @@ export class Download {
   private stalledThisBoot = 0;
   private durablePoint: { payloadOffset: number; checkpoint: Uint8Array };
   private ticker: TimerId | undefined;
+  /** A sink slice is scheduled (one per event-loop turn). */
+  private sliceTimer: TimerId | undefined;
+  /** The fetcher delivered everything; `done` waits for the sink's queue to drain. */
+  private fetched = false;
   /** Peak of the install's working memory seen at a delivery (for the budget bench). */
   peakMemory = 0;
 
@@ -99,7 +103,12 @@ export class Download {
       this.bytesFetched += n;
       if (this.bytesFetched > m.maxDownload) throw new BudgetExceeded();
     };
-    const done = () => this.end(() => x.done());
+    const done = () => {
+      this.fetched = true;
+      if (!this.sinkBusy()) this.end(() => x.done());
+    };
+    // Ask for more payload only when the sink has taken what it was given (RAM: one window or range queued at most).
+    const ready = () => this.sink.queued === 0;
     const fail = (reason: ReasonCode, message: string) => this.end(() => x.fail(reason, message));
     if (useHttps) {
       this.fetcher = new HttpFetcher({
@@ -113,6 +122,7 @@ export class Download {
         timeoutMs: c.chunkTimeoutMs,
         retries: c.chunkRetries,
         stallMs: stallLimitMs(c),
+        ready,
         slowFloorBytes: c.slowFloorBytes,
         slowWindowMs: c.slowWindowMs,
         deliver: (data) => this.deliver(data),
@@ -141,6 +151,7 @@ export class Download {
       slowFloorBytes: c.slowFloorBytes,
       slowWindowMs: c.slowWindowMs,
       request: (offset, length) => x.cloud.requestChunk(m.fetch.stream!, offset, length),
+      ready,
       deliver: (data) => this.deliver(data),
       counted,
       done,
@@ -220,6 +231,8 @@ export class Download {
     this.ended = true;
     if (this.ticker !== undefined) this.x.platform.clock.clearTimer(this.ticker);
     this.ticker = undefined;
+    if (this.sliceTimer !== undefined) this.x.platform.clock.clearTimer(this.sliceTimer);
+    this.sliceTimer = undefined;
     this.fetcher.stop();
     this.activity?.end();
     this.activity = undefined;
@@ -240,6 +253,12 @@ export class Download {
     return this.sink.workingMemory + held + this.x.cloud.bufferedBytes;
   }
 
+  /** The sink has queued or pending work (a slice is scheduled). */
+  private sinkBusy(): boolean {
+    return this.sliceTimer !== undefined || this.sink.queued > 0;
+  }
+
+  /** Payload bytes arrived: queued in the sink, worked off one slice per event-loop turn. */
   private deliver(data: Uint8Array): void {
     this.peakMemory = Math.max(this.peakMemory, this.workingMemory + data.length);
     this.activity?.checkIn();
@@ -248,11 +267,46 @@ export class Download {
     this.lastProgressAt = now;
     this.sink.write(data);
     this.sinceProgress += data.length;
-    if (this.manifest.payload.kind === "full" && this.sinceProgress >= this.x.config.progressEveryBytes) {
-      const d = this.sink.durable();
-      this.saveProgress(d.payloadOffset, d.checkpoint);
-    }
+    this.scheduleSlice();
   }
+
+  private scheduleSlice(): void {
+    if (this.sliceTimer !== undefined || this.ended) return;
+    this.sliceTimer = this.x.platform.clock.setTimer(() => this.slice(), 0);
+  }
+
+  /**
+   * One slice of sink work (bounded: see SINK_SLICE_BYTES), then back to the
+   * event loop; when the queue is empty, the progress is journaled (full
+   * images, every progressEveryBytes) and the fetcher asked for more.
+   */
+  private slice(): void {
+    this.sliceTimer = undefined;
+    if (this.ended) return;
+    let more: boolean;
+    try {
+      more = this.sink.pump();
+    } catch (e) {
+      return this.error(e);
+    }
+    this.activity?.checkIn();
+    this.lastProgressAt = this.x.platform.clock.now();
+    this.slices++;
+    if (more) return this.scheduleSlice();
+    if (this.manifest.payload.kind === "full" && this.sinceProgress >= this.x.config.progressEveryBytes) {
+      try {
+        const d = this.sink.durable();
+        this.saveProgress(d.payloadOffset, d.checkpoint);
+      } catch (e) {
+        return this.error(e);
+      }
+    }
+    if (this.fetched) return this.end(() => this.x.done());
+    this.fetcher.kick();
+  }
+
+  /** Sink slices run so far (for tests and the bench). */
+  slices = 0;
 
   private saveProgress(payloadOffset: number, checkpoint: Uint8Array): void {
     this.sinceProgress = 0;

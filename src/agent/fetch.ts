@@ -29,6 +29,8 @@ export interface FetchOptions {
   readonly slowWindowMs: number;
   /** Send one chunk request (the link may be down: then it is simply lost and re-asked). */
   readonly request: (offset: number, length: number) => void;
+  /** False while the consumer is still working off what was delivered: no new requests until `kick`. */
+  readonly ready?: () => boolean;
   /** In-order bytes starting at the fetcher's `next`; may throw (the sink's errors end the fetch). */
   readonly deliver: (data: Uint8Array) => void;
   /** Every payload byte received, duplicates included (the data budget). */
@@ -145,7 +147,14 @@ export class ChunkFetcher {
     this.outstanding = this.outstanding.filter((q) => q.offset + q.length > this.next);
   }
 
+  /** The consumer is ready for more: ask for it. */
+  kick(): void {
+    if (this.stopped || this.paused) return;
+    this.fill();
+  }
+
   private fill(): void {
+    if (this.o.ready && !this.o.ready()) return;
     let end = this.outstanding.length ? this.outstanding[this.outstanding.length - 1].offset + this.outstanding[this.outstanding.length - 1].length : this.next;
     if (end < this.next) end = this.next;
     while (this.outstanding.length < this.o.window && end < this.o.total) {

@@ -39,6 +39,8 @@ export interface HttpFetchOptions {
   readonly counted: (bytes: number) => void;
   readonly done: () => void;
   readonly fail: (reason: ReasonCode, message: string) => void;
+  /** False while the consumer is still working off what was delivered: the next range waits for `kick`. */
+  readonly ready?: () => boolean;
   /** Errors thrown by `deliver`/`counted` (the sink's): the caller decides. */
   readonly error: (e: unknown) => void;
 }
@@ -77,8 +79,14 @@ export class HttpFetcher {
     this.windowStart = this.lastBodyAt;
   }
 
+  /** The consumer is ready for more. */
+  kick(): void {
+    this.resume();
+  }
+
   resume(): void {
     if (this.stopped || this.client.busy || this.retryTimer !== undefined) return;
+    if (this.o.ready && !this.o.ready()) return;
     if (this.ticker === undefined && ((this.o.stallMs ?? 0) > 0 || (this.o.slowFloorBytes ?? 0) > 0)) {
       const period = Math.max(50, Math.min(this.o.stallMs || Infinity, this.o.slowWindowMs ?? Infinity, 5000) >> 2);
       this.lastBodyAt = this.o.clock.now();
@@ -118,6 +126,13 @@ export class HttpFetcher {
   private tick(): void {
     if (this.stopped) return;
     const now = this.o.clock.now();
+    if (this.o.ready && !this.o.ready()) {
+      // the consumer is busy with what arrived: not a stall, not a slow link
+      this.lastBodyAt = now;
+      this.windowStart = now;
+      this.windowBytes = 0;
+      return;
+    }
     const stallMs = this.o.stallMs ?? 0;
     if (stallMs > 0 && now - this.lastBodyAt >= stallMs) {
       return this.failWith(Reason.DOWNLOAD_STALLED, `no payload byte for ${now - this.lastBodyAt} ms`);

@@ -25,10 +25,56 @@ export interface SinkProgress {
   readonly header: Uint8Array;
 }
 
+/**
+ * Bounded work per call: `write` only queues (a copy); `pump` does one slice —
+ * a full image at most SINK_SLICE_BYTES programmed (so at most one erase
+ * block entered), a patch one PatchApplier.pump (at most PATCH_SLICE_OUTPUT
+ * bytes of new image, at most one erase block, for version-2 patches). The
+ * caller returns to the event loop between slices (the supervisor feeds the
+ * watchdog there) and asks for more payload only when the queue is empty.
+ */
+export const SINK_SLICE_BYTES = 4096;
+/** Most payload bytes queued at once (a fetcher's window or range is far below). */
+export const MAX_QUEUED_BYTES = 256 * 1024;
+
+/** Queued payload bytes, taken in pieces from the front (no concatenation). */
+class ByteQueue {
+  private chunks: Uint8Array[] = [];
+  private at = 0;
+  bytes = 0;
+
+  push(chunk: Uint8Array): void {
+    if (chunk.length === 0) return;
+    if (this.bytes + chunk.length > MAX_QUEUED_BYTES) throw new RangeError(`sink: more than ${MAX_QUEUED_BYTES} bytes queued`);
+    this.chunks.push(chunk.slice());
+    this.bytes += chunk.length;
+  }
+
+  /** Up to `n` bytes from the front (a view). */
+  take(n: number): Uint8Array {
+    const head = this.chunks[0];
+    if (!head || n <= 0) return new Uint8Array(0);
+    const k = Math.min(n, head.length - this.at);
+    const piece = head.subarray(this.at, this.at + k);
+    this.at += k;
+    this.bytes -= k;
+    if (this.at === head.length) {
+      this.chunks.shift();
+      this.at = 0;
+    }
+    return piece;
+  }
+}
+
 export interface PayloadSink {
   /** The payload offset the next byte must come from. */
   readonly nextOffset: number;
+  /** Queue payload bytes (no flash work). @throws RangeError past MAX_QUEUED_BYTES. */
   write(chunk: Uint8Array): void;
+  /** One slice of work; true while work remains (queued bytes or output pending). */
+  pump(): boolean;
+  /** Bytes queued and not yet taken by a slice. */
+  readonly queued: number;
   /** Make what was written durable and say how far (for the journal). */
   durable(): SinkProgress;
   /** All bytes arrived: finish and check the payload. Returns the new image's length. */
@@ -92,17 +138,31 @@ class FullImageSink implements PayloadSink {
     }
   }
 
+  private readonly queue = new ByteQueue();
+
   get nextOffset(): number {
     return this.writer.offset;
   }
 
   get workingMemory(): number {
-    return this.writer.bytes;
+    return this.writer.bytes + this.queue.bytes;
+  }
+
+  get queued(): number {
+    return this.queue.bytes;
   }
 
   write(chunk: Uint8Array): void {
-    this.writer.write(chunk);
-    this.hash?.update(chunk);
+    this.queue.push(chunk);
+  }
+
+  pump(): boolean {
+    const piece = this.queue.take(SINK_SLICE_BYTES);
+    if (piece.length > 0) {
+      this.writer.write(piece);
+      this.hash?.update(piece);
+    }
+    return this.queue.bytes > 0;
   }
 
   durable(): SinkProgress {
@@ -111,6 +171,7 @@ class FullImageSink implements PayloadSink {
   }
 
   finish(): number {
+    if (this.queue.bytes > 0) throw new Error("sink: finish with payload still queued");
     const n = this.writer.finish();
     if (n !== this.o.manifest.payload.length) throw new OtaError(Reason.DOWNLOAD_SIZE, `received ${n} of ${this.o.manifest.payload.length} bytes`);
     if (this.hash && !equalBytes(this.hash.finish(), this.o.manifest.payload.sha256)) {
@@ -123,6 +184,9 @@ class FullImageSink implements PayloadSink {
 class DeltaSink implements PayloadSink {
   private applier: PatchApplier;
   private hash: HashStream | undefined;
+  private readonly queue = new ByteQueue();
+  /** The applier has output pending for the input it took. */
+  private busy = false;
 
   constructor(private readonly o: SinkOptions, checkpoint: Uint8Array) {
     const options = {
@@ -130,6 +194,7 @@ class DeltaSink implements PayloadSink {
       inactiveSlot: o.inactiveSlot,
       digest: o.digest,
       capacity: imageCapacity(o.inactiveSlot),
+      sliced: true,
       ...(o.running ? { knownOld: o.running, deferNewCheck: true } : {}),
       // Journal exactly the checkpoint the patcher hands over: on resume it may be a rewound one
       // (back to the start of an erase block), which must be durable before anything is erased.
@@ -152,12 +217,30 @@ class DeltaSink implements PayloadSink {
   }
 
   get workingMemory(): number {
-    return this.applier.workingMemory;
+    return this.applier.workingMemory + this.queue.bytes;
+  }
+
+  get queued(): number {
+    return this.queue.bytes;
   }
 
   write(chunk: Uint8Array): void {
-    this.applier.update(chunk);
-    this.hash?.update(chunk);
+    this.queue.push(chunk);
+  }
+
+  pump(): boolean {
+    if (!this.busy && this.queue.bytes > 0) {
+      const piece = this.queue.take(this.applier.inputBound);
+      if (piece.length > 0) {
+        this.applier.update(piece);
+        this.hash?.update(piece);
+      }
+    }
+    const before = this.queue.bytes;
+    this.busy = this.applier.pump();
+    // Bounded: a slice that neither decoded nor took input would repeat forever.
+    if (!this.busy && this.queue.bytes > 0 && this.queue.bytes === before && this.applier.inputBound === 0) throw new Error("sink: the patcher takes no input and has no work");
+    return this.busy || this.queue.bytes > 0;
   }
 
   durable(): SinkProgress {
@@ -167,6 +250,7 @@ class DeltaSink implements PayloadSink {
   }
 
   finish(): number {
+    if (this.queue.bytes > 0 || this.busy) throw new Error("sink: finish with payload still queued");
     const r = this.applier.finish();
     if (this.hash && !equalBytes(this.hash.finish(), this.o.manifest.payload.sha256)) {
       throw new OtaError(Reason.VERIFY_FAILED, "patch SHA-256 differs from the manifest's");

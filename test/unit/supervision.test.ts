@@ -10,6 +10,10 @@ import { smallFlashMap } from "../../targets/sim/flashmap";
 import { buildImage, release } from "../lib/sim-fixtures";
 import { makeWorld } from "../lib/sim-world";
 import { makePatch } from "../../tools/delta/index";
+import { Codec } from "../../src/delta/format";
+import { SINK_SLICE_BYTES } from "../../src/agent/sink";
+import { PATCH_SLICE_OUTPUT } from "../../src/delta/patcher";
+import type { VirtualDevice } from "../../targets/sim/device";
 
 describe("software watchdog", () => {
   it("a download that stalls without the network closing ends DOWNLOAD_STALLED with a report before the software watchdog would fire: no reset; retried after the pause, it commits", () => {
@@ -95,4 +99,76 @@ describe("bounded computation slices: delta", () => {
     expect(d.timers.longestCallbackMs).toBeLessThanOrEqual((SLICE * M7_XS_MODEL.sha256NsPerByte) / 1e6 * 1.25);
     expect(d.boots.filter((b) => b.cause === "watchdog")).toHaveLength(0);
   });
+});
+
+/**
+ * Bounded work per call: every entry into the device's code (a timer, a
+ * socket callback) is metered for the flash work it does on the inactive
+ * slot. The slice: at most one erase block entered and SINK_SLICE_BYTES (plus
+ * the writer's 512-byte buffer) programmed — for a full image, and for a
+ * version-2 patch (PATCH_SLICE_OUTPUT of new image per pump).
+ */
+describe("bounded work per call", () => {
+  function metered(d: VirtualDevice) {
+    const slot = d.slots[1];
+    let erases = 0;
+    let programmed = 0;
+    const worst = { erases: 0, programmed: 0 };
+    const erase = slot.eraseBlock.bind(slot);
+    const write = slot.write.bind(slot);
+    slot.eraseBlock = (b: number) => {
+      erases++;
+      erase(b);
+    };
+    slot.write = (data: Uint8Array, at: number) => {
+      programmed += data.length;
+      write(data, at);
+    };
+    const guard = d.guard.bind(d);
+    d.guard = (fn: () => void) => {
+      erases = 0;
+      programmed = 0;
+      try {
+        return guard(fn);
+      } finally {
+        worst.erases = Math.max(worst.erases, erases);
+        worst.programmed = Math.max(worst.programmed, programmed);
+      }
+    };
+    return worst;
+  }
+
+  // [name, kind, image size, most bytes one call may program]
+  const cases: [string, "full-mqtt" | "full-https" | "delta-v2" | "delta-v1", number, number][] = [
+    ["a full image over MQTT", "full-mqtt", 512 * 1024, SINK_SLICE_BYTES + 512],
+    ["a full image over HTTPS (16 KiB ranges)", "full-https", 512 * 1024, SINK_SLICE_BYTES + 512],
+    ["a version-2 (codec 3) patch, 448 KiB image from a 256 KiB base", "delta-v2", 448 * 1024, PATCH_SLICE_OUTPUT + 512],
+  ];
+  // Not bounded yet: version-1 patches (codecs 1 and 2, the CLI's 'auto' default today) — the
+  // patcher's pump() does every whole block the input completes (src/delta, helper E's side);
+  // measured and printed by the case below, which asserts only that the update completes.
+  cases.push(["a version-1 (auto codec) patch, 32 KiB blocks: measured only", "delta-v1", 448 * 1024, Infinity]);
+  for (const [name, kind, size, bound] of cases) {
+    it(`${name}: no call erases more than one block or programs more than ${bound} bytes`, () => {
+      const w = makeWorld({
+        map: smallFlashMap(1152, 128),
+        factory: (map, key) => buildImage(map, key, "1.0.0+1", 0, { confirm: true, size: 256 * 1024 }),
+        releases: (w) => {
+          const target = buildImage(w.map, w.key, "1.1.0", 1, { size });
+          if (kind === "delta-v2") return [release(w.key, target, { base: w.factory, diff: (a, b) => makePatch(a, b, { codec: Codec.LZ }).bytes })];
+          if (kind === "delta-v1") return [release(w.key, target, { base: w.factory, diff: (a, b) => makePatch(a, b).bytes })];
+          return [release(w.key, target, kind === "full-https" ? { url: (s) => w.cloud.urlOf(s), httpsOnly: true } : {})];
+        },
+      });
+      const d = w.addDevice("dev", { chunkTimeoutMs: 5000 });
+      const worst = metered(d);
+      d.run(20 * 60_000);
+      expect(w.cloud.reportsOf("dev", "committed"), w.logs.slice(-10).join("\n")).toHaveLength(1);
+      console.log(`[slice] ${name}: worst call erased ${worst.erases} block(s) of 128 KiB, programmed ${worst.programmed} bytes`);
+      if (kind === "delta-v1") return;
+      expect(worst.erases).toBeLessThanOrEqual(1);
+      expect(worst.programmed).toBeLessThanOrEqual(bound);
+      expect(d.boots.filter((b) => b.cause === "watchdog")).toHaveLength(0);
+    });
+  }
 });
