@@ -19,10 +19,15 @@ import { OtaError, Reason } from "../errors";
 import { crc32Update } from "../util/crc32";
 
 /** Operation kinds; each op symbol is kind * LEN_SYMBOLS + a length bucket, or one of the two seeks. */
-export const Op = Object.freeze({ OLD: 0, ADD: 1, LIT: 2, NEW: 3 });
+/**
+ * OLD_ADD: `length - 1` bytes copied from old, then one byte added (a changed
+ * byte after an unchanged run: a relocated pointer, a moved call) — one op
+ * symbol for the most common change instead of two.
+ */
+export const Op = Object.freeze({ OLD: 0, ADD: 1, LIT: 2, NEW: 3, OLD_ADD: 4 });
 export const LEN_SYMBOLS = 32;
 /** Op symbol: change the old alignment by a delta (a DELTA symbol and its extra bits follow). */
-export const SEEK_SYMBOL = 4 * LEN_SYMBOLS;
+export const SEEK_SYMBOL = 5 * LEN_SYMBOLS;
 /** Op symbol: swap the old alignment with the previous one. */
 export const SEEK_PREV_SYMBOL = SEEK_SYMBOL + 1;
 
@@ -101,10 +106,14 @@ export const LZ_OLD_CHUNK = 1024;
 
 const NEED_OP_BITS = 64;
 const NEED_TABLE_BITS = 64;
+const NEED_RULE_BITS = 128;
+/** Most relocation rules a block may carry. */
+export const MAX_RULES = 7;
 
 const S_TABLE_HEAD = 0;
 const S_TABLE_LENGTHS = 1;
 const S_OFFSET = 2;
+const S_RULES = 6;
 const S_OP = 3;
 const S_RUN = 4;
 const S_END = 5;
@@ -197,11 +206,17 @@ export class LzBlockDecoder {
   private tableFilled = 0;
   private clBits = 0;
 
+  /** Relocation rules (lo, size, delta) × ruleCount, and how many are still to read. */
+  private readonly rules = new Float64Array(3 * MAX_RULES);
+  private ruleCount = 0;
+  private rulesLeft = 0;
   private alignment = 0;
   private previousAlignment = 0;
   private runKind = 0;
   private runLeft = 0;
   private runDistance = 0;
+  /** OLD_ADD: one ADD byte follows the current OLD run. */
+  private addAfter = false;
 
   constructor() {
     for (let a = 0; a < 5; a++) this.tables.push(new Uint16Array(1 << MAX_CODE_BITS));
@@ -386,14 +401,61 @@ export class LzBlockDecoder {
       if (this.available(input) < NEED_TABLE_BITS) return NEED_INPUT;
       if (state === S_TABLE_HEAD) this.tableHead(input);
       else if (state === S_TABLE_LENGTHS) this.tableLength(input);
-      else {
+      else if (state === S_RULES) {
+        if (this.available(input) < NEED_RULE_BITS) return NEED_INPUT;
+        this.rule(input);
+      } else {
         const e = this.bits(input, 5);
         const v = this.bits(input, e);
         const start = unzigzag(v);
         if (Math.abs(start) > MAX_ALIGNMENT) throw outOfRange(this.block, `alignment ${start}`);
         this.alignment = start;
         this.previousAlignment = start;
-        this.state = S_OP;
+        this.ruleCount = 0;
+        this.rulesLeft = this.bits(input, 3);
+        this.state = this.rulesLeft > 0 ? S_RULES : S_OP;
+      }
+    }
+  }
+
+  /** One relocation rule: words in [lo, lo + size) get + delta (mod 2^32) inside old copies. */
+  private rule(input: LzInput): void {
+    const lo = this.bits(input, 32);
+    const sizeBits = this.bits(input, 6);
+    if (sizeBits > 33) throw malformed(this.block, "bad relocation rule");
+    const size = this.bits(input, sizeBits);
+    const deltaBits = this.bits(input, 6);
+    if (deltaBits > 33) throw malformed(this.block, "bad relocation rule");
+    const delta = unzigzag(this.bits(input, deltaBits));
+    if (size === 0 || size > 0x100000000 || lo + size > 0x100000000 || delta === 0 || Math.abs(delta) >= 0x100000000) {
+      throw malformed(this.block, "bad relocation rule");
+    }
+    const k = this.ruleCount * 3;
+    this.rules[k] = lo;
+    this.rules[k + 1] = size;
+    this.rules[k + 2] = delta;
+    this.ruleCount++;
+    this.rulesLeft--;
+    if (this.rulesLeft === 0) this.state = S_OP;
+  }
+
+  /** Apply the block's relocation rules to the whole aligned words of `buf` (new-image offset `at`). */
+  private relocate(buf: Uint8Array, at: number, n: number): void {
+    const rules = this.rules;
+    const count = this.ruleCount;
+    // Bounded: n / 4 words, each checked against at most MAX_RULES rules.
+    for (let i = (4 - (at & 3)) & 3; i + 4 <= n; i += 4) {
+      const w = (buf[i] | (buf[i + 1] << 8) | (buf[i + 2] << 16) | (buf[i + 3] << 24)) >>> 0;
+      for (let k = 0; k < count * 3; k += 3) {
+        const d = w - rules[k];
+        if (d >= 0 && d < rules[k + 1]) {
+          const v = (w + rules[k + 2]) >>> 0;
+          buf[i] = v & 0xff;
+          buf[i + 1] = (v >>> 8) & 0xff;
+          buf[i + 2] = (v >>> 16) & 0xff;
+          buf[i + 3] = v >>> 24;
+          break;
+        }
       }
     }
   }
@@ -421,7 +483,7 @@ export class LzBlockDecoder {
     if (this.padBits > this.bitCount) throw malformed(this.block, "payload ends inside an operation");
     if (length > this.span - this.produced) throw outOfRange(this.block, `operation of ${length} bytes past the span`);
     const at = this.newStart + this.produced;
-    if (kind === Op.OLD || kind === Op.ADD) {
+    if (kind === Op.OLD || kind === Op.ADD || kind === Op.OLD_ADD) {
       const from = at + this.alignment;
       if (from < 0 || from + length > this.oldLength) throw outOfRange(this.block, `old read ${from}+${length} outside the old image`);
     } else if (kind === Op.NEW) {
@@ -430,8 +492,21 @@ export class LzBlockDecoder {
       if (distance > at) throw outOfRange(this.block, `copy from ${distance} bytes back, ${at} written`);
       this.runDistance = distance;
     }
-    this.runKind = kind;
-    this.runLeft = length;
+    if (kind === Op.OLD_ADD) {
+      this.addAfter = true;
+      if (length === 1) {
+        this.runKind = Op.ADD;
+        this.runLeft = 1;
+        this.addAfter = false;
+      } else {
+        this.runKind = Op.OLD;
+        this.runLeft = length - 1;
+      }
+    } else {
+      this.addAfter = false;
+      this.runKind = kind;
+      this.runLeft = length;
+    }
     this.state = S_RUN;
   }
 
@@ -442,7 +517,15 @@ export class LzBlockDecoder {
     let n = Math.min(this.runLeft, room);
     if (kind === Op.OLD) {
       n = Math.min(n, LZ_OLD_CHUNK);
-      this.emit(io, io.readOld(n, at + this.alignment));
+      if (this.ruleCount > 0 && n < this.runLeft) {
+        // Relocation works on whole words inside one copy: cut slices at word boundaries
+        // (a slice may run up to 3 bytes past its budget to reach one).
+        const end = (at + n) & ~3;
+        n = end > at ? end - at : Math.min(this.runLeft, 4 - (at & 3));
+      }
+      const buf = io.readOld(n, at + this.alignment);
+      if (this.ruleCount > 0) this.relocate(buf, at, n);
+      this.emit(io, buf);
     } else if (kind === Op.NEW) {
       n = Math.min(n, LZ_OUT_CHUNK, this.runDistance);
       this.emit(io, io.readNew(at - this.runDistance, n));
@@ -468,7 +551,14 @@ export class LzBlockDecoder {
       }
     }
     this.runLeft -= n;
-    if (this.runLeft === 0) this.state = S_OP;
+    if (this.runLeft === 0) {
+      if (this.addAfter) {
+        // OLD_ADD: the copy is done, one added byte follows.
+        this.addAfter = false;
+        this.runKind = Op.ADD;
+        this.runLeft = 1;
+      } else this.state = S_OP;
+    }
     return true;
   }
 

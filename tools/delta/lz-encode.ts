@@ -25,6 +25,7 @@ import {
   LEN_M,
   LEN_SYMBOLS,
   MAX_CODE_BITS,
+  MAX_RULES,
   Op,
   SEEK_PREV_SYMBOL,
   SEEK_SYMBOL,
@@ -202,8 +203,7 @@ function flatModel(): CostModel {
   const lengths = ALPHABET_SIZES.map((n) => new Uint8Array(n).fill(0));
   lengths[Alphabet.OP].fill(5);
   lengths[Alphabet.LIT].fill(7);
-  lengths[Alphabet.DIFF].fill(8);
-  lengths[Alphabet.DIFF][0] = 3;
+  lengths[Alphabet.DIFF].fill(5);
   lengths[Alphabet.DIST].fill(6);
   lengths[Alphabet.DELTA].fill(6);
   return { lengths };
@@ -293,6 +293,49 @@ class Matcher {
   }
 }
 
+/** A relocation rule: old words in [lo, lo + size) become word + delta (mod 2^32) inside old copies. */
+export interface Rule {
+  lo: number;
+  size: number;
+  delta: number;
+}
+
+const word = (b: Uint8Array, o: number) => (b[o] | (b[o + 1] << 8) | (b[o + 2] << 16) | (b[o + 3] << 24)) >>> 0;
+
+function relocated(w: number, rules: readonly Rule[]): number {
+  for (const r of rules) if (w >= r.lo && w - r.lo < r.size) return (w + r.delta) >>> 0;
+  return w;
+}
+
+/**
+ * Bytes from p that one OLD copy at `align` reproduces, as the decoder runs it:
+ * whole aligned words inside the copy relocated by the rules, the rest raw.
+ */
+function runMatch(old: Uint8Array, nw: Uint8Array, p: number, align: number, limit: number, rules: readonly Rule[]): number {
+  if (rules.length === 0) return exactRun(old, nw, p, align, limit);
+  const o = p + align;
+  if (o < 0) return 0;
+  const max = Math.min(limit - p, old.length - o);
+  let i = 0;
+  const lead = Math.min(max, (4 - (p & 3)) & 3);
+  while (i < lead && old[o + i] === nw[p + i]) i++;
+  if (i < lead) return i;
+  while (i + 4 <= max) {
+    const w = word(old, o + i);
+    const r = relocated(w, rules);
+    if (r === word(nw, p + i)) {
+      i += 4;
+      continue;
+    }
+    // The copy must end inside this word, which the decoder then leaves raw.
+    let k = 0;
+    while (k < 4 && old[o + i + k] === nw[p + i + k]) k++;
+    return i + k;
+  }
+  while (i < max && old[o + i] === nw[p + i]) i++;
+  return i;
+}
+
 function exactRun(old: Uint8Array, nw: Uint8Array, p: number, align: number, limit: number): number {
   const o = p + align;
   if (o < 0) return 0;
@@ -313,7 +356,16 @@ function agreement(old: Uint8Array, nw: Uint8Array, p: number, align: number, li
 }
 
 /** Parse one block [start, end) into ops, given the cost model. */
-function parseBlock(old: Uint8Array, nw: Uint8Array, start: number, end: number, startAlign: number, m: Matcher, model: CostModel): { ops: LzOp[]; align: number } {
+function parseBlock(
+  old: Uint8Array,
+  nw: Uint8Array,
+  start: number,
+  end: number,
+  startAlign: number,
+  m: Matcher,
+  model: CostModel,
+  rules: readonly Rule[],
+): { ops: LzOp[]; align: number } {
   const L = model.lengths;
   const bitsOf = (alphabet: number, sym: number, fallback: number) => L[alphabet][sym] || fallback;
   const lenCost = (kind: number, length: number) => {
@@ -341,7 +393,7 @@ function parseBlock(old: Uint8Array, nw: Uint8Array, start: number, end: number,
   const lastKind = () => (ops.length ? ops[ops.length - 1].kind : -3);
   for (let p = start; p < end; ) {
     m.insertUpTo(p);
-    const rep0 = exactRun(old, nw, p, align, end);
+    const rep0 = runMatch(old, nw, p, align, end, rules);
     if (rep0 >= 24) {
       push(Op.OLD, rep0, 0);
       p += rep0;
@@ -367,7 +419,7 @@ function parseBlock(old: Uint8Array, nw: Uint8Array, start: number, end: number,
       });
     }
     if (prevAlign !== align) {
-      const rep1 = exactRun(old, nw, p, prevAlign, end);
+      const rep1 = runMatch(old, nw, p, prevAlign, end, rules);
       if (rep1 > 0) {
         consider(rep1 * avgLit - bitsOf(Alphabet.OP, SEEK_PREV_SYMBOL, 8) - lenCost(Op.OLD, rep1), () => {
           ops.push({ kind: -2, length: 0, value: 0 });
@@ -380,6 +432,7 @@ function parseBlock(old: Uint8Array, nw: Uint8Array, start: number, end: number,
       }
     }
     const om = m.oldMatch(p, end);
+    if (om.length >= 6 && rules.length) om.length = runMatch(old, nw, p, om.pos - p, end, rules);
     if (om.length >= 6 && om.pos - p !== align) {
       const delta = om.pos - p - align;
       const cost = bitsOf(Alphabet.OP, SEEK_SYMBOL, 8) + bucketCost(Alphabet.DELTA, zigzag(delta)) + lenCost(Op.OLD, om.length);
@@ -399,6 +452,21 @@ function parseBlock(old: Uint8Array, nw: Uint8Array, start: number, end: number,
         return nm.length;
       });
     }
+    // A changed byte where the alignment holds on: add it, and go on copying (one OLD_ADD once merged).
+    if (rep0 === 0) {
+      const o1 = p + align;
+      if (o1 >= 0 && o1 < old.length) {
+        const r = runMatch(old, nw, p + 1, align, end, rules);
+        if (r > 0) {
+          const cost = diffBits(p, align) + lenCost(Op.OLD_ADD, Math.max(1, r)) + (lastKind() === Op.OLD ? 0 : lenCost(Op.OLD, 1));
+          consider((1 + r) * avgLit - cost, () => {
+            push(Op.ADD, 1, 0);
+            push(Op.OLD, r, 0);
+            return 1 + r;
+          });
+        }
+      }
+    }
     // One byte: an add where the alignment holds, else a literal.
     const o = p + align;
     const inOld = o >= 0 && o < old.length;
@@ -417,7 +485,20 @@ function parseBlock(old: Uint8Array, nw: Uint8Array, start: number, end: number,
 }
 
 /** Code one block's ops (ops cover exactly the span; tests hand it bad ones). */
-export function codeBlock(old: Uint8Array, nw: Uint8Array, start: number, startAlign: number, ops: LzOp[]): { bytes: Uint8Array; lengths: Uint8Array[] } {
+/** Bits spent per part of the stream, summed over blocks (for tuning: `encodeLzBlocks(..., stats)`). */
+export interface LzStats {
+  [part: string]: number;
+}
+
+export function codeBlock(
+  old: Uint8Array,
+  nw: Uint8Array,
+  start: number,
+  startAlign: number,
+  ops: LzOp[],
+  stats?: LzStats,
+  rules: readonly Rule[] = [],
+): { bytes: Uint8Array; lengths: Uint8Array[] } {
   const freq = ALPHABET_SIZES.map((n) => new Uint32Array(n));
   let p = start;
   let align = startAlign;
@@ -441,6 +522,7 @@ export function codeBlock(old: Uint8Array, nw: Uint8Array, start: number, startA
     if (op.kind === Op.NEW) freq[Alphabet.DIST][bucketOf(op.value - 1, DIST_M)[0]]++;
     if (op.kind === Op.LIT) for (let i = 0; i < op.length; i++) freq[Alphabet.LIT][nw[p + i]]++;
     if (op.kind === Op.ADD) for (let i = 0; i < op.length; i++) freq[Alphabet.DIFF][(nw[p + i] - old[p + i + align]) & 0xff]++;
+    if (op.kind === Op.OLD_ADD) freq[Alphabet.DIFF][(nw[p + op.length - 1] - old[p + op.length - 1 + align]) & 0xff]++;
     p += op.length;
   }
   const lengths = freq.map((f) => codeLengths(f, MAX_CODE_BITS));
@@ -451,40 +533,69 @@ export function codeBlock(old: Uint8Array, nw: Uint8Array, start: number, startA
   const e = z === 0 ? 0 : 32 - Math.clz32(z);
   w.bits(e, 5);
   w.bits(z, e);
-  const sym = (a: number, s: number) => w.bits(codes[a][s], lengths[a][s]);
+  if (rules.length > MAX_RULES) throw new RangeError("too many relocation rules");
+  w.bits(rules.length, 3);
+  for (const r of rules) {
+    w.bits(r.lo % 65536, 16);
+    w.bits(Math.floor(r.lo / 65536), 16);
+    const sb = r.size === 0 ? 0 : Math.floor(Math.log2(r.size)) + 1;
+    w.bits(sb, 6);
+    w.bits(r.size, sb);
+    const dz = zigzag(r.delta);
+    const db = dz === 0 ? 0 : Math.floor(Math.log2(dz)) + 1;
+    w.bits(db, 6);
+    w.bits(dz, db);
+  }
+  if (stats) stats.rules = (stats.rules ?? 0) + 3 + rules.length * 100;
+  const add = (part: string, bits: number) => {
+    if (stats) stats[part] = (stats[part] ?? 0) + bits;
+  };
+  const sym = (a: number, s: number, part = "op") => {
+    add(part, lengths[a][s]);
+    w.bits(codes[a][s], lengths[a][s]);
+  };
   p = start;
   align = startAlign;
   prevAlign = startAlign;
   for (const op of ops) {
     if (op.kind === -1) {
-      sym(Alphabet.OP, SEEK_SYMBOL);
+      sym(Alphabet.OP, SEEK_SYMBOL, "seek");
       const [s, eb, ev] = bucketOf(zigzag(op.value), DIST_M);
-      sym(Alphabet.DELTA, s);
+      sym(Alphabet.DELTA, s, "seek");
+      add("seek", eb);
       w.bits(ev, eb);
       prevAlign = align;
       align += op.value;
       continue;
     }
     if (op.kind === -2) {
-      sym(Alphabet.OP, SEEK_PREV_SYMBOL);
+      sym(Alphabet.OP, SEEK_PREV_SYMBOL, "seek");
       const a = align;
       align = prevAlign;
       prevAlign = a;
       continue;
     }
     const [s, eb, ev] = lenSymbol(op.kind, op.length);
-    sym(Alphabet.OP, s);
+    const part = ["old", "add", "lit", "new", "old+add"][op.kind];
+    sym(Alphabet.OP, s, `${part} op`);
+    add(`${part} op`, eb);
+    add(`${part} count`, 1);
+    add(`${part} bytes`, op.length);
     w.bits(ev, eb);
     if (op.kind === Op.NEW) {
       const [ds, deb, dev] = bucketOf(op.value - 1, DIST_M);
-      sym(Alphabet.DIST, ds);
+      sym(Alphabet.DIST, ds, "new dist");
+      add("new dist", deb);
       w.bits(dev, deb);
     }
-    if (op.kind === Op.LIT) for (let i = 0; i < op.length; i++) sym(Alphabet.LIT, nw[p + i]);
-    if (op.kind === Op.ADD) for (let i = 0; i < op.length; i++) sym(Alphabet.DIFF, (nw[p + i] - old[p + i + align]) & 0xff);
+    if (op.kind === Op.LIT) for (let i = 0; i < op.length; i++) sym(Alphabet.LIT, nw[p + i], "lit symbols");
+    if (op.kind === Op.ADD) for (let i = 0; i < op.length; i++) sym(Alphabet.DIFF, (nw[p + i] - old[p + i + align]) & 0xff, "diff symbols");
+    if (op.kind === Op.OLD_ADD) sym(Alphabet.DIFF, (nw[p + op.length - 1] - old[p + op.length - 1 + align]) & 0xff, "diff symbols");
     p += op.length;
   }
-  return { bytes: w.finish(), lengths };
+  const bytes = w.finish();
+  add("total", bytes.length * 8);
+  return { bytes, lengths };
 }
 
 /** Split ops so that none is longer than the 65,536 bytes one length symbol can say. */
@@ -502,7 +613,142 @@ function splitLong(ops: LzOp[]): LzOp[] {
     }
     out.push({ kind: op.kind, length: left, value: op.value });
   }
-  return out;
+  // An OLD run followed by an added byte becomes one OLD_ADD.
+  const merged: LzOp[] = [];
+  for (let i = 0; i < out.length; i++) {
+    const op = out[i];
+    const next = out[i + 1];
+    if (op.kind === Op.OLD && next && next.kind === Op.ADD && op.length < 65536) {
+      merged.push({ kind: Op.OLD_ADD, length: op.length + 1, value: 0 });
+      if (next.length > 1) merged.push({ kind: Op.ADD, length: next.length - 1, value: 0 });
+      i++;
+      continue;
+    }
+    merged.push(op);
+  }
+  return merged;
+}
+
+/** True when every OLD copy of `ops`, run as the decoder runs it (relocating whole words inside it), gives nw's bytes. */
+function copiesReproduce(old: Uint8Array, nw: Uint8Array, start: number, startAlign: number, ops: LzOp[], rules: readonly Rule[]): boolean {
+  let p = start;
+  let align = startAlign;
+  let prevAlign = startAlign;
+  const copy = (q: number, length: number): boolean => {
+    const o = q + align;
+    const buf = old.slice(o, o + length);
+    if (buf.length !== length) return false;
+    if (rules.length) {
+      for (let i = (4 - (q & 3)) & 3; i + 4 <= length; i += 4) {
+        const v = relocated(word(buf, i), rules);
+        buf[i] = v & 0xff;
+        buf[i + 1] = (v >>> 8) & 0xff;
+        buf[i + 2] = (v >>> 16) & 0xff;
+        buf[i + 3] = v >>> 24;
+      }
+    }
+    for (let i = 0; i < length; i++) if (buf[i] !== nw[q + i]) return false;
+    return true;
+  };
+  for (const op of ops) {
+    if (op.kind === -1) {
+      prevAlign = align;
+      align += op.value;
+      continue;
+    }
+    if (op.kind === -2) {
+      const a = align;
+      align = prevAlign;
+      prevAlign = a;
+      continue;
+    }
+    if (op.kind === Op.OLD && !copy(p, op.length)) return false;
+    if (op.kind === Op.OLD_ADD && op.length > 1 && !copy(p, op.length - 1)) return false;
+    p += op.length;
+  }
+  return true;
+}
+
+/**
+ * Relocation rules for a block from a parse without them: over the whole
+ * aligned words the parse took from the old image (copies and adds), the
+ * changes new − old that recur, each as the range of old values it applies to,
+ * kept while they fix more words than they break.
+ */
+function chooseRules(old: Uint8Array, nw: Uint8Array, start: number, end: number, startAlign: number, ops: LzOp[]): Rule[] {
+  const alignAt = new Float64Array(end - start).fill(NaN);
+  let p = start;
+  let align = startAlign;
+  let prevAlign = startAlign;
+  for (const op of ops) {
+    if (op.kind === -1) {
+      prevAlign = align;
+      align += op.value;
+      continue;
+    }
+    if (op.kind === -2) {
+      const a = align;
+      align = prevAlign;
+      prevAlign = a;
+      continue;
+    }
+    if (op.kind === Op.OLD || op.kind === Op.ADD || op.kind === Op.OLD_ADD) for (let i = 0; i < op.length; i++) alignAt[p - start + i] = align;
+    p += op.length;
+  }
+  const changed = new Map<number, number[]>();
+  const unchanged: number[] = [];
+  const pairs: [number, number][] = [];
+  for (let q = (start + 3) & ~3; q + 4 <= end; q += 4) {
+    const a = alignAt[q - start];
+    if (Number.isNaN(a) || alignAt[q - start + 3] !== a) continue;
+    const o = q + a;
+    if (o < 0 || o + 4 > old.length) continue;
+    const wo = word(old, o);
+    const wn = word(nw, q);
+    pairs.push([wo, wn]);
+    if (wo === wn) unchanged.push(wo);
+    else {
+      const d = (wn - wo) | 0;
+      let list = changed.get(d);
+      if (!list) changed.set(d, (list = []));
+      list.push(wo);
+    }
+  }
+  const candidates: Rule[] = [];
+  for (const [delta, values] of changed) {
+    if (values.length < 6) continue;
+    values.sort((x, y) => x - y);
+    candidates.push({ lo: values[0], size: values[values.length - 1] - values[0] + 1, delta });
+  }
+  // Greedy: add the rule that helps most given those already chosen (first match wins, as in the decoder).
+  const score = (rules: Rule[]) => {
+    let n = 0;
+    for (const [wo, wn] of pairs) {
+      const r = relocated(wo, rules);
+      if (r === wn && wo !== wn) n++;
+      else if (r !== wn && wo === wn) n--;
+      else if (r !== wn && wo !== wn && r !== wo) n -= 0; // was wrong, stays wrong
+    }
+    return n;
+  };
+  const chosen: Rule[] = [];
+  let best = 0;
+  for (let k = 0; k < MAX_RULES; k++) {
+    let pick: Rule | undefined;
+    let pickScore = best;
+    for (const c of candidates) {
+      if (chosen.includes(c)) continue;
+      const sc = score([...chosen, c]);
+      if (sc > pickScore + 10) {
+        pickScore = sc;
+        pick = c;
+      }
+    }
+    if (!pick) break;
+    chosen.push(pick);
+    best = pickScore;
+  }
+  return chosen;
 }
 
 export interface LzBlocks {
@@ -514,10 +760,11 @@ export interface LzBlocks {
  * Code the new image in blocks of `blockSize` for codec 3.
  * @param passes parse passes (the second uses the first's codes as costs).
  */
-export function encodeLzBlocks(old: Uint8Array, nw: Uint8Array, blockSize: number, passes = 2): LzBlocks {
+export function encodeLzBlocks(old: Uint8Array, nw: Uint8Array, blockSize: number, passes = 3, stats?: LzStats): LzBlocks {
   const matcher = () => new Matcher(old, nw);
   const blockCount = Math.ceil(nw.length / blockSize);
   let models: CostModel[] = Array.from({ length: blockCount }, flatModel);
+  const rules: Rule[][] = Array.from({ length: blockCount }, () => []);
   let payloads: (Uint8Array | undefined)[] = [];
   for (let pass = 0; pass < passes; pass++) {
     const m = matcher();
@@ -536,9 +783,16 @@ export function encodeLzBlocks(old: Uint8Array, nw: Uint8Array, blockSize: numbe
         continue;
       }
       const startAlign = align;
-      const parsed = parseBlock(old, nw, start, end, startAlign, m, models[b]);
+      let parsed = parseBlock(old, nw, start, end, startAlign, m, models[b], rules[b]);
+      let ops = splitLong(parsed.ops);
+      if (rules[b].length && !copiesReproduce(old, nw, start, startAlign, ops, rules[b])) {
+        rules[b] = [];
+        parsed = parseBlock(old, nw, start, end, startAlign, m, models[b], rules[b]);
+        ops = splitLong(parsed.ops);
+      }
+      if (pass === 0) rules[b] = chooseRules(old, nw, start, end, startAlign, ops);
       align = parsed.align;
-      const coded = codeBlock(old, nw, start, startAlign, splitLong(parsed.ops));
+      const coded = codeBlock(old, nw, start, startAlign, ops, pass === passes - 1 ? stats : undefined, pass === 0 ? [] : rules[b]);
       payloads.push(coded.bytes);
       nextModels.push({ lengths: coded.lengths });
     }
