@@ -5,6 +5,7 @@
  * and each target's networking.
  */
 import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 
 function parseConf(text: string): Record<string, string> {
@@ -60,7 +61,12 @@ for (const t of targets) {
         expect(m.zephyrConfig).toEqual(prj);
         expect(m.config.imageSlot).toBe(slot);
         expect(m.build.ZEPHYR_BOARD).toBe("nucleo_h743zi");
-        const overlays: string[] = m.zephyrOverlay.map((p: string) => p.replace("$(XSOTA)/", ""));
+        // mcconfig resolves an overlay path that starts with "." against the
+        // manifest's directory (tools/mcmanifest.js mergeManifest), so no
+        // environment variable is needed.
+        const dir = `targets/${t.dir}/moddable/${name}`;
+        expect(m.zephyrOverlay.every((p: string) => p.startsWith("../../zephyr/"))).toBe(true);
+        const overlays: string[] = m.zephyrOverlay.map((p: string) => join(dir, p));
         expect(overlays).toEqual([
           `targets/${t.dir}/zephyr/partitions.overlay`,
           `targets/${t.dir}/zephyr/slot${slot}.overlay`,
@@ -69,6 +75,14 @@ for (const t of targets) {
         for (const o of overlays) expect(existsSync(o), o).toBe(true);
         const slotOverlay = readFileSync(overlays[1], "utf8");
         expect(slotOverlay).toMatch(new RegExp(`zephyr,code-partition\\s*=\\s*&slot${slot}_partition;`));
+      });
+
+      it(`${name} has the host provider the SDK's zephyr IO manifest maps embedded:provider/builtin to`, () => {
+        // modules/io/manifests/zephyr/manifest.json: "zephyr/*" →
+        // "embedded:provider/builtin": "$(SUBPLATFORMDIRECTORY)/host/provider".
+        const provider = readFileSync(`targets/${t.dir}/moddable/${name}/host/provider.js`, "utf8");
+        expect(provider).toMatch(/^import device from "mc\/devicetree";$/m);
+        expect(provider).toMatch(/^export default device;$/m);
       });
     }
 
@@ -96,10 +110,12 @@ for (const t of targets) {
       expect(c.config.conformanceCounter).toBe(false);
     });
 
-    it("has a README with the exact mcconfig commands for both slots", () => {
+    it("has a README with the exact mcconfig commands for both slots, for the Zephyr the SDK requires", () => {
       const readme = readFileSync(`targets/${t.dir}/README.md`, "utf8");
-      expect(readme).toContain(`mcconfig -m -p zephyr/${t.sub}`);
-      expect(readme).toContain(`mcconfig -m -p zephyr/${t.sub}_slot1`);
+      expect(readme).toContain(`mcconfig -m -p zephyr:$XSOTA/targets/${t.dir}/moddable/${t.sub}`);
+      expect(readme).toContain(`mcconfig -m -p zephyr:$XSOTA/targets/${t.dir}/moddable/${t.sub}_slot1`);
+      // build/devices/zephyr/config/CMakeLists.txt.prefix: find_package(Zephyr 4.4.0 REQUIRED ...)
+      expect(readme).toContain("west init -m https://github.com/zephyrproject-rtos/zephyr --mr v4.4.0");
     });
   });
 }
