@@ -1,6 +1,16 @@
 /**
- * Flash over ECMA-419 `embedded:storage/flash` (Moddable's Zephyr module): a
- * partition opened by its devicetree label ("image-0", "image-1", "storage").
+ * Flash over ECMA-419 `embedded:storage/flash` (Moddable's Zephyr module,
+ * modules/io/flash/zephyr/flash-zephyr.js and .c): a partition opened by its
+ * devicetree `label` ("image-0", "image-1", "storage"). The module's default
+ * export opens a partition and returns a `Flash`; `status()` returns a
+ * `FlashStatus`.
+ *
+ * Every write logs a line: flash-zephyr.c's xs_flashstorage_write calls
+ * `xsLog("write returned %d\n", ...)`, which prints on the console (and to
+ * xsbug in debug builds) unless XS is built with mxNoConsole. The adapter
+ * therefore makes exactly one module write per HAL write, never splits one
+ * and never writes zero bytes; the callers batch (the slot writer programs
+ * 512-byte buffers, the record store one record per write).
  *
  * The adapter adds what the HAL promises and the module does not check:
  * bounds, alignment and the 4 KiB read cap, as OtaError reason codes; driver
@@ -8,7 +18,7 @@
  * is refused by the STM32H7 driver (-EIO, ECC flash words cannot be
  * reprogrammed) and therefore reported as FLASH_IO, not FLASH_NOT_ERASED.
  */
-import flashStorage, { type FlashPartition } from "embedded:storage/flash";
+import flashStorage, { type Flash as FlashPartition } from "embedded:storage/flash";
 import { OtaError, Reason } from "../../src/errors";
 import type { Flash, FlashStatus } from "../types";
 

@@ -1,57 +1,57 @@
 /**
- * Declarations for the Moddable APIs the device adapters use that the pinned
- * `@moddable/typings` (5.6.0) does not declare. Each declares exactly what
- * hal/moddable calls, nothing more, with the source it was taken from.
+ * Declarations for Moddable modules the device adapters use and that the
+ * Moddable SDK's own typings (typings/ at SDK commit 48ee02d) do not declare
+ * under the specifier the adapters import. Both type-checks see this file:
+ * mcconfig's (the root manifest adds it to `typescript.tsconfig.compilerOptions.types`
+ * for zephyr builds, as the SDK's own manifests add theirs) and
+ * `npm run typecheck` (tsconfig.moddable.json). It must therefore declare
+ * nothing that the SDK's typings declare: a module declared twice fails the
+ * mcconfig build. Each shape is taken from the module's SOURCE, which wins
+ * over any typing.
  */
 
 /**
- * xsc's host-function form for TypeScript (where the `@ "xs_name"` syntax of
- * Moddable's .js modules is not valid): `native("xs_name")` evaluates to the
- * C host function of that name, called with `.call(this, ...args)`.
- * Source: Moddable modules/io/flash/zephyr/flash-zephyr.js, which uses
- * `native("xs_flashstorage_read").call(this, byteLength, byteOffset)`.
+ * TLS over a TCP socket, as Moddable ships it for ECMA-419: an example module,
+ * not part of modules/ (examples/io/tcp/tlssocket/tlssocket.js; its manifest
+ * maps it to "embedded:io/socket/tcp/tls" and pulls in crypt/tls_419.json,
+ * which uses no network/socket). The SDK's typings/embedded_io/socket/tls.d.ts
+ * is mapped under another specifier and lacks `TCP`, without which the
+ * constructor throws.
+ *
+ * From the source: the constructor builds an ssl/session_419 Session from
+ * `{serverName: host, ...secure, protocolVersion: 0x303}`, then
+ * `new options.TCP.io({...options, onReadable, onWritable, onError})`, so every
+ * option the TCP module reads (`address`, `port`) passes through. onWritable
+ * reports the TCP module's free space less 96 bytes of record overhead, and
+ * only after the handshake; onReadable reports the bytes of one decrypted
+ * record. read(count) returns an ArrayBuffer (or undefined when nothing is
+ * held) and throws when count exceeds what it holds; write(buffer) encrypts
+ * and sends through the session.
  */
-declare function native(name: string): (this: unknown, ...args: unknown[]) => unknown;
+declare module "embedded:io/socket/tcp/tls" {
+  import type TCP from "embedded:io/socket/tcp";
 
-/**
- * ECMA-419 flash storage as Moddable implements it on Zephyr: partitions are
- * opened by their devicetree `label` property.
- * Source: Moddable modules/io/flash/zephyr/flash-zephyr.js (open, read,
- * write, eraseBlock, status, close) and flash-zephyr.c (status() fields,
- * read() returning an ArrayBuffer), documentation/devices/zephyr.md ("flash").
- */
-declare module "embedded:storage/flash" {
-  export interface FlashPartitionStatus {
-    readonly size: number;
-    readonly blockLength: number;
-    readonly blocks: number;
-    readonly writeAlign: number;
-    readonly eraseValue: number;
+  export interface TLSSocketOptions {
+    /** Server name for SNI (ssl/session_419 `serverName`); `secure.serverName` overrides it. */
+    host?: string;
+    /** The TCP module's options pass through: Moddable's Zephyr TCP reads `address` (IPv4 literal) and `port`. */
+    address: string;
+    port: number;
+    format?: "buffer";
+    /** The TCP socket class TLSSocket opens (`new options.TCP.io(...)`). */
+    TCP: { io: typeof TCP };
+    /** ssl/session_419 options: `serverName`, `certificate` (a DER ArrayBuffer, registered as trusted), `verify`, ... */
+    secure?: Record<string, unknown>;
+    onReadable?: (bytes: number) => void;
+    onWritable?: (bytes: number) => void;
+    onError?: () => void;
   }
-  export interface FlashPartition {
-    read(byteLength: number, byteOffset: number): ArrayBuffer;
-    write(buffer: ArrayBuffer | ArrayBufferView, byteOffset: number): void;
-    /** Erases blocks `start` up to (not including) `end`; one block when `end` is omitted. */
-    eraseBlock(start: number, end?: number): void;
-    status(): FlashPartitionStatus;
+
+  export default class TLSSocket {
+    constructor(options: TLSSocketOptions);
+    read(count?: number): ArrayBuffer | undefined;
+    write(buffer: ArrayBuffer | ArrayBufferView): unknown;
     close(): void;
-  }
-  const flash: {
-    open(options: { path: string; mode?: "r" | "r+" }): FlashPartition;
-  };
-  export default flash;
-}
-
-/**
- * Moddable's `crypt` module, Digest only.
- * Source: Moddable modules/crypt/digest/crypt.js (`new Digest(type)`,
- * `write(data)`, `close()` returning the digest as an ArrayBuffer).
- */
-declare module "crypt" {
-  export class Digest {
-    constructor(type: "SHA256");
-    write(data: ArrayBuffer): void;
-    close(): ArrayBuffer;
-    reset(): void;
+    format: "buffer" | "number";
   }
 }

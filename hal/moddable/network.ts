@@ -1,17 +1,33 @@
 /**
- * Byte sockets over ECMA-419 `embedded:io/socket/tcp` and Moddable's
- * `embedded:io/socket/tcp/tls`. Plaintext only when `tls === false` is asked
- * for explicitly (the HAL rule).
+ * Byte sockets over Moddable's ECMA-419 TCP (`embedded:io/socket/tcp`,
+ * modules/io/socket/zephyr/tcp.js and tcp.c) and its TLS socket
+ * (`embedded:io/socket/tcp/tls`, examples/io/tcp/tlssocket/tlssocket.js, the
+ * only TLS for ECMA-419 sockets the SDK has on Zephyr). Plaintext only when
+ * `tls === false` is asked for explicitly (the HAL rule).
  *
- * TLS trust: `options.ca` must be the CA certificate in DER (Moddable's TLS
- * takes DER, not PEM); it is handed to Moddable's TLS as the `certificate`
- * of its `secure` dictionary (the SecureSocket convention). Without a CA the
- * TLS layer uses the certificates built into the firmware. SNI is
- * `serverName ?? host`.
+ * Names: Moddable's Zephyr TCP reads `address` and parses it with
+ * net_addr_pton(AF_INET) ("invalid address" otherwise); it never reads
+ * `host`. So the adapter connects at once to an IPv4 literal and resolves any
+ * other host first with the resolver the platform gives it (Moddable's
+ * `embedded:network/dns/resolver/udp`, examples/io/udp/dns/dns.js: A records
+ * over UDP from the configured servers, 5 tries a server, 1 s apart). Without
+ * a resolver a host name is refused up front (BAD_ARGUMENT); a name that does
+ * not resolve closes the socket with SOCKET_REFUSED.
  *
- * Sends the socket cannot take now wait in a queue bounded to MAX_QUEUED
- * bytes; a send beyond it closes the socket (SOCKET_CLOSED). A connection not
- * open within connectTimeoutMs is closed with SOCKET_TIMEOUT.
+ * TLS: TLSSocket opens its own TCP socket with `new options.TCP.io({...options})`,
+ * so the adapter hands it the TCP class and the resolved `address`; `host`
+ * stays the name, for SNI. `options.ca` must be the CA certificate in DER
+ * (Moddable's TLS takes DER): it goes in `secure.certificate`, which
+ * ssl/ssl_cert.js registers as trusted. Without a CA the TLS layer uses the
+ * certificates built into the firmware. SNI is `serverName ?? host`.
+ *
+ * Both modules report free send space in onWritable (TCP: its send buffer less
+ * bytes in flight; TLS: that less 96 bytes of record overhead, only after the
+ * handshake) and throw on a write larger than it ("would block"), so the
+ * adapter writes at most what was last reported. Sends the socket cannot take
+ * now wait in a queue bounded to MAX_QUEUED bytes; a send beyond it closes the
+ * socket (SOCKET_CLOSED). A connection not open within connectTimeoutMs
+ * (resolution included) is closed with SOCKET_TIMEOUT.
  */
 import TCP from "embedded:io/socket/tcp";
 import TLS from "embedded:io/socket/tcp/tls";
@@ -22,10 +38,23 @@ import type { Network, Socket, SocketHandlers, SocketOptions } from "../types";
 export const MAX_QUEUED = 32768;
 export const MAX_SEND = 16384;
 
+/** One name lookup, shaped like Moddable's `embedded:network/dns/resolver/udp` (examples/io/udp/dns/dns.js). */
+export interface NameResolver {
+  resolve(options: { host: string; onResolved(host: string, address: string): void; onError(host: string): void }): void;
+  close(): void;
+}
+
 interface ByteIO {
   read(count: number): unknown;
   write(data: ArrayBuffer): unknown;
   close(): unknown;
+}
+
+const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+
+/** True for a dotted-quad IPv4 literal, the only address form Moddable's Zephyr TCP accepts. */
+export function isIPv4Literal(host: string): boolean {
+  return IPV4.test(host);
 }
 
 function toArrayBuffer(data: Uint8Array): ArrayBuffer {
@@ -34,6 +63,7 @@ function toArrayBuffer(data: Uint8Array): ArrayBuffer {
 
 class ModdableSocket implements Socket {
   private io: ByteIO | undefined;
+  private resolver: NameResolver | undefined;
   private open = false;
   private closed = false;
   private writable = 0;
@@ -41,38 +71,36 @@ class ModdableSocket implements Socket {
   private queued = 0;
   private connectTimer: Timer | undefined;
 
-  constructor(options: SocketOptions, private readonly handlers: SocketHandlers, connectTimeoutMs: number) {
-    const self = this;
-    const callbacks = {
-      onReadable(bytes: number) {
-        self.readable(bytes);
-      },
-      onWritable(bytes: number) {
-        self.writableNow(bytes);
-      },
-      onError() {
-        self.fail(self.open ? Reason.SOCKET_CLOSED : options.tls ? Reason.SOCKET_TLS : Reason.SOCKET_REFUSED);
-      },
-    };
+  constructor(
+    private readonly options: SocketOptions,
+    private readonly handlers: SocketHandlers,
+    connectTimeoutMs: number,
+    makeResolver: (() => NameResolver) | undefined,
+  ) {
     this.connectTimer = Timer.set(() => {
       this.connectTimer = undefined;
       if (!this.open) this.fail(Reason.SOCKET_TIMEOUT);
     }, connectTimeoutMs);
-    if (options.tls) {
-      this.io = new TLS({
-        host: options.host,
-        port: options.port,
-        format: "buffer",
-        secure: {
-          serverName: options.serverName ?? options.host,
-          protocolVersion: 0x0303,
-          ...(options.ca instanceof Uint8Array ? { certificate: toArrayBuffer(options.ca) } : {}),
-        },
-        ...callbacks,
-      }) as unknown as ByteIO;
-    } else {
-      this.io = new TCP({ host: options.host, port: options.port, format: "buffer", ...callbacks }) as unknown as ByteIO;
+    if (isIPv4Literal(options.host)) {
+      this.connectTo(options.host);
+      return;
     }
+    // connect() refused a name without a resolver, so makeResolver is set here.
+    const resolver = (makeResolver as () => NameResolver)();
+    this.resolver = resolver;
+    resolver.resolve({
+      host: options.host,
+      onResolved: (_host, address) => {
+        this.dropResolver();
+        if (this.closed) return;
+        if (typeof address === "string" && isIPv4Literal(address)) this.connectTo(address);
+        else this.fail(Reason.SOCKET_REFUSED);
+      },
+      onError: () => {
+        this.dropResolver();
+        this.fail(Reason.SOCKET_REFUSED);
+      },
+    });
   }
 
   write(data: Uint8Array): void {
@@ -93,6 +121,43 @@ class ModdableSocket implements Socket {
     this.teardown();
   }
 
+  private connectTo(address: string): void {
+    const self = this;
+    const options = this.options;
+    const callbacks = {
+      onReadable(bytes: number) {
+        self.readable(bytes);
+      },
+      onWritable(bytes: number) {
+        self.writableNow(bytes);
+      },
+      onError() {
+        self.fail(self.open ? Reason.SOCKET_CLOSED : options.tls ? Reason.SOCKET_TLS : Reason.SOCKET_REFUSED);
+      },
+    };
+    try {
+      if (options.tls) {
+        this.io = new TLS({
+          host: options.host,
+          address,
+          port: options.port,
+          format: "buffer",
+          TCP: { io: TCP },
+          secure: {
+            serverName: options.serverName ?? options.host,
+            ...(options.ca instanceof Uint8Array ? { certificate: toArrayBuffer(options.ca) } : {}),
+          },
+          ...callbacks,
+        }) as unknown as ByteIO;
+      } else {
+        this.io = new TCP({ address, port: options.port, format: "buffer", ...callbacks }) as unknown as ByteIO;
+      }
+    } catch {
+      // tcp.c throws for no socket, a failed bind or connect; session_419 for bad options.
+      this.fail(options.tls ? Reason.SOCKET_TLS : Reason.SOCKET_REFUSED);
+    }
+  }
+
   private writableNow(bytes: number): void {
     this.writable = bytes;
     if (!this.open && !this.closed) {
@@ -105,7 +170,7 @@ class ModdableSocket implements Socket {
   }
 
   private readable(bytes: number): void {
-    if (this.closed || this.io === undefined) return;
+    if (this.closed || this.io === undefined || bytes <= 0) return;
     const got = this.io.read(bytes);
     if (got instanceof ArrayBuffer && got.byteLength > 0) this.handlers.onData?.(new Uint8Array(got));
   }
@@ -115,11 +180,16 @@ class ModdableSocket implements Socket {
     while (!this.closed && this.open && this.queue.length > 0 && this.writable > 0 && this.io !== undefined) {
       const head = this.queue[0];
       const n = Math.min(head.length, this.writable);
-      this.io.write(toArrayBuffer(head.subarray(0, n)));
       this.writable -= n;
       this.queued -= n;
       if (n === head.length) this.queue.shift();
       else this.queue[0] = head.subarray(n);
+      try {
+        this.io.write(toArrayBuffer(head.subarray(0, n)));
+      } catch {
+        this.fail(Reason.SOCKET_CLOSED);
+        return;
+      }
     }
   }
 
@@ -130,11 +200,18 @@ class ModdableSocket implements Socket {
     this.handlers.onClose?.(reason);
   }
 
+  private dropResolver(): void {
+    const resolver = this.resolver;
+    this.resolver = undefined;
+    resolver?.close();
+  }
+
   private teardown(): void {
     if (this.connectTimer !== undefined) Timer.clear(this.connectTimer);
     this.connectTimer = undefined;
     this.queue = [];
     this.queued = 0;
+    this.dropResolver();
     const io = this.io;
     this.io = undefined;
     io?.close();
@@ -142,7 +219,14 @@ class ModdableSocket implements Socket {
 }
 
 export class ModdableNetwork implements Network {
-  constructor(private readonly connectTimeoutMs = 30000) {}
+  /**
+   * @param connectTimeoutMs bound on resolution plus connection
+   * @param makeResolver a fresh name resolver per connection; without one only IPv4 literals can be reached
+   */
+  constructor(
+    private readonly connectTimeoutMs = 30000,
+    private readonly makeResolver?: () => NameResolver,
+  ) {}
 
   connect(options: SocketOptions, handlers: SocketHandlers): Socket {
     if (typeof options.host !== "string" || options.host.length === 0 || options.host.length > 253) {
@@ -153,6 +237,9 @@ export class ModdableNetwork implements Network {
     }
     if (options.tls !== true && options.tls !== false) throw new OtaError(Reason.BAD_ARGUMENT, "tls must be true or false");
     if (typeof options.ca === "string") throw new OtaError(Reason.BAD_ARGUMENT, "on the device the CA must be DER bytes, not PEM text");
-    return new ModdableSocket(options, handlers, this.connectTimeoutMs);
+    if (this.makeResolver === undefined && !isIPv4Literal(options.host)) {
+      throw new OtaError(Reason.BAD_ARGUMENT, `host "${options.host}" is not an IPv4 literal and no DNS server is configured (mc/config dnsServers)`);
+    }
+    return new ModdableSocket(options, handlers, this.connectTimeoutMs, this.makeResolver);
   }
 }

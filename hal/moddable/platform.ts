@@ -1,16 +1,22 @@
 /**
  * Builds the device Platform from Moddable modules, the native drivers and
- * the build's `mc/config` (defaults in the root manifest.json).
+ * the build's `mc/config` (defaults in the root manifest.json): the console
+ * UART from the host provider (`embedded:provider/builtin`, the target's
+ * host/provider module), names resolved by Moddable's UDP DNS resolver
+ * against `config.dnsServers`.
  */
+import UDP from "embedded:io/socket/udp";
+import Resolver from "embedded:network/dns/resolver/udp";
+import device from "embedded:provider/builtin";
 import config from "mc/config";
 import type { Platform } from "../types";
 import { ModdableClock } from "./clock";
 import { ZephyrCounter } from "./counter";
 import { nativeDigest } from "./digest";
 import { ModdableFlash } from "./flash";
-import { ModdableNetwork } from "./network";
+import { isIPv4Literal, ModdableNetwork, type NameResolver } from "./network";
 import { NominalPower } from "./power";
-import { ModdableSerial } from "./serial";
+import { ModdableSerial, serialPort } from "./serial";
 import { ZephyrSystem } from "./system";
 import { ZephyrWatchdog } from "./watchdog";
 
@@ -21,14 +27,34 @@ export interface DeviceConfig {
   readonly partitionStorage: string;
   readonly imageSlot: 0 | 1;
   readonly serialBaud: number;
+  /** The console UART's devicetree label; undefined: the provider's default UART. */
+  readonly serialPort: string | undefined;
   readonly connectTimeoutMs: number;
   readonly supplyNominalMv: number;
+  /** DNS servers (IPv4 literals) for host names; empty: the broker must be given as an IPv4 literal. */
+  readonly dnsServers: readonly string[];
 }
 
 function need(name: string, kind: "string" | "number"): string | number {
   const value: unknown = config[name];
   if (typeof value !== kind) throw new TypeError(`mc/config.${name} must be a ${kind}`);
   return value as string | number;
+}
+
+function optionalText(name: string): string | undefined {
+  const value: unknown = config[name];
+  if (value === undefined) return undefined;
+  if (typeof value !== "string" || value.length === 0) throw new TypeError(`mc/config.${name} must be a non-empty string`);
+  return value;
+}
+
+function servers(): readonly string[] {
+  const value: unknown = config.dnsServers;
+  if (value === undefined) return Object.freeze([]);
+  if (!Array.isArray(value) || value.length > 4 || !value.every((s) => typeof s === "string" && isIPv4Literal(s))) {
+    throw new TypeError("mc/config.dnsServers must be at most 4 IPv4 literals");
+  }
+  return Object.freeze(value.slice() as string[]);
 }
 
 /** @throws TypeError when the build's config lacks a key; OtaError FLASH_IO when a partition is missing. */
@@ -41,9 +67,17 @@ export function readDeviceConfig(): DeviceConfig {
     partitionStorage: need("partitionStorage", "string") as string,
     imageSlot: slot,
     serialBaud: need("serialBaud", "number") as number,
+    serialPort: optionalText("serialPort"),
     connectTimeoutMs: need("connectTimeoutMs", "number") as number,
     supplyNominalMv: need("supplyNominalMv", "number") as number,
+    dnsServers: servers(),
   });
+}
+
+/** A fresh resolver per connection (Moddable's examples/io/udp/dns/dns.js: `{servers, socket: {io: UDP}}`). */
+function resolverFactory(dnsServers: readonly string[]): (() => NameResolver) | undefined {
+  if (dnsServers.length === 0) return undefined;
+  return () => new Resolver({ servers: dnsServers.slice(), socket: { io: UDP } }) as unknown as NameResolver;
 }
 
 export function devicePlatform(c: DeviceConfig): Platform {
@@ -55,8 +89,8 @@ export function devicePlatform(c: DeviceConfig): Platform {
     watchdog: new ZephyrWatchdog(),
     counter: new ZephyrCounter(),
     clock: new ModdableClock(),
-    net: new ModdableNetwork(c.connectTimeoutMs),
-    serial: new ModdableSerial(c.serialBaud),
+    net: new ModdableNetwork(c.connectTimeoutMs, resolverFactory(c.dnsServers)),
+    serial: new ModdableSerial(serialPort(device, c.serialPort), c.serialBaud),
     power: new NominalPower(c.supplyNominalMv),
     digest: nativeDigest,
     system: new ZephyrSystem(c.imageSlot),
