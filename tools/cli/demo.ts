@@ -1,6 +1,6 @@
 /** `xs-ota demo`: the simulator demo that `npm start` runs. */
 import type { Command } from "./command";
-import { intOption, parse, usageError } from "./command";
+import { intOption, io, parse, usageError } from "./command";
 import { runDemo } from "../demo/demo";
 
 const usage = `usage: xs-ota demo [--speed N] [--step-timeout S] [--keep]
@@ -29,7 +29,7 @@ export const command: Command = {
       speed,
       stepTimeoutS,
       keep: values.keep ?? false,
-      out: (line) => process.stdout.write(line + "\n"),
+      out: (line) => io.say(line),
     });
     return ok ? 0 : 1;
   },

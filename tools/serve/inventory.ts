@@ -54,7 +54,7 @@ export function inventory(dir: string, keyring?: Keyring): Inventory {
   const ignored: string[] = [];
   for (const name of readdirSync(dir).sort()) {
     const path = join(dir, name);
-    if (used.has(path) || name === "tls" || name === "reports.jsonl" || name.startsWith(".")) continue;
+    if (used.has(path) || name === "tls" || name === "reports.jsonl" || name === "operator.token" || name.startsWith(".")) continue;
     if (!statSync(path).isFile()) continue;
     ignored.push(path);
   }
