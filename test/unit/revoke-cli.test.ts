@@ -85,7 +85,7 @@ describe("xs-ota revoke", () => {
     expect(r.stdout).toMatch(/min version: +1\.2\.0\+0/);
     expect(r.stdout).toMatch(/min sec count: +3/);
     expect(r.stdout).toMatch(/blocked images: 2/);
-    expect(r.stdout).toContain(`sha256 ${HEX}`);
+    expect(r.stdout).toContain(`whole-image SHA-256 ${HEX}`);
     expect(r.stdout).toMatch(/note: +RS-485 dead after 1\.3\.0/);
     // A damaged record is named and refused, not dumped as if it were fine.
     const bad = new Uint8Array(readFileSync(p("usr-n520-7.revocation")));

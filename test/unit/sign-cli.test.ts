@@ -179,7 +179,7 @@ describe("xs-ota release / inspect, and readReleaseDir", () => {
     expect(e.manifest.payload.kind).toBe("delta");
     expect(e.manifest.payload.length).toBe(statSync(p("new.patch")).size);
     expect(toHex(e.manifest.payload.baseSha256!)).toBe(createHash("sha256").update(readFileSync(p("base.img"))).digest("hex"));
-    expect(xsOta(["inspect", join(rel, "delta.manifest")]).stdout).toMatch(/base image:     sha256 [0-9a-f]{64}/);
+    expect(xsOta(["inspect", join(rel, "delta.manifest")]).stdout).toMatch(/base image:     whole-image SHA-256 [0-9a-f]{64}/);
   });
 
   it("a payload already in the release directory is used in place", () => {

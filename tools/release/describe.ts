@@ -42,9 +42,9 @@ export function describeManifestBytes(manifest: Uint8Array, lines: string[]): vo
   lines.push(`  version:        ${formatVersion(m.version)}`);
   lines.push(`  security count: ${m.securityCounter}`);
   lines.push(`  slot:           ${m.slot}`);
-  lines.push(`  image:          ${m.image.length} bytes, sha256 ${toHex(m.image.sha256)}`);
-  lines.push(`  payload:        ${m.payload.kind}, ${m.payload.length} bytes, sha256 ${toHex(m.payload.sha256)}, compression ${m.payload.compression}`);
-  if (m.payload.baseSha256) lines.push(`  base image:     sha256 ${toHex(m.payload.baseSha256)}`);
+  lines.push(`  image:          ${m.image.length} bytes, whole-image SHA-256 ${toHex(m.image.sha256)}`);
+  lines.push(`  payload:        ${m.payload.kind}, ${m.payload.length} bytes, payload SHA-256 ${toHex(m.payload.sha256)}, compression ${m.payload.compression}`);
+  if (m.payload.baseSha256) lines.push(`  base image:     whole-image SHA-256 ${toHex(m.payload.baseSha256)}`);
   if (m.fetch.stream !== undefined) lines.push(`  stream:         ${m.fetch.stream}`);
   if (m.fetch.url !== undefined) lines.push(`  url:            ${m.fetch.url}`);
   lines.push(`  issued at:      ${time(m.issuedAt)}`);

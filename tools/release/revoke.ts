@@ -194,7 +194,7 @@ export function describeRevocationBytes(record: Uint8Array, lines: string[]): vo
   lines.push(`  min version:    ${formatVersion(r.minVersion)}`);
   lines.push(`  min sec count:  ${r.minSecurityCounter}`);
   lines.push(`  blocked images: ${r.blocked.length}${r.blocked.length ? "" : " (none)"}`);
-  for (const h of r.blocked) lines.push(`    sha256 ${toHex(h)}`);
+  for (const h of r.blocked) lines.push(`    whole-image SHA-256 ${toHex(h)}`);
   const note = noteOf(record);
   if (note !== undefined) lines.push(`  note:           ${note}`);
 }
