@@ -43,4 +43,11 @@ describe("xs-ota sim start-up failures exit non-zero", () => {
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(/small map's slots are 64 KiB/);
   });
+  it("--json: the report as one object on stdout, the summary on stderr", () => {
+    const r = xsOta(["sim", "--devices", "2", "--demo-releases", "--until-done", "--timeout", "60", "--progress", "0", "--json"], { timeoutMs: 90_000 });
+    expect(r.status, r.stderr).toBe(0);
+    const report = JSON.parse(r.stdout);
+    expect(report).toMatchObject({ devices: 2, outcomes: { committed: 2, bricked: 0 } });
+    expect(r.stderr).toMatch(/\| committed \| rolled back \|/);
+  });
 });
