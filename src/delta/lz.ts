@@ -108,7 +108,11 @@ const NEED_OP_BITS = 64;
 const NEED_TABLE_BITS = 64;
 const NEED_RULE_BITS = 128;
 /** Most relocation rules a block may carry. */
-export const MAX_RULES = 7;
+export const MAX_RULES = 15;
+/** Most branch rules a block may carry. */
+export const MAX_BRANCH_RULES = 31;
+/** Old-image bytes read on each side of a copy's slice, so that a transformed unit (4 bytes) is seen whole. */
+const UNIT_MARGIN = 3;
 
 const S_TABLE_HEAD = 0;
 const S_TABLE_LENGTHS = 1;
@@ -169,6 +173,74 @@ export function buildDecodeTable(lengths: Uint8Array, n: number, table: Uint16Ar
 }
 
 /**
+ * Transform the units of `buf` (old bytes for new offsets [at, at + n), all
+ * inside the current copy): Thumb BL pairs at even offsets (first halfword
+ * F000..F7FF, second F800..FFFF) re-aimed by the branch rules; then aligned
+ * words relocated by the word rules — when the block has branch rules, only
+ * words with both halfwords below F000, so that units never overlap.
+ * `buf` holds old bytes for new offsets [at, at + n) (copied at `alignment`);
+ * shared with the encoder, which must predict the output exactly.
+ */
+export function transformUnits(
+  buf: Uint8Array,
+  at: number,
+  n: number,
+  alignment: number,
+  rules: ArrayLike<number>,
+  ruleCount: number,
+  branches: ArrayLike<number>,
+  branchCount: number,
+): void {
+  const bcount = branchCount * 3;
+  const oldAt = at + alignment;
+  if (bcount > 0) {
+    // Bounded: n / 2 positions, each checked against at most MAX_BRANCH_RULES rules.
+    for (let i = at & 1; i + 4 <= n; i += 2) {
+      if ((buf[i + 1] & 0xf8) !== 0xf0 || (buf[i + 3] & 0xf8) !== 0xf8) continue;
+      const hi = ((buf[i + 1] & 7) << 8) | buf[i];
+      const lo = ((buf[i + 3] & 7) << 8) | buf[i + 2];
+      // S = bit 10 of hi; J1 = J2 = 1, so imm = sign-extended S:imm10:imm11:0 (23 bits).
+      let imm = (((hi & 0x3ff) << 11) | lo) << 1;
+      if (hi & 0x400) imm -= 1 << 22;
+      const target = oldAt + i + 4 + imm;
+      for (let k = 0; k < bcount; k += 3) {
+        const d = target - branches[k];
+        if (d >= 0 && d < branches[k + 1]) {
+          const v = target + branches[k + 2] - (at + i + 4);
+          if (v >= -(1 << 22) && v < 1 << 22) {
+            const u = (v >> 1) & 0x3fffff;
+            const nh = ((u >> 11) & 0x7ff) | (v < 0 ? 0x400 : 0);
+            buf[i] = nh & 0xff;
+            buf[i + 1] = 0xf0 | (nh >> 8);
+            buf[i + 2] = u & 0xff;
+            buf[i + 3] = 0xf8 | ((u >> 8) & 7);
+          }
+          break;
+        }
+      }
+      i += 2;
+    }
+  }
+  const count = ruleCount;
+  // Bounded: n / 4 words, each checked against at most MAX_RULES rules.
+  for (let i = (4 - (at & 3)) & 3; i + 4 <= n; i += 4) {
+    if (bcount > 0 && (buf[i + 1] >= 0xf0 || buf[i + 3] >= 0xf0)) continue;
+    const w = (buf[i] | (buf[i + 1] << 8) | (buf[i + 2] << 16) | (buf[i + 3] << 24)) >>> 0;
+    for (let k = 0; k < count * 3; k += 3) {
+      const d = w - rules[k];
+      if (d >= 0 && d < rules[k + 1]) {
+        const v = (w + rules[k + 2]) >>> 0;
+        buf[i] = v & 0xff;
+        buf[i + 1] = (v >>> 8) & 0xff;
+        buf[i + 2] = (v >>> 16) & 0xff;
+        buf[i + 3] = v >>> 24;
+        break;
+      }
+    }
+  }
+}
+
+/**
  * The codec-3 block decoder. One instance per install; `begin` for every
  * coded block, then `run` until it answers BLOCK_END.
  *
@@ -210,6 +282,13 @@ export class LzBlockDecoder {
   private readonly rules = new Float64Array(3 * MAX_RULES);
   private ruleCount = 0;
   private rulesLeft = 0;
+  /** Branch rules (lo, size, delta) × branchCount, and how many are still to read. */
+  private readonly branches = new Float64Array(3 * MAX_BRANCH_RULES);
+  private branchCount = 0;
+  private branchesLeft = -1;
+  /** The current OLD copy's bounds (new-image offsets): only units wholly inside it are transformed. */
+  private copyStart = 0;
+  private copyEnd = 0;
   private alignment = 0;
   private previousAlignment = 0;
   private runKind = 0;
@@ -412,14 +491,47 @@ export class LzBlockDecoder {
         this.alignment = start;
         this.previousAlignment = start;
         this.ruleCount = 0;
-        this.rulesLeft = this.bits(input, 3);
-        this.state = this.rulesLeft > 0 ? S_RULES : S_OP;
+        this.rulesLeft = this.bits(input, 4);
+        this.branchCount = 0;
+        this.branchesLeft = -1;
+        this.state = S_RULES;
       }
     }
   }
 
-  /** One relocation rule: words in [lo, lo + size) get + delta (mod 2^32) inside old copies. */
+  /** The next rule: word rules, then the branch-rule count, then branch rules. */
   private rule(input: LzInput): void {
+    if (this.rulesLeft === 0) {
+      if (this.branchesLeft < 0) this.branchesLeft = this.bits(input, 5);
+      if (this.branchesLeft === 0) {
+        this.state = S_OP;
+        return;
+      }
+      this.branchRule(input);
+      return;
+    }
+    this.wordRule(input);
+  }
+
+  /** A branch rule: a Thumb BL whose old target offset is in [lo, lo + size) is re-aimed at target + delta. */
+  private branchRule(input: LzInput): void {
+    const lo = this.bits(input, 24);
+    const sizeBits = this.bits(input, 5);
+    const size = this.bits(input, sizeBits);
+    const deltaBits = this.bits(input, 5);
+    if (deltaBits > 26) throw malformed(this.block, "bad branch rule");
+    const delta = unzigzag(this.bits(input, deltaBits));
+    if (size === 0 || delta === 0) throw malformed(this.block, "bad branch rule");
+    const k = this.branchCount * 3;
+    this.branches[k] = lo;
+    this.branches[k + 1] = size;
+    this.branches[k + 2] = delta;
+    this.branchCount++;
+    this.branchesLeft--;
+  }
+
+  /** One relocation rule: words in [lo, lo + size) get + delta (mod 2^32) inside old copies. */
+  private wordRule(input: LzInput): void {
     const lo = this.bits(input, 32);
     const sizeBits = this.bits(input, 6);
     if (sizeBits > 33) throw malformed(this.block, "bad relocation rule");
@@ -436,28 +548,10 @@ export class LzBlockDecoder {
     this.rules[k + 2] = delta;
     this.ruleCount++;
     this.rulesLeft--;
-    if (this.rulesLeft === 0) this.state = S_OP;
   }
 
-  /** Apply the block's relocation rules to the whole aligned words of `buf` (new-image offset `at`). */
   private relocate(buf: Uint8Array, at: number, n: number): void {
-    const rules = this.rules;
-    const count = this.ruleCount;
-    // Bounded: n / 4 words, each checked against at most MAX_RULES rules.
-    for (let i = (4 - (at & 3)) & 3; i + 4 <= n; i += 4) {
-      const w = (buf[i] | (buf[i + 1] << 8) | (buf[i + 2] << 16) | (buf[i + 3] << 24)) >>> 0;
-      for (let k = 0; k < count * 3; k += 3) {
-        const d = w - rules[k];
-        if (d >= 0 && d < rules[k + 1]) {
-          const v = (w + rules[k + 2]) >>> 0;
-          buf[i] = v & 0xff;
-          buf[i + 1] = (v >>> 8) & 0xff;
-          buf[i + 2] = (v >>> 16) & 0xff;
-          buf[i + 3] = v >>> 24;
-          break;
-        }
-      }
-    }
+    transformUnits(buf, at, n, this.alignment, this.rules, this.ruleCount, this.branches, this.branchCount);
   }
 
   private op(input: LzInput): void {
@@ -507,6 +601,8 @@ export class LzBlockDecoder {
       this.runKind = kind;
       this.runLeft = length;
     }
+    this.copyStart = at;
+    this.copyEnd = at + this.runLeft;
     this.state = S_RUN;
   }
 
@@ -517,15 +613,15 @@ export class LzBlockDecoder {
     let n = Math.min(this.runLeft, room);
     if (kind === Op.OLD) {
       n = Math.min(n, LZ_OLD_CHUNK);
-      if (this.ruleCount > 0 && n < this.runLeft) {
-        // Relocation works on whole words inside one copy: cut slices at word boundaries
-        // (a slice may run up to 3 bytes past its budget to reach one).
-        const end = (at + n) & ~3;
-        n = end > at ? end - at : Math.min(this.runLeft, 4 - (at & 3));
-      }
-      const buf = io.readOld(n, at + this.alignment);
-      if (this.ruleCount > 0) this.relocate(buf, at, n);
-      this.emit(io, buf);
+      if (this.ruleCount > 0 || this.branchCount > 0) {
+        // Units (words, calls) are transformed only when wholly inside the copy; read a
+        // margin around the slice so that one cut by the slice is seen whole, either side.
+        const from = Math.max(this.copyStart, at - UNIT_MARGIN);
+        const to = Math.min(this.copyEnd, at + n + UNIT_MARGIN);
+        const buf = io.readOld(to - from, from + this.alignment);
+        this.relocate(buf, from, to - from);
+        this.emit(io, buf.subarray(at - from, at - from + n));
+      } else this.emit(io, io.readOld(n, at + this.alignment));
     } else if (kind === Op.NEW) {
       n = Math.min(n, LZ_OUT_CHUNK, this.runDistance);
       this.emit(io, io.readNew(at - this.runDistance, n));

@@ -112,6 +112,7 @@ describe("codec 3 round trips", () => {
     ["insertion and a copy of earlier new bytes", base, grown],
     ["repetitive (copies from the new image at short distances)", new Uint8Array(0), text],
     ["one byte", new Uint8Array([1]), new Uint8Array([2])],
+    ["moved pointers and calls (word and branch rules)", relocatedPair(3, 40 * KiB).old, relocatedPair(3, 40 * KiB).new],
   ];
   for (const [name, o, n] of cases) {
     it(`${name}: diff, apply, compare, at every block size 1 KiB .. 64 KiB`, () => {
@@ -206,6 +207,36 @@ const OLD = hp.fill(new Uint8Array(8 * KiB));
 const NEW = OLD.slice();
 NEW.set(hp.fill(new Uint8Array(64)), 3000);
 
+/**
+ * A pair made for the relocation transforms: pointer words (0x0800xxxx) and
+ * Thumb BL pairs in the old image; in the new one, every pointer moved by
+ * +0x40 and every call re-aimed 0x40 further (code moved).
+ */
+function relocatedPair(seed: number, size: number): { old: Uint8Array; new: Uint8Array } {
+  const r = new Prng(seed);
+  const old = r.fill(new Uint8Array(size));
+  for (let i = 0; i < old.length; i++) if (old[i] >= 0xf0) old[i] &= 0x7f; // no stray BL-looking halfwords
+  const nw = old.slice();
+  for (let q = 0; q + 8 <= size; q += 32) {
+    const target = 0x08000000 + r.below(size);
+    writeU32(old, q, target);
+    writeU32(nw, q, target + 0x40);
+    // A BL at q + 4 with a small forward offset, re-aimed 0x40 further in the new image.
+    const imm = 2 * r.below(2000);
+    const put = (b: Uint8Array, v: number) => {
+      const u = (v >> 1) & 0x3fffff;
+      const hi = (u >> 11) & 0x7ff;
+      b[q + 4] = hi & 0xff;
+      b[q + 5] = 0xf0 | (hi >> 8);
+      b[q + 6] = u & 0xff;
+      b[q + 7] = 0xf8 | ((u >> 8) & 7);
+    };
+    put(old, imm);
+    put(nw, imm + 0x40);
+  }
+  return { old, new: nw };
+}
+
 function outcome(patch: Uint8Array, chunk = 100): number {
   const { chip, active, inactive, slotSize } = slots(16 * KiB);
   active.cells.set(OLD);
@@ -289,11 +320,15 @@ describe("codec 3: seeded random mutations", () => {
     const other = p.fill(new Uint8Array(9000));
     const rep = new Uint8Array(12000);
     for (let i = 0; i < rep.length; i++) rep[i] = (i * 7) % 251 ^ (i % 300 === 0 ? 5 : 0);
+    const moved = relocatedPair(5, 8 * KiB);
     const bases = [
-      { patch: makePatch(OLD, NEW, { codec: Codec.LZ, blockSize: 4096 }).bytes, new: NEW },
-      { patch: makePatch(OLD, other, { codec: Codec.LZ, blockSize: 1024 }).bytes, new: other },
-      { patch: makePatch(OLD, rep, { codec: Codec.LZ, blockSize: 2048 }).bytes, new: rep },
+      { patch: makePatch(OLD, NEW, { codec: Codec.LZ, blockSize: 4096 }).bytes, new: NEW, old: OLD },
+      { patch: makePatch(moved.old, moved.new, { codec: Codec.LZ, blockSize: 4096 }).bytes, new: moved.new, old: moved.old },
+      { patch: makePatch(OLD, other, { codec: Codec.LZ, blockSize: 1024 }).bytes, new: other, old: OLD },
+      { patch: makePatch(OLD, rep, { codec: Codec.LZ, blockSize: 2048 }).bytes, new: rep, old: OLD },
     ];
+    // The transforms are in play: the moved pair's patch is far smaller than its changes.
+    expect(bases[1].patch.length).toBeLessThan(600);
     const tally: { [name: string]: number } = {};
     const RUNS = 10_000;
     for (let run = 0; run < RUNS; run++) {
@@ -322,7 +357,7 @@ describe("codec 3: seeded random mutations", () => {
         }
       }
       const { chip, active, inactive, slotSize } = slots(16 * KiB);
-      active.cells.set(OLD);
+      active.cells.set(base.old);
       const before = chip.cells.slice();
       const w = watched(inactive);
       let code: number = Reason.OK;

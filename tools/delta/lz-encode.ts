@@ -25,11 +25,13 @@ import {
   LEN_M,
   LEN_SYMBOLS,
   MAX_CODE_BITS,
+  MAX_BRANCH_RULES,
   MAX_RULES,
   Op,
   SEEK_PREV_SYMBOL,
   SEEK_SYMBOL,
   bucketOf,
+  transformUnits,
   zigzag,
 } from "../../src/delta/lz";
 import { suffixArray } from "./sais";
@@ -307,33 +309,52 @@ function relocated(w: number, rules: readonly Rule[]): number {
   return w;
 }
 
+/** A block's transforms: word rules and branch rules, also as the flat arrays the decoder uses. */
+export interface Transforms {
+  readonly rules: readonly Rule[];
+  readonly branches: readonly Rule[];
+  readonly ruleArray: Float64Array;
+  readonly branchArray: Float64Array;
+}
+
+export function transforms(rules: readonly Rule[], branches: readonly Rule[]): Transforms {
+  const flat = (rs: readonly Rule[]) => Float64Array.from(rs.flatMap((r) => [r.lo, r.size, r.delta]));
+  return { rules, branches, ruleArray: flat(rules), branchArray: flat(branches) };
+}
+
+const NO_TRANSFORMS = transforms([], []);
+
+/** What one OLD copy of `length` bytes at new offset p and `align` writes, as the decoder runs it. */
+function copyOutput(old: Uint8Array, p: number, align: number, length: number, t: Transforms): Uint8Array {
+  const buf = old.slice(p + align, p + align + length);
+  transformUnits(buf, p, length, align, t.ruleArray, t.rules.length, t.branchArray, t.branches.length);
+  return buf;
+}
+
 /**
- * Bytes from p that one OLD copy at `align` reproduces, as the decoder runs it:
- * whole aligned words inside the copy relocated by the rules, the rest raw.
+ * Bytes from p that one OLD copy at `align` reproduces, as the decoder runs it
+ * (units wholly inside the copy transformed, the rest raw).
  */
-function runMatch(old: Uint8Array, nw: Uint8Array, p: number, align: number, limit: number, rules: readonly Rule[]): number {
-  if (rules.length === 0) return exactRun(old, nw, p, align, limit);
+function runMatch(old: Uint8Array, nw: Uint8Array, p: number, align: number, limit: number, t: Transforms): number {
+  if (t.rules.length === 0 && t.branches.length === 0) return exactRun(old, nw, p, align, limit);
   const o = p + align;
   if (o < 0) return 0;
   const max = Math.min(limit - p, old.length - o);
-  let i = 0;
-  const lead = Math.min(max, (4 - (p & 3)) & 3);
-  while (i < lead && old[o + i] === nw[p + i]) i++;
-  if (i < lead) return i;
-  while (i + 4 <= max) {
-    const w = word(old, o + i);
-    const r = relocated(w, rules);
-    if (r === word(nw, p + i)) {
-      i += 4;
-      continue;
+  // Grow the window while everything matches; then shrink to a length whose own output matches.
+  let m = Math.min(max, 64);
+  for (;;) {
+    let length = m;
+    // Bounded: each pass shortens the copy.
+    for (;;) {
+      const out = copyOutput(old, p, align, length, t);
+      let i = 0;
+      while (i < length && out[i] === nw[p + i]) i++;
+      if (i === length) break;
+      length = i;
     }
-    // The copy must end inside this word, which the decoder then leaves raw.
-    let k = 0;
-    while (k < 4 && old[o + i + k] === nw[p + i + k]) k++;
-    return i + k;
+    if (length < m || m === max) return length;
+    m = Math.min(max, m * 4);
   }
-  while (i < max && old[o + i] === nw[p + i]) i++;
-  return i;
 }
 
 function exactRun(old: Uint8Array, nw: Uint8Array, p: number, align: number, limit: number): number {
@@ -364,7 +385,7 @@ function parseBlock(
   startAlign: number,
   m: Matcher,
   model: CostModel,
-  rules: readonly Rule[],
+  rules: Transforms,
 ): { ops: LzOp[]; align: number } {
   const L = model.lengths;
   const bitsOf = (alphabet: number, sym: number, fallback: number) => L[alphabet][sym] || fallback;
@@ -432,7 +453,7 @@ function parseBlock(
       }
     }
     const om = m.oldMatch(p, end);
-    if (om.length >= 6 && rules.length) om.length = runMatch(old, nw, p, om.pos - p, end, rules);
+    if (om.length >= 6 && (rules.rules.length || rules.branches.length)) om.length = runMatch(old, nw, p, om.pos - p, end, rules);
     if (om.length >= 6 && om.pos - p !== align) {
       const delta = om.pos - p - align;
       const cost = bitsOf(Alphabet.OP, SEEK_SYMBOL, 8) + bucketCost(Alphabet.DELTA, zigzag(delta)) + lenCost(Op.OLD, om.length);
@@ -497,8 +518,9 @@ export function codeBlock(
   startAlign: number,
   ops: LzOp[],
   stats?: LzStats,
-  rules: readonly Rule[] = [],
+  t: Transforms = NO_TRANSFORMS,
 ): { bytes: Uint8Array; lengths: Uint8Array[] } {
+  const rules = t.rules;
   const freq = ALPHABET_SIZES.map((n) => new Uint32Array(n));
   let p = start;
   let align = startAlign;
@@ -534,7 +556,7 @@ export function codeBlock(
   w.bits(e, 5);
   w.bits(z, e);
   if (rules.length > MAX_RULES) throw new RangeError("too many relocation rules");
-  w.bits(rules.length, 3);
+  w.bits(rules.length, 4);
   for (const r of rules) {
     w.bits(r.lo % 65536, 16);
     w.bits(Math.floor(r.lo / 65536), 16);
@@ -546,7 +568,20 @@ export function codeBlock(
     w.bits(db, 6);
     w.bits(dz, db);
   }
-  if (stats) stats.rules = (stats.rules ?? 0) + 3 + rules.length * 100;
+  if (t.branches.length > MAX_BRANCH_RULES) throw new RangeError("too many branch rules");
+  w.bits(t.branches.length, 5);
+  for (const r of t.branches) {
+    w.bits(r.lo % 65536, 16);
+    w.bits(Math.floor(r.lo / 65536), 8);
+    const sb = Math.floor(Math.log2(r.size)) + 1;
+    w.bits(sb, 5);
+    w.bits(r.size, sb);
+    const dz = zigzag(r.delta);
+    const db = Math.floor(Math.log2(dz)) + 1;
+    w.bits(db, 5);
+    w.bits(dz, db);
+  }
+  if (stats) stats.rules = (stats.rules ?? 0) + 8 + rules.length * 100 + t.branches.length * 60;
   const add = (part: string, bits: number) => {
     if (stats) stats[part] = (stats[part] ?? 0) + bits;
   };
@@ -630,23 +665,13 @@ function splitLong(ops: LzOp[]): LzOp[] {
 }
 
 /** True when every OLD copy of `ops`, run as the decoder runs it (relocating whole words inside it), gives nw's bytes. */
-function copiesReproduce(old: Uint8Array, nw: Uint8Array, start: number, startAlign: number, ops: LzOp[], rules: readonly Rule[]): boolean {
+function copiesReproduce(old: Uint8Array, nw: Uint8Array, start: number, startAlign: number, ops: LzOp[], t: Transforms): boolean {
   let p = start;
   let align = startAlign;
   let prevAlign = startAlign;
   const copy = (q: number, length: number): boolean => {
-    const o = q + align;
-    const buf = old.slice(o, o + length);
-    if (buf.length !== length) return false;
-    if (rules.length) {
-      for (let i = (4 - (q & 3)) & 3; i + 4 <= length; i += 4) {
-        const v = relocated(word(buf, i), rules);
-        buf[i] = v & 0xff;
-        buf[i + 1] = (v >>> 8) & 0xff;
-        buf[i + 2] = (v >>> 16) & 0xff;
-        buf[i + 3] = v >>> 24;
-      }
-    }
+    if (q + align < 0 || q + align + length > old.length) return false;
+    const buf = copyOutput(old, q, align, length, t);
     for (let i = 0; i < length; i++) if (buf[i] !== nw[q + i]) return false;
     return true;
   };
@@ -751,6 +776,78 @@ function chooseRules(old: Uint8Array, nw: Uint8Array, start: number, end: number
   return chosen;
 }
 
+/** The immediate of a Thumb BL at b[i] (first halfword F000..F7FF, second F800..FFFF), or undefined. */
+function blImmediate(b: Uint8Array, i: number): number | undefined {
+  if (i < 0 || i + 3 >= b.length) return undefined;
+  if ((b[i + 1] & 0xf8) !== 0xf0 || (b[i + 3] & 0xf8) !== 0xf8) return undefined;
+  const hi = ((b[i + 1] & 7) << 8) | b[i];
+  const lo = ((b[i + 3] & 7) << 8) | b[i + 2];
+  let imm = (((hi & 0x3ff) << 11) | lo) << 1;
+  if (hi & 0x400) imm -= 1 << 22;
+  return imm;
+}
+
+/** The alignment each new byte of [start, end) was taken from the old image at (NaN: not from old). */
+function alignMap(start: number, end: number, startAlign: number, ops: LzOp[]): Float64Array {
+  const alignAt = new Float64Array(end - start).fill(NaN);
+  let p = start;
+  let align = startAlign;
+  let prevAlign = startAlign;
+  for (const op of ops) {
+    if (op.kind === -1) {
+      prevAlign = align;
+      align += op.value;
+      continue;
+    }
+    if (op.kind === -2) {
+      const a = align;
+      align = prevAlign;
+      prevAlign = a;
+      continue;
+    }
+    if (op.kind === Op.OLD || op.kind === Op.ADD || op.kind === Op.OLD_ADD) for (let i = 0; i < op.length; i++) alignAt[p - start + i] = align;
+    p += op.length;
+  }
+  return alignAt;
+}
+
+/**
+ * Branch rules for a block from a parse without them: every Thumb BL the parse
+ * took from the old image, by its old target; runs of targets (in target
+ * order) whose calls all moved by the same amount become one rule each, kept
+ * where they fix enough calls to pay for themselves.
+ */
+function chooseBranchRules(old: Uint8Array, nw: Uint8Array, start: number, end: number, startAlign: number, ops: LzOp[]): Rule[] {
+  const alignAt = alignMap(start, end, startAlign, ops);
+  const items: { t: number; d: number; wrong: boolean }[] = [];
+  for (let q = start + (start & 1); q + 4 <= end; q += 2) {
+    const a = alignAt[q - start];
+    if (Number.isNaN(a) || alignAt[q - start + 3] !== a) continue;
+    const io = blImmediate(old, q + a);
+    const inw = blImmediate(nw, q);
+    if (io === undefined || inw === undefined) continue;
+    const t = q + a + 4 + io;
+    const d = q + 4 + inw - t;
+    if (t >= 0 && t < 1 << 24 && d !== 0 && Math.abs(d) < 1 << 24) items.push({ t, d, wrong: io !== inw });
+    q += 2;
+  }
+  items.sort((x, y) => x.t - y.t);
+  const segments: { lo: number; hi: number; delta: number; fixes: number }[] = [];
+  for (const it of items) {
+    const last = segments[segments.length - 1];
+    if (last && last.delta === it.d) {
+      last.hi = it.t;
+      if (it.wrong) last.fixes++;
+    } else segments.push({ lo: it.t, hi: it.t, delta: it.d, fixes: it.wrong ? 1 : 0 });
+  }
+  return segments
+    .filter((g) => g.fixes >= 4)
+    .sort((x, y) => y.fixes - x.fixes)
+    .slice(0, MAX_BRANCH_RULES)
+    .sort((x, y) => x.lo - y.lo)
+    .map((g) => ({ lo: g.lo, size: g.hi - g.lo + 1, delta: g.delta }));
+}
+
 export interface LzBlocks {
   /** Per block: undefined for an identity block, else the coded payload. */
   readonly payloads: (Uint8Array | undefined)[];
@@ -764,7 +861,7 @@ export function encodeLzBlocks(old: Uint8Array, nw: Uint8Array, blockSize: numbe
   const matcher = () => new Matcher(old, nw);
   const blockCount = Math.ceil(nw.length / blockSize);
   let models: CostModel[] = Array.from({ length: blockCount }, flatModel);
-  const rules: Rule[][] = Array.from({ length: blockCount }, () => []);
+  const rules: Transforms[] = Array.from({ length: blockCount }, () => NO_TRANSFORMS);
   let payloads: (Uint8Array | undefined)[] = [];
   for (let pass = 0; pass < passes; pass++) {
     const m = matcher();
@@ -785,14 +882,14 @@ export function encodeLzBlocks(old: Uint8Array, nw: Uint8Array, blockSize: numbe
       const startAlign = align;
       let parsed = parseBlock(old, nw, start, end, startAlign, m, models[b], rules[b]);
       let ops = splitLong(parsed.ops);
-      if (rules[b].length && !copiesReproduce(old, nw, start, startAlign, ops, rules[b])) {
-        rules[b] = [];
+      if (rules[b] !== NO_TRANSFORMS && !copiesReproduce(old, nw, start, startAlign, ops, rules[b])) {
+        rules[b] = NO_TRANSFORMS;
         parsed = parseBlock(old, nw, start, end, startAlign, m, models[b], rules[b]);
         ops = splitLong(parsed.ops);
       }
-      if (pass === 0) rules[b] = chooseRules(old, nw, start, end, startAlign, ops);
+      if (pass === 0) rules[b] = transforms(chooseRules(old, nw, start, end, startAlign, ops), chooseBranchRules(old, nw, start, end, startAlign, ops));
       align = parsed.align;
-      const coded = codeBlock(old, nw, start, startAlign, ops, pass === passes - 1 ? stats : undefined, pass === 0 ? [] : rules[b]);
+      const coded = codeBlock(old, nw, start, startAlign, ops, pass === passes - 1 ? stats : undefined, pass === 0 ? NO_TRANSFORMS : rules[b]);
       payloads.push(coded.bytes);
       nextModels.push({ lengths: coded.lengths });
     }
