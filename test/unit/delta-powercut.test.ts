@@ -132,8 +132,11 @@ describe("power cut at every mutating flash operation of a patch install", () =>
     for (const mode of ["clean", "torn"] as const) {
       it(`${g.name}, ${c}, ${mode} cuts, bug-fix pair, journal after every block`, () => {
         const r = campaign(g, "bug-fix", mode, false, codec);
-        // Most cuts happen after the first block: those resumes must not start at zero.
-        expect(r.resumedPastZero).toBeGreaterThan(r.cuts / 2);
+        // Most cuts happen after the first block: those resumes must not start at zero. With
+        // 64 KiB erase blocks every cut inside the first one must restart at zero (its anchor);
+        // codec 3 programs 512-byte buffers rather than 1 KiB chunks, so that is about half its
+        // operations on this 155 KiB image.
+        expect(r.resumedPastZero).toBeGreaterThan(g.blockLength > g.patchBlock && codec === Codec.LZ ? r.cuts * 0.4 : r.cuts / 2);
       });
     }
     it(`${g.name}, ${c}, torn cuts, feature pair, journal lagging (every third block)`, () => {
