@@ -386,6 +386,7 @@ function parseBlock(
   m: Matcher,
   model: CostModel,
   rules: Transforms,
+  lazy = true,
 ): { ops: LzOp[]; align: number } {
   const L = model.lengths;
   const bitsOf = (alphabet: number, sym: number, fallback: number) => L[alphabet][sym] || fallback;
@@ -412,16 +413,11 @@ function parseBlock(
     else ops.push({ kind, length, value });
   };
   const lastKind = () => (ops.length ? ops[ops.length - 1].kind : -3);
-  for (let p = start; p < end; ) {
-    m.insertUpTo(p);
-    const rep0 = runMatch(old, nw, p, align, end, rules);
-    if (rep0 >= 24) {
-      push(Op.OLD, rep0, 0);
-      p += rep0;
-      continue;
-    }
-    // Candidates: [gain in bits, apply].
-    const litCost = litBits(p);
+  // Savings are measured against coding the covered bytes as literals (~average literal cost).
+  const avgLit = 6.5;
+  /** The best multi-byte choice at q (the alignment state as it is now): its gain in bits and how to take it. */
+  const evaluate = (q: number): { gain: number; apply?: () => number; rep0: number } => {
+    const rep0 = runMatch(old, nw, q, align, end, rules);
     let bestGain = 0;
     let best: (() => number) | undefined;
     const consider = (gain: number, apply: () => number) => {
@@ -430,8 +426,6 @@ function parseBlock(
         best = apply;
       }
     };
-    // Savings measured against coding the covered bytes as literals (~average literal cost).
-    const avgLit = 6.5;
     if (rep0 > 0) {
       const cont = lastKind() === Op.OLD ? 0 : lenCost(Op.OLD, rep0);
       consider(rep0 * avgLit - cont, () => {
@@ -440,7 +434,7 @@ function parseBlock(
       });
     }
     if (prevAlign !== align) {
-      const rep1 = runMatch(old, nw, p, prevAlign, end, rules);
+      const rep1 = runMatch(old, nw, q, prevAlign, end, rules);
       if (rep1 > 0) {
         consider(rep1 * avgLit - bitsOf(Alphabet.OP, SEEK_PREV_SYMBOL, 8) - lenCost(Op.OLD, rep1), () => {
           ops.push({ kind: -2, length: 0, value: 0 });
@@ -452,20 +446,20 @@ function parseBlock(
         });
       }
     }
-    const om = m.oldMatch(p, end);
-    if (om.length >= 6 && (rules.rules.length || rules.branches.length)) om.length = runMatch(old, nw, p, om.pos - p, end, rules);
-    if (om.length >= 6 && om.pos - p !== align) {
-      const delta = om.pos - p - align;
+    const om = m.oldMatch(q, end);
+    if (om.length >= 6 && (rules.rules.length || rules.branches.length)) om.length = runMatch(old, nw, q, om.pos - q, end, rules);
+    if (om.length >= 6 && om.pos - q !== align) {
+      const delta = om.pos - q - align;
       const cost = bitsOf(Alphabet.OP, SEEK_SYMBOL, 8) + bucketCost(Alphabet.DELTA, zigzag(delta)) + lenCost(Op.OLD, om.length);
       consider(om.length * avgLit - cost, () => {
         ops.push({ kind: -1, length: 0, value: delta });
         prevAlign = align;
-        align = om.pos - p;
+        align = om.pos - q;
         push(Op.OLD, om.length, 0);
         return om.length;
       });
     }
-    const nm = m.newMatch(p, end, 64);
+    const nm = m.newMatch(q, end, 64);
     if (nm.length >= 4) {
       const cost = lenCost(Op.NEW, nm.length) + bucketCost(Alphabet.DIST, nm.distance - 1);
       consider(nm.length * avgLit - cost, () => {
@@ -475,11 +469,11 @@ function parseBlock(
     }
     // A changed byte where the alignment holds on: add it, and go on copying (one OLD_ADD once merged).
     if (rep0 === 0) {
-      const o1 = p + align;
+      const o1 = q + align;
       if (o1 >= 0 && o1 < old.length) {
-        const r = runMatch(old, nw, p + 1, align, end, rules);
+        const r = runMatch(old, nw, q + 1, align, end, rules);
         if (r > 0) {
-          const cost = diffBits(p, align) + lenCost(Op.OLD_ADD, Math.max(1, r)) + (lastKind() === Op.OLD ? 0 : lenCost(Op.OLD, 1));
+          const cost = diffBits(q, align) + lenCost(Op.OLD_ADD, Math.max(1, r)) + (lastKind() === Op.OLD ? 0 : lenCost(Op.OLD, 1));
           consider((1 + r) * avgLit - cost, () => {
             push(Op.ADD, 1, 0);
             push(Op.OLD, r, 0);
@@ -488,14 +482,36 @@ function parseBlock(
         }
       }
     }
+    return { gain: bestGain, apply: best, rep0 };
+  };
+  for (let p = start; p < end; ) {
+    m.insertUpTo(p);
+    const here = evaluate(p);
+    if (here.rep0 >= 24) {
+      push(Op.OLD, here.rep0, 0);
+      p += here.rep0;
+      continue;
+    }
     // One byte: an add where the alignment holds, else a literal.
     const o = p + align;
     const inOld = o >= 0 && o < old.length;
     const holds = inOld && agreement(old, nw, p, align, end, 8) >= 4;
     const addCost = holds ? diffBits(p, align) + (lastKind() === Op.ADD ? 0 : 4) : 99;
-    const oneLit = litCost + (lastKind() === Op.LIT ? 0 : 4);
-    if (best && bestGain > Math.min(addCost, oneLit) - avgLit) {
-        p += (best as () => number)();
+    const oneLit = litBits(p) + (lastKind() === Op.LIT ? 0 : 4);
+    const single = Math.min(addCost, oneLit);
+    if (here.apply && here.gain > single - avgLit) {
+      // Lazy matching: one byte here and the best choice at p + 1, if that gains more.
+      if (lazy && !holds && here.rep0 === 0 && p + 1 < end) {
+        m.insertUpTo(p + 1);
+        const next = evaluate(p + 1);
+        if (next.apply && avgLit - single + next.gain > here.gain + 1) {
+          if (addCost <= oneLit) push(Op.ADD, 1, 0);
+          else push(Op.LIT, 1, 0);
+          p++;
+          continue;
+        }
+      }
+      p += here.apply();
       continue;
     }
     if (addCost <= oneLit) push(Op.ADD, 1, 0);
