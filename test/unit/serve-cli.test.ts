@@ -85,6 +85,16 @@ describe("xs-ota serve lists what it serves", () => {
   });
 });
 
+describe("xs-ota serve warns about releases devices would refuse", () => {
+  it("an expired release is named", async () => {
+    mkdirSync(p("expired"));
+    expect(xsOta(["release", "-k", p("key.pem"), "--hardware-id", "usr-n520", "--image", p("app.img"), "--slot", "1", "--issued-at", "1700000000", "--expires", "1700086400", "-o", p("expired/app.manifest")]).status).toBe(0);
+    const r = await serveUntilReady(["--releases", p("expired")]);
+    expect(r.ready).toBe(true);
+    expect(r.stderr).toMatch(/WARNING .*app\.manifest: expired at 2023-11-15T.*MANIFEST_EXPIRED/);
+  });
+});
+
 describe("xs-ota serve start-up failures exit non-zero", () => {
   it("the MQTT port in use → one line, exit 1, at once", async () => {
     const blocker = net.createServer();

@@ -10,6 +10,8 @@ import { sha256 } from "@noble/hashes/sha2.js";
 import type { Keyring } from "../../src/crypto/keyring";
 import { formatVersion } from "../../src/image/format";
 import { equalBytes } from "../../src/util/bytes";
+import { reasonName } from "../../src/errors";
+import { checkRelease } from "../release/check";
 import { readReleaseDir } from "../release/read";
 import { readRevocations } from "./revocations";
 
@@ -25,7 +27,7 @@ export interface Inventory {
 }
 
 /** List a release directory as serve reads it (with `keyring`: as a device authenticates it). */
-export function inventory(dir: string, keyring?: Keyring): Inventory {
+export function inventory(dir: string, keyring?: Keyring, nowSec = Math.floor(Date.now() / 1000)): Inventory {
   const problems: { path: string; reason: string }[] = [];
   const used = new Set<string>();
   const releases: string[] = [];
@@ -39,11 +41,17 @@ export function inventory(dir: string, keyring?: Keyring): Inventory {
       if (bytes.length !== m.payload.length || !equalBytes(sha256(bytes), m.payload.sha256)) {
         problems.push({ path: e.payloadPath, reason: `served but every device will refuse it: not the payload ${e.path} names (length or SHA-256)` });
         payload = `${e.payloadPath} (MISMATCH)`;
-      } else payload = `${m.payload.length} bytes`;
+      } else {
+        payload = `${m.payload.length} bytes`;
+        // What xs-ota release checks before signing (a release signed otherwise, or by an older xs-ota).
+        const p = checkRelease({ manifest: m, payload: bytes });
+        if (p) problems.push({ path: e.path, reason: `served but every device will refuse it: ${reasonName(p.reason)}: ${p.message}` });
+      }
     } else if (m.fetch.stream !== undefined) {
       problems.push({ path: e.path, reason: `offered but not downloadable over MQTT: no payload file "${m.fetch.stream}" next to it${m.fetch.url ? ` (devices may use ${m.fetch.url})` : ""}` });
       payload = "payload MISSING";
     } else payload = `by URL ${m.fetch.url}`;
+    if (m.expiresAt <= nowSec) problems.push({ path: e.path, reason: `expired at ${new Date(m.expiresAt * 1000).toISOString()}: devices refuse it (MANIFEST_EXPIRED); release it again` });
     releases.push(`${e.path}: ${m.hardwareId} ${formatVersion(m.version)} ${m.payload.kind} for slot ${m.slot}, ${payload}, expires ${new Date(m.expiresAt * 1000).toISOString()}`);
   }
   const revocations: string[] = [];
