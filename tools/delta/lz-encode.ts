@@ -413,8 +413,10 @@ function parseBlock(
     else ops.push({ kind, length, value });
   };
   const lastKind = () => (ops.length ? ops[ops.length - 1].kind : -3);
-  // Savings are measured against coding the covered bytes as literals (~average literal cost).
-  const avgLit = 6.5;
+  // Savings are measured against coding the covered bytes as literals, at this block's literal costs.
+  const litPrefix = new Float64Array(end - start + 1);
+  for (let i = start; i < end; i++) litPrefix[i - start + 1] = litPrefix[i - start] + litBits(i);
+  const covered = (q: number, n: number) => litPrefix[Math.min(end, q + n) - start] - litPrefix[q - start];
   /** The best multi-byte choice at q (the alignment state as it is now): its gain in bits and how to take it. */
   const evaluate = (q: number): { gain: number; apply?: () => number; rep0: number } => {
     const rep0 = runMatch(old, nw, q, align, end, rules);
@@ -428,7 +430,7 @@ function parseBlock(
     };
     if (rep0 > 0) {
       const cont = lastKind() === Op.OLD ? 0 : lenCost(Op.OLD, rep0);
-      consider(rep0 * avgLit - cont, () => {
+      consider(covered(q, rep0) - cont, () => {
         push(Op.OLD, rep0, 0);
         return rep0;
       });
@@ -436,7 +438,7 @@ function parseBlock(
     if (prevAlign !== align) {
       const rep1 = runMatch(old, nw, q, prevAlign, end, rules);
       if (rep1 > 0) {
-        consider(rep1 * avgLit - bitsOf(Alphabet.OP, SEEK_PREV_SYMBOL, 8) - lenCost(Op.OLD, rep1), () => {
+        consider(covered(q, rep1) - bitsOf(Alphabet.OP, SEEK_PREV_SYMBOL, 8) - lenCost(Op.OLD, rep1), () => {
           ops.push({ kind: -2, length: 0, value: 0 });
           const a = align;
           align = prevAlign;
@@ -451,7 +453,7 @@ function parseBlock(
     if (om.length >= 6 && om.pos - q !== align) {
       const delta = om.pos - q - align;
       const cost = bitsOf(Alphabet.OP, SEEK_SYMBOL, 8) + bucketCost(Alphabet.DELTA, zigzag(delta)) + lenCost(Op.OLD, om.length);
-      consider(om.length * avgLit - cost, () => {
+      consider(covered(q, om.length) - cost, () => {
         ops.push({ kind: -1, length: 0, value: delta });
         prevAlign = align;
         align = om.pos - q;
@@ -462,7 +464,7 @@ function parseBlock(
     const nm = m.newMatch(q, end, 64);
     if (nm.length >= 4) {
       const cost = lenCost(Op.NEW, nm.length) + bucketCost(Alphabet.DIST, nm.distance - 1);
-      consider(nm.length * avgLit - cost, () => {
+      consider(covered(q, nm.length) - cost, () => {
         ops.push({ kind: Op.NEW, length: nm.length, value: nm.distance });
         return nm.length;
       });
@@ -474,7 +476,7 @@ function parseBlock(
         const r = runMatch(old, nw, q + 1, align, end, rules);
         if (r > 0) {
           const cost = diffBits(q, align) + lenCost(Op.OLD_ADD, Math.max(1, r)) + (lastKind() === Op.OLD ? 0 : lenCost(Op.OLD, 1));
-          consider((1 + r) * avgLit - cost, () => {
+          consider(covered(q, 1 + r) - cost, () => {
             push(Op.ADD, 1, 0);
             push(Op.OLD, r, 0);
             return 1 + r;
@@ -499,12 +501,12 @@ function parseBlock(
     const addCost = holds ? diffBits(p, align) + (lastKind() === Op.ADD ? 0 : 4) : 99;
     const oneLit = litBits(p) + (lastKind() === Op.LIT ? 0 : 4);
     const single = Math.min(addCost, oneLit);
-    if (here.apply && here.gain > single - avgLit) {
+    if (here.apply && here.gain > covered(p, 1) - single) {
       // Lazy matching: one byte here and the best choice at p + 1, if that gains more.
       if (lazy && !holds && here.rep0 === 0 && p + 1 < end) {
         m.insertUpTo(p + 1);
         const next = evaluate(p + 1);
-        if (next.apply && avgLit - single + next.gain > here.gain + 1) {
+        if (next.apply && covered(p, 1) - single + next.gain > here.gain + 1) {
           if (addCost <= oneLit) push(Op.ADD, 1, 0);
           else push(Op.LIT, 1, 0);
           p++;
