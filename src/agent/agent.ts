@@ -87,6 +87,7 @@ export class Agent {
   private trustedAt: { time: number; at: number } | undefined;
   readonly supervisor: Supervisor;
   private heartbeatActivity: Activity | undefined;
+  private heartbeatDeadlineMs = 0;
   private trialActivity: Activity | undefined;
   private trialTimer: TimerId | undefined;
   private stagedTimer: TimerId | undefined;
@@ -153,7 +154,8 @@ export class Agent {
     this.supervisor.start(this.config.watchdogTimeoutMs);
     if (this.platform.system.resetCause() === "watchdog") this.lastReason = Reason.WATCHDOG_RESET;
     this.platform.clock.setTimer(() => this.service(), 1000, 1000);
-    this.heartbeatActivity = this.supervisor.register("heartbeat", this.heartbeatDeadline());
+    this.heartbeatDeadlineMs = this.heartbeatDeadline();
+    this.heartbeatActivity = this.supervisor.register("heartbeat", this.heartbeatDeadlineMs);
     const running = this.platform.flash.slots[this.runningSlot];
     const extent = imageExtent(running);
     this.runningVersion = extent.header.version;
@@ -606,6 +608,14 @@ export class Agent {
 
   private onAck(ack: HeartbeatAck): void {
     this.trustedAt = { time: ack.time, at: this.platform.clock.now() };
+    // The server may have set another interval: the heartbeat loop's deadline follows it
+    // (a fixed one shorter than the new interval would starve the watchdog: a reset loop).
+    const deadline = this.heartbeatDeadline();
+    if (this.heartbeatActivity && deadline !== this.heartbeatDeadlineMs) {
+      this.heartbeatActivity.end();
+      this.heartbeatActivity = this.supervisor.register("heartbeat", deadline);
+      this.heartbeatDeadlineMs = deadline;
+    }
     if (this.fsm.state === "trial") this.fsm.post("ack");
   }
 

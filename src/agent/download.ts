@@ -180,15 +180,16 @@ export class Download {
   }
 
   /**
-   * Every supervisor period: a supervised download without a payload byte for
-   * the stall limit ends (DOWNLOAD_STALLED, reported) before the software
-   * watchdog would reset; and the time spent is journaled every
+   * Every supervisor period: a download without a payload byte for the stall
+   * limit (online or not: a link that keeps dropping is no progress) ends
+   * (DOWNLOAD_STALLED, reported) before the software watchdog would reset; and the time spent is journaled every
    * ELAPSED_SAVE_MS, so a reset never loses more of it than that.
    */
   private tick(): void {
     if (this.ended) return;
     const now = this.x.platform.clock.now();
-    if (this.activity && now - this.lastProgressAt >= stallLimitMs(this.x.config)) {
+    // Online or not: a link that keeps dropping before any payload arrives is a stall too (no reset loop, a report).
+    if (now - this.lastProgressAt >= stallLimitMs(this.x.config)) {
       this.saveTime();
       return this.end(() => this.x.fail(Reason.DOWNLOAD_STALLED, `no payload byte for ${now - this.lastProgressAt} ms`));
     }
@@ -203,7 +204,6 @@ export class Download {
   /** The MQTT link came up: chunk streams (re)start, supervised. */
   linkUp(): void {
     if (this.ended || !(this.fetcher instanceof ChunkFetcher)) return;
-    this.lastProgressAt = this.x.platform.clock.now();
     this.activity?.end();
     this.activity = this.x.supervisor.register("download", this.x.config.downloadStallMs);
     this.fetcher.resume();

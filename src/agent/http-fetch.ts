@@ -174,6 +174,9 @@ export class HttpFetcher {
     }
     const status = info.status ?? 0;
     if (status >= 400 && status < 500) return this.failWith(Reason.DOWNLOAD_NOT_FOUND, `HTTP ${status} for ${this.o.url}`);
+    // A request that delivered body bytes before it broke made progress: the retry count starts again
+    // (the stall limit and the slow floor bound a server that always breaks after a few bytes).
+    if (info.received > 0) this.failures = 0;
     if (++this.failures > this.o.retries) return this.failWith(Reason.DOWNLOAD_STALLED, `${this.failures - 1} retries failed (last: HTTP ${status || code})`);
     const pause = httpRetryPauseMs(this.o.timeoutMs, this.failures);
     this.retryTimer = this.o.clock.setTimer(() => {

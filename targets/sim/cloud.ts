@@ -56,6 +56,10 @@ export interface ChunkFaults {
   duplicate?(offset: number): boolean;
   /** Claim this total instead of the real one (a server that lies about sizes). */
   total?(real: number): number;
+  /** Answer this many ms late (a slow server). */
+  delayMs?(offset: number): number;
+  /** Answer with at most this many bytes (a server that drips). */
+  limit?(offset: number): number;
 }
 
 export interface VirtualCloudOptions {
@@ -366,14 +370,20 @@ export class VirtualCloud {
       return;
     }
     if (this.faults.drop?.(req.offset)) return;
-    let data = release.payload.subarray(req.offset, Math.min(total, req.offset + req.length));
+    const length = Math.min(req.length, this.faults.limit?.(req.offset) ?? req.length);
+    let data = release.payload.subarray(req.offset, Math.min(total, req.offset + length));
     data = this.faults.corrupt?.(req.offset, data) ?? data;
     const reply = encodeChunkReply({ status: ChunkStatus.OK, stream: req.stream, offset: req.offset, total: this.faults.total?.(total) ?? total, data });
     const times = this.faults.duplicate?.(req.offset) ? 2 : 1;
-    for (let i = 0; i < times; i++) {
-      this.bytesSent.set(deviceId, (this.bytesSent.get(deviceId) ?? 0) + data.length);
-      this.publishTo(deviceId, topic, reply, 0);
-    }
+    const send = () => {
+      for (let i = 0; i < times; i++) {
+        this.bytesSent.set(deviceId, (this.bytesSent.get(deviceId) ?? 0) + data.length);
+        this.publishTo(deviceId, topic, reply, 0);
+      }
+    };
+    const delay = this.faults.delayMs?.(req.offset) ?? 0;
+    if (delay > 0) this.net.clock.setTimer(send, delay);
+    else send();
   }
 
   /** A one-line description of a release, for logs. */
