@@ -121,6 +121,22 @@ describe("xs-ota watch", () => {
     expect(await tryOperatorTopic("xs-ota-operator-y", { username: "xs-ota-operator", password: token })).toBe("subscribed");
   });
 
+  it("on a terminal the table redraws in place (run under script(1) for a pseudo-terminal)", async () => {
+    const cmd = [process.execPath, repoRoot + "bin/xs-ota.mjs", "watch", "--server", `mqtts://127.0.0.1:${serve.mqttPort}`, "--ca", serve.caPath!, "--token-file", serve.operatorTokenPath!, "--duration", "3"]
+      .map((a) => `'${a}'`)
+      .join(" ");
+    const r = await new Promise<{ status: number | null; out: string }>((resolve) => {
+      const child = spawn("script", ["-qfec", cmd, "/dev/null"]);
+      let out = "";
+      child.stdout.on("data", (d) => (out += d));
+      child.on("exit", (status) => resolve({ status, out }));
+    });
+    expect(r.status).toBe(0);
+    expect(r.out).toContain("\x1b[H\x1b[2J");
+    expect(r.out).toMatch(/xs-ota watch — \d+ device\(s\)/);
+    expect(r.out).not.toMatch(/^watching /m);
+  }, 30_000);
+
   it("without a serve, watch says so and exits 1", () => {
     const r = xsOta(["watch", "--server", "mqtts://127.0.0.1:1", "--ca", serve.caPath!, "--token-file", serve.operatorTokenPath!]);
     expect(r.status).toBe(1);

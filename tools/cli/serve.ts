@@ -107,6 +107,9 @@ export const command: Command = {
     if (maxInFlight > 1_000_000) throw usageError("--max-in-flight must be 0..1000000");
     const inFlightTimeout = intOption(values["in-flight-timeout"], "in-flight-timeout", 600);
     if (inFlightTimeout < 1 || inFlightTimeout > 7 * 86400) throw usageError("--in-flight-timeout must be 1..604800 seconds");
+    if (values.broker !== undefined && !/^mqtts?:\/\/[A-Za-z0-9.-]+:\d{1,5}$/.test(values.broker)) throw usageError(`--broker must be mqtts://host:port, got "${values.broker}"`);
+    if (values.broker?.startsWith("mqtt://") && !values["insecure-plaintext"]) throw usageError("--broker mqtt:// (plaintext) needs --insecure-plaintext");
+    for (const f of ["tls-cert", "tls-key", "ca"] as const) if (values[f] !== undefined) readInput(values[f]!, `--${f}`);
     if (values["tls-cert"] !== undefined && values["tls-key"] === undefined) throw usageError("--tls-cert needs --tls-key");
     if (values["tls-key"] !== undefined && values["tls-cert"] === undefined) throw usageError("--tls-key needs --tls-cert");
     const inv = inventory(dir, keyring);
