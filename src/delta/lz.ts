@@ -32,9 +32,13 @@ export const SEEK_SYMBOL = 5 * LEN_SYMBOLS;
 export const SEEK_PREV_SYMBOL = SEEK_SYMBOL + 1;
 
 /** The five alphabets of a block, in the order their code tables are sent. */
-export const Alphabet = Object.freeze({ OP: 0, LIT: 1, DIFF: 2, DIST: 3, DELTA: 4 });
+export const Alphabet = Object.freeze({ OP: 0, LIT: 1, DIFF: 2, DIST: 3, DELTA: 4, LIT_ODD: 5 });
+/** LIT codes literals at even new-image offsets, LIT_ODD at odd ones (Thumb: the halfwords' low and high bytes differ). */
+export const ALPHABETS = 6;
 /** DIST covers distances to 2^24 (the largest image); DELTA covers alignment changes to 2 × MAX_ALIGNMENT. */
-export const ALPHABET_SIZES = Object.freeze([SEEK_PREV_SYMBOL + 1, 256, 256, 100, 108]);
+export const ALPHABET_SIZES = Object.freeze([SEEK_PREV_SYMBOL + 1, 256, 256, 100, 108, 256]);
+/** Longest code per alphabet (its decode table has 2^this entries). */
+export const ALPHABET_MAX_BITS = Object.freeze([11, 11, 11, 9, 9, 11]);
 /** Longest code (bits); a decode table has 2^(longest code used) entries. */
 export const MAX_CODE_BITS = 11;
 /** Code-length code: lengths 0..11, repeat-previous, two zero runs. */
@@ -135,7 +139,7 @@ function outOfRange(block: number, why: string): OtaError {
  * 0 marks a bit pattern no code has. Returns `bits` (0 for an empty code).
  * @throws OtaError PATCH_MALFORMED for an over-subscribed code.
  */
-export function buildDecodeTable(lengths: Uint8Array, n: number, table: Uint16Array, counts: Uint16Array, next: Uint16Array, block: number): number {
+export function buildDecodeTable(lengths: Uint8Array, n: number, table: Uint16Array, counts: Uint16Array, next: Uint16Array, block: number, maxBits = MAX_CODE_BITS): number {
   counts.fill(0);
   let bits = 0;
   for (let s = 0; s < n; s++) {
@@ -144,6 +148,7 @@ export function buildDecodeTable(lengths: Uint8Array, n: number, table: Uint16Ar
     if (l > bits) bits = l;
   }
   if (bits === 0) return 0;
+  if (bits > maxBits) throw malformed(block, `code of ${bits} bits, at most ${maxBits}`);
   counts[0] = 0;
   let left = 1;
   for (let l = 1; l <= bits; l++) {
@@ -244,13 +249,13 @@ export function transformUnits(
  * The codec-3 block decoder. One instance per install; `begin` for every
  * coded block, then `run` until it answers BLOCK_END.
  *
- * Working memory (`bytes`): five decode tables of 2^MAX_CODE_BITS entries
- * (u16), the code-length scratch, and a staging buffer of LZ_OUT_CHUNK bytes;
+ * Working memory (`bytes`): six decode tables of 2^ALPHABET_MAX_BITS entries
+ * (u16, 18 KiB), the code-length scratch, and a staging buffer of LZ_OUT_CHUNK bytes;
  * old-image reads of at most LZ_OLD_CHUNK are made by the caller's Flash.
  */
 export class LzBlockDecoder {
   private readonly tables: Uint16Array[] = [];
-  private readonly tableBits = new Uint8Array(5);
+  private readonly tableBits = new Uint8Array(ALPHABETS);
   private readonly lengths = new Uint8Array(256);
   private readonly clLengths = new Uint8Array(CL_SYMBOLS);
   private readonly clTable = new Uint16Array(1 << CL_MAX_BITS);
@@ -298,12 +303,12 @@ export class LzBlockDecoder {
   private addAfter = false;
 
   constructor() {
-    for (let a = 0; a < 5; a++) this.tables.push(new Uint16Array(1 << MAX_CODE_BITS));
+    for (let a = 0; a < ALPHABETS; a++) this.tables.push(new Uint16Array(1 << ALPHABET_MAX_BITS[a]));
   }
 
   /** RAM held by the decoder's own buffers. */
   get bytes(): number {
-    let n = this.lengths.byteLength + this.clLengths.byteLength + this.clTable.byteLength + this.counts.byteLength + this.next.byteLength + this.stage.byteLength + 5;
+    let n = this.lengths.byteLength + this.clLengths.byteLength + this.clTable.byteLength + this.counts.byteLength + this.next.byteLength + this.stage.byteLength + this.tableBits.byteLength;
     for (const t of this.tables) n += t.byteLength;
     return n;
   }
@@ -438,7 +443,7 @@ export class LzBlockDecoder {
     }
     this.tableFilled = at;
     if (at === count) {
-      const bits = buildDecodeTable(this.lengths, count, this.tables[this.alphabet], this.counts, this.next, this.block);
+      const bits = buildDecodeTable(this.lengths, count, this.tables[this.alphabet], this.counts, this.next, this.block, ALPHABET_MAX_BITS[this.alphabet]);
       if (bits === 0) throw malformed(this.block, `alphabet ${this.alphabet}: no code`);
       this.tableBits[this.alphabet] = bits;
       this.nextTable();
@@ -447,7 +452,7 @@ export class LzBlockDecoder {
 
   private nextTable(): void {
     this.alphabet++;
-    this.state = this.alphabet === 5 ? S_OFFSET : S_TABLE_HEAD;
+    this.state = this.alphabet === ALPHABETS ? S_OFFSET : S_TABLE_HEAD;
   }
 
   /**
@@ -628,7 +633,7 @@ export class LzBlockDecoder {
     } else {
       const alphabet = kind === Op.ADD ? Alphabet.DIFF : Alphabet.LIT;
       const avail = this.available(input);
-      const per = this.tableBits[alphabet];
+      const per = kind === Op.ADD ? this.tableBits[alphabet] : Math.max(this.tableBits[Alphabet.LIT], this.tableBits[Alphabet.LIT_ODD]);
       if (per === 0) throw malformed(this.block, `symbol from empty alphabet ${alphabet}`);
       if (avail !== Infinity) n = Math.min(n, Math.floor((avail - 16) / per));
       if (n <= 0) return false;
@@ -641,7 +646,7 @@ export class LzBlockDecoder {
       } else {
         n = Math.min(n, LZ_OUT_CHUNK);
         const stage = this.stage;
-        for (let i = 0; i < n; i++) stage[i] = this.symbol(input, alphabet);
+        for (let i = 0; i < n; i++) stage[i] = this.symbol(input, (at + i) & 1 ? Alphabet.LIT_ODD : Alphabet.LIT);
         if (this.padBits > this.bitCount) throw malformed(this.block, "payload ends inside an operation");
         this.emit(io, stage.subarray(0, n));
       }

@@ -14,6 +14,7 @@
  *    device decodes each symbol with one table lookup.
  */
 import {
+  ALPHABET_MAX_BITS,
   ALPHABET_SIZES,
   Alphabet,
   CL_MAX_BITS,
@@ -205,6 +206,7 @@ function flatModel(): CostModel {
   const lengths = ALPHABET_SIZES.map((n) => new Uint8Array(n).fill(0));
   lengths[Alphabet.OP].fill(5);
   lengths[Alphabet.LIT].fill(7);
+  lengths[Alphabet.LIT_ODD].fill(7);
   lengths[Alphabet.DIFF].fill(5);
   lengths[Alphabet.DIST].fill(6);
   lengths[Alphabet.DELTA].fill(6);
@@ -398,7 +400,7 @@ function parseBlock(
     const [s, eb] = bucketOf(v, DIST_M);
     return bitsOf(alphabet, s, 12) + eb;
   };
-  const litBits = (p: number) => bitsOf(Alphabet.LIT, nw[p], 9);
+  const litBits = (p: number) => bitsOf(p & 1 ? Alphabet.LIT_ODD : Alphabet.LIT, nw[p], 9);
   const diffBits = (p: number, align: number) => {
     const o = p + align;
     if (o < 0 || o >= old.length) return 99;
@@ -560,12 +562,12 @@ export function codeBlock(
     }
     freq[Alphabet.OP][lenSymbol(op.kind, op.length)[0]]++;
     if (op.kind === Op.NEW) freq[Alphabet.DIST][bucketOf(op.value - 1, DIST_M)[0]]++;
-    if (op.kind === Op.LIT) for (let i = 0; i < op.length; i++) freq[Alphabet.LIT][nw[p + i]]++;
+    if (op.kind === Op.LIT) for (let i = 0; i < op.length; i++) freq[(p + i) & 1 ? Alphabet.LIT_ODD : Alphabet.LIT][nw[p + i]]++;
     if (op.kind === Op.ADD) for (let i = 0; i < op.length; i++) freq[Alphabet.DIFF][(nw[p + i] - old[p + i + align]) & 0xff]++;
     if (op.kind === Op.OLD_ADD) freq[Alphabet.DIFF][(nw[p + op.length - 1] - old[p + op.length - 1 + align]) & 0xff]++;
     p += op.length;
   }
-  const lengths = freq.map((f) => codeLengths(f, MAX_CODE_BITS));
+  const lengths = freq.map((f, a) => codeLengths(f, ALPHABET_MAX_BITS[a]));
   const codes = lengths.map(canonicalCodes);
   const w = new BitWriter();
   for (const l of lengths) writeTable(w, l);
@@ -641,7 +643,7 @@ export function codeBlock(
       add("new dist", deb);
       w.bits(dev, deb);
     }
-    if (op.kind === Op.LIT) for (let i = 0; i < op.length; i++) sym(Alphabet.LIT, nw[p + i], "lit symbols");
+    if (op.kind === Op.LIT) for (let i = 0; i < op.length; i++) sym((p + i) & 1 ? Alphabet.LIT_ODD : Alphabet.LIT, nw[p + i], "lit symbols");
     if (op.kind === Op.ADD) for (let i = 0; i < op.length; i++) sym(Alphabet.DIFF, (nw[p + i] - old[p + i + align]) & 0xff, "diff symbols");
     if (op.kind === Op.OLD_ADD) sym(Alphabet.DIFF, (nw[p + op.length - 1] - old[p + op.length - 1 + align]) & 0xff, "diff symbols");
     p += op.length;
