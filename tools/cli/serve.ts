@@ -25,7 +25,9 @@ is offered the newest allowed release as a replacement, older ones included.
 TLS is on by default: unless --tls-cert/--tls-key are given, a throwaway CA
 and a server certificate for 127.0.0.1 and localhost are written to DIR/tls/
 (ca.pem, server.pem, server-key.pem) and reused on the next start; devices
-and mosquitto_sub trust DIR/tls/ca.pem.
+and xs-ota watch trust DIR/tls/ca.pem. Operators watch the fleet read-only
+with xs-ota watch --releases DIR (the operator credential is DIR/operator.token,
+written at the first start, mode 0600).
 
 At start serve lists every release and revocation record it loaded and
 every file it skipped or will fail on (a manifest that does not decode or,
