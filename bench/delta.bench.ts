@@ -1,12 +1,14 @@
 /**
- * Delta engine benchmark (`npm run bench -- delta`). Per firmware fixture pair:
- * full image size, our patch (the default, which makePatch picks: the smaller
- * of the range-coded and the DEFLATE patch; both shown), the stock `bsdiff`
- * (BSDIFF40, bzip2) and `xdelta3 -9 -S djw`; apply throughput of our patcher
- * (both codecs) in Node beside the stock `bspatch` on the same pair; XS
- * computrons per MiB of output for both codecs; the decoder's working memory.
- * Plus the measurement behind the codec and block size choice. Peers run in
- * the same run; a missing peer fails the bench.
+ * Delta engine benchmark (`npm run bench -- delta`). Per pair (the firmware
+ * fixtures built here, and real releases of the Pybricks firmware from npm):
+ * full image size, our patch with every codec (codec 3, the default; range;
+ * deflate), the stock `bsdiff` (BSDIFF40, bzip2), `xdelta3 -9 -S djw` and
+ * `zstd --ultra -22 --long=27 --patch-from`, the smallest marked; apply time of
+ * our patcher (every codec) in Node beside the stock `bspatch` on the same
+ * pair; XS computrons per MiB of output per codec; the decoder's working
+ * memory. Plus the measurement behind the block size. Peers run in the same
+ * run; a missing peer fails the bench. Device instructions per byte come from
+ * the device lane (`npm run test:device`), not from here.
  */
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
@@ -20,6 +22,7 @@ import { diffSegments } from "../tools/delta/bsdiff";
 import { DEFAULT_BLOCK_SIZE, makePatch } from "../tools/delta/index";
 import { startXs } from "../test/xs/harness";
 import { fixturePairs } from "../test/fixtures/firmware/pairs";
+import { realPairs } from "../test/fixtures/firmware/real";
 import { synthPair } from "../test/fixtures/firmware/synth";
 import { deltaEntry } from "../test/fixtures/firmware/xs-data";
 
@@ -54,16 +57,36 @@ function applyOnce(old: Uint8Array, patch: Uint8Array, newLength: number): { ms:
 }
 
 const pairs = fixturePairs();
+const real = realPairs();
 const rows: string[] = [];
+const sizeRows: string[] = [];
 const speed: string[] = [];
 const xsPairs: { name: string; old: string; patch: string; newSha256: string }[] = [];
-const codecName = (patch: Uint8Array) => ["stored", "deflate", "range"][patch[5]];
+const codecName = (patch: Uint8Array) => ["stored", "deflate", "range", "lz"][patch[5]];
 const notes: string[] = [];
 const ours: Uint8Array[] = [];
-for (const pair of pairs) {
+for (const pair of [...pairs, ...real]) {
+  // Codec 3 (format version 2) beside the version-1 codecs and every peer, the smallest marked.
+  const lz = makePatch(pair.old, pair.new, { codec: Codec.LZ }).bytes.length;
+  const r = makePatch(pair.old, pair.new, { codec: Codec.RANGE }).bytes.length;
+  const d = makePatch(pair.old, pair.new, { codec: Codec.DEFLATE }).bytes.length;
+  const b = join(dir, `${pair.name}.all.bsdiff`);
+  peer("bsdiff", [pair.fromFile, pair.toFile, b]);
+  const x = join(dir, `${pair.name}.all.xd3`);
+  peer("xdelta3", ["-9", "-S", "djw", "-f", "-e", "-s", pair.fromFile, pair.toFile, x]);
+  const z = join(dir, `${pair.name}.all.zst`);
+  peer("zstd", ["-q", "-f", "--ultra", "-22", "--long=27", `--patch-from=${pair.fromFile}`, pair.toFile, "-o", z]);
+  const sizes = [lz, r, d, readFileSync(b).length, readFileSync(x).length, readFileSync(z).length];
+  const min = Math.min(...sizes);
+  const peerMin = Math.min(...sizes.slice(3));
+  const cells = sizes.map((v) => (v === min ? `**${v}**` : `${v}`));
+  const vs = (v: number) => `${v <= peerMin ? "yes" : "no"} (${(((v - peerMin) / peerMin) * 100).toFixed(1)} %)`;
+  sizeRows.push(`| ${pair.name}${pair.minor ? " (minor)" : ""} | ${pair.new.length} | ${cells.join(" | ")} | ${vs(lz)} | ${vs(Math.min(lz, r, d))} |`);
+  if (real.includes(pair)) continue;
   const patch = makePatch(pair.old, pair.new).bytes;
   const deflatePatch = makePatch(pair.old, pair.new, { codec: Codec.DEFLATE }).bytes;
   const rangePatch = makePatch(pair.old, pair.new, { codec: Codec.RANGE }).bytes;
+  const lzPatch = makePatch(pair.old, pair.new, { codec: Codec.LZ }).bytes;
   ours.push(patch);
   const bsd = join(dir, `${pair.name}.bsdiff`);
   peer("bsdiff", [pair.fromFile, pair.toFile, bsd]);
@@ -83,15 +106,22 @@ for (const pair of pairs) {
   const runs = 7;
   const ourMs = median(Array.from({ length: runs }, () => applyOnce(pair.old, rangePatch, pair.new.length).ms));
   const deflateMs = median(Array.from({ length: runs }, () => applyOnce(pair.old, deflatePatch, pair.new.length).ms));
+  const lzMs = median(Array.from({ length: runs }, () => applyOnce(pair.old, lzPatch, pair.new.length).ms));
   const out = join(dir, `${pair.name}.out`);
   const bspatchMs = median(Array.from({ length: runs }, () => peer("bspatch", [pair.fromFile, out, bsd])));
   const mibs = (ms: number) => (pair.new.length / MiB / (ms / 1000)).toFixed(1);
-  speed.push(`| ${pair.name} | ${ourMs.toFixed(1)} | ${mibs(ourMs)} | ${deflateMs.toFixed(1)} | ${mibs(deflateMs)} | ${bspatchMs.toFixed(1)} | ${mibs(bspatchMs)} |`);
+  speed.push(`| ${pair.name} | ${lzMs.toFixed(1)} | ${mibs(lzMs)} | ${ourMs.toFixed(1)} | ${mibs(ourMs)} | ${deflateMs.toFixed(1)} | ${mibs(deflateMs)} | ${bspatchMs.toFixed(1)} | ${mibs(bspatchMs)} |`);
   const { createHash } = await import("node:crypto");
   xsPairs.push({
     name: pair.name,
     old: Buffer.from(pair.old).toString("base64"),
     patch: Buffer.from(rangePatch).toString("base64"),
+    newSha256: createHash("sha256").update(pair.new).digest("hex"),
+  });
+  xsPairs.push({
+    name: `${pair.name} (lz)`,
+    old: Buffer.from(pair.old).toString("base64"),
+    patch: Buffer.from(lzPatch).toString("base64"),
     newSha256: createHash("sha256").update(pair.new).digest("hex"),
   });
   xsPairs.push({
@@ -102,15 +132,20 @@ for (const pair of pairs) {
   });
 }
 
-console.log(`\nPatch sizes in bytes (ours: ${DEFAULT_BLOCK_SIZE / 1024} KiB blocks; makePatch keeps the smaller of range-coded and raw DEFLATE level 9):\n`);
+console.log("\nPatch sizes in bytes, every codec and peer in this run (smallest in bold; the header alone is 88 bytes, two SHA-256s included). The fixture pairs are built here; the pybricks pairs are @pybricks/firmware releases from npm (test/fixtures/firmware/real.ts):\n");
+console.log("| pair | full image | ours, lz (codec 3) | ours, range | ours, deflate | bsdiff | xdelta3 -9 -S djw | zstd --ultra -22 --long=27 --patch-from | lz <= best peer | best of ours <= best peer |");
+console.log("|---|---:|---:|---:|---:|---:|---:|---:|:--:|:--:|");
+for (const r of sizeRows) console.log(r);
+
+console.log(`\nThe default patch (makePatch, ${DEFAULT_BLOCK_SIZE / 1024} KiB blocks: codec 3) against bsdiff and the 1/10 budget for minor releases:\n`);
 console.log("| pair | full image | ours | ours, range | ours, deflate | bsdiff (BSDIFF40, bzip2) | xdelta3 -9 -S djw | ours <= bsdiff | ours <= 1/10 image |");
 console.log("|---|---:|---:|---:|---:|---:|---:|:--:|:--:|");
 for (const r of rows) console.log(r);
 for (const n of notes) console.log(`NOTE: ${n}`);
 
 console.log("\nApply in Node (median of 7; ours = the device's patcher over mock NOR flash, including the old-image SHA-256 check and the read-back SHA-256 of the new image; bspatch = the stock process, including process start):\n");
-console.log("| pair | range ms | range MiB/s | deflate ms | deflate MiB/s | bspatch ms | bspatch MiB/s |");
-console.log("|---|---:|---:|---:|---:|---:|---:|");
+console.log("| pair | lz ms | lz MiB/s | range ms | range MiB/s | deflate ms | deflate MiB/s | bspatch ms | bspatch MiB/s |");
+console.log("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
 for (const s of speed) console.log(s);
 
 // XS: computrons of the install minus the task's setup (base64 decode, loading the old image into the mock slot).
@@ -142,8 +177,8 @@ await xs.close();
 
 // The measured choice: block size and codec.
 console.log("\nCodec and block size (total patch bytes over the four pairs; decoder working memory as counted by PatchApplier.workingMemory):\n");
-console.log("| block size | stored | deflate | range | decoder working memory, deflate (B) | decoder working memory, range (B) |");
-console.log("|---:|---:|---:|---:|---:|---:|");
+console.log("| block size | stored | deflate | range | lz | decoder working memory, deflate (B) | decoder working memory, range (B) | decoder working memory, lz (B) |");
+console.log("|---:|---:|---:|---:|---:|---:|---:|---:|");
 const segments = pairs.map((p) => diffSegments(p.old, p.new));
 for (const bs of [8192, 16384, 32768, 65536]) {
   let stored = 0;
@@ -151,6 +186,8 @@ for (const bs of [8192, 16384, 32768, 65536]) {
   let range = 0;
   let memory = 0;
   let rangeMemory = 0;
+  let lzTotal = 0;
+  let lzMemory = 0;
   pairs.forEach((p, i) => {
     stored += makePatch(p.old, p.new, { blockSize: bs, codec: Codec.STORED, segments: segments[i] }).bytes.length;
     const d = makePatch(p.old, p.new, { blockSize: bs, codec: Codec.DEFLATE, segments: segments[i] }).bytes;
@@ -159,8 +196,11 @@ for (const bs of [8192, 16384, 32768, 65536]) {
     range += r.length;
     memory = Math.max(memory, applyOnce(p.old, d, p.new.length).memory);
     rangeMemory = Math.max(rangeMemory, applyOnce(p.old, r, p.new.length).memory);
+    const l = makePatch(p.old, p.new, { blockSize: bs, codec: Codec.LZ }).bytes;
+    lzTotal += l.length;
+    lzMemory = Math.max(lzMemory, applyOnce(p.old, l, p.new.length).memory);
   });
-  console.log(`| ${bs / 1024} KiB | ${stored} | ${deflate} | ${range} | ${memory} | ${rangeMemory} |`);
+  console.log(`| ${bs / 1024} KiB | ${stored} | ${deflate} | ${range} | ${lzTotal} | ${memory} | ${rangeMemory} | ${lzMemory} |`);
 }
 let bsdTotal = 0;
 let xdTotal = 0;
@@ -168,7 +208,7 @@ for (const p of pairs) {
   bsdTotal += readFileSync(join(dir, `${p.name}.bsdiff`)).length;
   xdTotal += readFileSync(join(dir, `${p.name}.xd3`)).length;
 }
-console.log(`| (peers) | bsdiff ${bsdTotal} | xdelta3 ${xdTotal} | - | bzip2 -9 decoder alone: 3,700,000 (fast) / 2,300,000 (small mode) | - |`);
+console.log(`| (peers) | bsdiff ${bsdTotal} | xdelta3 ${xdTotal} | - | - | bzip2 -9 decoder alone: 3,700,000 (fast) / 2,300,000 (small mode) | - | - |`);
 console.log(
   "\nWorking memory method: PatchApplier.workingMemory sums the byte lengths of every buffer the decoder allocates " +
     "(raw block buffer, inflater tables and staging buffer or the range coder's model tables and extra-byte buffer, CRC table, slot-writer program buffer, header buffers) " +

@@ -242,12 +242,12 @@ describe("the range coder (codec RANGE)", () => {
     expect(ints.map(() => md.codeInt(dec, IntKind.EXTRA, 0))).toEqual(ints);
     expect(dec.position).toBeGreaterThanOrEqual(bytes.length);
   });
-  it("makePatch picks the smaller codec (range on every fixture pair), and the decoder stays within 64 KiB", () => {
+  it("makePatch: the default is codec 3; \"smallest\" keeps the smallest of codec 3, range and deflate; every decoder within 64 KiB", () => {
     for (const pair of fixturePairs()) {
-      const auto = makePatch(pair.old, pair.new).bytes;
-      const deflate = makePatch(pair.old, pair.new, { codec: Codec.DEFLATE }).bytes;
-      expect(auto[5], pair.name).toBe(Codec.RANGE);
-      expect(auto.length).toBeLessThanOrEqual(deflate.length);
+      expect(makePatch(pair.old, pair.new).bytes[5], pair.name).toBe(Codec.LZ);
+      const auto = makePatch(pair.old, pair.new, { codec: "smallest" }).bytes;
+      const sizes = [Codec.LZ, Codec.RANGE, Codec.DEFLATE].map((codec) => makePatch(pair.old, pair.new, { codec }).bytes.length);
+      expect(auto.length).toBe(Math.min(...sizes));
       const { active, inactive } = slots(pair.new.length);
       active.cells.set(pair.old);
       const a = new PatchApplier({ activeSlot: active, inactiveSlot: inactive, digest: softwareDigest });
@@ -286,11 +286,15 @@ describe("format helpers", () => {
   });
   it("inspect describes a patch and isPatch tells patches from other files", () => {
     const pair = fixturePairs()[1];
-    const patch = makePatch(pair.old, pair.new).bytes;
+    const patch = makePatch(pair.old, pair.new, { codec: Codec.RANGE }).bytes;
     expect(isPatch(patch)).toBe(true);
     expect(isPatch(pair.old)).toBe(false);
     const text = inspectPatch(patch);
     expect(text).toMatch(/codec: +range/);
+    const lz = inspectPatch(makePatch(pair.old, pair.new).bytes);
+    expect(lz).toMatch(/format version: 2/);
+    expect(lz).toMatch(/codec: +lz/);
+    expect(lz).not.toMatch(/MALFORMED|TRUNCATED|TRAILING/);
     expect(inspectPatch(makePatch(pair.old, pair.new, { codec: Codec.DEFLATE }).bytes)).toMatch(/codec: +deflate/);
     expect(text).toMatch(new RegExp(`new image: +${pair.new.length} bytes`));
     expect(inspectPatch(patch.subarray(0, 50))).toMatch(/INVALID/);

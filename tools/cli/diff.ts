@@ -23,8 +23,9 @@ options:
   -o, --output FILE       the patch to write (required)
       --block-size N      bytes of NEW per block, a power of two 1024..65536
                           (default ${DEFAULT_BLOCK_SIZE}; devices refuse blocks above their limit)
-      --codec NAME        auto (default: range and deflate, the smaller wins), range, deflate, stored,
-                          or lz (format version 2: Huffman-coded, copies from the new image; ~20x cheaper to decode)
+      --codec NAME        auto (default: lz), lz (format version 2: copies from old and new, relocation
+                          rules, Huffman-coded; decodes about as cheaply as deflate), smallest (the smallest
+                          of lz, range and deflate), range, deflate or stored (format version 1)
       --new FILE          with --from-bsdiff: the image the patch must make
       --new-sha256 HEX    with --from-bsdiff: that image's SHA-256
       --force             overwrite PATCH if it exists
@@ -62,8 +63,8 @@ export const command: Command = {
       throw usageError(`--block-size must be a power of two in 1024..65536, got ${blockSize}`);
     }
     const codecName = values.codec ?? "auto";
-    const codecs = { auto: "auto", range: Codec.RANGE, deflate: Codec.DEFLATE, stored: Codec.STORED, lz: Codec.LZ } as const;
-    if (!(codecName in codecs)) throw usageError(`--codec must be auto, range, deflate, stored or lz, got "${codecName}"`);
+    const codecs = { auto: "auto", smallest: "smallest", range: Codec.RANGE, deflate: Codec.DEFLATE, stored: Codec.STORED, lz: Codec.LZ } as const;
+    if (!(codecName in codecs)) throw usageError(`--codec must be auto, lz, smallest, range, deflate or stored, got "${codecName}"`);
     const codec = codecs[codecName as keyof typeof codecs];
     checkWritable(values.output, values.force, "-o");
     let old: Uint8Array;
