@@ -75,6 +75,15 @@ describe("HTTPS liveness: every bound inside the supervisor's", () => {
     expect(watchdogResets(d)).toBe(0);
   });
 
+  it("a server-set heartbeat interval longer than the start-up deadline: the heartbeat supervision follows it, no reset loop", () => {
+    const w = makeWorld();
+    w.cloud.heartbeatIntervalS = 600;
+    const d = w.addDevice("dev");
+    d.run(3600_000);
+    expect(d.boots.filter((b) => b.cause === "watchdog"), w.logs.filter((l) => l.includes("stuck")).slice(0, 3).join("\n")).toHaveLength(0);
+    expect(w.cloud.heartbeats.length).toBeGreaterThanOrEqual(6);
+  });
+
   it("stalled time is journaled while nothing arrives, and counts across a reset", () => {
     // the defaults (10 s per request): an attempt lasts long enough to be journaled while stalled
     const { w, d } = httpsWorld("silent", 0);
