@@ -144,10 +144,10 @@ describe("bounded work per call", () => {
     ["a full image over HTTPS (16 KiB ranges)", "full-https", 512 * 1024, SINK_SLICE_BYTES + 512],
     ["a version-2 (codec 3) patch, 448 KiB image from a 256 KiB base", "delta-v2", 448 * 1024, PATCH_SLICE_OUTPUT + 512],
   ];
-  // Not bounded yet: version-1 patches (codecs 1 and 2, the CLI's 'auto' default today) — the
+  // Not bounded yet: version-1 patches (codecs 1 and 2; codec 3, version 2, is the default now) — the
   // patcher's pump() does every whole block the input completes (src/delta, helper E's side);
   // measured and printed by the case below, which asserts only that the update completes.
-  cases.push(["a version-1 (auto codec) patch, 32 KiB blocks: measured only", "delta-v1", 448 * 1024, Infinity]);
+  cases.push(["a version-1 (codec 2, range) patch, 32 KiB blocks: measured only", "delta-v1", 448 * 1024, Infinity]);
   for (const [name, kind, size, bound] of cases) {
     it(`${name}: no call erases more than one block or programs more than ${bound} bytes`, () => {
       const w = makeWorld({
@@ -156,7 +156,7 @@ describe("bounded work per call", () => {
         releases: (w) => {
           const target = buildImage(w.map, w.key, "1.1.0", 1, { size });
           if (kind === "delta-v2") return [release(w.key, target, { base: w.factory, diff: (a, b) => makePatch(a, b, { codec: Codec.LZ }).bytes })];
-          if (kind === "delta-v1") return [release(w.key, target, { base: w.factory, diff: (a, b) => makePatch(a, b).bytes })];
+          if (kind === "delta-v1") return [release(w.key, target, { base: w.factory, diff: (a, b) => makePatch(a, b, { codec: Codec.RANGE }).bytes })];
           return [release(w.key, target, kind === "full-https" ? { url: (s) => w.cloud.urlOf(s), httpsOnly: true } : {})];
         },
       });
