@@ -414,6 +414,8 @@ export class LzBlockDecoder {
     this.lengths.fill(0);
     if (count === 0) {
       this.tableBits[this.alphabet] = 0;
+      // The written-out symbol loops look up entry 0 of an unused alphabet: it must refuse.
+      this.tables[this.alphabet][0] = 0;
       this.nextTable();
       return;
     }
@@ -637,16 +639,56 @@ export class LzBlockDecoder {
       if (per === 0) throw malformed(this.block, `symbol from empty alphabet ${alphabet}`);
       if (avail !== Infinity) n = Math.min(n, Math.floor((avail - 16) / per));
       if (n <= 0) return false;
+      // The symbol loops are written out (no call per byte): this is the codec's hot path on a device.
+      let bitBuf = this.bitBuf;
+      let bitCount = this.bitCount;
       if (kind === Op.ADD) {
         n = Math.min(n, LZ_OLD_CHUNK);
         const buf = io.readOld(n, at + this.alignment);
-        for (let i = 0; i < n; i++) buf[i] = (buf[i] + this.symbol(input, alphabet)) & 0xff;
+        const table = this.tables[Alphabet.DIFF];
+        const mask = (1 << per) - 1;
+        for (let i = 0; i < n; i++) {
+          if (bitCount < MAX_CODE_BITS) {
+            this.bitBuf = bitBuf;
+            this.bitCount = bitCount;
+            this.refill(input);
+            bitBuf = this.bitBuf;
+            bitCount = this.bitCount;
+          }
+          const e = table[bitBuf & mask];
+          if (e === 0) throw malformed(this.block, "bit pattern outside the Huffman code");
+          bitBuf >>>= e & 15;
+          bitCount -= e & 15;
+          buf[i] = (buf[i] + (e >>> 4)) & 0xff;
+        }
+        this.bitBuf = bitBuf;
+        this.bitCount = bitCount;
         if (this.padBits > this.bitCount) throw malformed(this.block, "payload ends inside an operation");
         this.emit(io, buf);
       } else {
         n = Math.min(n, LZ_OUT_CHUNK);
         const stage = this.stage;
-        for (let i = 0; i < n; i++) stage[i] = this.symbol(input, (at + i) & 1 ? Alphabet.LIT_ODD : Alphabet.LIT);
+        const evenTable = this.tables[Alphabet.LIT];
+        const oddTable = this.tables[Alphabet.LIT_ODD];
+        const evenMask = (1 << this.tableBits[Alphabet.LIT]) - 1;
+        const oddMask = (1 << this.tableBits[Alphabet.LIT_ODD]) - 1;
+        for (let i = 0; i < n; i++) {
+          if (bitCount < MAX_CODE_BITS) {
+            this.bitBuf = bitBuf;
+            this.bitCount = bitCount;
+            this.refill(input);
+            bitBuf = this.bitBuf;
+            bitCount = this.bitCount;
+          }
+          // An unused alphabet has mask 0 and an all-zero table: its entry 0 is refused below.
+          const e = (at + i) & 1 ? oddTable[bitBuf & oddMask] : evenTable[bitBuf & evenMask];
+          if (e === 0) throw malformed(this.block, "bit pattern outside the Huffman code");
+          bitBuf >>>= e & 15;
+          bitCount -= e & 15;
+          stage[i] = e >>> 4;
+        }
+        this.bitBuf = bitBuf;
+        this.bitCount = bitCount;
         if (this.padBits > this.bitCount) throw malformed(this.block, "payload ends inside an operation");
         this.emit(io, stage.subarray(0, n));
       }
