@@ -21,7 +21,7 @@ import { PATCH_SLICE_OUTPUT, PatchApplier, type PatchApplierOptions } from "../.
 import { OtaError, Reason, reasonName } from "../../src/errors";
 import { crc32 } from "../../src/util/crc32";
 import { makePatch } from "../../tools/delta/index";
-import { codeBlock, type LzOp } from "../../tools/delta/lz-encode";
+import { codeBlock, transforms, type LzOp } from "../../tools/delta/lz-encode";
 import { fixturePairs } from "../fixtures/firmware/pairs";
 
 const KiB = 1024;
@@ -301,6 +301,18 @@ describe("codec 3: hand-made bad blocks are refused with reason codes", () => {
     bad[1] = 0xff;
     bad.fill(0x49, 2);
     expect(reasonName(outcome(v2Patch(OLD, nwSame, 4096, [bad, undefined])))).toBe("PATCH_MALFORMED");
+  });
+  it("bad relocation rules (a word range past 2^32, a branch delta over 26 bits): PATCH_MALFORMED; good ones apply", () => {
+    const same = OLD.slice();
+    const ops: LzOp[] = [{ kind: Op.OLD, length: span, value: 0 }];
+    const bad = [
+      transforms([{ lo: 0xffffff00, size: 0x200, delta: 1 }], []),
+      transforms([], [{ lo: 0, size: 16, delta: 1 << 26 }]),
+    ];
+    for (const t of bad) expect(reasonName(outcome(v2Patch(OLD, same, 4096, [codeBlock(OLD, same, 0, 0, ops, undefined, t).bytes, undefined])))).toBe("PATCH_MALFORMED");
+    // Rules that match nothing in this block leave the copy as it is.
+    const idle = transforms([{ lo: 0, size: 1, delta: 5 }], [{ lo: 0xfff000, size: 4, delta: 2 }]);
+    expect(reasonName(outcome(v2Patch(OLD, same, 4096, [codeBlock(OLD, same, 0, 0, ops, undefined, idle).bytes, undefined])))).toBe("OK");
   });
   it("a version 2 header with a version 1 codec, and codec 3 in a version 1 header: PATCH_UNSUPPORTED", () => {
     const p = makePatch(OLD, NEW, { codec: Codec.LZ, blockSize: 4096 }).bytes.slice();
