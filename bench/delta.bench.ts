@@ -153,7 +153,12 @@ const synth = synthPair();
 const synthPatch = makePatch(synth.old, synth.new, { codec: Codec.RANGE }).bytes;
 const synthDeflate = makePatch(synth.old, synth.new, { codec: Codec.DEFLATE }).bytes;
 const xs = await startXs(
-  deltaEntry({ pairs: xsPairs, synthPatch: Buffer.from(synthPatch).toString("base64"), synthDeflatePatch: Buffer.from(synthDeflate).toString("base64") }),
+  deltaEntry({
+    pairs: xsPairs,
+    synthPatch: Buffer.from(synthPatch).toString("base64"),
+    synthDeflatePatch: Buffer.from(synthDeflate).toString("base64"),
+    synthLzPatch: Buffer.from(makePatch(synth.old, synth.new, { codec: Codec.LZ }).bytes).toString("base64"),
+  }),
 );
 console.log("\nXS (real XS engine via xsnap): computrons per MiB of output (install minus setup; includes the mock flash and both SHA-256 passes):\n");
 console.log("| pair | output bytes | install computrons | per MiB of output | working memory (B) |");
@@ -165,7 +170,7 @@ for (let i = 0; i < xsPairs.length; i++) {
   const net = run.computrons - setup.computrons;
   console.log(`| ${run.value.name} | ${run.value.length} | ${net} | ${Math.round(net / (run.value.length / MiB))} | ${run.value.workingMemory} |`);
 }
-for (const [task, name] of [["apply-1mib", "range"], ["apply-1mib-deflate", "deflate"]]) {
+for (const [task, name] of [["apply-1mib", "range"], ["apply-1mib-deflate", "deflate"], ["apply-1mib-lz", "lz"]]) {
   const big = await xs.run<{ length: number; identical: boolean; workingMemory: number }>(task);
   if (!big.value.identical) throw new Error(`XS produced a wrong image for ${task}`);
   console.log(`| synthetic 1 MiB, ${name} (task incl. generating the pair in XS) | ${big.value.length} | ${big.computrons} | ${Math.round(big.computrons / (big.value.length / MiB))} | ${big.value.workingMemory} |`);
