@@ -35,6 +35,8 @@ export const Reason = Object.freeze({
   SOCKET_TIMEOUT: 13,
   SOCKET_TLS: 14,
   SERIAL_OVERRUN: 15,
+  /** The TLS server's presented chain does not contain the pinned CA (AT+OTATLS fingerprint). */
+  TLS_PIN_MISMATCH: 16,
 
   // storage records
   STORE_CORRUPT: 50,
@@ -147,6 +149,8 @@ export const Reason = Object.freeze({
   AT_NOT_PERMITTED: 354,
   AT_BAD_PASSWORD: 355,
   AT_RATE_LIMITED: 356,
+  /** The console is locked: the command changes connection, trust, updates or storage (AT+UNLOCK first). */
+  AT_LOCKED: 357,
 
   // supervision and revocation
   ACTIVITY_STUCK: 400,

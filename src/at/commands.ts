@@ -7,8 +7,13 @@
  * Settings commands edit the pending set (reply `+OK=pending; AT+S saves`);
  * `AT+S` saves it (`+OK=saved; AT+Z applies`); the running firmware keeps its
  * active set until `AT+Z` restarts it. The lock and its password take effect
- * and are saved at once. While locked, commands that change identity or trust
- * (DEVID, OTATLS, KEYADD, KEYDEL, RELD) are refused with `+ERR=-5,354`.
+ * and are saved at once.
+ *
+ * The lock is a property of the table: every entry declares `lockedOps`, the
+ * operators it refuses while the console is locked (`+ERR=-5,357`, checked by
+ * the console before the arguments). Everything that changes where the
+ * device connects, what it trusts, when it updates, what it stores, or
+ * restarts it is locked; only read-only queries (and AT+UNLOCK) stay open.
  */
 import { Reason } from "../errors";
 import { formatVersion } from "../image/format";
@@ -17,6 +22,7 @@ import { isP256Point, keyId } from "../store/keyid";
 import {
   checkPassword,
   CA_FINGERPRINT_LENGTH,
+  CLEAR_GATE,
   hashPassword,
   HEARTBEAT_MAX_S,
   HEARTBEAT_MIN_S,
@@ -26,6 +32,7 @@ import {
   MAX_TRUSTED_KEYS,
   PASSWORD_MAX,
   PASSWORD_MIN,
+  PASSWORD_UNLOCK_MIN,
   type Settings,
   type SettingsManager,
 } from "../store/settings";
@@ -94,8 +101,12 @@ export interface CommandContext {
   leaveCommandMode(): void;
   /** Restart the device shortly after this reply (AT+Z). */
   restart(): void;
-  /** Unlock attempts: failures since the last success and the end of a lockout. */
-  readonly unlockGate: { failures: number; blockedUntil: number };
+  /**
+   * The end of the current unlock lock-out (uptime, ms). The attempt counter
+   * itself is in the settings record (`settings.gate`), so it survives resets;
+   * a boot in a lock-out starts a full lock-out window.
+   */
+  readonly unlockGate: { blockedUntil: number };
 }
 
 export interface CommandSpec {
@@ -105,6 +116,12 @@ export interface CommandSpec {
   /** The argument grammar shown by `=?` (empty for none). */
   readonly grammar: string;
   readonly help: string;
+  /**
+   * The operators refused while the console is locked (`+ERR=-5,357`): every
+   * one that changes settings, trust, updates or storage. Empty: open (a
+   * read-only command). Required, so a new command cannot forget it.
+   */
+  readonly lockedOps: readonly Operator[];
   readonly run: (ctx: CommandContext, op: Operator, args: string) => Reply;
 }
 
@@ -121,6 +138,10 @@ const PARAM_OPS: readonly Operator[] = Object.freeze(["exec", "query", "test", "
 const ACTION_OPS: readonly Operator[] = Object.freeze(["exec", "test"]);
 const READ_OPS: readonly Operator[] = Object.freeze(["exec", "query", "test"]);
 const SET_ONLY_OPS: readonly Operator[] = Object.freeze(["test", "set"]);
+/** Lock rules: open, the set operator only (a parameter's value stays readable), the action itself. */
+const OPEN: readonly Operator[] = Object.freeze([]);
+const LOCK_SET: readonly Operator[] = Object.freeze(["set"]);
+const LOCK_EXEC: readonly Operator[] = Object.freeze(["exec"]);
 
 function onOff(s: string): boolean | undefined {
   const u = s.toUpperCase();
@@ -152,12 +173,8 @@ function showTime(minutes: number): string {
   return `${h < 10 ? "0" : ""}${h}:${m < 10 ? "0" : ""}${m}`;
 }
 
-function isPassword(s: string): boolean {
-  return s.length >= PASSWORD_MIN && s.length <= PASSWORD_MAX && /^[\x21-\x7e]+$/.test(s);
-}
-
-function lockedRefusal(ctx: CommandContext): Reply | undefined {
-  return ctx.settings.saved.locked ? fail(-5, Reason.AT_NOT_PERMITTED) : undefined;
+function isPassword(s: string, min = PASSWORD_MIN): boolean {
+  return s.length >= min && s.length <= PASSWORD_MAX && /^[\x21-\x7e]+$/.test(s);
 }
 
 /** Edit the pending set; a value the settings refuse is a bad parameter. */
@@ -173,7 +190,7 @@ function edit(ctx: CommandContext, patch: Partial<Settings>): Reply {
 
 /**
  * A settings parameter: exec and query show the pending value, set parses
- * and edits the pending set.
+ * and edits the pending set. Setting is locked (it is a settings change).
  */
 function param(
   name: string,
@@ -181,19 +198,18 @@ function param(
   help: string,
   show: (s: Settings, ctx: CommandContext) => string,
   parse: (args: string[], ctx: CommandContext) => Partial<Settings> | undefined,
-  protectedWhenLocked = false,
 ): CommandSpec {
   return Object.freeze({
     name,
     ops: PARAM_OPS,
     grammar,
     help,
+    lockedOps: LOCK_SET,
     run(ctx: CommandContext, op: Operator, args: string): Reply {
       if (op !== "set") return okValue(show(ctx.settings.pending, ctx));
       const patch = parse(splitArgs(args), ctx);
       if (!patch) return fail(-4);
-      const refused = protectedWhenLocked ? lockedRefusal(ctx) : undefined;
-      return refused ?? edit(ctx, patch);
+      return edit(ctx, patch);
     },
   });
 }
@@ -212,6 +228,7 @@ const table: CommandSpec[] = [
     ops: Object.freeze(["exec"]) as readonly Operator[],
     grammar: "",
     help: "attention: +OK",
+    lockedOps: OPEN,
     run: () => OK,
   },
   {
@@ -219,6 +236,7 @@ const table: CommandSpec[] = [
     ops: ACTION_OPS,
     grammar: "",
     help: "list the commands",
+    lockedOps: OPEN,
     run: () => OK, // filled by the console, which knows the table
   },
   {
@@ -226,6 +244,7 @@ const table: CommandSpec[] = [
     ops: PARAM_OPS,
     grammar: "<ON|OFF>",
     help: "echo typed characters (immediate, not saved)",
+    lockedOps: OPEN,
     run(ctx, op, args) {
       if (op !== "set") return okValue(showOnOff(ctx.echo));
       const v = onOff(args);
@@ -239,6 +258,7 @@ const table: CommandSpec[] = [
     ops: ACTION_OPS,
     grammar: "",
     help: "leave command mode (back to transparent mode)",
+    lockedOps: OPEN,
     run(ctx) {
       ctx.leaveCommandMode();
       return OK;
@@ -249,6 +269,7 @@ const table: CommandSpec[] = [
     ops: READ_OPS,
     grammar: "",
     help: "firmware version and build",
+    lockedOps: OPEN,
     run: (ctx) => okValue(`${ctx.firmware.version},${ctx.firmware.build}`),
   },
   param(
@@ -257,7 +278,6 @@ const table: CommandSpec[] = [
     "device id",
     (s) => s.deviceId,
     (a) => (a.length === 1 && isDeviceId(a[0]) ? { deviceId: a[0] } : undefined),
-    true,
   ),
   param(
     "OTASVR",
@@ -282,7 +302,6 @@ const table: CommandSpec[] = [
       const fp = a[1].length === 2 * CA_FINGERPRINT_LENGTH ? fromHex(a[1]) : undefined;
       return fp ? { tls, caFingerprint: fp } : undefined;
     },
-    true,
   ),
   param(
     "HEARTEN",
@@ -309,11 +328,10 @@ const table: CommandSpec[] = [
     ops: SET_ONLY_OPS,
     grammar: "<P-256 public key: 130 hex, uncompressed 04...>",
     help: "trust a release-signing key; replies its key id",
+    lockedOps: LOCK_SET,
     run(ctx, _op, args) {
       const point = args.length === 130 ? fromHex(args) : undefined;
       if (!point || !isP256Point(point)) return fail(-4);
-      const refused = lockedRefusal(ctx);
-      if (refused) return refused;
       const id = idOf(point);
       const keys = ctx.settings.pending.trustedKeys;
       if (keys.some((k) => idOf(k) === id)) return okValue(`${id} ${PENDING}`);
@@ -327,6 +345,7 @@ const table: CommandSpec[] = [
     ops: READ_OPS,
     grammar: "",
     help: "ids (SHA-256 of the key's DER) of the trusted keys",
+    lockedOps: OPEN,
     run(ctx) {
       const keys = ctx.settings.pending.trustedKeys;
       return okValue(keys.length === 0 ? "NONE" : keys.map(idOf).join(","));
@@ -337,10 +356,9 @@ const table: CommandSpec[] = [
     ops: SET_ONLY_OPS,
     grammar: "<key id: 8..64 hex, a unique prefix>",
     help: "stop trusting a key",
+    lockedOps: LOCK_SET,
     run(ctx, _op, args) {
       if (!/^[0-9a-fA-F]{8,64}$/.test(args)) return fail(-4);
-      const refused = lockedRefusal(ctx);
-      if (refused) return refused;
       const prefix = args.toLowerCase();
       const keys = ctx.settings.pending.trustedKeys;
       const matches = keys.filter((k) => idOf(k).startsWith(prefix));
@@ -353,13 +371,12 @@ const table: CommandSpec[] = [
     ops: PARAM_OPS,
     grammar: `<password: ${PASSWORD_MIN}..${PASSWORD_MAX} printable, no spaces>`,
     help: "provisioning lock: set the password and lock (saved at once)",
+    lockedOps: LOCK_SET,
     run(ctx, op, args) {
       if (op !== "set") return okValue(ctx.settings.saved.locked ? "LOCKED" : "UNLOCKED");
       if (!isPassword(args)) return fail(-4);
-      const refused = lockedRefusal(ctx);
-      if (refused) return refused;
       const salt = makeSalt(ctx.settings.saved.deviceId, ctx.now(), ctx.audit.count);
-      ctx.settings.saveNow({ locked: true, password: { salt, hash: hashPassword(args, salt) } });
+      ctx.settings.saveNow({ locked: true, password: { salt, hash: hashPassword(args, salt) } }, CLEAR_GATE);
       auditNow(ctx, AuditEvent.LOCKED);
       return okValue("LOCKED");
     },
@@ -369,23 +386,28 @@ const table: CommandSpec[] = [
     ops: SET_ONLY_OPS,
     grammar: "<password>",
     help: "lift the provisioning lock (saved at once)",
+    lockedOps: OPEN,
     run(ctx, _op, args) {
-      if (!isPassword(args)) return fail(-4);
-      const saved = ctx.settings.saved;
+      if (!isPassword(args, PASSWORD_UNLOCK_MIN)) return fail(-4);
+      const m = ctx.settings;
+      const saved = m.saved;
       if (!saved.locked || !saved.password) return okValue("UNLOCKED");
-      const gate = ctx.unlockGate;
-      if (ctx.now() < gate.blockedUntil) return fail(-5, Reason.AT_RATE_LIMITED);
+      const now = ctx.now();
+      if (now < ctx.unlockGate.blockedUntil) return fail(-5, Reason.AT_RATE_LIMITED);
+      // Count the attempt in flash before the password is checked: a reset or
+      // power cut during the check cannot give a free guess. A lock-out whose
+      // window has passed starts a fresh count.
+      const before = m.gate;
+      const failures = (before.lockedOut ? 0 : before.failures) + 1;
+      const lockedOut = failures >= UNLOCK_ATTEMPTS;
+      m.saveGate({ failures, lockedOut });
       if (!checkPassword(args, saved.password)) {
-        gate.failures++;
-        if (gate.failures >= UNLOCK_ATTEMPTS) {
-          gate.failures = 0;
-          gate.blockedUntil = ctx.now() + UNLOCK_LOCKOUT_MS;
-        }
+        if (lockedOut) ctx.unlockGate.blockedUntil = now + UNLOCK_LOCKOUT_MS;
         auditNow(ctx, AuditEvent.UNLOCK_REFUSED, Reason.AT_BAD_PASSWORD);
         return fail(-5, Reason.AT_BAD_PASSWORD);
       }
-      gate.failures = 0;
-      ctx.settings.saveNow({ locked: false });
+      m.saveNow({ locked: false }, CLEAR_GATE);
+      ctx.unlockGate.blockedUntil = 0;
       auditNow(ctx, AuditEvent.UNLOCKED);
       return okValue("UNLOCKED");
     },
@@ -395,6 +417,7 @@ const table: CommandSpec[] = [
     ops: READ_OPS,
     grammar: "",
     help: "update state, progress %, last reason code",
+    lockedOps: OPEN,
     run(ctx) {
       if (!ctx.update) return okValue("NONE,0,0");
       const s = ctx.update.state();
@@ -406,6 +429,7 @@ const table: CommandSpec[] = [
     ops: READ_OPS,
     grammar: "",
     help: "supervision bounds: watchdog, deadlines (ms), hash slice (bytes)",
+    lockedOps: OPEN,
     run(ctx) {
       const b = ctx.update?.bounds?.();
       if (!b) return okValue("NONE");
@@ -417,6 +441,7 @@ const table: CommandSpec[] = [
     ops: ACTION_OPS,
     grammar: "",
     help: "ask the server for an update now",
+    lockedOps: LOCK_EXEC,
     run(ctx) {
       if (!ctx.update) return fail(-5, Reason.AT_NOT_PERMITTED);
       const r = ctx.update.checkNow();
@@ -428,6 +453,7 @@ const table: CommandSpec[] = [
     ops: ACTION_OPS,
     grammar: "",
     help: "abort the update in progress",
+    lockedOps: LOCK_EXEC,
     run(ctx) {
       if (!ctx.update) return fail(-5, Reason.AT_NOT_PERMITTED);
       const r = ctx.update.abort();
@@ -463,6 +489,7 @@ const table: CommandSpec[] = [
     ops: PARAM_OPS,
     grammar: `<from index>[,<1..${LOG_MAX}>]`,
     help: "audit log: count,first,capacity; =from,n lists entries",
+    lockedOps: OPEN,
     run(ctx, op, args) {
       const log = ctx.audit;
       if (op !== "set") return okValue(`${log.count},${log.first},${log.capacity}`);
@@ -482,6 +509,7 @@ const table: CommandSpec[] = [
     ops: ACTION_OPS,
     grammar: "",
     help: "save the pending settings (active after AT+Z)",
+    lockedOps: LOCK_EXEC,
     run(ctx) {
       const m = ctx.settings;
       if (!m.dirty) return okValue("unchanged");
@@ -499,6 +527,7 @@ const table: CommandSpec[] = [
     ops: ACTION_OPS,
     grammar: "",
     help: "restart (unsaved changes are dropped)",
+    lockedOps: LOCK_EXEC,
     run(ctx) {
       const dropped = ctx.settings.dirty;
       auditNow(ctx, AuditEvent.RESTART);
@@ -511,9 +540,8 @@ const table: CommandSpec[] = [
     ops: ACTION_OPS,
     grammar: "",
     help: "factory defaults (saved; active after AT+Z); refused while locked",
+    lockedOps: LOCK_EXEC,
     run(ctx) {
-      const refused = lockedRefusal(ctx);
-      if (refused) return refused;
       ctx.settings.factoryReset();
       auditNow(ctx, AuditEvent.FACTORY_RESET);
       return okValue(SAVED.replace("saved", "defaults saved"));

@@ -8,10 +8,10 @@
  * chunks of at most 1024 bytes (the Serial HAL's limit); one timer at a time.
  */
 import type { Clock, Serial } from "../../hal/types";
-import { isOtaError } from "../errors";
+import { isOtaError, Reason } from "../errors";
 import type { AuditLog } from "../store/audit";
 import type { SettingsManager } from "../store/settings";
-import { findCommand, helpLines, type CommandContext, type FirmwareInfo, type UpdateControl } from "./commands";
+import { findCommand, helpLines, UNLOCK_LOCKOUT_MS, type CommandContext, type FirmwareInfo, type UpdateControl } from "./commands";
 import { AtParser, type ParserMode, type ParserOptions } from "./parser";
 import { fail, okValue, parseCommandLine, renderReply, type Reply } from "./syntax";
 
@@ -53,7 +53,7 @@ export class Console implements CommandContext {
   readonly audit: AuditLog;
   update: UpdateControl | undefined;
   readonly firmware: FirmwareInfo;
-  readonly unlockGate = { failures: 0, blockedUntil: 0 };
+  readonly unlockGate = { blockedUntil: 0 };
   /** Replies sent, by outcome, for tests. */
   readonly stats = { ok: 0, errors: 0 };
   private timer: number | undefined;
@@ -68,6 +68,9 @@ export class Console implements CommandContext {
     this.update = deps.update;
     this.firmware = deps.firmware;
     this.restartDelayMs = options.restartDelayMs ?? 100;
+    // A boot during an unlock lock-out (the saved gate says so) starts a full
+    // lock-out window: resets never shorten it.
+    if (deps.settings.gate.lockedOut) this.unlockGate.blockedUntil = deps.clock.now() + UNLOCK_LOCKOUT_MS;
     const onData = options.onData;
     this.parser = new AtParser(
       {
@@ -127,6 +130,8 @@ export class Console implements CommandContext {
     if (cmd.ops.indexOf(line.op) < 0) return fail(-3);
     if (line.op === "test") return okValue(cmd.grammar ? `${cmd.grammar} ${cmd.help}` : cmd.help);
     if (cmd.name === "H") return { ok: true, lines: helpLines() };
+    // The lock, from the table: before the arguments are looked at.
+    if (this.settings.saved.locked && cmd.lockedOps.indexOf(line.op) >= 0) return fail(-5, Reason.AT_LOCKED);
     return cmd.run(this, line.op, line.args);
   }
 

@@ -48,7 +48,7 @@ export interface Settings {
   readonly heartbeatIntervalS: number;
   /** Trusted release-signing keys: uncompressed P-256 points, at most MAX_TRUSTED_KEYS. */
   readonly trustedKeys: readonly Uint8Array[];
-  /** Provisioning lock: keys, TLS pinning and factory reset are refused while set. */
+  /** Provisioning lock: every console command that changes settings, trust, updates or storage is refused while set (src/at/commands.ts). */
   readonly locked: boolean;
   /** Set by the first AT+LOCK; needed by AT+UNLOCK. */
   readonly password: PasswordHash | undefined;
@@ -57,7 +57,11 @@ export interface Settings {
   readonly window: MaintenanceWindow;
 }
 
-export const SETTINGS_FORMAT = 1;
+/**
+ * The record format written. Format 2 is format 1 followed by the unlock gate
+ * (2 bytes); format 1 records (no gate) still decode, with a clear gate.
+ */
+export const SETTINGS_FORMAT = 2;
 export const DEVICE_ID_MAX = 32;
 export const HOST_MAX = 64;
 export const MAX_TRUSTED_KEYS = 4;
@@ -66,7 +70,10 @@ export const HEARTBEAT_MAX_S = 86400;
 export const CA_FINGERPRINT_LENGTH = 32;
 export const SALT_LENGTH = 16;
 export const PASSWORD_HASH_LENGTH = 32;
-export const PASSWORD_MIN = 4;
+/** Shortest password AT+LOCK sets. */
+export const PASSWORD_MIN = 8;
+/** Shortest password AT+UNLOCK accepts: devices locked by older firmware (4..7 characters) can still be unlocked. */
+export const PASSWORD_UNLOCK_MIN = 4;
 export const PASSWORD_MAX = 32;
 /** PBKDF2 iterations: ~1024 SHA-256 compressions x2 per attempt; attempts are also rate-limited by the console. */
 export const PASSWORD_ITERATIONS = 1024;
@@ -79,6 +86,28 @@ const FLAG_ALWAYS = 8;
 const FLAG_CA = 16;
 const FLAG_PASSWORD = 32;
 const FLAGS_KNOWN = 63;
+
+/**
+ * The console's unlock attempt counter, kept in the settings record so that a
+ * reset gives no fresh guesses. `failures`: wrong passwords since the last
+ * success or lock-out (0..255); `lockedOut`: the attempts ran out and the
+ * lock-out window applies (it restarts in full at every boot).
+ */
+export interface UnlockGate {
+  readonly failures: number;
+  readonly lockedOut: boolean;
+}
+
+export const CLEAR_GATE: UnlockGate = Object.freeze({ failures: 0, lockedOut: false });
+const GATE_LENGTH = 2;
+const GATE_LOCKED_OUT = 1;
+
+function checkGate(g: UnlockGate): UnlockGate {
+  if (typeof g !== "object" || g === null || !isInt(g.failures, 0, 255) || typeof g.lockedOut !== "boolean") {
+    throw new RangeError("unlock gate: failures 0..255 and a lockedOut flag");
+  }
+  return Object.freeze({ failures: g.failures, lockedOut: g.lockedOut });
+}
 
 const DEVICE_ID_RE = /^[A-Za-z0-9_-]{1,32}$/;
 const HOST_RE = /^[A-Za-z0-9.-]{1,64}$/;
@@ -158,26 +187,29 @@ export function checkSettings(s: Settings): Settings {
 
 /** Largest encoded size (fits SETTINGS_SPACE.maxValue). */
 export const SETTINGS_MAX_ENCODED =
-  14 + 1 + DEVICE_ID_MAX + 1 + HOST_MAX + CA_FINGERPRINT_LENGTH + SALT_LENGTH + PASSWORD_HASH_LENGTH + 1 + MAX_TRUSTED_KEYS * P256_POINT_LENGTH;
+  GATE_LENGTH + 14 + 1 + DEVICE_ID_MAX + 1 + HOST_MAX + CA_FINGERPRINT_LENGTH + SALT_LENGTH + PASSWORD_HASH_LENGTH + 1 + MAX_TRUSTED_KEYS * P256_POINT_LENGTH;
 
 function ascii(s: string): Uint8Array {
   return utf8Encode(s); // validated ASCII: one byte per char
 }
 
 /**
- * Encode (format 1, little-endian): version u8, flags u8, port u16,
+ * Encode (format 2, little-endian): version u8, flags u8, port u16,
  * heartbeat s u32, min supply mV u16, window start u16, window end u16,
  * device id (u8 length + ASCII), host (u8 length + ASCII), [CA fingerprint 32],
- * [salt 16, hash 32], key count u8, keys (65 bytes each).
- * @throws RangeError for invalid settings.
+ * [salt 16, hash 32], key count u8, keys (65 bytes each), then the unlock
+ * gate: failures u8, gate flags u8 (1: locked out). Format 1 is the same
+ * without the gate.
+ * @throws RangeError for invalid settings or gate.
  */
-export function encodeSettings(input: Settings): Uint8Array {
+export function encodeSettings(input: Settings, gateIn: UnlockGate = CLEAR_GATE): Uint8Array {
   const s = checkSettings(input);
+  const gate = checkGate(gateIn);
   const id = ascii(s.deviceId);
   const host = ascii(s.serverHost);
   const size =
     14 + 1 + id.length + 1 + host.length + (s.caFingerprint ? CA_FINGERPRINT_LENGTH : 0) + (s.password ? SALT_LENGTH + PASSWORD_HASH_LENGTH : 0) + 1 +
-    s.trustedKeys.length * P256_POINT_LENGTH;
+    s.trustedKeys.length * P256_POINT_LENGTH + GATE_LENGTH;
   const out = new Uint8Array(size);
   const v = new DataView(out.buffer);
   let flags = 0;
@@ -216,6 +248,8 @@ export function encodeSettings(input: Settings): Uint8Array {
     out.set(k, o);
     o += P256_POINT_LENGTH;
   }
+  out[o++] = gate.failures;
+  out[o++] = gate.lockedOut ? GATE_LOCKED_OUT : 0;
   return out;
 }
 
@@ -229,9 +263,17 @@ function corrupt(why: string): OtaError {
  * @throws OtaError STORE_CORRUPT.
  */
 export function decodeSettings(b: Uint8Array): Settings {
+  return decodeSettingsRecord(b).settings;
+}
+
+/**
+ * Decode a settings record with its unlock gate (clear for format 1).
+ * @throws OtaError STORE_CORRUPT.
+ */
+export function decodeSettingsRecord(b: Uint8Array): { readonly settings: Settings; readonly gate: UnlockGate } {
   if (!(b instanceof Uint8Array)) throw new TypeError("settings bytes must be a Uint8Array");
   if (b.length < 17) throw corrupt("truncated");
-  if (b[0] !== SETTINGS_FORMAT) throw corrupt(`unknown format ${b[0]}`);
+  if (b[0] !== 1 && b[0] !== SETTINGS_FORMAT) throw corrupt(`unknown format ${b[0]}`);
   const flags = b[1];
   if ((flags & ~FLAGS_KNOWN) !== 0) throw corrupt("unknown flags");
   const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
@@ -263,10 +305,16 @@ export function decodeSettings(b: Uint8Array): Settings {
   if (count > MAX_TRUSTED_KEYS) throw corrupt("too many keys");
   const trustedKeys: Uint8Array[] = [];
   for (let i = 0; i < count; i++) trustedKeys.push(bytes(P256_POINT_LENGTH));
+  let gate = CLEAR_GATE;
+  if (b[0] === SETTINGS_FORMAT) {
+    const g = bytes(GATE_LENGTH);
+    if ((g[1] & ~GATE_LOCKED_OUT) !== 0) throw corrupt("unknown gate flags");
+    gate = Object.freeze({ failures: g[0], lockedOut: g[1] === GATE_LOCKED_OUT });
+  }
   if (o !== b.length) throw corrupt("trailing bytes");
   const always = (flags & FLAG_ALWAYS) !== 0;
   try {
-    return checkSettings({
+    const settings = checkSettings({
       deviceId,
       serverHost,
       serverPort: v.getUint16(2, true),
@@ -280,6 +328,7 @@ export function decodeSettings(b: Uint8Array): Settings {
       minSupplyMv: v.getUint16(8, true),
       window: { always, startMin: v.getUint16(10, true), endMin: v.getUint16(12, true) },
     });
+    return Object.freeze({ settings, gate });
   } catch (e) {
     if (e instanceof RangeError || e instanceof TypeError) throw corrupt(e.message);
     throw e;
@@ -336,6 +385,7 @@ export class SettingsManager {
   readonly source: SettingsSource;
   private savedSet: Settings;
   private pendingSet: Settings;
+  private gateState: UnlockGate = CLEAR_GATE;
 
   /**
    * Load the saved set (defaults when none, or when it does not decode).
@@ -347,7 +397,9 @@ export class SettingsManager {
     const bytes = space.get(key);
     if (bytes) {
       try {
-        loaded = decodeSettings(bytes);
+        const record = decodeSettingsRecord(bytes);
+        loaded = record.settings;
+        this.gateState = record.gate;
       } catch (e) {
         if (!isOtaError(e)) throw e;
       }
@@ -364,6 +416,21 @@ export class SettingsManager {
 
   get pending(): Settings {
     return this.pendingSet;
+  }
+
+  /** The saved unlock attempt counter (AT+UNLOCK). */
+  get gate(): UnlockGate {
+    return this.gateState;
+  }
+
+  /**
+   * Save the unlock gate at once, with the saved set unchanged (power-safe:
+   * the old or the new counter). @throws flash and store errors.
+   */
+  saveGate(gate: UnlockGate): void {
+    const g = checkGate(gate);
+    this.space.put(this.key, encodeSettings(this.savedSet, g));
+    this.gateState = g;
   }
 
   /** True when pending differs from saved (AT+S has something to write). */
@@ -383,25 +450,28 @@ export class SettingsManager {
 
   /** Write pending to flash (power-safe: old or new). @throws flash and store errors. */
   save(): void {
-    this.space.put(this.key, encodeSettings(this.pendingSet));
+    this.space.put(this.key, encodeSettings(this.pendingSet, this.gateState));
     this.savedSet = this.pendingSet;
   }
 
   /**
    * Apply `patch` to both the saved and the pending set at once (the lock
-   * state must not wait for AT+S). Other pending edits stay pending.
+   * state must not wait for AT+S). Other pending edits stay pending. With
+   * `gate`, the unlock gate is written in the same record (one flash update).
    */
-  saveNow(patch: Partial<Settings>): void {
+  saveNow(patch: Partial<Settings>, gate: UnlockGate = this.gateState): void {
     const saved = checkSettings({ ...this.savedSet, ...patch });
     const pending = checkSettings({ ...this.pendingSet, ...patch });
-    this.space.put(this.key, encodeSettings(saved));
+    const g = checkGate(gate);
+    this.space.put(this.key, encodeSettings(saved, g));
     this.savedSet = saved;
     this.pendingSet = pending;
+    this.gateState = g;
   }
 
   /** Save the factory defaults as both saved and pending. */
   factoryReset(): void {
-    this.space.put(this.key, encodeSettings(this.factory));
+    this.space.put(this.key, encodeSettings(this.factory, this.gateState));
     this.savedSet = this.factory;
     this.pendingSet = this.factory;
   }

@@ -12,7 +12,9 @@ import { openStorage } from "../../src/store/layout";
 import { keyId, p256Spki } from "../../src/store/keyid";
 import {
   checkPassword,
+  CLEAR_GATE,
   decodeSettings,
+  decodeSettingsRecord,
   defaultSettings,
   encodeSettings,
   hashPassword,
@@ -62,15 +64,32 @@ describe("settings encoding", () => {
     longer.set(b);
     expect(() => decodeSettings(longer)).toThrow(/STORE_CORRUPT/);
     const v2 = b.slice();
-    v2[0] = 2;
+    v2[0] = 3;
     expect(() => decodeSettings(v2)).toThrow(/STORE_CORRUPT/);
     const flags = b.slice();
     flags[1] |= 0x80;
     expect(() => decodeSettings(flags)).toThrow(/STORE_CORRUPT/);
+    const gateFlags = b.slice();
+    gateFlags[gateFlags.length - 1] = 2;
+    expect(() => decodeSettings(gateFlags)).toThrow(/STORE_CORRUPT.*gate/);
     const interval = encodeSettings(defaultSettings("x")).slice();
     interval[4] = 5;
     interval[5] = 0;
     expect(() => decodeSettings(interval)).toThrow(/STORE_CORRUPT.*heartbeat/);
+  });
+  it("carries the unlock gate (format 2); a format 1 record (no gate) decodes with a clear gate", () => {
+    const b = encodeSettings(full(), { failures: 2, lockedOut: true });
+    expect(b[0]).toBe(2);
+    expect(Array.from(b.subarray(b.length - 2))).toEqual([2, 1]);
+    const r = decodeSettingsRecord(b);
+    expect(r.gate).toEqual({ failures: 2, lockedOut: true });
+    expect(sameSettings(r.settings, full())).toBe(true);
+    const v1 = b.slice(0, b.length - 2);
+    v1[0] = 1;
+    const old = decodeSettingsRecord(v1);
+    expect(old.gate).toEqual(CLEAR_GATE);
+    expect(sameSettings(old.settings, full())).toBe(true);
+    expect(() => encodeSettings(full(), { failures: 256, lockedOut: false })).toThrow(RangeError);
   });
   it("refuses invalid settings with errors that name the field", () => {
     expect(() => defaultSettings("bad id")).toThrow(/deviceId/);
@@ -121,6 +140,55 @@ describe("settings manager", () => {
     expect(m2.active.serverHost).toBe("example.net");
     m2.factoryReset();
     expect(new SettingsManager(openStorage(flash).settings, defaultSettings("d1")).active.serverHost).toBe("127.0.0.1");
+  });
+  it("saves the unlock gate at once and keeps it through AT+S, saveNow and a factory reset", () => {
+    const flash = new NorFlash({ size: 64 * KiB, blockLength: 8 * KiB, writeAlign: 32 });
+    const open = () => new SettingsManager(openStorage(flash).settings, defaultSettings("d1"));
+    const m = open();
+    expect(m.gate).toEqual(CLEAR_GATE);
+    m.edit({ heartbeatIntervalS: 30 });
+    m.saveGate({ failures: 2, lockedOut: false });
+    expect(open().gate).toEqual({ failures: 2, lockedOut: false });
+    expect(open().saved.heartbeatIntervalS, "saveGate does not save pending edits").toBe(60);
+    m.save();
+    expect(open().gate).toEqual({ failures: 2, lockedOut: false });
+    m.saveNow({ minSupplyMv: 5 });
+    expect(open().gate.failures).toBe(2);
+    m.factoryReset();
+    expect(open().gate.failures).toBe(2);
+    m.saveNow({ minSupplyMv: 6 }, CLEAR_GATE);
+    expect(open().gate).toEqual(CLEAR_GATE);
+  });
+  it("a power cut at any flash operation of an AT+UNLOCK attempt: still locked; the attempt is counted before anything else is written", () => {
+    const g: NorGeometry = { size: 64 * KiB, blockLength: 8 * KiB, writeAlign: 32 };
+    const setUp = (seed: number) => {
+      const chip = new NorFlash(g, new PowerRail({ seed }));
+      const rig = makeRig({ chip });
+      expect(rig.at("AT+LOCK=right-pass")).toBe("\r\n+OK=LOCKED\r\n");
+      expect(rig.at("AT+UNLOCK=wrong-pass")).toBe("\r\n+ERR=-5,355\r\n");
+      return { chip, rig };
+    };
+    const probe = setUp(1);
+    const before = probe.chip.rail.operations;
+    expect(probe.rig.at("AT+UNLOCK=wrong-pass")).toBe("\r\n+ERR=-5,355\r\n");
+    const ops = probe.chip.rail.operations - before;
+    expect(ops).toBeGreaterThanOrEqual(2); // the counter, then the audit entry
+    let counted = 0;
+    for (const mode of ["clean", "torn"] as const) {
+      for (let k = 1; k <= ops; k++) {
+        const { chip, rig } = setUp(200 + k);
+        chip.rail.armCut(k, mode);
+        expect(() => rig.at("AT+UNLOCK=wrong-pass"), `cut at op ${k}`).toThrow(PowerCut);
+        chip.rail.restore();
+        const after = makeRig({ chip }).settings;
+        expect(after.saved.locked).toBe(true);
+        expect([1, 2]).toContain(after.gate.failures);
+        if (after.gate.failures === 2) counted++;
+        if (k === ops) expect(after.gate.failures, `cut at the last op (${mode})`).toBe(2);
+      }
+    }
+    // Cut at the last operation (the audit entry, after the password check): counted already.
+    expect(counted).toBeGreaterThan(0);
   });
 });
 

@@ -230,7 +230,8 @@ export function commandRows(): Row[] {
     ["AT+KEYADD=" + keyHex, ok(`${id} pending; AT+S saves`)],
     // LOCK / UNLOCK (the locked behaviour has its own suite)
     ["AT+LOCK?", ok("UNLOCKED")],
-    ["AT+LOCK=?", ok("<password: 4..32 printable, no spaces> provisioning lock: set the password and lock (saved at once)")],
+    ["AT+LOCK=?", ok("<password: 8..32 printable, no spaces> provisioning lock: set the password and lock (saved at once)")],
+    ["AT+LOCK=abcdefg", err(-4)],
     ["AT+LOCK=ab", err(-4)],
     ["AT+LOCK=has space", err(-4)],
     ["AT+UNLOCK=?", ok("<password> lift the provisioning lock (saved at once)")],
@@ -394,20 +395,23 @@ export function lockSuite(): Suite {
       const r = makeRig();
       const key = toHex(testKey());
       const rows: [string, string][] = [
-        ["AT+LOCK=s3cret!", ok("LOCKED")],
-        ["AT+LOCK?", ok("LOCKED")],
-        ["AT+KEYADD=" + key, err(-5, 354)],
-        ["AT+KEYDEL=00000000", err(-5, 354)],
-        ["AT+RELD", err(-5, 354)],
-        ["AT+DEVID=other", err(-5, 354)],
-        ["AT+OTATLS=OFF", err(-5, 354)],
-        ["AT+LOCK=another1", err(-5, 354)],
         ["AT+HEARTTM=30", PENDING],
+        ["AT+LOCK=s3cret!!", ok("LOCKED")],
+        ["AT+LOCK?", ok("LOCKED")],
+        ["AT+KEYADD=" + key, err(-5, 357)],
+        ["AT+KEYDEL=00000000", err(-5, 357)],
+        ["AT+RELD", err(-5, 357)],
+        ["AT+DEVID=other", err(-5, 357)],
+        ["AT+OTATLS=OFF", err(-5, 357)],
+        ["AT+LOCK=another1", err(-5, 357)],
+        ["AT+HEARTTM=45", err(-5, 357)],
+        ["AT+S", err(-5, 357)],
+        ["AT+HEARTTM?", ok("30")],
         ["AT+KEYLIST", ok("NONE")],
         ["AT+UNLOCK=wrong-1", err(-5, 355)],
         ["AT+UNLOCK=wrong-2", err(-5, 355)],
         ["AT+UNLOCK=wrong-3", err(-5, 355)],
-        ["AT+UNLOCK=s3cret!", err(-5, 356)],
+        ["AT+UNLOCK=s3cret!!", err(-5, 356)],
       ];
       for (const [line, want] of rows) assert.equal(show(r.at(line)), show(want), line);
       // The lock was saved at once (no AT+S): a restart still finds it locked.
@@ -415,14 +419,187 @@ export function lockSuite(): Suite {
       assert.ok(rebooted.settings.active.locked, "locked after restart");
       assert.equal(rebooted.settings.active.heartbeatIntervalS, 60, "the pending edit was not saved with the lock");
       r.clock.advance(30_000);
-      assert.equal(show(r.at("AT+UNLOCK=s3cret!")), show(ok("UNLOCKED")));
+      assert.equal(show(r.at("AT+UNLOCK=s3cret!!")), show(ok("UNLOCKED")));
       assert.equal(show(r.at("AT+KEYADD=" + key)), show(ok(`${toHex(keyId(testKey()))} pending; AT+S saves`)));
       // The password never reaches flash in clear.
       const cells = Array.from(r.chip.cells, (c) => String.fromCharCode(c)).join("");
-      assert.ok(cells.indexOf("s3cret!") < 0, "password stored in clear");
+      assert.ok(cells.indexOf("s3cret!!") < 0, "password stored in clear");
       // Audit: LOCKED, 3 x UNLOCK_REFUSED, UNLOCKED.
       const events = r.audit.read(0, 16).map((e) => `${e.event}/${e.reason}`);
       assert.equal(events.join(" "), "4/0 6/355 6/355 6/355 5/0");
+    });
+  });
+}
+
+/**
+ * A valid argument for every command with a set operator (the lock suites run
+ * each line; a command missing here fails "every set operator has a sample").
+ */
+export function sampleArgs(): { [name: string]: string } {
+  const key = testKey();
+  return {
+    E: "ON",
+    DEVID: "dev-9",
+    OTASVR: "ota.example.com,1883",
+    OTATLS: "ON," + FP,
+    HEARTEN: "OFF",
+    HEARTTM: "30",
+    KEYADD: toHex(testKey(0x22)),
+    KEYDEL: toHex(keyId(key)).slice(0, 8),
+    LOCK: "another-pw",
+    UNLOCK: "wrong-pw",
+    MINVOLT: "3300",
+    OTAWIN: "02:00,04:00",
+    LOG: "0,2",
+  };
+}
+
+function lineFor(name: string, op: "exec" | "query" | "set", samples: { [name: string]: string }): string {
+  return op === "exec" ? `AT+${name}` : op === "query" ? `AT+${name}?` : `AT+${name}=${samples[name]}`;
+}
+
+/** A rig with one trusted key saved, a pending edit, then locked with PASSWORD. */
+const PASSWORD = "s3cret-pw";
+function lockedRig(chip?: NorFlash): Rig {
+  const r = makeRig(chip ? { chip } : {});
+  if (chip) return r;
+  r.at("AT+KEYADD=" + toHex(testKey()));
+  r.at("AT+S");
+  r.at("AT+MINVOLT=1200"); // pending, not saved: AT+S while locked must not save it
+  assert.equal(show(r.at("AT+LOCK=" + PASSWORD)), show(ok("LOCKED")));
+  return r;
+}
+
+export function lockTableSuite(): Suite {
+  return suite("AT console: the lock is a property of the command table", (it) => {
+    it("every set operator has a sample argument, and the samples are valid when unlocked", () => {
+      const samples = sampleArgs();
+      for (const c of COMMANDS) if (c.ops.indexOf("set") >= 0) assert.ok(samples[c.name] !== undefined, `AT+${c.name}= has a sample`);
+      // Unlocked, each sample passes the argument check (no -4): the refusals below are the lock's.
+      for (const c of COMMANDS) {
+        if (c.ops.indexOf("set") < 0 || c.name === "UNLOCK") continue;
+        const r = makeRig();
+        r.at("AT+KEYADD=" + toHex(testKey()));
+        const got = r.at(lineFor(c.name, "set", samples));
+        assert.ok(got.indexOf("+ERR") < 0, `AT+${c.name}=${samples[c.name]} unlocked: ${show(got)}`);
+      }
+    });
+    it("while locked, every locked operator of every command answers +ERR=-5,357 and changes nothing", () => {
+      const samples = sampleArgs();
+      const r = lockedRig();
+      const cells = r.chip.cells.slice();
+      const ops = r.rail.operations;
+      const pending = toHex(encodeSettings(r.settings.pending));
+      let refused = 0;
+      for (const c of COMMANDS) {
+        for (const op of c.lockedOps) {
+          assert.ok(c.ops.indexOf(op) >= 0, `AT+${c.name} locks an operator it has (${op})`);
+          assert.ok(op !== "test" && op !== "query", `AT+${c.name}: test and query stay open`);
+          const line = lineFor(c.name, op as "exec" | "set", samples);
+          assert.equal(show(r.at(line)), show(err(-5, 357)), line);
+          refused++;
+        }
+      }
+      assert.equal(refused, 15, "locked operators (update the docs when this changes)");
+      r.clock.advance(1000);
+      assert.equal(r.rail.operations, ops, "no flash operation");
+      assert.equal(toHex(r.chip.cells), toHex(cells), "flash unchanged");
+      assert.equal(toHex(encodeSettings(r.settings.pending)), pending, "pending set unchanged");
+      assert.equal(r.reboots, 0, "no restart");
+      assert.equal(r.update.checks + r.update.aborts, 0, "no update action");
+      assert.ok(r.settings.saved.locked);
+    });
+    it("while locked, the open operators change nothing either (a mutating command declared open fails here)", () => {
+      const samples = sampleArgs();
+      const r = lockedRig();
+      const cells = r.chip.cells.slice();
+      const pending = toHex(encodeSettings(r.settings.pending));
+      const open: string[] = [];
+      for (const c of COMMANDS) {
+        for (const op of ["exec", "query", "set"] as const) {
+          if (c.ops.indexOf(op) < 0 || c.lockedOps.indexOf(op) >= 0) continue;
+          // AT+UNLOCK= counts the attempt in flash (its own suite); AT+ENTM leaves command mode (timing suite).
+          if (c.name === "UNLOCK" || c.name === "ENTM") continue;
+          const line = c.name === "" ? "AT" : lineFor(c.name, op, samples);
+          const got = r.at(line);
+          assert.ok(got.indexOf("+ERR=-5") < 0, `${line} is open: ${show(got)}`);
+          open.push(line.replace(/=.*/, "="));
+        }
+      }
+      r.clock.advance(1000);
+      assert.equal(toHex(r.chip.cells), toHex(cells), "flash unchanged");
+      assert.equal(toHex(encodeSettings(r.settings.pending)), pending, "pending set unchanged");
+      assert.equal(r.reboots + r.update.checks + r.update.aborts, 0, "no restart or update action");
+      assert.equal(
+        open.join(" "),
+        "AT AT+H AT+E AT+E? AT+E= AT+VER AT+VER? AT+DEVID AT+DEVID? AT+OTASVR AT+OTASVR? AT+OTATLS AT+OTATLS? AT+HEARTEN AT+HEARTEN? " +
+          "AT+HEARTTM AT+HEARTTM? AT+KEYLIST AT+KEYLIST? AT+LOCK AT+LOCK? AT+OTASTATE AT+OTASTATE? AT+OTABOUNDS AT+OTABOUNDS? " +
+          "AT+MINVOLT AT+MINVOLT? AT+OTAWIN AT+OTAWIN? AT+LOG AT+LOG? AT+LOG=",
+      );
+    });
+    it("a few refusals byte for byte, and the same lines work after AT+UNLOCK", () => {
+      const r = lockedRig();
+      const lines = ["AT+OTASVR=evil.example.com,1883", "AT+OTATLS=OFF", "AT+HEARTEN=OFF", "AT+OTAWIN=02:00,04:00", "AT+MINVOLT=0", "AT+OTAABORT", "AT+OTACHECK", "AT+S", "AT+RELD", "AT+Z"];
+      for (const l of lines) assert.equal(show(r.at(l)), show("\r\n+ERR=-5,357\r\n"), l);
+      // Permission comes before the arguments: a bad argument is refused by the lock too (no oracle).
+      assert.equal(show(r.at("AT+OTASVR=bad_host,0")), show("\r\n+ERR=-5,357\r\n"));
+      assert.equal(show(r.at("AT+UNLOCK=" + PASSWORD)), show(ok("UNLOCKED")));
+      assert.equal(show(r.at(lines[0])), show(PENDING));
+      assert.equal(show(r.at("AT+S")), show(ok("saved; AT+Z applies")));
+      assert.equal(r.settings.saved.serverHost, "evil.example.com");
+      assert.equal(r.settings.saved.minSupplyMv, 1200, "the edit pending before the lock is saved only now");
+      assert.equal(show(r.at("AT+RELD")), show(ok("defaults saved; AT+Z applies")));
+      assert.equal(show(r.at("AT+Z")), show(ok("restarting")));
+    });
+    it("passwords need 8 characters; one set by older firmware (4..7) still unlocks", () => {
+      const r = makeRig();
+      assert.equal(show(r.at("AT+LOCK=1234567")), show(err(-4)));
+      assert.equal(show(r.at("AT+LOCK?")), show(ok("UNLOCKED")));
+      // A lock saved by a firmware whose minimum was 4.
+      const salt = new Uint8Array(16).fill(7);
+      r.settings.saveNow({ locked: true, password: { salt, hash: hashPassword("ab12", salt) } });
+      assert.equal(show(r.at("AT+UNLOCK=ab1")), show(err(-4)));
+      assert.equal(show(r.at("AT+UNLOCK=ab12")), show(ok("UNLOCKED")));
+    });
+    it("the unlock attempt counter and the lock-out survive resets", () => {
+      const r = lockedRig();
+      assert.equal(show(r.at("AT+UNLOCK=wrong-one")), show(err(-5, 355)));
+      assert.equal(show(r.at("AT+UNLOCK=wrong-two")), show(err(-5, 355)));
+      // Reset: a new console over the same flash (and a fresh uptime clock). The two failures are remembered.
+      const b = lockedRig(r.chip);
+      assert.equal(b.settings.gate.failures, 2);
+      assert.equal(show(b.at("AT+UNLOCK=wrong-three")), show(err(-5, 355)));
+      assert.equal(show(b.at("AT+UNLOCK=" + PASSWORD)), show(err(-5, 356)));
+      // Reset during the lock-out: still locked out, for a full window from boot.
+      b.clock.advance(20_000);
+      const c = lockedRig(b.chip);
+      assert.ok(c.settings.gate.lockedOut);
+      assert.equal(show(c.at("AT+UNLOCK=" + PASSWORD)), show(err(-5, 356)));
+      c.clock.advance(29_990);
+      assert.equal(show(c.at("AT+UNLOCK=" + PASSWORD)), show(err(-5, 356)));
+      // Another reset, many wrong guesses: none is even tried (no audit entry, no flash write).
+      const d = lockedRig(c.chip);
+      const cells = d.chip.cells.slice();
+      for (let i = 0; i < 20; i++) assert.equal(show(d.at("AT+UNLOCK=guess-" + i)), show(err(-5, 356)));
+      assert.equal(toHex(d.chip.cells), toHex(cells), "refused attempts write nothing");
+      d.clock.advance(30_000);
+      assert.equal(show(d.at("AT+UNLOCK=" + PASSWORD)), show(ok("UNLOCKED")));
+      const e = lockedRig(d.chip);
+      assert.ok(!e.settings.saved.locked);
+      assert.equal(e.settings.gate.failures, 0);
+      assert.ok(!e.settings.gate.lockedOut);
+      const events = e.audit.read(0, 32).map((x) => `${x.event}/${x.reason}`);
+      assert.equal(events.filter((x) => x === "6/355").length, 3, events.join(" "));
+      assert.equal(events[events.length - 1], "5/0");
+    });
+    it("each attempt is counted in flash before the password is checked (a power cut cannot give a free guess)", () => {
+      const r = lockedRig();
+      // Cut the power at the first flash operation after the attempt's counter write:
+      // the right password with the cut during the check never unlocks for free.
+      assert.equal(show(r.at("AT+UNLOCK=wrong-one")), show(err(-5, 355)));
+      const after = new SettingsManager(openStorage(r.chip).settings, FACTORY());
+      assert.equal(after.gate.failures, 1, "counted in flash");
+      assert.ok(after.saved.locked);
     });
   });
 }
@@ -441,8 +618,8 @@ export function echoSuite(): Suite {
     });
     it("masks passwords after AT+LOCK= and AT+UNLOCK=, case-insensitively", () => {
       const r = makeRig({ echo: true });
-      assert.equal(show(r.type("at+lock=pass1\r")), show("at+lock=*****" + ok("LOCKED")));
-      assert.equal(show(r.type("AT+UNLOCK=pass1\r")), show("AT+UNLOCK=*****" + ok("UNLOCKED")));
+      assert.equal(show(r.type("at+lock=pass1234\r")), show("at+lock=********" + ok("LOCKED")));
+      assert.equal(show(r.type("AT+UNLOCK=pass1234\r")), show("AT+UNLOCK=********" + ok("UNLOCKED")));
     });
     it("AT+E=OFF stops the echo at once", () => {
       const r = makeRig({ echo: true });
@@ -598,7 +775,7 @@ function mutating(line: Uint8Array): boolean {
 /** Feed `lines` random lines (and raw bytes, with random time gaps) into a console; checks the bounds as it goes. */
 export function randomRun(lines: number, seed: number): { lines: number; bytes: number; replies: number; escapes: number; maxHeld: number } {
   const r = makeRig({ mode: "command", echo: true });
-  r.at("AT+LOCK=pw-1234"); // locked: the most restrictive state
+  r.at("AT+LOCK=pw-12345"); // locked: the most restrictive state
   const flashBefore = r.chip.cells.slice();
   const opsBefore = r.rail.operations;
   const savedBefore = encodeSettings(r.settings.saved);
@@ -658,10 +835,10 @@ export function randomSuite(lines: number): Suite {
 }
 
 export function allSuites(randomLines: number): Suite[] {
-  return [tableSuite(), lockSuite(), echoSuite(), timingSuite(), randomSuite(randomLines)];
+  return [tableSuite(), lockSuite(), lockTableSuite(), echoSuite(), timingSuite(), randomSuite(randomLines)];
 }
 
-task("at-table", () => runSuites([tableSuite(), lockSuite(), echoSuite()]));
+task("at-table", () => runSuites([tableSuite(), lockSuite(), lockTableSuite(), echoSuite()]));
 task("at-timing", () => runSuites([timingSuite()]));
 task("at-random", () => runSuites([randomSuite(5000)]));
 task("at-parse-cost", () => {
