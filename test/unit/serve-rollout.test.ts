@@ -98,7 +98,7 @@ describe("rollout bookkeeping", () => {
 
   it("remembers final outcomes except retryable reasons", () => {
     const r = new Rollout({ maxInFlight: 0, timeoutSec: 100 });
-    r.report({ deviceId: "a", event: "failed", reason: Reason.VERIFY_FAILED, release: "R1" }, 0);
+    r.report({ deviceId: "a", event: "failed", reason: Reason.IMAGE_BAD_SIGNATURE, release: "R1" }, 0);
     r.report({ deviceId: "a", event: "offer-refused", reason: Reason.MANIFEST_EXPIRED, release: "R2" }, 0);
     r.report({ deviceId: "a", event: "committed", reason: 0, release: "R3" }, 0);
     r.report({ deviceId: "a", event: "rolled-back", reason: Reason.TRIAL_NO_CLOUD, release: "R4" }, 0);
@@ -127,7 +127,7 @@ describe("rollout bookkeeping", () => {
       writeFileSync(
         path,
         [
-          JSON.stringify({ deviceId: "a", event: "failed", reason: Reason.VERIFY_FAILED, release: "R1" }),
+          JSON.stringify({ deviceId: "a", event: "failed", reason: Reason.IMAGE_BAD_SIGNATURE, release: "R1" }),
           JSON.stringify({ deviceId: "a", event: "failed", reason: Reason.DOWNLOAD_STALLED, release: "R2" }),
           '{"deviceId":"b","event":"comm',
         ].join("\n"),
@@ -300,7 +300,7 @@ describe("serve: --max-in-flight and finished releases, over TLS", () => {
   it("a restarted serve remembers finished releases from its reports log", async () => {
     const { releaseId } = await start(0);
     const a = await device("dev-a", releaseId);
-    a.report("failed", Reason.VERIFY_FAILED);
+    a.report("failed", Reason.IMAGE_BAD_SIGNATURE);
     await settle(() => serve!.stats().reports === 1);
     a.stop();
     await serve!.close();

@@ -16,22 +16,14 @@
  * the bound is per instance (K × instances for the fleet).
  */
 import { existsSync, readFileSync } from "node:fs";
-import { Reason } from "../../src/errors";
+import { RETRYABLE_REASONS } from "../../src/agent/retry";
 
 /**
- * Outcome reasons after which the device still accepts the same release
- * (src/agent/agent.ts `fail()` and the rollback in `reportRollback`: the
- * release is not remembered for replay defence): the same set as
- * targets/sim/cloud.ts `TRANSIENT`, plus SOCKET_CLOSED, which the agent also
- * treats as retryable.
+ * Outcome reasons after which the device still accepts the same release: the
+ * device's own list (src/agent/retry.ts), so serve re-offers exactly what the
+ * agent would take again.
  */
-export const RETRYABLE: readonly number[] = Object.freeze([
-  Reason.ROLLED_BACK,
-  Reason.DOWNLOAD_STALLED,
-  Reason.DOWNLOAD_DEADLINE,
-  Reason.ABORTED,
-  Reason.SOCKET_CLOSED,
-]);
+export const RETRYABLE: readonly number[] = RETRYABLE_REASONS;
 
 /** Report events that end an update attempt (the device's place is freed). */
 export const FINAL_EVENTS: readonly string[] = Object.freeze(["committed", "rolled-back", "failed", "aborted", "offer-refused"]);
