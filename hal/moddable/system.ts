@@ -11,17 +11,28 @@ export class ZephyrSystem implements System {
   constructor(private readonly slot: 0 | 1) {}
 
   resetCause(): ResetCause {
-    const cause = native("xs_otasystem_resetCause").call(this) as string;
+    const cause = this.hardwareCause();
     return causes.includes(cause as ResetCause) ? (cause as ResetCause) : "unknown";
   }
 
   reboot(): never {
-    native("xs_otasystem_reboot").call(this);
+    this.sysReboot();
     // sys_reboot does not return; if it ever did, stop here rather than run on.
     throw new Error("reboot returned");
   }
 
   runningSlot(): 0 | 1 {
     return this.slot;
+  }
+
+  // Each host call is a method whose whole body is `return native("…").call(this, …args)`:
+  // the one form xsc compiles into a direct host function (xs/sources/xsSyntaxical.c
+  // fxCheckNativeFunction; anything else warns "cannot optimize native").
+  private hardwareCause(): string {
+    return native("xs_otasystem_resetCause").call(this);
+  }
+
+  private sysReboot(): void {
+    return native("xs_otasystem_reboot").call(this);
   }
 }
