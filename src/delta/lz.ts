@@ -395,8 +395,16 @@ export class LzBlockDecoder {
 
   private bucket(input: LzInput, alphabet: number, m: number): number {
     const sym = this.symbol(input, alphabet);
-    const { base, bits } = bucketBase(sym, m);
-    return base + this.bits(input, bits);
+    return this.bucketValue(input, sym, m);
+  }
+
+  /** The value of bucket symbol `sym` with its extra bits (bucketBase without an object per call). */
+  private bucketValue(input: LzInput, sym: number, m: number): number {
+    const direct = 2 << m;
+    if (sym < direct) return sym;
+    const s = sym - direct;
+    const bits = (s >>> m) + 1;
+    return ((1 << m) + (s & ((1 << m) - 1))) * 2 ** bits + this.bits(input, bits);
   }
 
   private emit(io: LzIo, bytes: Uint8Array): void {
@@ -579,8 +587,7 @@ export class LzBlockDecoder {
       return;
     }
     const kind = sym >>> 5;
-    const { base, bits } = bucketBase(sym & (LEN_SYMBOLS - 1), LEN_M);
-    const length = base + this.bits(input, bits) + 1;
+    const length = this.bucketValue(input, sym & (LEN_SYMBOLS - 1), LEN_M) + 1;
     if (this.padBits > this.bitCount) throw malformed(this.block, "payload ends inside an operation");
     if (length > this.span - this.produced) throw outOfRange(this.block, `operation of ${length} bytes past the span`);
     const at = this.newStart + this.produced;
