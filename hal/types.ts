@@ -126,6 +126,13 @@ export interface SocketOptions {
   readonly tls: boolean;
   /** Trusted CA certificate(s) for TLS; adapters without one use the platform store. */
   readonly ca?: string | Uint8Array;
+  /**
+   * CA pin (TLS only; AT+OTATLS): SHA-256 of the DER certificate of a CA that
+   * must be in the server's verified chain (an issuer above the server's own
+   * certificate: intermediate or root), 32 bytes. A chain without it fails the
+   * connection with TLS_PIN_MISMATCH, on top of the usual chain and name checks.
+   */
+  readonly caPin?: Uint8Array;
   /** Server name for SNI and certificate checks (defaults to host). */
   readonly serverName?: string;
 }

@@ -3,11 +3,15 @@
  * host tools (serve's external-broker mode uses the device's own MQTT client
  * over this). TLS always verifies the server certificate against the CA given
  * (per connection or as the network's default; Node's store otherwise) and the
- * server name; plaintext only when the caller says `tls: false`.
+ * server name; plaintext only when the caller says `tls: false`. With a CA
+ * pin (`caPin`, SHA-256 of a CA certificate's DER), the verified chain must
+ * also contain that CA above the server's certificate, or the handshake is
+ * failed with TLS_PIN_MISMATCH before any application byte is sent.
  *
  * Events are delivered from Node's event loop, so no handler ever runs inside
  * `connect`, `write` or `close`.
  */
+import { createHash } from "node:crypto";
 import * as net from "node:net";
 import * as tls from "node:tls";
 import { OtaError, Reason } from "../../src/errors";
@@ -33,9 +37,33 @@ function pem(ca: string | Uint8Array): string | Buffer {
 
 const TLS_ERRORS = /^(CERT_|ERR_TLS_|ERR_SSL_|DEPTH_ZERO|SELF_SIGNED|UNABLE_TO_|HOSTNAME_|ERR_OSSL)/;
 
+/** The error code a pin mismatch is reported with inside Node (mapped to Reason.TLS_PIN_MISMATCH). */
+export const PIN_MISMATCH_CODE = "ERR_XS_OTA_TLS_PIN_MISMATCH";
+/** A CA pin is the SHA-256 of the CA certificate's DER. */
+export const CA_PIN_LENGTH = 32;
+
+/**
+ * True when a CA above the leaf of a verified chain (Node's detailed peer
+ * certificate: the presented chain completed from the trust store, linked by
+ * `issuerCertificate`, a self-signed root linking to itself) has the DER
+ * SHA-256 `pin`.
+ */
+export function chainHasPin(leaf: tls.DetailedPeerCertificate, pin: Uint8Array): boolean {
+  const want = Buffer.from(pin);
+  const seen = new Set<tls.DetailedPeerCertificate>([leaf]);
+  let c: tls.DetailedPeerCertificate | undefined = leaf.issuerCertificate;
+  while (c && c.raw && !seen.has(c)) {
+    if (createHash("sha256").update(c.raw).digest().equals(want)) return true;
+    seen.add(c);
+    c = c.issuerCertificate;
+  }
+  return false;
+}
+
 /** Map a Node socket error to a HAL reason code. */
 export function reasonForError(e: NodeJS.ErrnoException | undefined, duringTls: boolean): number {
   const code = e?.code ?? "";
+  if (code === PIN_MISMATCH_CODE) return Reason.TLS_PIN_MISMATCH;
   if (code === "ECONNREFUSED") return Reason.SOCKET_REFUSED;
   if (code === "ETIMEDOUT") return Reason.SOCKET_TIMEOUT;
   if (TLS_ERRORS.test(code) || /SSL|TLS|certificate/i.test(e?.message ?? "")) return Reason.SOCKET_TLS;
@@ -63,6 +91,10 @@ export class NodeNetwork implements Network {
     if (options.tls !== true && options.tls !== false) {
       throw new OtaError(Reason.BAD_ARGUMENT, "connect: tls must be stated (plaintext only with tls: false)");
     }
+    const pin = options.caPin;
+    if (pin !== undefined && (!(pin instanceof Uint8Array) || pin.length !== CA_PIN_LENGTH)) {
+      throw new OtaError(Reason.BAD_ARGUMENT, `connect: caPin must be ${CA_PIN_LENGTH} bytes (SHA-256 of the CA certificate's DER)`);
+    }
     let closed = false; // by us or after onClose
     let connected = false;
     let reported = false;
@@ -83,6 +115,15 @@ export class NodeNetwork implements Network {
         ...(servername ? { servername } : {}),
         rejectUnauthorized: true,
         minVersion: "TLSv1.2",
+        // Runs after the chain verified (Node passes the detailed chain); an error fails the handshake.
+        checkServerIdentity: (hostname: string, cert: tls.PeerCertificate) => {
+          const e = tls.checkServerIdentity(hostname, cert);
+          if (e || !pin) return e;
+          if (chainHasPin(cert as tls.DetailedPeerCertificate, pin)) return undefined;
+          const err: NodeJS.ErrnoException = new Error("TLS_PIN_MISMATCH: the server's chain does not contain the pinned CA");
+          err.code = PIN_MISMATCH_CODE;
+          return err;
+        },
       });
       sock.once("secureConnect", () => {
         connected = true;

@@ -5,7 +5,9 @@
  */
 import * as net from "node:net";
 import * as tls from "node:tls";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { createHash, X509Certificate } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -147,5 +149,85 @@ describe("NodeNetwork TLS", () => {
     bad({ host: HOST, port: echo.port, tls: "yes" });
     bad({ host: HOST, port: 0, tls: false });
     bad({ host: "", port: 1, tls: false });
+  });
+});
+
+/**
+ * The CA pin (issue 16): throwaway PKI made with openssl — root R with two
+ * intermediates I1 and I2 (leaf L1 under I1, L2 under I2), and an unrelated
+ * root B with leaf LB. The client trusts both roots, so every server passes
+ * chain verification; only the pin tells them apart.
+ */
+describe("NodeNetwork TLS: the CA pin (SHA-256 of the CA certificate's DER)", () => {
+  let pki: string;
+  const ports = { l1: 0, l2: 0, lb: 0 };
+  let trust = "";
+  const fp: { [name: string]: Uint8Array } = {};
+  const ssl = (args: string[]) => {
+    const r = spawnSync("openssl", args, { cwd: pki, encoding: "utf8", timeout: 60_000 });
+    if (r.status !== 0) throw new Error(`openssl ${args.join(" ")}: ${r.stderr}`);
+  };
+  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+  const root = (n: string) =>
+    ssl(["req", "-x509", ...ec, "-keyout", `${n}.key`, "-out", `${n}.pem`, "-days", "2", "-subj", `/CN=pin test ${n}`,
+      "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"]);
+  const signed = (n: string, issuer: string, ext: string) => {
+    ssl(["req", ...ec, "-keyout", `${n}.key`, "-out", `${n}.csr`, "-subj", `/CN=${n === "l1" || n === "l2" || n === "lb" ? "localhost" : "pin test " + n}`]);
+    writeFileSync(join(pki, `${n}.ext`), ext);
+    ssl(["x509", "-req", "-in", `${n}.csr`, "-CA", `${issuer}.pem`, "-CAkey", `${issuer}.key`, "-CAcreateserial", "-out", `${n}.pem`, "-days", "2", "-sha256", "-extfile", `${n}.ext`]);
+  };
+  const caExt = "basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n";
+  const leafExt = "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n";
+  const read = (n: string) => readFileSync(join(pki, `${n}.pem`), "utf8");
+
+  beforeAll(async () => {
+    pki = mkdtempSync(join(tmpdir(), "xs-ota-pin-"));
+    root("r");
+    root("b");
+    signed("i1", "r", caExt);
+    signed("i2", "r", caExt);
+    signed("l1", "i1", leafExt);
+    signed("l2", "i2", leafExt);
+    signed("lb", "b", leafExt);
+    for (const n of ["r", "b", "i1", "i2", "l1"]) fp[n] = new Uint8Array(createHash("sha256").update(new X509Certificate(read(n)).raw).digest());
+    // The pin is what `openssl x509 -noout -fingerprint -sha256` prints (colons removed).
+    const o = spawnSync("openssl", ["x509", "-in", "i1.pem", "-noout", "-fingerprint", "-sha256"], { cwd: pki, encoding: "utf8" });
+    expect(o.stdout.trim().split("=")[1].replace(/:/g, "").toLowerCase()).toBe(Buffer.from(fp.i1).toString("hex"));
+    trust = read("r") + read("b");
+    const server = (leaf: string, chain: string[]) =>
+      listen(tls.createServer({ cert: [leaf, ...chain].map(read).join(""), key: readFileSync(join(pki, `${leaf}.key`)) }, (s) => s.pipe(s)));
+    ports.l1 = await server("l1", ["i1"]);
+    ports.l2 = await server("l2", ["i2"]);
+    ports.lb = await server("lb", []);
+  });
+  afterAll(() => rmSync(pki, { recursive: true, force: true }));
+
+  const go = (port: number, caPin?: Uint8Array) =>
+    attempt(new NodeNetwork(), { host: HOST, port, tls: true, ca: trust, ...(caPin ? { caPin } : {}) }, Uint8Array.of(7, 8));
+
+  it("without a pin, every server the trust store accepts connects (the pin is what refuses below)", async () => {
+    for (const p of [ports.l1, ports.l2, ports.lb]) expect(await go(p)).toEqual({ connected: true, echoed: [7, 8] });
+  });
+  it("accepts the server whose chain contains the pinned CA: the issuing intermediate or the root above it", async () => {
+    expect(await go(ports.l1, fp.i1)).toEqual({ connected: true, echoed: [7, 8] });
+    expect(await go(ports.l1, fp.r)).toEqual({ connected: true, echoed: [7, 8] });
+    expect(await go(ports.l2, fp.r)).toEqual({ connected: true, echoed: [7, 8] });
+  });
+  it("refuses a server with a valid certificate from another CA (TLS_PIN_MISMATCH)", async () => {
+    expect(await go(ports.lb, fp.i1)).toEqual({ connected: false, reason: Reason.TLS_PIN_MISMATCH });
+    expect(await go(ports.lb, fp.r)).toEqual({ connected: false, reason: Reason.TLS_PIN_MISMATCH });
+    expect(await go(ports.l1, fp.b)).toEqual({ connected: false, reason: Reason.TLS_PIN_MISMATCH });
+  });
+  it("refuses a server from the right root whose chain lacks the pinned issuer (TLS_PIN_MISMATCH)", async () => {
+    expect(await go(ports.l2, fp.i1)).toEqual({ connected: false, reason: Reason.TLS_PIN_MISMATCH });
+    expect(await go(ports.l1, fp.i2)).toEqual({ connected: false, reason: Reason.TLS_PIN_MISMATCH });
+  });
+  it("a pin of the server's own certificate is not a CA pin (refused)", async () => {
+    expect(await go(ports.l1, fp.l1)).toEqual({ connected: false, reason: Reason.TLS_PIN_MISMATCH });
+  });
+  it("chain and name checks still come first (SOCKET_TLS), and a pin must be 32 bytes", async () => {
+    const r = await attempt(new NodeNetwork(), { host: HOST, port: ports.l1, tls: true, ca: read("b"), caPin: fp.i1 });
+    expect(r).toEqual({ connected: false, reason: Reason.SOCKET_TLS });
+    expect(() => new NodeNetwork().connect({ host: HOST, port: ports.l1, tls: true, caPin: new Uint8Array(31) }, {})).toThrow(/caPin/);
   });
 });
