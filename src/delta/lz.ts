@@ -105,6 +105,8 @@ export const BLOCK_END = 2;
 
 /** Bytes decoded per staging step (literals, copies from new). */
 export const LZ_OUT_CHUNK = 256;
+/** Output gathered before one CRC update and one write. */
+export const LZ_OUT_BATCH = 512;
 /** Old-image bytes per flash read. */
 export const LZ_OLD_CHUNK = 1024;
 
@@ -262,6 +264,8 @@ export class LzBlockDecoder {
   private readonly counts = new Uint16Array(16);
   private readonly next = new Uint16Array(16);
   private readonly stage = new Uint8Array(LZ_OUT_CHUNK);
+  private readonly out = new Uint8Array(LZ_OUT_BATCH);
+  private outLength = 0;
 
   private block = 0;
   private span = 0;
@@ -308,7 +312,7 @@ export class LzBlockDecoder {
 
   /** RAM held by the decoder's own buffers. */
   get bytes(): number {
-    let n = this.lengths.byteLength + this.clLengths.byteLength + this.clTable.byteLength + this.counts.byteLength + this.next.byteLength + this.stage.byteLength + this.tableBits.byteLength + this.rules.byteLength + this.branches.byteLength + 2 * UNIT_MARGIN;
+    let n = this.lengths.byteLength + this.clLengths.byteLength + this.clTable.byteLength + this.counts.byteLength + this.next.byteLength + this.stage.byteLength + this.out.byteLength + this.tableBits.byteLength + this.rules.byteLength + this.branches.byteLength + 2 * UNIT_MARGIN;
     for (const t of this.tables) n += t.byteLength;
     return n;
   }
@@ -322,6 +326,7 @@ export class LzBlockDecoder {
     this.block = block;
     this.span = span;
     this.produced = 0;
+    this.outLength = 0;
     this.newStart = newStart;
     this.oldLength = oldLength;
     this.crc = 0;
@@ -407,10 +412,28 @@ export class LzBlockDecoder {
     return ((1 << m) + (s & ((1 << m) - 1))) * 2 ** bits + this.bits(input, bits);
   }
 
+  /**
+   * Output: small pieces gather in `out` (one CRC and one write per LZ_OUT_BATCH
+   * bytes rather than per operation); everything is written before `run`
+   * returns and before a copy from the new image reads it back.
+   */
   private emit(io: LzIo, bytes: Uint8Array): void {
-    this.crc = crc32Update(this.crc, bytes);
-    io.write(bytes);
     this.produced += bytes.length;
+    if (this.outLength + bytes.length > this.out.length) this.flushOut(io);
+    if (bytes.length >= this.out.length) {
+      this.crc = crc32Update(this.crc, bytes);
+      io.write(bytes);
+      return;
+    }
+    this.out.set(bytes, this.outLength);
+    this.outLength += bytes.length;
+  }
+
+  private flushOut(io: LzIo): void {
+    if (this.outLength === 0) return;
+    this.crc = crc32Update(this.crc, this.out, 0, this.outLength);
+    io.write(this.out.subarray(0, this.outLength));
+    this.outLength = 0;
   }
 
   /** The table header: how many lengths, then the code-length code. */
@@ -472,6 +495,12 @@ export class LzBlockDecoder {
    * @throws OtaError PATCH_MALFORMED / PATCH_OUT_OF_RANGE for a bad block.
    */
   run(input: LzInput, io: LzIo, budget: number): number {
+    const r = this.runSlice(input, io, budget);
+    this.flushOut(io);
+    return r;
+  }
+
+  private runSlice(input: LzInput, io: LzIo, budget: number): number {
     const limit = this.produced + budget;
     // Bounded: every pass either consumes input bits, produces output, or ends.
     for (;;) {
@@ -638,6 +667,7 @@ export class LzBlockDecoder {
       } else this.emit(io, io.readOld(n, at + this.alignment));
     } else if (kind === Op.NEW) {
       n = Math.min(n, LZ_OUT_CHUNK, this.runDistance);
+      this.flushOut(io);
       this.emit(io, io.readNew(at - this.runDistance, n));
     } else {
       const alphabet = kind === Op.ADD ? Alphabet.DIFF : Alphabet.LIT;
