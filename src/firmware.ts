@@ -5,14 +5,18 @@
  * console's active settings, handing the agent's control to the console.
  * Settings that cannot run an agent yet (no trusted key provisioned) leave the
  * console running alone, so the device can be provisioned over its serial port.
+ *
+ * The agent's network carries the settings' CA pin (AT+OTATLS) on every TLS
+ * connection (the broker and HTTPS downloads); the socket adapter enforces it.
  */
-import type { Platform } from "../hal/types";
+import type { Network, Platform } from "../hal/types";
 import { Agent } from "./agent/agent";
 import { configFromSettings, type AgentConfig } from "./agent/config";
 import { updateControlOf, type FirmwareInfo } from "./at/commands";
 import type { ConsoleOptions } from "./at/console";
 import { startConsole, type ConsoleRuntime } from "./at/start";
-import { isOtaError } from "./errors";
+import { isOtaError, Reason } from "./errors";
+import { AuditEvent, type AuditLog } from "./store/audit";
 import { openStorage } from "./store/layout";
 import type { Settings } from "./store/settings";
 
@@ -38,6 +42,48 @@ export interface FirmwareRuntime {
 }
 
 /**
+ * `net` with the CA pin added to every TLS connection, and a connection the pin
+ * refused (onClose with TLS_PIN_MISMATCH) reported to `refused` — once until a
+ * connection succeeds, so a link that keeps retrying cannot flood the audit
+ * ring. Without a pin, `net` itself.
+ */
+export function pinnedNetwork(net: Network, pin: Uint8Array | undefined, refused: (reason: number) => void): Network {
+  if (!pin) return net;
+  let report = true;
+  const pinned: Network = {
+    connect(options, handlers) {
+      return net.connect(options.tls ? { ...options, caPin: pin } : options, {
+        onConnect() {
+          report = true;
+          handlers.onConnect?.();
+        },
+        onData(data) {
+          handlers.onData?.(data);
+        },
+        onClose(reason) {
+          if (reason === Reason.TLS_PIN_MISMATCH && report) {
+            report = false;
+            refused(reason);
+          }
+          handlers.onClose?.(reason);
+        },
+      });
+    },
+  };
+  return Object.freeze(pinned);
+}
+
+function auditPinRefusal(platform: Platform, audit: AuditLog): (reason: number) => void {
+  return (reason) => {
+    try {
+      audit.append({ uptimeMs: platform.clock.now(), unixS: 0, event: AuditEvent.TLS_PIN_REFUSED, reason });
+    } catch (e) {
+      if (!isOtaError(e)) throw e; // a flash failure loses the entry, not the link
+    }
+  };
+}
+
+/**
  * Start the console and (when it can run) the agent; returns both. The agent is
  * constructed but not started: call `agent.start()` once the caller is ready.
  * @throws OtaError from the storage (geometry, flash); PowerCut and resets propagate.
@@ -53,7 +99,8 @@ export function startFirmware(platform: Platform, o: FirmwareOptions): FirmwareR
     o.log?.(`[firmware] no update agent: ${e.message}`);
     return { console: runtime, agent: undefined, noAgentReason: e.message };
   }
-  const agent = new Agent(platform, config, runtime.storage, runtime.audit);
+  const net = pinnedNetwork(platform.net, runtime.settings.active.caFingerprint, auditPinRefusal(platform, runtime.audit));
+  const agent = new Agent(net === platform.net ? platform : { ...platform, net }, config, runtime.storage, runtime.audit);
   runtime.console.attachUpdate(updateControlOf(agent));
   return { console: runtime, agent };
 }

@@ -24,6 +24,8 @@ export const AuditEvent = Object.freeze({
   KEY_ADDED: 7,
   KEY_REMOVED: 8,
   RESTART: 9,
+  /** The update server's TLS chain did not contain the pinned CA (reason TLS_PIN_MISMATCH); logged once until a connection succeeds. */
+  TLS_PIN_REFUSED: 10,
 });
 
 /** One audit entry. */
