@@ -21,6 +21,13 @@
  * ssl/ssl_cert.js registers as trusted. Without a CA the TLS layer uses the
  * certificates built into the firmware. SNI is `serverName ?? host`.
  *
+ * CA pin (`caPin`): Moddable's TLS gives the application no view of the
+ * verified chain (ssl/ssl_cert.js verify() only answers yes or no), so the
+ * adapter cannot check a pin. It fails closed: a TLS connection asked with a
+ * pin closes, without connecting, with TLS_PIN_MISMATCH, so the agent audits
+ * the refusal and the operator sees it, rather than a pin being silently
+ * ignored.
+ *
  * Both modules report free send space in onWritable (TCP: its send buffer less
  * bytes in flight; TLS: that less 96 bytes of record overhead, only after the
  * handshake) and throw on a write larger than it ("would block"), so the
@@ -81,6 +88,11 @@ class ModdableSocket implements Socket {
       this.connectTimer = undefined;
       if (!this.open) this.fail(Reason.SOCKET_TIMEOUT);
     }, connectTimeoutMs);
+    if (options.tls && options.caPin !== undefined) {
+      // Reported from the event loop, as every other connection outcome is.
+      Timer.set(() => this.fail(Reason.TLS_PIN_MISMATCH), 0);
+      return;
+    }
     if (isIPv4Literal(options.host)) {
       this.connectTo(options.host);
       return;

@@ -644,6 +644,21 @@ describe("ModdableNetwork against fakes shaped like tcp.c, tlssocket.js and the 
     expect(fake.sockets.every((x) => x.closed)).toBe(true);
   });
 
+  it("fails closed on a CA pin it cannot check: TLS_PIN_MISMATCH from the event loop, no socket opened", () => {
+    const closes: number[] = [];
+    const net = new ModdableNetwork(1000);
+    net.connect({ host: "192.0.2.9", port: 8883, tls: true, caPin: new Uint8Array(32) }, { onClose: (r) => closes.push(r) });
+    expect(closes).toEqual([]);
+    for (const [id, t] of [...fake.timers.entries()].filter(([, t]) => t.delay === 0)) {
+      fake.timers.delete(id);
+      t.callback();
+    }
+    expect(closes).toEqual([Reason.TLS_PIN_MISMATCH]);
+    expect(fake.sockets).toHaveLength(0);
+    expect(fake.tlsSockets).toHaveLength(0);
+    expect(fake.timers.size).toBe(0); // the connect timer is cleared too
+  });
+
   it("recognises only dotted-quad IPv4 literals", () => {
     for (const ok of ["0.0.0.0", "10.1.2.3", "255.255.255.255"]) expect(isIPv4Literal(ok), ok).toBe(true);
     for (const bad of ["256.1.1.1", "1.2.3", "1.2.3.4.5", "01.2.3.4", "::1", "host", "1.2.3.4 "]) expect(isIPv4Literal(bad), bad).toBe(false);
