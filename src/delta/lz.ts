@@ -667,7 +667,8 @@ export class LzBlockDecoder {
       } else this.emit(io, io.readOld(n, at + this.alignment));
     } else if (kind === Op.NEW) {
       n = Math.min(n, LZ_OUT_CHUNK, this.runDistance);
-      this.flushOut(io);
+      // Only when the source reaches into the batch not yet written.
+      if (at - this.runDistance + n > at - this.outLength) this.flushOut(io);
       this.emit(io, io.readNew(at - this.runDistance, n));
     } else {
       const alphabet = kind === Op.ADD ? Alphabet.DIFF : Alphabet.LIT;
