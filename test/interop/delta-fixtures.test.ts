@@ -43,7 +43,7 @@ import { makePatch } from "../../tools/delta/index";
 import { realPairs } from "../fixtures/firmware/real";
 
 describe("real firmware pairs (pybricks, from npm)", () => {
-  it("fetch, check the pinned SHA-256s, and round-trip every pair with codec 3 (the default) and "smallest"", () => {
+  it("fetch, check the pinned SHA-256s, and round-trip every pair with codec 3 (the default) and 'smallest'", () => {
     for (const pair of realPairs()) {
       for (const codec of [Codec.LZ, "smallest"] as const) {
         const patch = makePatch(pair.old, pair.new, { codec }).bytes;
