@@ -65,10 +65,13 @@ void fxFreeChunks(txMachine *the, void *chunks)
 
 txSlot *fxAllocateSlots(txMachine *the, txSize count)
 {
-	(void)the;
 	txSize size = count * (txSize)sizeof(txSlot);
-	if (count <= 0 || (arenaSlotsBottom - arenaChunksTop) < size)
-		return C_NULL;
+	if (count <= 0 || (arenaSlotsBottom - arenaChunksTop) < size) {
+		/* XS also grows the slot heap when collections free too little ("thrashing"): when
+		 * free slots remain, decline with (txSlot*)-1 (fxGrowSlots' "no growth" answer, as
+		 * device ports do) instead of failing; fail only when none remain. */
+		return the->freeHeap ? (txSlot *)-1 : C_NULL;
+	}
 	arenaSlotsBottom -= size;
 	return (txSlot *)arenaSlotsBottom;
 }
@@ -96,12 +99,22 @@ uint32_t modMilliseconds(void)
 
 void fxAbort(txMachine *the, int status)
 {
-	static const char *const why[] = { "", "debugger", "fatal check", "stack overflow", "memory full", "dead strip",
-		"unhandled exception", "not enough keys", "too much computation", "unhandled rejection" };
+	const char *why = "unknown";
+	switch (status) {
+	case XS_DEBUGGER_EXIT: why = "debugger"; break;
+	case XS_NOT_ENOUGH_MEMORY_EXIT: why = "memory full"; break;
+	case XS_STACK_OVERFLOW_EXIT: why = "stack overflow"; break;
+	case XS_FATAL_CHECK_EXIT: why = "fatal check"; break;
+	case XS_DEAD_STRIP_EXIT: why = "dead strip"; break;
+	case XS_UNHANDLED_EXCEPTION_EXIT: why = "unhandled exception"; break;
+	case XS_NO_MORE_KEYS_EXIT: why = "not enough keys"; break;
+	case XS_TOO_MUCH_COMPUTATION_EXIT: why = "too much computation"; break;
+	case XS_UNHANDLED_REJECTION_EXIT: why = "unhandled rejection"; break;
+	}
 	char line[200];
-	snprintf(line, sizeof(line), "\n@@abort {\"status\":%d,\"why\":\"%s\",\"arenaChunks\":%ld,\"arenaSlots\":%ld}\n", status,
-		(status >= 0 && status < (int)(sizeof(why) / sizeof(why[0]))) ? why[status] : "unknown",
+	snprintf(line, sizeof(line), "\n@@abort {\"status\":%d,\"why\":\"%s\",\"arenaChunks\":%ld,\"arenaSlots\":%ld}\n", status, why,
 		(long)(arenaChunksTop - __xs_arena_start), (long)(__xs_arena_end - arenaSlotsBottom));
+	fflush(stdout);
 	devicePuts(line);
 	(void)the;
 	deviceExit(3);
@@ -137,11 +150,11 @@ static txSize chunksBefore, slotsBefore;
 
 static void printMemory(txMachine *the)
 {
-	printf("{\"chunksBefore\":%ld,\"slotsBefore\":%ld,\"chunks\":%ld,\"slots\":%ld,\"chunksPeak\":%ld,\"slotsPeak\":%ld,\"arenaReserved\":%ld,\"arenaSize\":%ld,\"cHeap\":%lu}",
+	printf("{\"chunksBefore\":%ld,\"slotsBefore\":%ld,\"chunks\":%ld,\"slots\":%ld,\"chunksPeak\":%ld,\"slotsPeak\":%ld,\"arenaReserved\":%ld,\"arenaSize\":%ld,\"cHeap\":%lu,\"cStack\":%lu}",
 		(long)chunksBefore, (long)slotsBefore * (long)sizeof(txSlot),
 		(long)the->currentChunksSize, (long)the->currentHeapCount * (long)sizeof(txSlot), (long)the->peakChunksSize,
 		(long)the->peakHeapCount * (long)sizeof(txSlot), (long)((arenaChunksTop - __xs_arena_start) + (__xs_arena_end - arenaSlotsBottom)),
-		(long)(__xs_arena_end - __xs_arena_start), (unsigned long)deviceHeapUsed());
+		(long)(__xs_arena_end - __xs_arena_start), (unsigned long)deviceHeapUsed(), (unsigned long)deviceStackUsed());
 }
 
 static void resetPeaks(txMachine *the)
@@ -175,11 +188,13 @@ static void calibrate(int long_)
 
 /* ---- boot and tasks ---- */
 
-static int runProgram(txMachine *the, const char *start, const char *end)
+/* Parse and run a program; with `report`, print its completion value as `@@<report> <JSON>`. */
+static int runProgram(txMachine *the, const char *start, const char *end, const char *report)
 {
 	volatile int ok = 1;
 	xsBeginHost(the);
 	{
+		xsVars(2);
 		xsTry {
 			txStringCStream stream = { (txString)start, 0, (txSize)(end - start) };
 			txScript *script = fxParseScript(the, &stream, fxStringCGetter, mxProgramFlag);
@@ -188,6 +203,11 @@ static int runProgram(txMachine *the, const char *start, const char *end)
 			txSlot *realm = mxProgram.value.reference->next->value.module.realm;
 			fxRunScript(the, script, mxRealmGlobal(realm), C_NULL, mxRealmClosures(realm)->value.reference, C_NULL, mxProgram.value.reference);
 			mxPullSlot(mxResult);
+			if (report) {
+				xsVar(1) = xsGet(xsGlobal, xsID("JSON"));
+				xsVar(0) = xsCall1(xsVar(1), xsID("stringify"), xsResult);
+				printf("@@%s %s\n", report, xsToString(xsVar(0)));
+			}
 			while (the->promiseJobs) {
 				the->promiseJobs = 0;
 				fxRunPromiseJobs(the);
@@ -272,7 +292,7 @@ int main(void)
 		1024,       /* incrementalKeyCount */
 		1993,       /* nameModulo */
 		127,        /* symbolModulo */
-		64 * 1024,  /* parserBufferSize */
+		1024 * 1024, /* parserBufferSize: the longest token (the bundles carry test data as long string literals) */
 		1993,       /* parserTableModulo */
 		0,          /* staticSize */
 	};
@@ -284,7 +304,7 @@ int main(void)
 	}
 	uint64_t createInstructions = instructionsSince(ticks);
 	ticks = deviceTicks();
-	int loaded = runProgram(the, preludeStart, preludeEnd) && runProgram(the, bundleStart, bundleEnd);
+	int loaded = runProgram(the, preludeStart, preludeEnd, "prelude") && runProgram(the, bundleStart, bundleEnd, C_NULL);
 	uint64_t loadInstructions = instructionsSince(ticks);
 	size_t parserHeap = deviceHeapUsed();
 	resetPeaks(the);

@@ -9,11 +9,15 @@ uint64_t deviceTicks(void);
 /* Instructions per SysTick tick under `-icount shift=0` on mps2 (1e9 / SYSCLK). */
 #define DEVICE_INSTRUCTIONS_PER_TICK 40u
 
+/* Bytes of the C stack ever used (painted at reset). */
+size_t deviceStackUsed(void);
+
 /* Console and exit over ARM semihosting. */
 void deviceWrite(const char *bytes, size_t length);
 void devicePuts(const char *text);
 __attribute__((noreturn)) void deviceExit(int status);
-__attribute__((noreturn)) void deviceFault(const char *what, uint32_t cfsr, uint32_t hfsr, uint32_t mmfar, uint32_t bfar);
+/* A CPU fault: the fault status registers and the faulting pc and lr, then exit 4. */
+__attribute__((noreturn)) void deviceFault(const char *what, uint32_t cfsr, uint32_t hfsr, uint32_t pc, uint32_t lr);
 /* The semihosting command line (the task names); 0 on success. */
 int deviceCommandLine(char *buffer, size_t size);
 #endif

@@ -2,7 +2,7 @@
  * Console, exit and command line over ARM semihosting (QEMU
  * `-semihosting-config enable=on,target=native`), and the newlib system
  * calls the lane needs: a bounded _sbrk (the C heap XS's parser and key
- * tables use, a fixed region of the linker script) and _write to the
+ * tables use, fixed regions of the linker script) and _write to the
  * console. Nothing else in newlib is wired to the host.
  *
  * Semihosting operations used (Arm "Semihosting for AArch32 and AArch64"):
@@ -63,11 +63,11 @@ void deviceExit(int status)
 		semihost(SYS_EXIT_EXTENDED, block);
 }
 
-void deviceFault(const char *what, uint32_t cfsr, uint32_t hfsr, uint32_t mmfar, uint32_t bfar)
+void deviceFault(const char *what, uint32_t cfsr, uint32_t hfsr, uint32_t pc, uint32_t lr)
 {
 	char line[160];
-	snprintf(line, sizeof(line), "\n@@fault {\"what\":\"%s\",\"cfsr\":%lu,\"hfsr\":%lu,\"mmfar\":%lu,\"bfar\":%lu}\n",
-		what, (unsigned long)cfsr, (unsigned long)hfsr, (unsigned long)mmfar, (unsigned long)bfar);
+	snprintf(line, sizeof(line), "\n@@fault {\"what\":\"%s\",\"cfsr\":%lu,\"hfsr\":%lu,\"pc\":%lu,\"lr\":%lu}\n",
+		what, (unsigned long)cfsr, (unsigned long)hfsr, (unsigned long)pc, (unsigned long)lr);
 	devicePuts(line);
 	deviceExit(4);
 }
@@ -80,23 +80,49 @@ int deviceCommandLine(char *buffer, size_t size)
 
 /* newlib system calls */
 
-extern char __heap_start, __heap_end;
-static char *heapBreak = &__heap_start;
+/*
+ * The C heap: the parts of the board's RAMs the device map leaves unused
+ * (SSRAM1 above the 2 MiB "flash", SSRAM2/3 above the 1 MiB "RAM"), then the
+ * linker script's PSRAM heap. Only XS's parser needs that much: parsing the
+ * agent's 570 KB bundle takes over 10 MiB of C heap, a cost a device does not
+ * pay (its code is compiled by xsc and preloaded). newlib's malloc accepts
+ * a break that jumps to a new region.
+ */
+extern char __heap_start[], __heap_end[], __heap2_start[], __heap2_end[], __heap3_start[], __heap3_end[];
+static struct { char *start, *end; } heapRegions[3];
+static unsigned heapRegion;
+static char *heapBreak;
+static size_t heapUsedBefore; /* bytes in the regions left behind */
 
 void *_sbrk(ptrdiff_t increment)
 {
-	char *previous = heapBreak;
-	if (increment < 0 || (size_t)(&__heap_end - heapBreak) < (size_t)increment) {
+	if (!heapBreak) {
+		/* In ascending address order: malloc takes a break that jumps up as new space, not one that jumps down. */
+		heapRegions[0].start = __heap3_start, heapRegions[0].end = __heap3_end;
+		heapRegions[1].start = __heap2_start, heapRegions[1].end = __heap2_end;
+		heapRegions[2].start = __heap_start, heapRegions[2].end = __heap_end;
+		heapBreak = heapRegions[0].start;
+	}
+	if (increment < 0) {
 		errno = ENOMEM;
 		return (void *)-1;
 	}
+	while ((size_t)(heapRegions[heapRegion].end - heapBreak) < (size_t)increment) {
+		if (heapRegion + 1 >= sizeof(heapRegions) / sizeof(heapRegions[0])) {
+			errno = ENOMEM;
+			return (void *)-1;
+		}
+		heapUsedBefore += (size_t)(heapBreak - heapRegions[heapRegion].start);
+		heapBreak = heapRegions[++heapRegion].start;
+	}
+	char *previous = heapBreak;
 	heapBreak += increment;
 	return previous;
 }
 
 size_t deviceHeapUsed(void)
 {
-	return (size_t)(heapBreak - &__heap_start);
+	return heapBreak ? heapUsedBefore + (size_t)(heapBreak - heapRegions[heapRegion].start) : 0;
 }
 
 int _write(int fd, const char *bytes, int length)

@@ -12,7 +12,7 @@
 #include <stdint.h>
 #include "device.h"
 
-extern uint32_t __data_load, __data_start, __data_end, __bss_start, __bss_end, __stack_top;
+extern uint32_t __data_load, __data_start, __data_end, __bss_start, __bss_end, __stack_bottom, __stack_top;
 extern int main(void);
 
 #define SYST_CSR (*(volatile uint32_t *)0xE000E010u)
@@ -22,8 +22,6 @@ extern int main(void);
 #define SCB_CPACR (*(volatile uint32_t *)0xE000ED88u)
 #define SCB_CFSR (*(volatile uint32_t *)0xE000ED28u)
 #define SCB_HFSR (*(volatile uint32_t *)0xE000ED2Cu)
-#define SCB_MMFAR (*(volatile uint32_t *)0xE000ED34u)
-#define SCB_BFAR (*(volatile uint32_t *)0xE000ED38u)
 #define ICSR_PENDSTSET (1u << 26)
 #define SYSTICK_PERIOD 0x1000000u /* 24-bit counter, reload 0xFFFFFF */
 
@@ -49,6 +47,16 @@ uint64_t deviceTicks(void)
 	return (uint64_t)wraps * SYSTICK_PERIOD + (SYSTICK_PERIOD - 1u - value);
 }
 
+#define STACK_PAINT 0x5AC3A55Cu
+
+size_t deviceStackUsed(void)
+{
+	const uint32_t *p = &__stack_bottom;
+	while (p < &__stack_top && *p == STACK_PAINT)
+		p++;
+	return (size_t)((const char *)&__stack_top - (const char *)p);
+}
+
 static void systickStart(void)
 {
 	SYST_RVR = SYSTICK_PERIOD - 1u;
@@ -59,16 +67,24 @@ static void systickStart(void)
 		;
 }
 
-static void fault(const char *what)
+/* `frame`: the exception frame the core stacked (r0-r3, r12, lr, pc, xpsr). */
+__attribute__((used, noreturn)) void deviceFaultReport(const char *what, const uint32_t *frame)
 {
-	deviceFault(what, SCB_CFSR, SCB_HFSR, SCB_MMFAR, SCB_BFAR);
+	deviceFault(what, SCB_CFSR, SCB_HFSR, frame[6], frame[5]);
 }
 
-void HardFault_Handler(void) { fault("HardFault"); }
-void MemManage_Handler(void) { fault("MemManage"); }
-void BusFault_Handler(void) { fault("BusFault"); }
-void UsageFault_Handler(void) { fault("UsageFault"); }
-void Default_Handler(void) { fault("unexpected interrupt"); }
+/* Each fault handler reports on a fresh stack: the fault may be a stack overflow. */
+#define FAULT_HANDLER(name, text) \
+	__attribute__((naked)) void name(void) \
+	{ \
+		__asm volatile("mrs r1, msp\n ldr r0, =__stack_top\n mov sp, r0\n ldr r0, =1f\n b deviceFaultReport\n .ltorg\n 1: .asciz \"" text "\"\n .balign 2"); \
+	}
+
+FAULT_HANDLER(HardFault_Handler, "HardFault")
+FAULT_HANDLER(MemManage_Handler, "MemManage")
+FAULT_HANDLER(BusFault_Handler, "BusFault")
+FAULT_HANDLER(UsageFault_Handler, "UsageFault")
+FAULT_HANDLER(Default_Handler, "unexpected interrupt")
 
 void Reset_Handler(void)
 {
@@ -77,6 +93,10 @@ void Reset_Handler(void)
 		*dst++ = *src++;
 	for (dst = &__bss_start; dst < &__bss_end;)
 		*dst++ = 0;
+	/* Paint the stack below this frame, for the high-water mark (deviceStackUsed). */
+	uint32_t *paintEnd = (uint32_t *)((uintptr_t)&__stack_top - 256u);
+	for (dst = &__stack_bottom; dst < paintEnd;)
+		*dst++ = STACK_PAINT;
 	/* CP10 and CP11 full access: the code is built for the hard-float ABI. */
 	SCB_CPACR |= (0xFu << 20);
 	__asm volatile("dsb\n isb" ::: "memory");
