@@ -72,15 +72,18 @@ function headersDigest(): string {
   if (headerHash) return headerHash;
   const h = createHash("sha256");
   h.update(execFileSync(CC, ["--version"]));
-  for (const dir of [join(xsDir, "includes"), join(xsDir, "platforms"), join(xsDir, "sources"), platformDir]) {
+  for (const dir of [join(xsDir, "includes"), join(xsDir, "platforms"), join(xsDir, "sources")]) {
     for (const f of readdirSync(dir).filter((f) => f.endsWith(".h")).sort()) h.update(f).update(readFileSync(join(dir, f)));
   }
+  h.update(readFileSync(join(platformDir, "xsPlatformDevice.h")));
   headerHash = h.digest("hex");
   return headerHash;
 }
 
-async function compile(source: string, flags: string[], objDir: string): Promise<string> {
-  const key = createHash("sha256").update(headersDigest()).update(flags.join("\0")).update(readFileSync(source)).digest("hex").slice(0, 16);
+async function compile(source: string, flags: string[], objDir: string, extraHeaders: string[] = []): Promise<string> {
+  const h = createHash("sha256").update(headersDigest()).update(flags.join("\0")).update(readFileSync(source));
+  for (const f of extraHeaders) h.update(readFileSync(f));
+  const key = h.digest("hex").slice(0, 16);
   const base = source.split("/").pop()!.replace(/\.[cS]$/, "");
   const out = join(objDir, `${base}-${key}.o`);
   if (existsSync(out)) return out;
@@ -111,7 +114,7 @@ export async function buildObjects(): Promise<{ xs: string[]; platform: string[]
   mkdirSync(objDir, { recursive: true });
   const flags = [...cFlags, ...xsDefines, ...includes, ...quiet];
   const xs = await pool(xsSources.map((s) => () => compile(s, flags, objDir)));
-  const platform = await pool(platformSources.map((s) => () => compile(s, [...flags, "-Wall", "-Wextra", "-Wno-unused-parameter", "-Werror"], objDir)));
+  const platform = await pool(platformSources.map((s) => () => compile(s, [...flags, "-Wall", "-Wextra", "-Wno-unused-parameter", "-Werror"], objDir, [join(platformDir, "device.h")])));
   return { xs, platform };
 }
 
@@ -135,7 +138,7 @@ function sizeOf(paths: string[]): { text: number; data: number; bss: number } {
  * Link one ELF: XS + platform + the prelude and the bundle as flash data.
  * The XS engine's own .text is measured from its sections that survive --gc-sections.
  */
-export async function buildElf(name: string, prelude: string, bundleText: string): Promise<Elf> {
+export async function buildElf(name: string, prelude: string, bundleText: string, defsym: { [symbol: string]: number } = {}): Promise<Elf> {
   checkPeers();
   const { xs, platform } = await buildObjects();
   const dir = join(outDir, name);
@@ -155,6 +158,7 @@ export async function buildElf(name: string, prelude: string, bundleText: string
   const map = join(dir, `${name}.map`);
   await run(CC, [
     ...cpuFlags, "-nostartfiles", "-Wl,--gc-sections", `-Wl,-Map=${map}`, `-T${join(platformDir, "device.ld")}`,
+    ...Object.entries(defsym).map(([k, v]) => `-Wl,--defsym=${k}=${v}`),
     ...platform, ...xs, embed, "-lm", "-lc", "-lgcc", "-o", elf,
   ]);
   return { path: elf, size: sizeOf([elf]), xsText: xsTextFromMap(readFileSync(map, "utf8")), preludeBytes: Buffer.byteLength(prelude), bundleBytes: Buffer.byteLength(bundleText) };

@@ -8,8 +8,11 @@
  *     available, so there is no preloaded bytecode);
  *   RAM 0x20000000, 1 MiB: .data, .bss and the 128 KiB C stack;
  *   PSRAM 0x60000000, 16 MiB: the fixed XS arena (8 MiB, chunks grow up and
- *     slots down; no growth beyond it: "memory full" aborts the run) and the
- *     C heap (8 MiB, XS's parser, key array and name tables).
+ *     slots down; no growth beyond it: "memory full" aborts the run) and
+ *     8 MiB of C heap (newlib malloc: XS's parser, key array, name tables).
+ *     The C heap also takes the board RAM the map leaves unused (2 MiB above
+ *     "flash", 3 MiB above "RAM"): parsing the agent's 570 KB bundle takes
+ *     11.4 MB of the 13 MiB, a cost a device never pays (xsc compiles ahead of time).
  *
  * Instructions. QEMU runs with `-icount shift=0`: each guest instruction
  * advances virtual time by 1 ns. SysTick counts the 25 MHz SYSCLK of QEMU's
@@ -17,6 +20,11 @@
  * against a loop of known length (the `@@calibration` line) and the test
  * asserts it. Times at 400 MHz assume one instruction per cycle (an M7 is
  * dual-issue but waits on flash and memory; the figure is an estimate).
+ *
+ * Peaks. XS collects garbage when a chunk or slot request finds no room in
+ * what it has reserved, and grows its heap (inside the arena) only when a
+ * collection did not free enough; so a task's peak includes garbage not yet
+ * collected, and is an upper bound on its working set.
  *
  * What differs from a device: the parsed code lives in the arena here,
  * where Moddable preloads it into flash (so "after load" includes the
@@ -31,6 +39,8 @@
  * CPU fault, and exits 0 only if every task replied ok.
  */
 import { spawn } from "node:child_process";
+import { createWriteStream } from "node:fs";
+import { moddableRealmPrelude } from "../lib/moddable-realm";
 import { bundle } from "../xs/harness";
 import { buildElf, checkPeers, type Elf } from "./build";
 
@@ -50,6 +60,8 @@ export interface DeviceMemory {
   arenaSize: number;
   /** C heap in use (XS's parser, keys, names). */
   cHeap: number;
+  /** C stack high-water mark since reset. */
+  cStack: number;
 }
 
 export interface DeviceTask<T = unknown> {
@@ -66,6 +78,8 @@ export interface DeviceRun {
   exitCode: number | null;
   timedOut: boolean;
   calibration: { instructionsPerTick: number; runs: { loops: number; expected: number; measured: number }[] }[];
+  /** The prelude's completion value: the globals it deleted (none expected: XS core has only Moddable's), objects frozen. */
+  prelude?: { deleted: string[]; frozen: number };
   load?: { ok: boolean; createInstructions: number; loadInstructions: number; preludeBytes: number; bundleBytes: number; memory: DeviceMemory; cHeapAfterParse: number };
   tasks: DeviceTask[];
   errors: { phase: string; name?: string; message: string }[];
@@ -75,13 +89,17 @@ export interface DeviceRun {
   output: string;
 }
 
-/** Bundle an entry (the XS lane's bundle, es2020 IIFE) and link it with the prelude into `dist/device/<name>.elf`. */
-export async function buildDevice(name: string, entry: string, prelude: string): Promise<Elf> {
-  return buildElf(name, prelude, await bundle(entry));
+/**
+ * Bundle an entry (the XS lane's bundle: es2020, strict IIFE) and link it into
+ * `dist/device/<name>.elf` behind the Moddable realm prelude that the XS lane
+ * evaluates too (test/lib/moddable-realm: only Moddable's globals, built-ins frozen).
+ */
+export async function buildDevice(name: string, entry: string, defsym?: { [symbol: string]: number }): Promise<Elf> {
+  return buildElf(name, moddableRealmPrelude, await bundle(entry), defsym);
 }
 
 /** Boot the ELF on QEMU and run the tasks in order, in one boot. The host timeout kills QEMU by its PID. */
-export function runDevice(elf: string, tasks: string[], timeoutMs = 300_000): Promise<DeviceRun> {
+export function runDevice(elf: string, tasks: string[], timeoutMs = 300_000, logFile?: string): Promise<DeviceRun> {
   const args = [
     "-M", "mps2-an500", "-cpu", "cortex-m7", "-nographic", "-monitor", "none", "-serial", "none",
     "-icount", "shift=0",
@@ -92,8 +110,13 @@ export function runDevice(elf: string, tasks: string[], timeoutMs = 300_000): Pr
     const qemu = spawn("qemu-system-arm", args, { stdio: ["ignore", "pipe", "pipe"] });
     let output = "";
     let timedOut = false;
-    qemu.stdout.setEncoding("utf8").on("data", (s: string) => (output += s));
-    qemu.stderr.setEncoding("utf8").on("data", (s: string) => (output += s));
+    const log = logFile ? createWriteStream(logFile) : undefined;
+    const take = (s: string) => {
+      output += s;
+      log?.write(s);
+    };
+    qemu.stdout.setEncoding("utf8").on("data", take);
+    qemu.stderr.setEncoding("utf8").on("data", take);
     const timer = setTimeout(() => {
       timedOut = true;
       if (qemu.pid) process.kill(qemu.pid, "SIGKILL");
@@ -104,6 +127,7 @@ export function runDevice(elf: string, tasks: string[], timeoutMs = 300_000): Pr
     });
     qemu.on("close", (code) => {
       clearTimeout(timer);
+      log?.end(timedOut ? `\n(killed after ${timeoutMs} ms)\n` : "");
       resolvePromise(parse(output, code, timedOut));
     });
   });
@@ -117,6 +141,7 @@ function parse(output: string, exitCode: number | null, timedOut: boolean): Devi
     const data = JSON.parse(m[2]);
     switch (m[1]) {
       case "calibration": run.calibration.push(data); break;
+      case "prelude": run.prelude = data; break;
       case "load": run.load = data; break;
       case "task": {
         const reply = data.reply as { ok: boolean; value?: unknown; error?: string; stack?: string };
