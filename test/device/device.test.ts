@@ -1,0 +1,171 @@
+/**
+ * The device lane (`npm run test:device`): the portable code on the real XS
+ * engine cross-compiled for a Cortex-M7, bare metal on QEMU's mps2-an500,
+ * behind the Moddable realm prelude. See test/device/harness.ts for the memory
+ * map, the arena, how instructions are counted and what differs from a device.
+ * Each workload is an assertion; each prints its line of the table that
+ * `npm run bench -- device` prints.
+ */
+import { beforeAll, describe, expect, it } from "vitest";
+import { createHash } from "node:crypto";
+import { checkPeers, okTask, taskOf, type DeviceRun } from "./harness";
+import { buildLane, HASH_LENGTH, pairRow, runBoots, tableHeader, tableLine, type Lane, type Row } from "./lane";
+import { hashInput } from "./entries/verify";
+
+let lane: Lane;
+let boots: Map<string, Promise<DeviceRun>>;
+const boot = (id: string) => boots.get(id)!;
+
+beforeAll(async () => {
+  checkPeers(); // a missing arm-none-eabi-gcc or qemu-system-arm fails the lane here, with the package to install
+  lane = await buildLane();
+  boots = runBoots(lane.boots);
+  console.log(`[device] XS engine .text ${lane.elves.foundation.xsText} B; flash image (text) per ELF: ${Object.entries(lane.elves).map(([k, e]) => `${k} ${e.size.text} B (bundle ${e.bundleBytes} B)`).join(", ")}`);
+  console.log(tableHeader().join("\n"));
+});
+
+/** Print a table line and check the run's memory stayed inside the arena. */
+function report(row: Row): void {
+  console.log(tableLine(row));
+  expect(row.task.memory.arenaReserved).toBeLessThanOrEqual(row.task.memory.arenaSize);
+}
+
+function expectClean(run: DeviceRun): void {
+  expect(run.errors, run.output.slice(-3000)).toEqual([]);
+  expect(run.abort).toBeUndefined();
+  expect(run.fault).toBeUndefined();
+  expect(run.timedOut).toBe(false);
+  expect(run.exitCode, run.output.slice(-3000)).toBe(0);
+}
+
+describe("device lane: the emulated Cortex-M7", () => {
+  it("counts instructions exactly (calibration loops, across SysTick wraps) and boots behind the Moddable realm prelude", async () => {
+    const run = await boot("foundation");
+    expectClean(run);
+    const runs = run.calibration.flatMap((c) => c.runs).filter((r) => r.loops >= 1_000_000);
+    expect(runs.length).toBeGreaterThanOrEqual(2);
+    expect(Math.max(...runs.map((r) => r.measured))).toBeGreaterThan(40 * 0x1000000); // one run spans a 24-bit wrap
+    for (const r of runs) expect(Math.abs(r.measured - r.expected)).toBeLessThanOrEqual(Math.max(200, r.expected * 1e-4));
+    // XS core has only Moddable's globals: the prelude finds nothing to delete, and freezes the built-ins.
+    expect(run.prelude?.deleted).toEqual([]);
+    expect(run.prelude?.frozen).toBeGreaterThan(100);
+    const load = run.load!;
+    console.log(`[device] foundation boot: load ${load.loadInstructions} instructions, XS memory after load ${load.memory.chunksBefore + load.memory.slotsBefore} B, parser C heap ${load.cHeapAfterParse} B`);
+  });
+
+  it("HAL conformance suites, power cuts and the boot model pass inside the M7", async () => {
+    const run = await boot("foundation");
+    for (const name of ["conformance", "powercut", "bootloader"]) {
+      const t = okTask<{ passed: number; failed: unknown[] }>(run, name);
+      expect(t.value.failed).toEqual([]);
+      expect(t.value.passed).toBeGreaterThan(0);
+      report({ workload: `HAL ${name} suite (${t.value.passed} tests)`, instructions: t.instructions, task: t });
+    }
+  });
+
+  it("fails when project code throws inside the M7: the message comes out and the exit status is non-zero", async () => {
+    const run = await boot("throws");
+    const t = taskOf(run, "throws");
+    expect(t.ok).toBe(false);
+    expect(t.error).toMatch(/RangeError: deliberate failure inside XS/);
+    expect(run.done?.failed).toBe(true);
+    expect(run.exitCode).toBe(1);
+  });
+});
+
+describe("device lane: signed updates", () => {
+  it("verifies ECDSA P-256 (first and later call), refuses a wrong digest, and hashes SHA-256 like node:crypto", async () => {
+    const run = await boot("verify");
+    expectClean(run);
+    const calls = run.tasks.filter((t) => t.name === "ecdsa-verify");
+    expect(calls.map((t) => t.value)).toEqual(["OK", "OK"]);
+    report({ workload: "ECDSA P-256 verify, first call", instructions: calls[0].instructions, task: calls[0] });
+    report({ workload: "ECDSA P-256 verify, later call", instructions: calls[1].instructions, task: calls[1] });
+    expect(okTask(run, "ecdsa-verify-wrong-digest").value).toBe("SIGNATURE_INVALID");
+    const sha = okTask<string>(run, "sha256");
+    expect(sha.value).toBe(createHash("sha256").update(hashInput(HASH_LENGTH)).digest("hex"));
+    report({ workload: `SHA-256 (JS digest), ${HASH_LENGTH / 1024} KiB in 1 KiB updates`, instructions: sha.instructions, bytes: HASH_LENGTH, task: sha });
+  });
+
+  it("verifies a signed image streaming from mock flash, and refuses it with one flipped bit", async () => {
+    const run = await boot("verify");
+    const v = okTask<{ ok: boolean; reason: string; totalLength: number }>(run, "verify-image");
+    expect(v.value.ok).toBe(true);
+    expect(v.value.reason).toBe("OK");
+    report({ workload: `verify signed image (${v.value.totalLength} B: hash + TLVs + ECDSA)`, instructions: v.instructions, bytes: v.value.totalLength, task: v });
+    expect(okTask(run, "verify-image-tampered").value).toEqual({ ok: false, reason: "IMAGE_HASH_MISMATCH" });
+  });
+});
+
+describe("device lane: the patcher on the firmware fixtures", () => {
+  for (const codec of ["range", "deflate"] as const) {
+    it(`applies every fixture pair byte-exact with the ${codec} codec`, async () => {
+      for (const pair of lane.pairs.filter((p) => p.codec === codec)) {
+        const run = await boot(pair.boot);
+        expectClean(run);
+        const t = okTask<{ name: string; length: number; ok: boolean; workingMemory: number }>(run, `pair-${pair.index}`);
+        expect(t.value.name).toBe(pair.name);
+        expect(t.value.length).toBe(pair.newLength);
+        expect(t.value.ok, `${pair.name}: SHA-256 of the image the device wrote`).toBe(true);
+        expect(t.value.workingMemory).toBeLessThanOrEqual(64 * 1024);
+        report(pairRow(run, pair));
+      }
+    });
+  }
+
+  it("detects an output that differs from the expected image by one byte", async () => {
+    const run = await boot("delta-flipped");
+    const t = okTask<{ ok: boolean; length: number }>(run, "pair-0");
+    expect(t.value.length).toBe(lane.flipped.newLength);
+    expect(t.value.ok).toBe(false);
+  });
+});
+
+describe("device lane: console and agent", () => {
+  it("the AT console's scripted sessions pass inside the M7", async () => {
+    const run = await boot("at");
+    expectClean(run);
+    const t = okTask<{ passed: number; failed: unknown[] }>(run, "at-timing");
+    expect(t.value.failed).toEqual([]);
+    expect(t.value.passed).toBeGreaterThan(0);
+    report({ workload: `AT console, scripted sessions with +++ timing (${t.value.passed})`, instructions: t.instructions, task: t });
+    const lines = okTask<{ replies: number }>(run, "at-parse-cost");
+    expect(lines.value.replies).toBe(1000);
+    report({ workload: "AT console, 1000 query lines", instructions: lines.instructions, task: lines });
+  });
+
+  it("a whole update through the agent on the mock platform: offer, download, verify, trial, commit", async () => {
+    const run = await boot("agent");
+    expectClean(run);
+    const t = okTask<{ events: string[]; slot: number; version: string; counter: number; log: string[] }>(run, "full-update");
+    expect(t.value.events, t.value.log.join("\n")).toEqual(["offer-accepted", "download-started", "download-done", "verified", "committed"]);
+    expect(t.value.slot).toBe(1);
+    expect(t.value.version).toBe("1.1.0+2");
+    expect(t.value.counter).toBe(2);
+    report({ workload: "whole update through the agent (sim world)", instructions: t.instructions, task: t });
+  });
+});
+
+describe("device lane: only what Moddable provides", () => {
+  it("a module that reads TextEncoder at import fails to load", async () => {
+    const run = await boot("strict-textencoder");
+    expect(run.load?.ok).toBe(false);
+    expect(run.errors.map((e) => e.message).join("\n")).toMatch(/ReferenceError: get TextEncoder/);
+    expect(run.tasks).toEqual([]);
+    expect(run.exitCode).toBe(2);
+  });
+
+  it("an assignment to a frozen built-in's property throws; defineProperty on one's own prototype works", async () => {
+    const run = await boot("strict-frozen");
+    expect(run.exitCode).toBe(1);
+    const assign = taskOf(run, "assign-error-name");
+    expect(assign.ok).toBe(false);
+    expect(assign.error).toMatch(/TypeError: .*not writable/);
+    expect(taskOf(run, "patch-builtin-prototype").ok).toBe(false);
+    expect(okTask<{ name: string }>(run, "define-error-name").value.name).toBe("DefinedError");
+    const realm = okTask<{ globals: string[]; notFrozen: string[] }>(run, "realm");
+    expect(realm.value.notFrozen).toEqual([]);
+    for (const absent of ["TextEncoder", "TextDecoder", "setTimeout", "atob", "btoa", "print", "structuredClone"]) expect(realm.value.globals).not.toContain(absent);
+    expect(realm.value.globals).toContain("trace");
+  });
+});

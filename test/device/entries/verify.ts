@@ -1,0 +1,115 @@
+/**
+ * Device-lane entry for signed-update verification. The XS lane's entry
+ * (test/xs/entries/verify.ts) signs its images inside XS at load, which on
+ * the emulated M7 costs ~9 × 10⁹ instructions before the first task; here
+ * the signed image, key and signature are made on Node and arrive through
+ * the data module of test/fixtures/firmware/xs-data.ts (`__xsOtaDelta`), so
+ * the device only verifies, as a device does.
+ */
+import { NorFlash } from "../../../hal/mock/flash";
+import { createKeyring } from "../../../src/crypto/keyring";
+import { verifyP256 } from "../../../src/crypto/ecdsa";
+import { softwareDigest } from "../../../src/crypto/sha256";
+import { Reason, reasonName } from "../../../src/errors";
+import { imageSignatureChecker } from "../../../src/image/signature";
+import { verifyImage } from "../../../src/image/verify";
+import { fromHex, toHex } from "../../../src/util/bytes";
+import { serve, task } from "../../xs/runtime";
+
+export interface VerifyInput {
+  /** SEC1 uncompressed public key, hex. */
+  publicKey: string;
+  /** A SHA-256 digest and its DER signature by the key, hex. */
+  digest: string;
+  signature: string;
+  /** A signed image (MCUboot format), hex. */
+  image: string;
+  /** Bytes hashed by the sha256 task. */
+  hashLength: number;
+}
+
+function input(): VerifyInput {
+  const d = (globalThis as { __xsOtaDelta?: VerifyInput }).__xsOtaDelta;
+  if (!d) throw new Error("no input: bundle a data module that sets globalThis.__xsOtaDelta");
+  return d;
+}
+
+/** Hex input, decoded in slices: XS's charCodeAt/substr scan the string from its start (quadratic on long strings). */
+function hex(s: string): Uint8Array {
+  const out = new Uint8Array(s.length >> 1);
+  for (let at = 0; at < s.length; at += 512) {
+    const b = fromHex(s.slice(at, at + 512));
+    if (!b) throw new RangeError("bad hex in the input");
+    out.set(b, at >> 1);
+  }
+  return out;
+}
+
+/** The deterministic bytes the sha256 task hashes (Node computes the same). */
+export function hashInput(n: number): Uint8Array {
+  const b = new Uint8Array(n);
+  let x = 12345;
+  for (let i = 0; i < n; i++) {
+    x = (Math.imul(x, 1664525) + 1013904223) >>> 0;
+    b[i] = x >>> 24;
+  }
+  return b;
+}
+
+let slot: NorFlash | undefined;
+function imageSlot(): NorFlash {
+  if (slot) return slot;
+  const image = hex(input().image);
+  const size = Math.ceil((image.length + 4096) / 4096) * 4096;
+  const f = new NorFlash({ size, blockLength: 4096, writeAlign: 32 });
+  for (let b = 0; b < size / 4096; b++) f.eraseBlock(b);
+  const padded = new Uint8Array(Math.ceil(image.length / 32) * 32).fill(0xff);
+  padded.set(image);
+  f.write(padded, 0);
+  slot = f;
+  return f;
+}
+
+/** One ECDSA P-256 verification (run it twice: the first call pays noble's lazy set-up). */
+task("ecdsa-verify", () => {
+  const d = input();
+  return reasonName(verifyP256(hex(d.digest), hex(d.signature), hex(d.publicKey)));
+});
+
+task("ecdsa-verify-wrong-digest", () => {
+  const d = input();
+  const digest = hex(d.digest);
+  digest[0] ^= 1;
+  return reasonName(verifyP256(digest, hex(d.signature), hex(d.publicKey)));
+});
+
+task("sha256", () => {
+  const bytes = hashInput(input().hashLength);
+  const h = softwareDigest.sha256();
+  for (let at = 0; at < bytes.length; at += 1024) h.update(bytes.subarray(at, at + 1024));
+  return toHex(h.finish());
+});
+
+/** Data set-up of the image tasks, run first so the verification is counted alone. */
+task("image-setup", () => imageSlot().cells.length);
+
+task("verify-image", () => {
+  const keyring = createKeyring([hex(input().publicKey)], softwareDigest);
+  const r = verifyImage(imageSlot(), { digest: softwareDigest, checkSignature: imageSignatureChecker(keyring) });
+  return { ok: r.ok, reason: reasonName(r.ok ? Reason.OK : r.reason), totalLength: r.ok ? r.info.totalLength : 0 };
+});
+
+task("verify-image-tampered", () => {
+  const f = imageSlot();
+  const at = 0x200 + 1000;
+  f.cells[at] ^= 0x01;
+  try {
+    const keyring = createKeyring([hex(input().publicKey)], softwareDigest);
+    const r = verifyImage(f, { digest: softwareDigest, checkSignature: imageSignatureChecker(keyring) });
+    return { ok: r.ok, reason: reasonName(r.ok ? Reason.OK : r.reason) };
+  } finally {
+    f.cells[at] ^= 0x01;
+  }
+});
+
+serve();

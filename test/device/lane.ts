@@ -1,0 +1,193 @@
+/**
+ * The device lane's workloads, shared by the tests (test/device/device.test.ts)
+ * and the bench (bench/device.bench.ts): which ELF runs which tasks in one
+ * boot, the data the entries need (made on Node, bundled in front of the
+ * entry as test/fixtures/firmware/xs-data.ts does for xsnap), and the table
+ * of instructions and XS memory per workload.
+ */
+import { createHash } from "node:crypto";
+import { Codec } from "../../src/delta/format";
+import { makePatch } from "../../tools/delta/index";
+import { parseVersion } from "../../src/image/format";
+import { signImage } from "../../tools/image/sign";
+import { signerFromSecret } from "../../tools/keys/signer";
+import { sha256Of } from "../../src/crypto/hash";
+import { softwareDigest } from "../../src/crypto/sha256";
+import { fixturePairs } from "../fixtures/firmware/pairs";
+import { deltaEntry } from "../fixtures/firmware/xs-data";
+import { hashInput, type VerifyInput } from "./entries/verify";
+import { buildDevice, runDevice, type DeviceRun, type DeviceTask, type Elf } from "./harness";
+import { outDir, root } from "./build";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+
+const entry = (p: string) => `${root}/${p}`;
+const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
+const b64 = (b: Uint8Array) => Buffer.from(b).toString("base64");
+const sha256Hex = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
+
+/** Bytes the SHA-256 workload hashes, and the size of the signed image the verify workload checks. */
+export const HASH_LENGTH = 64 * 1024;
+export const IMAGE_BODY = 64 * 1024;
+
+export function verifyInput(): VerifyInput {
+  const key = signerFromSecret(Uint8Array.from({ length: 32 }, (_, i) => (i * 7 + 3) & 0xff));
+  const body = hashInput(IMAGE_BODY).map((b) => b ^ 0x5a);
+  const image = signImage({ input: body, padHeader: true, headerSize: 0x200, version: parseVersion("2.0.0+1"), securityCounter: 4, signer: key });
+  const digest = sha256Of(softwareDigest, hashInput(64));
+  return { publicKey: hex(key.publicKey), digest: hex(digest), signature: hex(key.sign(digest)), image: hex(image), hashLength: HASH_LENGTH };
+}
+
+export interface PairInput {
+  name: string;
+  codec: "range" | "deflate";
+  old: string;
+  patch: string;
+  newSha256: string;
+  newLength: number;
+  /** Its task in its codec's ELF: `pair-<index>` (test/xs/entries/delta.ts). */
+  index: number;
+  /** The boot that runs it. */
+  boot: string;
+}
+
+/**
+ * The firmware fixture pairs, each with both codecs. One ELF per codec: the old images travel as
+ * base64 in the bundle, and all eight do not fit the 2 MiB flash region beside XS (they overflow
+ * it by ~300 KB), while four do.
+ */
+export function pairInputs(): PairInput[] {
+  const pairs = fixturePairs();
+  const out: PairInput[] = [];
+  for (const codec of ["range", "deflate"] as const) {
+    pairs.forEach((p, index) => {
+      const patch = makePatch(p.old, p.new, { codec: codec === "range" ? Codec.RANGE : Codec.DEFLATE }).bytes;
+      const boot = codec === "range" ? `delta-range-${index}` : "delta-deflate";
+      out.push({ name: `${p.name} (${codec})`, codec, old: b64(p.old), patch: b64(patch), newSha256: sha256Hex(p.new), newLength: p.new.length, index, boot });
+    });
+  }
+  return out;
+}
+
+/** One QEMU boot: an ELF and the tasks it runs, in order. */
+export interface Boot {
+  id: string;
+  elf: string;
+  tasks: string[];
+}
+
+export interface Lane {
+  elves: { [name: string]: Elf };
+  pairs: PairInput[];
+  flipped: PairInput;
+  /** The boots of `npm run test:device`. */
+  boots: Boot[];
+  /** Boots only the bench runs (too long for the lane). */
+  benchBoots: Boot[];
+}
+
+/** Build every ELF of the lane (XS objects once, then one link each). */
+export async function buildLane(): Promise<Lane> {
+  const pairs = pairInputs();
+  // The version-bump pair (DEFLATE) with the expected image flipped in one byte: the lane must see it.
+  const bump = pairs.find((p) => p.codec === "deflate")!;
+  const wrongNew = Buffer.from(fixturePairs()[0].new);
+  wrongNew[wrongNew.length >> 1] ^= 0x01;
+  const flipped: PairInput = { ...bump, name: `${bump.name}, expected image flipped in one byte`, newSha256: sha256Hex(wrongNew) };
+  const elves: { [name: string]: Elf } = {};
+  const specs: [string, string][] = [
+    ["foundation", entry("test/xs/entries/foundation.ts")],
+    ["verify", deltaEntry(verifyInput(), entry("test/device/entries/verify.ts"))],
+    ["delta-range", deltaEntry({ pairs: pairs.filter((p) => p.codec === "range") }, entry("test/xs/entries/delta.ts"))],
+    ["delta-deflate", deltaEntry({ pairs: pairs.filter((p) => p.codec === "deflate") }, entry("test/xs/entries/delta.ts"))],
+    ["delta-flipped", deltaEntry({ pairs: [flipped] }, entry("test/xs/entries/delta.ts"))],
+    ["at", entry("test/xs/entries/at.ts")],
+    ["agent", entry("test/xs/entries/agent.ts")],
+    ["strict-textencoder", entry("test/xs/entries/strict-textencoder.ts")],
+    ["strict-frozen", entry("test/xs/entries/strict-frozen.ts")],
+  ];
+  for (const [name, path] of specs) elves[name] = await buildDevice(name, path);
+  const setupAndPair = (i: number) => [`pair-setup-${i}`, `pair-${i}`];
+  const boots: Boot[] = [
+    { id: "foundation", elf: elves.foundation.path, tasks: ["@calibrate-long", "conformance", "powercut", "bootloader"] },
+    { id: "throws", elf: elves.foundation.path, tasks: ["throws"] },
+    { id: "verify", elf: elves.verify.path, tasks: ["ecdsa-verify", "ecdsa-verify", "ecdsa-verify-wrong-digest", "sha256", "image-setup", "verify-image", "verify-image-tampered"] },
+    // The range-coded installs are the lane's longest work: one boot per pair, so two cores share them.
+    ...[0, 1, 2, 3].map((i) => ({ id: `delta-range-${i}`, elf: elves["delta-range"].path, tasks: setupAndPair(i) })),
+    { id: "delta-deflate", elf: elves["delta-deflate"].path, tasks: [0, 1, 2, 3].flatMap(setupAndPair) },
+    { id: "delta-flipped", elf: elves["delta-flipped"].path, tasks: ["pair-0"] },
+    { id: "at", elf: elves.at.path, tasks: ["at-timing", "at-parse-cost"] },
+    { id: "agent", elf: elves.agent.path, tasks: ["full-update"] },
+    { id: "strict-textencoder", elf: elves["strict-textencoder"].path, tasks: ["encoded"] },
+    { id: "strict-frozen", elf: elves["strict-frozen"].path, tasks: ["assign-error-name", "patch-builtin-prototype", "define-error-name", "realm"] },
+  ];
+  // The AT command-table suites (18 sessions, each with PBKDF2 password checks) take ~1.3 × 10¹¹
+  // instructions, over five minutes of QEMU: the bench runs them, the lane runs the scripted sessions.
+  const benchBoots: Boot[] = [{ id: "at-table", elf: elves.at.path, tasks: ["at-table"] }];
+  return { elves, pairs, flipped, boots, benchBoots };
+}
+
+/** Run boots two at a time (two cores), longest first; each resolves on its own. */
+export function runBoots(boots: Boot[], timeoutMs = 540_000, width = 2): Map<string, Promise<DeviceRun>> {
+  const logDir = join(outDir, "logs"); // each boot's console, as it runs: dist/device/logs/<boot>.log
+  mkdirSync(logDir, { recursive: true });
+  const out = new Map<string, Promise<DeviceRun>>();
+  let running = 0;
+  const queue: (() => void)[] = [];
+  const slot = () => new Promise<void>((r) => (running < width ? (running++, r()) : queue.push(() => (running++, r()))));
+  const release = () => {
+    running--;
+    queue.shift()?.();
+  };
+  for (const b of boots) {
+    out.set(
+      b.id,
+      slot().then(() =>
+        runDevice(b.elf, b.tasks, timeoutMs, join(logDir, `${b.id}.log`)).finally(release),
+      ),
+    );
+  }
+  return out;
+}
+
+/** The device budgets (design.md section 9). */
+export const BUDGET = { installWorkingMemory: 64 * 1024, patchDecoder: 32 * 1024 };
+/** An M7 at 400 MHz retiring one instruction per cycle (an assumption: the M7 can dual-issue, and waits on memory). */
+export const CLOCK_HZ = 400e6;
+
+export interface Row {
+  workload: string;
+  instructions: number;
+  /** Bytes the workload produced or consumed, for instructions per byte. */
+  bytes?: number;
+  task: DeviceTask;
+  /** Bytes written to flash (for the flash-time estimate). */
+  flashBytes?: number;
+}
+
+/** Thousands separated by commas (not toLocaleString: SES, loaded by the XS harness, tames it). */
+export const fmt = (n: number) => String(Math.round(n)).replace(/\B(?=(\d{3})+(?!\d))/g, ",");
+
+export function tableHeader(): string[] {
+  return [
+    "| workload | instructions | instructions/byte | XS memory before (chunks+slots) | at peak | difference | time at 400 MHz (1 IPC) |",
+    "|---|---:|---:|---:|---:|---:|---:|",
+  ];
+}
+
+export function tableLine(r: Row): string {
+  const m = r.task.memory;
+  const before = m.chunksBefore + m.slotsBefore;
+  const peak = m.chunksPeak + m.slotsPeak;
+  const perByte = r.bytes ? (r.instructions / r.bytes).toFixed(r.instructions / r.bytes < 100 ? 1 : 0) : "-";
+  const ms = (r.instructions / CLOCK_HZ) * 1000;
+  return `| ${r.workload} | ${fmt(r.instructions)} | ${perByte} | ${fmt(before)} | ${fmt(peak)} | ${fmt(peak - before)} | ${ms < 10 ? ms.toFixed(2) : fmt(ms)} ms |`;
+}
+
+/** Instructions of a pair install net of its set-up task (decoding the base64 inputs, loading the old image). */
+export function pairRow(run: DeviceRun, pair: PairInput): Row {
+  const setup = run.tasks.find((t) => t.name === `pair-setup-${pair.index}`);
+  const task = run.tasks.find((t) => t.name === `pair-${pair.index}`);
+  if (!setup || !task) throw new Error(`device: ${pair.name} did not run\n${run.output.slice(-3000)}`);
+  return { workload: `patch ${pair.name}`, instructions: task.instructions - setup.instructions, bytes: pair.newLength, task, flashBytes: pair.newLength };
+}
