@@ -17,6 +17,12 @@
  * and the slot, run-length and varint framing stay inside their block — and
  * a bad patch ends in an OtaError with a PATCH_* reason.
  *
+ * Bounded work: a block's span is produced at most PATCH_SLICE_OUTPUT bytes
+ * per step (version 1 too: the decoders' state — the inflated raw block, the
+ * BlockModel and RangeDecoder, the control being produced — persists between
+ * steps; a stop inside a block is not a checkpoint, resume stays at block
+ * boundaries). In sliced mode each `pump()` is one step.
+ *
  * Working memory (bounded by the block size, stated by `workingMemory`): one
  * raw block buffer (maxRawLength), the streaming inflater (tables and a 1 KiB
  * input staging buffer, ~4.5 KiB; the compressed block is never buffered
@@ -59,8 +65,9 @@ const OLD_CONTEXT_MARGIN = 4;
 /** Bytes per flash read when hashing an image in a slot. */
 export const HASH_READ_CHUNK = 1024;
 /**
- * Most new-image bytes one `pump()` produces (version-2 patches): with erase
- * blocks of at least this size, a slice also erases at most one erase block.
+ * Most new-image bytes one `pump()` produces (patches of either version): with
+ * erase blocks of at least this size, a slice also erases at most one erase
+ * block.
  */
 export const PATCH_SLICE_OUTPUT = 4096;
 /** The input window: patch bytes taken by `update` and not yet decoded. */
@@ -100,7 +107,7 @@ export interface PatchApplierOptions {
   /**
    * Bounded work per call: `update(chunk)` only takes input (at most
    * `inputBound` bytes, else RangeError) and `pump()` does one slice of work
-   * (at most PATCH_SLICE_OUTPUT bytes of new image for version-2 patches).
+   * (at most PATCH_SLICE_OUTPUT bytes of new image, either version).
    * Without it, `update` does all the work its input allows, as before.
    */
   readonly sliced?: boolean;
@@ -116,8 +123,10 @@ const BLOCK_HEADER = 1;
 const BLOCK_BODY = 2;
 const DONE = 3;
 const FINISHED = 4;
-/** Version 2: an identity block, copied from the old image slice by slice. */
+/** An identity block, copied from the old image slice by slice. */
 const IDENTITY = 5;
+/** Version 1: a block's payload is complete and its span is produced slice by slice. */
+const PRODUCE = 6;
 
 function malformed(message: string, detail?: number): OtaError {
   return new OtaError(Reason.PATCH_MALFORMED, message, detail);
@@ -184,6 +193,30 @@ export class PatchApplier {
   private anchor = { block: 0, newOffset: 0, patchOffset: PATCH_HEADER_SIZE };
   /** Read cursor inside `raw` for varints. */
   private rp = 0;
+  /**
+   * Version 1, state PRODUCE: where the block's production stands between
+   * slices (the decoder's own state stays in the Inflater's output `raw`, the
+   * BlockModel and the RangeDecoder). A control is (diff, extra, seek); `pDone`
+   * counts its bytes produced so far.
+   */
+  private pRange = false;
+  private pControls = 0;
+  private pIndex = 0;
+  private pDiff = 0;
+  private pExtra = 0;
+  private pSeek = 0;
+  private pDone = 0;
+  private pProduced = 0;
+  private pCursor = 0;
+  private pCrc = 0;
+  private pControlAt = 0;
+  private pDiffStart = 0;
+  private pDiffAt = 0;
+  private pExtraStart = 0;
+  private pExtraAt = 0;
+  private pZeros = 0;
+  private pLiteral = 0;
+  private pDiffBudget = 0;
 
   /** Start a fresh install: the first byte fed is byte 0 of the patch. */
   constructor(options: PatchApplierOptions) {
@@ -284,7 +317,11 @@ export class PatchApplier {
       }
       const input = this.input;
       if (this.header && this.header.version === PATCH_VERSION && input.pos === input.end) {
-        this.feed(chunk);
+        // Bounded: each pass takes at least one byte of `chunk` or produces at least one slice.
+        for (let at = 0; at < chunk.length || this.pending(); ) {
+          if (this.pending()) this.produce(PATCH_SLICE_OUTPUT);
+          else at += this.feed(chunk, at, chunk.length);
+        }
         return;
       }
       // Bounded: each pass takes at least one byte (decoding to exhaustion frees the window).
@@ -303,9 +340,10 @@ export class PatchApplier {
   /**
    * Sliced mode: do at most one slice of work on the input already taken — at
    * most PATCH_SLICE_OUTPUT bytes of new image (hence at most one erase block
-   * where erase blocks are at least that long) for version-2 patches; for
-   * version-1 patches, every whole block the input completes. Returns true
-   * while work remains for the input already given.
+   * where erase blocks are at least that long), for patches of either version.
+   * A version-1 block is gathered (and inflated) as its input arrives, at most
+   * one input window per slice, then its span is produced slice by slice.
+   * Returns true while work remains for the input already given.
    * @throws as `update`.
    */
   pump(): boolean {
@@ -337,14 +375,41 @@ export class PatchApplier {
     }
     const h = this.header as PatchHeader;
     if (h.version === PATCH_VERSION) {
-      // Version 1: the block decoders work on whole blocks; hand them all the input.
-      if (input.pos === input.end) return false;
-      const chunk = input.buf.subarray(input.pos, input.end);
-      input.pos = input.end;
-      this.feed(chunk);
-      return false;
+      // Version 1: one slice of a block's span, or gather the input until a block's payload is complete.
+      if (this.pending()) this.produce(PATCH_SLICE_OUTPUT);
+      else if (input.pos < input.end) input.pos += this.feed(input.buf, input.pos, input.end);
+      else return false;
+      return this.pending() || input.pos < input.end;
     }
     return this.stepV2(h);
+  }
+
+  /** Version 1: a block's span is being produced (slice by slice). */
+  private pending(): boolean {
+    return this.state === PRODUCE || this.state === IDENTITY;
+  }
+
+  /** Version 1: produce at most `budget` bytes of the current block's span. */
+  private produce(budget: number): void {
+    if (this.state === IDENTITY) this.identitySlice(budget);
+    else if (this.pRange) this.rangeSlice(budget);
+    else this.bsdiffSlice(budget);
+  }
+
+  /** An identity block: copy at most `budget` bytes of the old image at the same offset. */
+  private identitySlice(budget: number): void {
+    const writer = this.writer as SlotWriter;
+    const span = this.spanOf(this.block);
+    // Bounded: each pass copies at least one byte of the budget.
+    while (budget > 0 && this.identityLeft > 0) {
+      const n = Math.min(OLD_READ_CHUNK, budget, this.identityLeft);
+      const buf = this.options.activeSlot.read(n, this.newOffset + span - this.identityLeft);
+      this.identityCrc = crc32Update(this.identityCrc, buf);
+      writer.write(buf);
+      this.identityLeft -= n;
+      budget -= n;
+    }
+    if (this.identityLeft === 0) this.blockDone(this.identityCrc);
   }
 
   private stepV2(h: PatchHeader): boolean {
@@ -377,19 +442,7 @@ export class PatchApplier {
       return true;
     }
     if (this.state === IDENTITY) {
-      const writer = this.writer as SlotWriter;
-      const span = this.spanOf(this.block);
-      let budget = PATCH_SLICE_OUTPUT;
-      // Bounded: each pass copies at least one byte of the budget.
-      while (budget > 0 && this.identityLeft > 0) {
-        const n = Math.min(OLD_READ_CHUNK, budget, this.identityLeft);
-        const buf = this.options.activeSlot.read(n, this.newOffset + span - this.identityLeft);
-        this.identityCrc = crc32Update(this.identityCrc, buf);
-        writer.write(buf);
-        this.identityLeft -= n;
-        budget -= n;
-      }
-      if (this.identityLeft === 0) this.blockDone(this.identityCrc);
+      this.identitySlice(PATCH_SLICE_OUTPUT);
       return true;
     }
     // BLOCK_BODY
@@ -436,12 +489,17 @@ export class PatchApplier {
     }
   }
 
-  private feed(chunk: Uint8Array): void {
-    let at = 0;
+  /**
+   * Version 1: take bytes of `chunk[start, end)` until it ends or a block's
+   * payload is complete (its span is then produced by `produce`, slice by
+   * slice). Returns the bytes taken.
+   */
+  private feed(chunk: Uint8Array, start: number, end: number): number {
+    let at = start;
     // Bounded: each pass takes at least one byte of `chunk` or completes a section.
-    while (at < chunk.length) {
+    while (at < end && !this.pending()) {
       if (this.state === HEADER) {
-        const n = Math.min(PATCH_HEADER_SIZE - this.have, chunk.length - at);
+        const n = Math.min(PATCH_HEADER_SIZE - this.have, end - at);
         this.headerBytes.set(chunk.subarray(at, at + n), this.have);
         this.have += n;
         at += n;
@@ -463,10 +521,10 @@ export class PatchApplier {
         let n: number;
         if (this.storedLength === this.rawLength || this.model) {
           // Stored, or a RANGE payload: gathered whole (it is at most the raw length) and decoded at its end.
-          n = Math.min(this.storedLength - this.have, chunk.length - at);
+          n = Math.min(this.storedLength - this.have, end - at);
           this.raw.set(chunk.subarray(at, at + n), this.have);
         } else {
-          n = (this.inflater as Inflater).push(chunk, at, Math.min(chunk.length, at + this.storedLength - this.have));
+          n = (this.inflater as Inflater).push(chunk, at, Math.min(end, at + this.storedLength - this.have));
         }
         this.have += n;
         at += n;
@@ -481,6 +539,7 @@ export class PatchApplier {
         throw malformed(`bytes after the last block, at patch offset ${this.consumed}`, this.consumed);
       }
     }
+    return at - start;
   }
 
   /** Check the header against the slots and the old image; allocate the block buffers. */
@@ -615,21 +674,14 @@ export class PatchApplier {
     this.state = BLOCK_BODY;
   }
 
-  /** An unchanged span: the old image's bytes at the same offset. */
+  /** An unchanged span: the old image's bytes at the same offset, copied by `identitySlice`. */
   private identityBlock(): void {
     const h = this.header as PatchHeader;
     const span = this.spanOf(this.block);
     if (this.newOffset + span > h.oldLength) throw outOfRange(`block ${this.block}: identity span past the old image`, this.block);
-    const writer = this.writer as SlotWriter;
-    let crc = 0;
-    for (let done = 0; done < span; ) {
-      const n = Math.min(OLD_READ_CHUNK, span - done);
-      const buf = this.options.activeSlot.read(n, this.newOffset + done);
-      crc = crc32Update(crc, buf);
-      writer.write(buf);
-      done += n;
-    }
-    this.blockDone(crc);
+    this.identityLeft = span;
+    this.identityCrc = 0;
+    this.state = IDENTITY;
   }
 
   private varint(end: number): number {
@@ -693,79 +745,144 @@ export class PatchApplier {
     const extraStart = rawLength - extraTotal;
     if (extraStart < diffStart) throw malformed(`block ${this.block}: extra bytes overlap the controls`, this.block);
 
-    // Pass 2: produce the span.
+    // Pass 2, slice by slice (bsdiffSlice): produce the span.
+    this.pRange = false;
+    this.startProduce(controls, oldStart);
+    this.pControlAt = controlStart;
+    this.pDiffStart = diffStart;
+    this.pDiffAt = diffStart;
+    this.pExtraStart = extraStart;
+    this.pExtraAt = extraStart;
+    this.pZeros = 0;
+    this.pLiteral = 0;
+    this.pDiffBudget = diffTotal;
+  }
+
+  private startProduce(controls: number, oldStart: number): void {
+    this.pControls = controls;
+    this.pIndex = 0;
+    this.pDiff = 0;
+    this.pExtra = 0;
+    this.pSeek = 0;
+    this.pDone = 0;
+    this.pProduced = 0;
+    this.pCursor = oldStart;
+    this.pCrc = 0;
+    this.state = PRODUCE;
+  }
+
+  /**
+   * Produce at most `budget` bytes of a bsdiff-style block (stored or
+   * inflated into `raw`, its controls checked by `endBlock`), resuming where
+   * the last slice stopped. Bounded: each pass produces at least one byte of
+   * the budget or starts the next of at most `span` controls.
+   */
+  private bsdiffSlice(budget: number): void {
     const { activeSlot } = this.options;
     const writer = this.writer as SlotWriter;
-    let crc = 0;
-    let controlAt = controlStart;
-    let extraAt = extraStart;
-    let diffAt = diffStart;
-    let zeros = 0;
-    let literal = 0;
-    let diffBudget = diffTotal;
-    cursor = oldStart;
-    for (let i = 0; i < controls; i++) {
-      this.rp = controlAt;
-      const diff = this.varint(diffStart);
-      const extra = this.varint(diffStart);
-      const seek = this.signedVarint(diffStart);
-      controlAt = this.rp;
-      for (let done = 0; done < diff; ) {
-        const n = Math.min(OLD_READ_CHUNK, diff - done);
-        const buf = activeSlot.read(n, cursor + done);
+    const raw = this.raw;
+    const extraStart = this.pExtraStart;
+    for (;;) {
+      if (this.pDone === this.pDiff + this.pExtra) {
+        if (this.pIndex === this.pControls) {
+          if (this.pDiffAt !== extraStart || this.pZeros !== 0 || this.pLiteral !== 0 || this.pDiffBudget !== 0) {
+            throw malformed(`block ${this.block}: diff section does not end where the extra bytes begin`, this.block);
+          }
+          this.blockDone(this.pCrc);
+          return;
+        }
+        if (budget === 0) return;
+        this.rp = this.pControlAt;
+        this.pDiff = this.varint(this.pDiffStart);
+        this.pExtra = this.varint(this.pDiffStart);
+        this.pSeek = this.signedVarint(this.pDiffStart);
+        this.pControlAt = this.rp;
+        this.pDone = 0;
+        this.pIndex++;
+      }
+      if (budget === 0) return;
+      if (this.pDone < this.pDiff) {
+        const n = Math.min(OLD_READ_CHUNK, this.pDiff - this.pDone, budget);
+        const buf = activeSlot.read(n, this.pCursor + this.pDone);
         // Add the run-length coded diff bytes: (zero run, literal run) pairs.
         for (let k = 0; k < n; ) {
-          if (zeros > 0) {
-            const m = Math.min(zeros, n - k);
-            zeros -= m;
+          if (this.pZeros > 0) {
+            const m = Math.min(this.pZeros, n - k);
+            this.pZeros -= m;
             k += m;
-          } else if (literal > 0) {
-            const m = Math.min(literal, n - k);
+          } else if (this.pLiteral > 0) {
+            const m = Math.min(this.pLiteral, n - k);
+            const diffAt = this.pDiffAt;
             for (let j = 0; j < m; j++) buf[k + j] = (buf[k + j] + raw[diffAt + j]) & 0xff;
-            diffAt += m;
-            literal -= m;
+            this.pDiffAt += m;
+            this.pLiteral -= m;
             k += m;
-          } else if (diffAt === extraStart) {
+          } else if (this.pDiffAt === extraStart) {
             // The run-length stream has ended: the rest of the diff bytes are zero.
-            zeros = diffBudget;
-            diffBudget = 0;
-            if (zeros === 0) throw malformed(`block ${this.block}: diff section ends early`, this.block);
+            this.pZeros = this.pDiffBudget;
+            this.pDiffBudget = 0;
+            if (this.pZeros === 0) throw malformed(`block ${this.block}: diff section ends early`, this.block);
           } else {
-            this.rp = diffAt;
-            zeros = this.varint(extraStart);
-            literal = this.varint(extraStart);
-            diffAt = this.rp;
-            if (zeros + literal === 0 || zeros + literal > diffBudget) throw malformed(`block ${this.block}: bad diff run`, this.block);
-            if (literal > extraStart - diffAt) throw malformed(`block ${this.block}: diff literals run past their section`, this.block);
-            diffBudget -= zeros + literal;
+            this.rp = this.pDiffAt;
+            const zeros = this.varint(extraStart);
+            const literal = this.varint(extraStart);
+            this.pDiffAt = this.rp;
+            if (zeros + literal === 0 || zeros + literal > this.pDiffBudget) throw malformed(`block ${this.block}: bad diff run`, this.block);
+            if (literal > extraStart - this.pDiffAt) throw malformed(`block ${this.block}: diff literals run past their section`, this.block);
+            this.pDiffBudget -= zeros + literal;
+            this.pZeros = zeros;
+            this.pLiteral = literal;
           }
         }
-        crc = crc32Update(crc, buf);
+        this.pCrc = crc32Update(this.pCrc, buf);
         writer.write(buf);
-        done += n;
-      }
-      if (extra > 0) {
-        const bytes = raw.subarray(extraAt, extraAt + extra);
-        crc = crc32Update(crc, bytes);
+        this.pDone += n;
+        budget -= n;
+      } else {
+        const m = Math.min(this.pDiff + this.pExtra - this.pDone, budget);
+        const bytes = raw.subarray(this.pExtraAt, this.pExtraAt + m);
+        this.pCrc = crc32Update(this.pCrc, bytes);
         writer.write(bytes);
-        extraAt += extra;
+        this.pExtraAt += m;
+        this.pDone += m;
+        budget -= m;
       }
-      cursor += diff + seek;
+      if (this.pDone === this.pDiff + this.pExtra) this.pCursor += this.pDiff + this.pSeek;
     }
-    if (diffAt !== extraStart || zeros !== 0 || literal !== 0 || diffBudget !== 0) {
-      throw malformed(`block ${this.block}: diff section does not end where the extra bytes begin`, this.block);
-    }
-    this.blockDone(crc);
   }
 
   /**
    * A RANGE block (its payload is in `raw[0, storedLength)`): decode the
-   * controls, diff bytes and extra bytes in one pass, checking each control
-   * before it is used (cursor inside the old image, output inside the span),
-   * and write the span. Bounded: at most `span` controls, each producing at
-   * least one byte; at most ten decisions per byte and 38 per integer.
+   * block's start and control count, then `rangeSlice` decodes the controls,
+   * diff bytes and extra bytes in one pass, slice by slice, checking each
+   * control before it is used (cursor inside the old image, output inside
+   * the span). Bounded: at most `span` controls, each producing at least one
+   * byte; at most ten decisions per byte and 38 per integer.
    */
   private rangeBlock(): void {
+    const h = this.header as PatchHeader;
+    const model = this.model as BlockModel;
+    const rd = this.rangeDecoder as RangeDecoder;
+    const span = this.spanOf(this.block);
+    const block = this.block;
+    model.reset();
+    rd.begin(this.raw, this.storedLength);
+    const oldStart = this.newOffset + unzigzag(this.rangeInt(IntKind.START));
+    const controls = this.rangeInt(IntKind.COUNT);
+    if (controls < 1 || controls > span) throw malformed(`block ${block}: ${controls} controls`, block);
+    if (oldStart < 0 || oldStart > h.oldLength) throw outOfRange(`block ${block}: old cursor ${oldStart} past the old image`, oldStart);
+    this.pRange = true;
+    this.startProduce(controls, oldStart);
+  }
+
+  private rangeInt(kind: number): number {
+    const v = (this.model as BlockModel).codeInt(this.rangeDecoder as RangeDecoder, kind, 0);
+    if (v < 0) throw malformed(`block ${this.block}: integer longer than 32 bits`, this.block);
+    return v;
+  }
+
+  /** Produce at most `budget` bytes of a RANGE block, resuming where the last slice stopped. */
+  private rangeSlice(budget: number): void {
     const h = this.header as PatchHeader;
     const model = this.model as BlockModel;
     const rd = this.rangeDecoder as RangeDecoder;
@@ -773,33 +890,35 @@ export class PatchApplier {
     const { activeSlot } = this.options;
     const span = this.spanOf(this.block);
     const block = this.block;
-    model.reset();
-    rd.begin(this.raw, this.storedLength);
-    const int = (kind: number): number => {
-      const v = model.codeInt(rd, kind, 0);
-      if (v < 0) throw malformed(`block ${block}: integer longer than 32 bits`, block);
-      return v;
-    };
-    const oldStart = this.newOffset + unzigzag(int(IntKind.START));
-    const controls = int(IntKind.COUNT);
-    if (controls < 1 || controls > span) throw malformed(`block ${block}: ${controls} controls`, block);
-    if (oldStart < 0 || oldStart > h.oldLength) throw outOfRange(`block ${block}: old cursor ${oldStart} past the old image`, oldStart);
     const out = this.out;
     const o = this.oldContext;
-    let outLength = 0;
-    let crc = 0;
-    let cursor = oldStart;
-    let produced = 0;
-    for (let i = 0; i < controls; i++) {
-      const diff = int(IntKind.DIFF);
-      const extra = int(IntKind.EXTRA);
-      const seek = unzigzag(int(IntKind.SEEK));
-      if (diff + extra === 0) throw malformed(`block ${block}: empty control`, block);
-      if (diff > span - produced || extra > span - produced - diff) throw outOfRange(`block ${block}: control produces past the block's span`, block);
-      if (cursor + diff > h.oldLength) throw outOfRange(`block ${block}: diff reads past the old image`, cursor);
-      for (let done = 0; done < diff; ) {
-        const n = Math.min(OLD_READ_CHUNK, diff - done);
-        const start = cursor + done;
+    // Bounded: each pass produces at least one byte of the budget or starts the next of at most `span` controls.
+    for (;;) {
+      if (this.pDone === this.pDiff + this.pExtra) {
+        if (this.pIndex === this.pControls) {
+          if (this.pProduced !== span) throw outOfRange(`block ${block}: produces ${this.pProduced} bytes, span is ${span}`, block);
+          if (rd.position < this.storedLength) throw malformed(`block ${block}: payload continues after its range-coded stream`, block);
+          this.blockDone(this.pCrc);
+          return;
+        }
+        if (budget === 0) return;
+        const produced = this.pProduced;
+        const diff = this.rangeInt(IntKind.DIFF);
+        const extra = this.rangeInt(IntKind.EXTRA);
+        const seek = unzigzag(this.rangeInt(IntKind.SEEK));
+        if (diff + extra === 0) throw malformed(`block ${block}: empty control`, block);
+        if (diff > span - produced || extra > span - produced - diff) throw outOfRange(`block ${block}: control produces past the block's span`, block);
+        if (this.pCursor + diff > h.oldLength) throw outOfRange(`block ${block}: diff reads past the old image`, this.pCursor);
+        this.pDiff = diff;
+        this.pExtra = extra;
+        this.pSeek = seek;
+        this.pDone = 0;
+        this.pIndex++;
+      }
+      if (budget === 0) return;
+      if (this.pDone < this.pDiff) {
+        const n = Math.min(OLD_READ_CHUNK, this.pDiff - this.pDone, budget);
+        const start = this.pCursor + this.pDone;
         // The chunk plus one old byte before and three after (those outside the image count as 0).
         const lo = start > 0 ? start - 1 : 0;
         const hi = Math.min(h.oldLength, start + n + OLD_CONTEXT_MARGIN - 1);
@@ -818,27 +937,33 @@ export class PatchApplier {
           before = at;
         }
         const bytes = buf.subarray(start - lo, start - lo + n);
-        crc = crc32Update(crc, bytes);
+        this.pCrc = crc32Update(this.pCrc, bytes);
         writer.write(bytes);
-        done += n;
-      }
-      produced += diff;
-      for (let k = 0; k < extra; k++) {
-        out[outLength++] = model.codeExtraByte(rd, this.newOffset + produced + k, 0);
-        if (outLength === out.length || k === extra - 1) {
-          const bytes = out.subarray(0, outLength);
-          crc = crc32Update(crc, bytes);
-          writer.write(bytes);
-          outLength = 0;
+        this.pDone += n;
+        budget -= n;
+      } else {
+        // Extra bytes, through the output buffer (written whenever it fills and at the slice's end).
+        const m = Math.min(this.pDiff + this.pExtra - this.pDone, budget);
+        const base = this.newOffset + this.pProduced;
+        let outLength = 0;
+        for (let k = 0; k < m; k++) {
+          out[outLength++] = model.codeExtraByte(rd, base + this.pDone + k, 0);
+          if (outLength === out.length || k === m - 1) {
+            const bytes = out.subarray(0, outLength);
+            this.pCrc = crc32Update(this.pCrc, bytes);
+            writer.write(bytes);
+            outLength = 0;
+          }
         }
+        this.pDone += m;
+        budget -= m;
       }
-      produced += extra;
-      cursor += diff + seek;
-      if (cursor < 0 || cursor > h.oldLength) throw outOfRange(`block ${block}: seek to ${cursor} outside the old image`, block);
+      if (this.pDone === this.pDiff + this.pExtra) {
+        this.pProduced += this.pDiff + this.pExtra;
+        this.pCursor += this.pDiff + this.pSeek;
+        if (this.pCursor < 0 || this.pCursor > h.oldLength) throw outOfRange(`block ${block}: seek to ${this.pCursor} outside the old image`, block);
+      }
     }
-    if (produced !== span) throw outOfRange(`block ${block}: produces ${produced} bytes, span is ${span}`, block);
-    if (rd.position < this.storedLength) throw malformed(`block ${block}: payload continues after its range-coded stream`, block);
-    this.blockDone(crc);
   }
 
   /** Check the block's output, advance, flush, and hand out the new checkpoint. */

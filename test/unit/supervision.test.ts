@@ -7,10 +7,10 @@ import { Reason } from "../../src/errors";
 import { AgentAuditEvent } from "../../src/agent/events";
 import { M7_XS_MODEL } from "../../hal/mock/cpu";
 import { smallFlashMap } from "../../targets/sim/flashmap";
-import { buildImage, release } from "../lib/sim-fixtures";
+import { buildImage, imageFromBinary, release } from "../lib/sim-fixtures";
 import { makeWorld } from "../lib/sim-world";
 import { makePatch } from "../../tools/delta/index";
-import { Codec } from "../../src/delta/format";
+import { Codec, type CodecId } from "../../src/delta/format";
 import { SINK_SLICE_BYTES } from "../../src/agent/sink";
 import { PATCH_SLICE_OUTPUT } from "../../src/delta/patcher";
 import type { VirtualDevice } from "../../targets/sim/device";
@@ -106,7 +106,7 @@ describe("bounded computation slices: delta", () => {
  * socket callback) is metered for the flash work it does on the inactive
  * slot. The slice: at most one erase block entered and SINK_SLICE_BYTES (plus
  * the writer's 512-byte buffer) programmed — for a full image, and for a
- * version-2 patch (PATCH_SLICE_OUTPUT of new image per pump).
+ * patch of either version (PATCH_SLICE_OUTPUT of new image per pump).
  */
 describe("bounded work per call", () => {
   function metered(d: VirtualDevice) {
@@ -139,24 +139,33 @@ describe("bounded work per call", () => {
   }
 
   // [name, kind, image size, most bytes one call may program]
-  const cases: [string, "full-mqtt" | "full-https" | "delta-v2" | "delta-v1", number, number][] = [
+  type Kind = "full-mqtt" | "full-https" | "delta-v2" | "delta-v1-range" | "delta-v1-deflate" | "delta-v1-zeros";
+  const cases: [string, Kind, number, number][] = [
     ["a full image over MQTT", "full-mqtt", 512 * 1024, SINK_SLICE_BYTES + 512],
     ["a full image over HTTPS (16 KiB ranges)", "full-https", 512 * 1024, SINK_SLICE_BYTES + 512],
     ["a version-2 (codec 3) patch, 448 KiB image from a 256 KiB base", "delta-v2", 448 * 1024, PATCH_SLICE_OUTPUT + 512],
+    // Version 1 (codecs 1 and 2) is sliced the same way: a block's output is produced PATCH_SLICE_OUTPUT per pump.
+    ["a version-1 (codec 2, range) patch, 32 KiB blocks", "delta-v1-range", 448 * 1024, PATCH_SLICE_OUTPUT + 512],
+    ["a version-1 (codec 1, deflate) patch, 32 KiB blocks", "delta-v1-deflate", 448 * 1024, PATCH_SLICE_OUTPUT + 512],
+    // A tiny range-coded patch that expands hugely: 896 KiB of zeros from a few hundred bytes (one input window).
+    ["a crafted version-1 range patch: 896 KiB of zeros", "delta-v1-zeros", 896 * 1024, PATCH_SLICE_OUTPUT + 512],
   ];
-  // Not bounded yet: version-1 patches (codecs 1 and 2; codec 3, version 2, is the default now) — the
-  // patcher's pump() does every whole block the input completes (src/delta, helper E's side);
-  // measured and printed by the case below, which asserts only that the update completes.
-  cases.push(["a version-1 (codec 2, range) patch, 32 KiB blocks: measured only", "delta-v1", 448 * 1024, Infinity]);
   for (const [name, kind, size, bound] of cases) {
     it(`${name}: no call erases more than one block or programs more than ${bound} bytes`, () => {
+      let patchBytes = 0;
       const w = makeWorld({
         map: smallFlashMap(1152, 128),
         factory: (map, key) => buildImage(map, key, "1.0.0+1", 0, { confirm: true, size: 256 * 1024 }),
         releases: (w) => {
-          const target = buildImage(w.map, w.key, "1.1.0", 1, { size });
+          const target = kind === "delta-v1-zeros" ? imageFromBinary(w.map, w.key, new Uint8Array(size), "1.1.0", 1, false) : buildImage(w.map, w.key, "1.1.0", 1, { size });
+          const v1 = (codec: CodecId) => (a: Uint8Array, b: Uint8Array) => {
+            const bytes = makePatch(a, b, { codec }).bytes;
+            patchBytes = bytes.length;
+            return bytes;
+          };
           if (kind === "delta-v2") return [release(w.key, target, { base: w.factory, diff: (a, b) => makePatch(a, b, { codec: Codec.LZ }).bytes })];
-          if (kind === "delta-v1") return [release(w.key, target, { base: w.factory, diff: (a, b) => makePatch(a, b, { codec: Codec.RANGE }).bytes })];
+          if (kind === "delta-v1-range" || kind === "delta-v1-zeros") return [release(w.key, target, { base: w.factory, diff: v1(Codec.RANGE) })];
+          if (kind === "delta-v1-deflate") return [release(w.key, target, { base: w.factory, diff: v1(Codec.DEFLATE) })];
           return [release(w.key, target, kind === "full-https" ? { url: (s) => w.cloud.urlOf(s), httpsOnly: true } : {})];
         },
       });
@@ -164,8 +173,8 @@ describe("bounded work per call", () => {
       const worst = metered(d);
       d.run(20 * 60_000);
       expect(w.cloud.reportsOf("dev", "committed"), w.logs.slice(-10).join("\n")).toHaveLength(1);
-      console.log(`[slice] ${name}: worst call erased ${worst.erases} block(s) of 128 KiB, programmed ${worst.programmed} bytes`);
-      if (kind === "delta-v1") return;
+      console.log(`[slice] ${name}: worst call erased ${worst.erases} block(s) of 128 KiB, programmed ${worst.programmed} bytes${patchBytes ? ` (patch of ${patchBytes} bytes)` : ""}`);
+      if (kind === "delta-v1-zeros") expect(patchBytes, "the crafted patch is tiny: it fits one input window").toBeLessThan(2048);
       expect(worst.erases).toBeLessThanOrEqual(1);
       expect(worst.programmed).toBeLessThanOrEqual(bound);
       expect(d.boots.filter((b) => b.cause === "watchdog")).toHaveLength(0);
