@@ -17,7 +17,9 @@ import { Codec, PATCH_HEADER_SIZE, decodeCheckpoint, encodeCheckpoint, parseBloc
 import { BlockModel, IntKind } from "../../src/delta/cm";
 import { Inflater } from "../../src/delta/inflate";
 import { RangeDecoder } from "../../src/delta/range";
-import { PatchApplier } from "../../src/delta/patcher";
+import { PATCH_SLICE_OUTPUT, PatchApplier } from "../../src/delta/patcher";
+import type { Flash } from "../../hal/types";
+import type { PatchCheckpoint } from "../../src/delta/format";
 import { isOtaError, Reason } from "../../src/errors";
 import { checkSegments, diffSegments } from "../../tools/delta/bsdiff";
 import { DEFAULT_BLOCK_SIZE, makePatch } from "../../tools/delta/index";
@@ -299,5 +301,108 @@ describe("format helpers", () => {
     expect(text).toMatch(new RegExp(`new image: +${pair.new.length} bytes`));
     expect(inspectPatch(patch.subarray(0, 50))).toMatch(/INVALID/);
     expect(inspectPatch(patch.subarray(0, patch.length - 1))).toMatch(/TRUNCATED|MALFORMED|payload truncated/);
+  });
+});
+
+describe("sliced mode, version 1 (codecs 0, 1 and 2)", () => {
+  /** The inactive slot, counting what each pump programs and erases. */
+  function counted(inactive: Flash) {
+    const c = { written: 0, erases: 0, maxWritten: 0, maxErases: 0 };
+    const flash: Flash = {
+      status: () => inactive.status(),
+      read: (n, at) => inactive.read(n, at),
+      write: (d, at) => {
+        c.written += d.length;
+        inactive.write(d, at);
+      },
+      eraseBlock: (b) => {
+        c.erases++;
+        inactive.eraseBlock(b);
+      },
+    };
+    return { c, flash };
+  }
+
+  /** Feed `patch[from, ...)` within inputBound in pieces of at most `piece`, pumping each slice; stops after `stopAfter` pumps. */
+  function drive(a: PatchApplier, patch: Uint8Array, from: number, piece: number, c: ReturnType<typeof counted>["c"], stopAfter = Infinity): number {
+    let pumps = 0;
+    for (let at = from; at < patch.length || pumps === 0; ) {
+      const n = Math.min(a.inputBound, piece, patch.length - at);
+      a.update(patch.subarray(at, at + n));
+      at += n;
+      for (let more = true; more; ) {
+        c.written = 0;
+        c.erases = 0;
+        more = a.pump();
+        pumps++;
+        c.maxWritten = Math.max(c.maxWritten, c.written);
+        c.maxErases = Math.max(c.maxErases, c.erases);
+        if (pumps >= stopAfter) return pumps;
+      }
+    }
+    return pumps;
+  }
+
+  const p = new Prng(1414);
+  const old = new Uint8Array(96 * KiB);
+  for (let i = 0; i < old.length; i++) old[i] = p.below(256);
+  const edited = old.slice();
+  for (let i = 0; i < 200; i++) edited[40 * KiB + p.below(40 * KiB)] = p.below(256); // the first 40 KiB: identity blocks
+  const grown = new Uint8Array(160 * KiB);
+  grown.set(edited.subarray(0, 80 * KiB));
+  for (let i = 100 * KiB; i < grown.length; i++) grown[i] = p.below(256); // extra bytes
+  const zeros = new Uint8Array(448 * KiB); // expands hugely from a tiny patch
+  const cases: [string, Uint8Array, number][] = [];
+  for (const codec of [Codec.STORED, Codec.DEFLATE, Codec.RANGE]) {
+    cases.push([`codec ${codec}, scattered edits and identity blocks`, edited, codec]);
+    cases.push([`codec ${codec}, growth with new bytes`, grown, codec]);
+  }
+  cases.push(["codec 2, 448 KiB of zeros from a tiny patch", zeros, Codec.RANGE]);
+  cases.push(["codec 1, 448 KiB of zeros from a tiny patch", zeros, Codec.DEFLATE]);
+
+  for (const [name, nw, codec] of cases) {
+    it(`${name}: each pump writes at most one slice and erases at most one block; byte for byte`, () => {
+      const patch = makePatch(old, nw, { codec: codec as 0 | 1 | 2 }).bytes;
+      const { active, inactive } = slots(Math.max(old.length, nw.length));
+      active.cells.set(old);
+      const { c, flash } = counted(inactive);
+      const a = new PatchApplier({ activeSlot: active, inactiveSlot: flash, digest: softwareDigest, sliced: true });
+      const pumps = drive(a, patch, 0, 777, c);
+      a.finish();
+      expect(equal(inactive.cells.slice(0, nw.length), nw)).toBe(true);
+      expect(c.maxWritten).toBeLessThanOrEqual(PATCH_SLICE_OUTPUT + 512);
+      expect(c.maxErases).toBeLessThanOrEqual(1);
+      expect(pumps).toBeGreaterThan(nw.length / PATCH_SLICE_OUTPUT);
+      if (nw === zeros) expect(patch.length, "one input window").toBeLessThan(2048);
+    });
+  }
+
+  it("a power cut in the middle of a block's slices resumes from the block's start (no mid-block checkpoint), sliced, byte for byte", () => {
+    for (const codec of [Codec.DEFLATE, Codec.RANGE] as const) {
+      const patch = makePatch(old, grown, { codec }).bytes;
+      const { active, inactive } = slots(Math.max(old.length, grown.length));
+      active.cells.set(old);
+      let midBlock = false;
+      for (const cutAfter of [3, 13, 22, 31, 40, 49]) {
+        inactive.cells.fill(0xff);
+        let cp: PatchCheckpoint | undefined;
+        const onBlock = (k: PatchCheckpoint) => (cp = k);
+        const { c, flash } = counted(inactive);
+        const a = new PatchApplier({ activeSlot: active, inactiveSlot: flash, digest: softwareDigest, sliced: true, onBlock });
+        drive(a, patch, 0, 2048, c, cutAfter);
+        const mid = a.checkpoint()!;
+        expect(mid.nextNewOffset % DEFAULT_BLOCK_SIZE, "checkpoints are at block boundaries").toBe(0);
+        if (cp) expect(mid).toEqual(cp);
+        // The cut falls inside a block: bytes past the checkpoint are programmed already.
+        if (cutAfter > 3) midBlock ||= !inactive.cells.subarray(mid.nextNewOffset, mid.nextNewOffset + 512).every((x) => x === 0xff);
+        const b = PatchApplier.resume({ activeSlot: active, inactiveSlot: flash, digest: softwareDigest, sliced: true, onBlock }, mid);
+        drive(b, patch, b.patchOffset, 999, c);
+        b.finish();
+        expect(equal(inactive.cells.slice(0, grown.length), grown), `${codec}/${cutAfter}`).toBe(true);
+        expect(c.maxWritten).toBeLessThanOrEqual(PATCH_SLICE_OUTPUT + 512);
+        expect(c.maxErases).toBeLessThanOrEqual(1);
+      }
+      expect(midBlock, `${codec}: some cut fell in the middle of a block`).toBe(true);
+    }
   });
 });
