@@ -12,7 +12,9 @@
  *
  * Bounds: every decoded symbol and every block header consumes at least one
  * input bit, and every match produces at most 258 bytes into a buffer of
- * fixed length, so one block runs at most 8 × input + output steps.
+ * fixed length, so one block runs at most 8 × input + output steps. With an
+ * output limit (`setLimit`, the patcher's slice) one call decodes at most the
+ * limit plus one match (257 bytes) more, and resumes on the next call.
  */
 import { OtaError, Reason } from "../errors";
 
@@ -123,6 +125,8 @@ export class Inflater {
   private state = ENDED;
   private last = 0;
   private storedLeft = 0;
+  /** Decoding pauses once `produced` reaches this (a slice; one match may pass it by at most 257 bytes). */
+  private limit = Infinity;
 
   /** Bytes of RAM this decoder holds (tables and staging buffer), for the memory account. */
   get bytes(): number {
@@ -145,6 +149,24 @@ export class Inflater {
     this.last = 0;
   }
 
+  /**
+   * Pause decoding once the output holds `limit` bytes (Infinity: never);
+   * `push` then takes no more input until the limit is raised.
+   */
+  setLimit(limit: number): void {
+    this.limit = limit;
+  }
+
+  /** Output bytes decoded so far in this block. */
+  get outputLength(): number {
+    return this.produced;
+  }
+
+  /** True while decoding waits for the output limit to be raised. */
+  get paused(): boolean {
+    return this.state !== ENDED && this.produced >= this.limit;
+  }
+
   /** True once the stream has ended and every check passed. */
   get done(): boolean {
     return this.state === ENDED;
@@ -160,7 +182,7 @@ export class Inflater {
     // Bounded: each pass stages at least one byte or ends (decoding consumes staged input).
     for (;;) {
       this.run();
-      if (this.state === ENDED || at >= end || this.unstaged === 0) break;
+      if (this.state === ENDED || at >= end || this.unstaged === 0 || this.produced >= this.limit) break;
       if (this.pos > 0) {
         this.input.copyWithin(0, this.pos, this.end);
         this.end -= this.pos;
@@ -208,16 +230,16 @@ export class Inflater {
         } else throw corrupt("reserved block type 3");
       } else if (this.state === IN_CODES) {
         while (this.state === IN_CODES) {
-          if (!this.enough(SYMBOL_LOOKAHEAD)) return;
+          if (this.produced >= this.limit || !this.enough(SYMBOL_LOOKAHEAD)) return;
           if (this.symbol()) this.state = AT_HEADER;
         }
       } else {
         // Whole bytes left in the bit buffer come first, then the staged input.
-        while (this.storedLeft > 0 && this.bitCount >= 8) {
+        while (this.storedLeft > 0 && this.bitCount >= 8 && this.produced < this.limit) {
           this.out[this.produced++] = this.bits(8);
           this.storedLeft--;
         }
-        const n = Math.min(this.storedLeft, this.end - this.pos);
+        const n = Math.min(this.storedLeft, this.end - this.pos, Math.max(0, this.limit - this.produced));
         if (n > 0) {
           if (this.produced + n > this.outLength) throw corrupt("output past the block's length");
           this.out.set(this.input.subarray(this.pos, this.pos + n), this.produced);
@@ -226,6 +248,7 @@ export class Inflater {
           this.storedLeft -= n;
         }
         if (this.storedLeft > 0) {
+          if (this.produced >= this.limit) return;
           if (this.unstaged === 0) throw corrupt("stored block ends early");
           return;
         }

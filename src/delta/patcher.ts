@@ -375,13 +375,45 @@ export class PatchApplier {
     }
     const h = this.header as PatchHeader;
     if (h.version === PATCH_VERSION) {
-      // Version 1: one slice of a block's span, or gather the input until a block's payload is complete.
+      // Version 1: one slice of a block's span, or gather (and inflate, a slice at most) the input until a block's payload is complete.
+      const inflater = this.inflater;
+      if (this.options.sliced && inflater) inflater.setLimit(inflater.outputLength + PATCH_SLICE_OUTPUT);
       if (this.pending()) this.produce(PATCH_SLICE_OUTPUT);
+      else if (this.inflating()) input.pos += this.inflateMore(input.buf, input.pos, input.end);
       else if (input.pos < input.end) input.pos += this.feed(input.buf, input.pos, input.end);
       else return false;
-      return this.pending() || input.pos < input.end;
+      return this.pending() || this.inflateHeld() || input.pos < input.end;
     }
     return this.stepV2(h);
+  }
+
+  /** Version 1: a DEFLATE block's payload is being inflated into `raw`. */
+  private inflating(): boolean {
+    return this.state === BLOCK_BODY && this.inflater !== undefined && this.storedLength !== this.rawLength;
+  }
+
+  /** Version 1: inflating has spent this slice's output and waits for the next. */
+  private inflateHeld(): boolean {
+    return this.inflating() && (this.inflater as Inflater).paused;
+  }
+
+  /**
+   * Push `chunk[at, end)` (no more than the block's payload) into the inflater;
+   * with an empty range, go on decoding what is staged. At the payload's end
+   * the block's controls are checked and its span is produced next. Returns
+   * the bytes taken.
+   */
+  private inflateMore(chunk: Uint8Array, at: number, end: number): number {
+    const inflater = this.inflater as Inflater;
+    const n = inflater.push(chunk, at, Math.min(end, at + this.storedLength - this.have));
+    this.have += n;
+    this.consumed += n;
+    if (this.have === this.storedLength && !inflater.paused) {
+      if (!inflater.done) throw new OtaError(Reason.PATCH_DECOMPRESS, `block ${this.block}: stream incomplete`, this.block);
+      this.have = 0;
+      this.endBlock();
+    }
+    return n;
   }
 
   /** Version 1: a block's span is being produced (slice by slice). */
@@ -497,7 +529,7 @@ export class PatchApplier {
   private feed(chunk: Uint8Array, start: number, end: number): number {
     let at = start;
     // Bounded: each pass takes at least one byte of `chunk` or completes a section.
-    while (at < end && !this.pending()) {
+    while (at < end && !this.pending() && !this.inflateHeld()) {
       if (this.state === HEADER) {
         const n = Math.min(PATCH_HEADER_SIZE - this.have, end - at);
         this.headerBytes.set(chunk.subarray(at, at + n), this.have);
@@ -518,19 +550,17 @@ export class PatchApplier {
           this.beginBlock(bh.storedLength, bh.rawLength, bh.crc);
         } else if (this.have === BLOCK_HEADER_MAX) throw malformed(`block ${this.block}: header does not parse`, this.block);
       } else if (this.state === BLOCK_BODY) {
-        let n: number;
-        if (this.storedLength === this.rawLength || this.model) {
-          // Stored, or a RANGE payload: gathered whole (it is at most the raw length) and decoded at its end.
-          n = Math.min(this.storedLength - this.have, end - at);
-          this.raw.set(chunk.subarray(at, at + n), this.have);
-        } else {
-          n = (this.inflater as Inflater).push(chunk, at, Math.min(end, at + this.storedLength - this.have));
+        if (this.inflating()) {
+          at += this.inflateMore(chunk, at, end);
+          continue;
         }
+        // Stored, or a RANGE payload: gathered whole (it is at most the raw length) and decoded at its end.
+        const n = Math.min(this.storedLength - this.have, end - at);
+        this.raw.set(chunk.subarray(at, at + n), this.have);
         this.have += n;
         at += n;
         this.consumed += n;
         if (this.have === this.storedLength) {
-          if (this.storedLength !== this.rawLength && this.inflater && !this.inflater.done) throw new OtaError(Reason.PATCH_DECOMPRESS, `block ${this.block}: stream incomplete`, this.block);
           this.have = 0;
           if (this.model && this.storedLength !== this.rawLength) this.rangeBlock();
           else this.endBlock();
@@ -669,7 +699,10 @@ export class PatchApplier {
     if (stored > raw) throw malformed(`block ${this.block}: stored length ${stored} over raw ${raw}`, this.block);
     if (stored < raw) {
       if (h.codec === Codec.STORED) throw malformed(`block ${this.block}: compressed in a stored patch`, this.block);
-      if (this.inflater) this.inflater.begin(this.raw, raw, stored);
+      if (this.inflater) {
+        this.inflater.begin(this.raw, raw, stored);
+        if (this.options.sliced) this.inflater.setLimit(PATCH_SLICE_OUTPUT);
+      }
     }
     this.state = BLOCK_BODY;
   }

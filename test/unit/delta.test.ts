@@ -307,7 +307,7 @@ describe("format helpers", () => {
 describe("sliced mode, version 1 (codecs 0, 1 and 2)", () => {
   /** The inactive slot, counting what each pump programs and erases. */
   function counted(inactive: Flash) {
-    const c = { written: 0, erases: 0, maxWritten: 0, maxErases: 0 };
+    const c = { written: 0, erases: 0, maxWritten: 0, maxErases: 0, inflated: 0, maxInflated: 0 };
     const flash: Flash = {
       status: () => inactive.status(),
       read: (n, at) => inactive.read(n, at),
@@ -333,10 +333,12 @@ describe("sliced mode, version 1 (codecs 0, 1 and 2)", () => {
       for (let more = true; more; ) {
         c.written = 0;
         c.erases = 0;
+        c.inflated = 0;
         more = a.pump();
         pumps++;
         c.maxWritten = Math.max(c.maxWritten, c.written);
         c.maxErases = Math.max(c.maxErases, c.erases);
+        c.maxInflated = Math.max(c.maxInflated, c.inflated);
         if (pumps >= stopAfter) return pumps;
       }
     }
@@ -367,8 +369,24 @@ describe("sliced mode, version 1 (codecs 0, 1 and 2)", () => {
       active.cells.set(old);
       const { c, flash } = counted(inactive);
       const a = new PatchApplier({ activeSlot: active, inactiveSlot: flash, digest: softwareDigest, sliced: true });
-      const pumps = drive(a, patch, 0, 777, c);
+      // Meter the inflater's output (decoded into the raw block buffer) per pump.
+      const push = Inflater.prototype.push;
+      Inflater.prototype.push = function (this: Inflater, chunk: Uint8Array, start: number, end: number): number {
+        const before = this.outputLength;
+        const n = push.call(this, chunk, start, end);
+        c.inflated += this.outputLength - before;
+        return n;
+      };
+      let pumps: number;
+      try {
+        pumps = drive(a, patch, 0, 777, c);
+      } finally {
+        Inflater.prototype.push = push;
+      }
       a.finish();
+      // One DEFLATE match may pass the slice by at most 257 bytes.
+      expect(c.maxInflated).toBeLessThanOrEqual(PATCH_SLICE_OUTPUT + 257);
+      if (codec === Codec.DEFLATE) expect(c.maxInflated).toBeGreaterThan(0);
       expect(equal(inactive.cells.slice(0, nw.length), nw)).toBe(true);
       expect(c.maxWritten).toBeLessThanOrEqual(PATCH_SLICE_OUTPUT + 512);
       expect(c.maxErases).toBeLessThanOrEqual(1);
