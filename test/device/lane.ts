@@ -45,6 +45,7 @@ export interface PairInput {
   patch: string;
   newSha256: string;
   newLength: number;
+  oldLength: number;
   /** Its task in its codec's ELF: `pair-<index>` (test/xs/entries/delta.ts). */
   index: number;
   /** The boot that runs it. */
@@ -63,7 +64,7 @@ export function pairInputs(): PairInput[] {
     pairs.forEach((p, index) => {
       const patch = makePatch(p.old, p.new, { codec: codec === "range" ? Codec.RANGE : Codec.DEFLATE }).bytes;
       const boot = codec === "range" ? `delta-range-${index}` : "delta-deflate";
-      out.push({ name: `${p.name} (${codec})`, codec, old: b64(p.old), patch: b64(patch), newSha256: sha256Hex(p.new), newLength: p.new.length, index, boot });
+      out.push({ name: `${p.name} (${codec})`, codec, old: b64(p.old), patch: b64(patch), newSha256: sha256Hex(p.new), newLength: p.new.length, oldLength: p.old.length, index, boot });
     });
   }
   return out;

@@ -1,0 +1,75 @@
+/**
+ * `npm run bench -- device`: the device lane's table. Instructions executed on
+ * the emulated Cortex-M7 (QEMU mps2-an500, `-icount shift=0`, calibrated every
+ * boot), instructions per output byte, XS memory (chunks + slots) before the
+ * task, at its peak and the difference, the time at 400 MHz assuming one
+ * instruction per cycle, and beside it the flash time of the bytes the
+ * workload writes, with the device budgets. See test/device/harness.ts.
+ */
+import { okTask, type DeviceRun } from "../test/device/harness";
+import { BUDGET, buildLane, CLOCK_HZ, fmt, pairRow, runBoots, tableLine, type Row } from "../test/device/lane";
+
+/**
+ * STM32H743 flash (the repo's flash map: targets/sim/flashmap.ts, 128 KiB sectors): sector erase
+ * 1.1 s typical at x32 parallelism (ST, DS12110 "Flash memory programming", as quoted by ST on
+ * community.st.com). Programming time is not included: the estimate is a lower bound.
+ */
+const SECTOR_BYTES = 128 * 1024;
+const SECTOR_ERASE_MS = 1100;
+const flashMs = (bytes: number) => Math.ceil(bytes / SECTOR_BYTES) * SECTOR_ERASE_MS;
+
+const lane = await buildLane();
+// The longest boot (the AT command table) first; a generous host timeout, since a shared machine slows QEMU down.
+const wanted = [...lane.benchBoots, ...lane.boots.filter((b) => !["throws", "delta-flipped", "strict-textencoder", "strict-frozen"].includes(b.id))];
+const boots = runBoots(wanted, 3_600_000);
+const runs: { [id: string]: DeviceRun } = {};
+for (const b of wanted) runs[b.id] = await boots.get(b.id)!;
+
+const rows: Row[] = [];
+const f = runs.foundation;
+for (const name of ["conformance", "powercut", "bootloader"]) rows.push({ workload: `HAL ${name} suite`, instructions: okTask(f, name).instructions, task: okTask(f, name) });
+const ecdsa = runs.verify.tasks.filter((t) => t.name === "ecdsa-verify");
+rows.push({ workload: "ECDSA P-256 verify, first call", instructions: ecdsa[0].instructions, task: ecdsa[0] });
+rows.push({ workload: "ECDSA P-256 verify, later call", instructions: ecdsa[1].instructions, task: ecdsa[1] });
+const sha = okTask(runs.verify, "sha256");
+rows.push({ workload: "SHA-256 (JS digest), 64 KiB", instructions: sha.instructions, bytes: 64 * 1024, task: sha });
+const v = okTask<{ totalLength: number }>(runs.verify, "verify-image");
+rows.push({ workload: `verify signed image (${v.value.totalLength} B)`, instructions: v.instructions, bytes: v.value.totalLength, task: v });
+const working: string[] = [];
+const decodeOnly: string[] = [];
+const shaPerByte = sha.instructions / (64 * 1024);
+lane.pairs.forEach((pair) => {
+  const run = runs[pair.boot];
+  const row = pairRow(run, pair);
+  const t = okTask<{ ok: boolean; workingMemory: number }>(run, `pair-${pair.index}`);
+  if (!t.value.ok) throw new Error(`device: wrong image for ${pair.name}`);
+  rows.push(row);
+  // The patcher hashes the old image and the new one (SHA-256 in JS here; a device may use a native digest).
+  const hashing = (pair.oldLength + pair.newLength) * shaPerByte;
+  decodeOnly.push(`| ${pair.name} | ${fmt(row.instructions / pair.newLength)} | ${fmt(hashing / pair.newLength)} | ${fmt((row.instructions - hashing) / pair.newLength)} | ${((row.instructions / CLOCK_HZ) * 1000).toFixed(0)} ms | ${(flashMs(pair.newLength) / 1000).toFixed(1)} s |`);
+  working.push(`| ${pair.name} | ${t.value.workingMemory} | ${row.task.memory.chunksPeak + row.task.memory.slotsPeak - row.task.memory.chunksBefore - row.task.memory.slotsBefore} |`);
+});
+rows.push({ workload: "AT console, command table + lock + echo suites", instructions: okTask(runs["at-table"], "at-table").instructions, task: okTask(runs["at-table"], "at-table") });
+for (const name of ["at-timing", "at-parse-cost"]) rows.push({ workload: `AT console ${name}`, instructions: okTask(runs.at, name).instructions, task: okTask(runs.at, name) });
+const agent = okTask(runs.agent, "full-update");
+rows.push({ workload: "whole update through the agent (sim world)", instructions: agent.instructions, task: agent });
+
+console.log(`XS engine (arm-none-eabi, -Os, Cortex-M7 hard float): .text+.rodata ${lane.elves.foundation.xsText} B; arena ${f.load!.memory.arenaSize} B`);
+console.log("\n| workload | instructions | instructions/byte | XS memory before (chunks+slots) | at peak | difference | time at 400 MHz (1 IPC) | flash erase, STM32H743 (lower bound) |");
+console.log("|---|---:|---:|---:|---:|---:|---:|---:|");
+for (const r of rows) console.log(`${tableLine(r)} ${r.flashBytes ? `${(flashMs(r.flashBytes) / 1000).toFixed(1)} s (${Math.ceil(r.flashBytes / SECTOR_BYTES)} × 128 KiB)` : "-"} |`);
+console.log(`\nTime at ${CLOCK_HZ / 1e6} MHz assumes one instruction per cycle. "before" is after a collection, with the bundle's parsed code in the arena (a device preloads it into flash).`);
+console.log("The peak includes the task's mock flash (hal/mock, in the arena here; real flash on a device) and its inputs.\n");
+console.log(`Patch installs per output byte, with the two SHA-256 passes (old and new image, ${fmt(shaPerByte)} instructions/byte each, measured above) taken out:\n`);
+console.log("| install | instructions/byte | of which SHA-256 | decode + write | install at 400 MHz | flash erase of the new image (lower bound) |");
+console.log("|---|---:|---:|---:|---:|---:|");
+for (const d of decodeOnly) console.log(d);
+console.log("");
+console.log(`| install (patch) | decoder working memory reported by the patcher (B) | XS difference, incl. mock flash and inputs (B) |`);
+console.log("|---|---:|---:|");
+for (const w of working) console.log(w);
+console.log(`\nBudgets (design.md section 9): install working memory <= ${BUDGET.installWorkingMemory} B, patch decoder <= ${BUDGET.patchDecoder} B.`);
+for (const [id, run] of Object.entries(runs)) {
+  const l = run.load!;
+  console.log(`boot ${id}: bundle ${l.bundleBytes} B parsed in ${fmt(l.loadInstructions)} instructions; XS memory after load ${fmt(l.memory.chunksBefore + l.memory.slotsBefore)} B; C heap (parser) ${fmt(l.cHeapAfterParse)} B`);
+}
