@@ -38,4 +38,19 @@ export const P256_DOMAIN: Readonly<{ p: bigint; n: bigint; h: bigint; a: bigint;
  *
  * @example p256.verify(rawRS, digest, point, { prehash: false, lowS: false, format: "compact" })
  */
-export const p256 = /* @__PURE__ */ ecdsa(weierstrass<bigint>(P256_DOMAIN), sha256);
+export const p256 = /* @__PURE__ */ ecdsa(p256Point(), sha256);
+
+/**
+ * The curve's point class with no precomputed base-point table. noble's
+ * default (window 8) builds 4,224 points on the first multiplication: on the
+ * device lane's Cortex-M7 that first verification cost 8.6 × 10⁹ instructions
+ * (21 s at 400 MHz) and left ~676 KB on the XS heap, beyond a device's whole
+ * XS block (384 KiB). Window 1 is noble's table-free ladder: every
+ * verification costs the same, in bounded memory. A device verifies a few
+ * signatures per update, so speed per call matters less than memory.
+ */
+function p256Point() {
+  const Point = weierstrass<bigint>(P256_DOMAIN);
+  Point.BASE.precompute(1);
+  return Point;
+}
