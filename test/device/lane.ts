@@ -40,7 +40,7 @@ export function verifyInput(): VerifyInput {
 
 export interface PairInput {
   name: string;
-  codec: "range" | "deflate";
+  codec: "lz" | "range" | "deflate";
   old: string;
   patch: string;
   newSha256: string;
@@ -53,17 +53,18 @@ export interface PairInput {
 }
 
 /**
- * The firmware fixture pairs, each with both codecs. One ELF per codec: the old images travel as
- * base64 in the bundle, and all eight do not fit the 2 MiB flash region beside XS (they overflow
- * it by ~300 KB), while four do.
+ * The firmware fixture pairs, each with codec 3 (format version 2, the default) and the two
+ * version-1 codecs. One ELF per codec: the old images travel as base64 in the bundle, and all
+ * eight do not fit the 2 MiB flash region beside XS (they overflow it by ~300 KB), while four do.
  */
 export function pairInputs(): PairInput[] {
   const pairs = fixturePairs();
   const out: PairInput[] = [];
-  for (const codec of ["range", "deflate"] as const) {
+  const codecs = { lz: Codec.LZ, range: Codec.RANGE, deflate: Codec.DEFLATE } as const;
+  for (const codec of ["lz", "range", "deflate"] as const) {
     pairs.forEach((p, index) => {
-      const patch = makePatch(p.old, p.new, { codec: codec === "range" ? Codec.RANGE : Codec.DEFLATE }).bytes;
-      const boot = codec === "range" ? `delta-range-${index}` : "delta-deflate";
+      const patch = makePatch(p.old, p.new, { codec: codecs[codec] }).bytes;
+      const boot = codec === "range" ? `delta-range-${index}` : `delta-${codec}`;
       out.push({ name: `${p.name} (${codec})`, codec, old: b64(p.old), patch: b64(patch), newSha256: sha256Hex(p.new), newLength: p.new.length, oldLength: p.old.length, index, boot });
     });
   }
@@ -101,6 +102,7 @@ export async function buildLane(): Promise<Lane> {
     ["verify", deltaEntry(verifyInput(), entry("test/device/entries/verify.ts"))],
     ["delta-range", deltaEntry({ pairs: pairs.filter((p) => p.codec === "range") }, entry("test/xs/entries/delta.ts"))],
     ["delta-deflate", deltaEntry({ pairs: pairs.filter((p) => p.codec === "deflate") }, entry("test/xs/entries/delta.ts"))],
+    ["delta-lz", deltaEntry({ pairs: pairs.filter((p) => p.codec === "lz") }, entry("test/xs/entries/delta.ts"))],
     ["delta-flipped", deltaEntry({ pairs: [flipped] }, entry("test/xs/entries/delta.ts"))],
     ["at", entry("test/xs/entries/at.ts")],
     ["agent", entry("test/xs/entries/agent.ts")],
@@ -116,6 +118,7 @@ export async function buildLane(): Promise<Lane> {
     // The range-coded installs are the lane's longest work: one boot per pair, so two cores share them.
     ...[0, 1, 2, 3].map((i) => ({ id: `delta-range-${i}`, elf: elves["delta-range"].path, tasks: setupAndPair(i) })),
     { id: "delta-deflate", elf: elves["delta-deflate"].path, tasks: [0, 1, 2, 3].flatMap(setupAndPair) },
+    { id: "delta-lz", elf: elves["delta-lz"].path, tasks: [0, 1, 2, 3].flatMap(setupAndPair) },
     { id: "delta-flipped", elf: elves["delta-flipped"].path, tasks: ["pair-0"] },
     { id: "at", elf: elves.at.path, tasks: ["at-timing", "at-parse-cost"] },
     { id: "agent", elf: elves.agent.path, tasks: ["full-update"] },
