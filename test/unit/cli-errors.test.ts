@@ -56,6 +56,14 @@ describe("5. two hashes, each named for what it is", () => {
     expect(i.stdout).toContain(`whole-image SHA-256: ${sha(p("app.img"))}`);
     expect(i.stdout).toMatch(/SHA256 TLV: +ok/);
   });
+  it("inspect names a patch's old and new hashes as whole-image SHA-256s", () => {
+    writeFileSync(p("v1.bin"), Buffer.alloc(4096, 7));
+    writeFileSync(p("v2.bin"), Buffer.concat([Buffer.alloc(4000, 7), Buffer.alloc(96, 9)]));
+    ok(["diff", p("v1.bin"), p("v2.bin"), "-o", p("v1-v2.xsdp")]);
+    const i = ok(["inspect", p("v1-v2.xsdp")]);
+    expect(i.stdout).toContain(`old image:      4096 bytes, whole-image SHA-256 ${sha(p("v1.bin"))}`);
+    expect(i.stdout).toContain(`new image:      4096 bytes, whole-image SHA-256 ${sha(p("v2.bin"))}`);
+  });
   it("revoke --images refuses the SHA256 TLV (and says which hash to use) and a hash of no known image", () => {
     const tlv = JSON.parse(ok(["verify", "-k", p("pub.pem"), p("rel/app2.img"), "--json"]).stdout).sha256Tlv;
     const base = ["revoke", "-k", p("key.pem"), "--hardware-id", "usr-n520", "--sequence", "1", "--images", p("rel")];

@@ -36,8 +36,8 @@ export function inspectPatch(bytes: Uint8Array): string {
     `  format version: ${h.version}`,
     `  codec:          ${h.codec === Codec.DEFLATE ? "deflate (raw DEFLATE per block)" : h.codec === Codec.RANGE ? "range (context-modelled range coder per block)" : h.codec === Codec.LZ ? "lz (copies from old and new, Huffman-coded per block)" : "stored"}`,
     `  block size:     ${h.blockSize} bytes of new image per block, ${h.blockCount} blocks`,
-    `  old image:      ${h.oldLength} bytes, sha256 ${toHex(h.oldSha256)}`,
-    `  new image:      ${h.newLength} bytes, sha256 ${toHex(h.newSha256)}`,
+    `  old image:      ${h.oldLength} bytes, whole-image SHA-256 ${toHex(h.oldSha256)}`,
+    `  new image:      ${h.newLength} bytes, whole-image SHA-256 ${toHex(h.newSha256)}`,
   );
   let at = PATCH_HEADER_SIZE;
   let stored = 0;
