@@ -61,6 +61,8 @@ export interface AgentStatus {
   readonly runningVersion: ImageVersion;
   readonly runningSlot: 0 | 1;
   readonly target?: ImageVersion;
+  /** While downloading: bytes of the new image written into the inactive slot, of its length. */
+  readonly installed?: { readonly bytes: number; readonly of: number };
 }
 
 export class Agent {
@@ -223,6 +225,9 @@ export class Agent {
       runningVersion: this.runningVersion,
       runningSlot: this.runningSlot,
       target: this.current?.manifest.version,
+      ...(this.fsm.state === "downloading" && this.download && this.current
+        ? { installed: { bytes: this.download.sink.imageWritten, of: this.current.manifest.image.length } }
+        : {}),
     };
   }
 

@@ -81,6 +81,8 @@ export interface PayloadSink {
   finish(): number;
   /** RAM held by the sink's buffers (for the memory budget). */
   readonly workingMemory: number;
+  /** Bytes of the new image written into the inactive slot so far (install progress). */
+  readonly imageWritten: number;
 }
 
 export interface SinkOptions {
@@ -146,6 +148,10 @@ class FullImageSink implements PayloadSink {
 
   get workingMemory(): number {
     return this.writer.bytes + this.queue.bytes;
+  }
+
+  get imageWritten(): number {
+    return this.writer.offset;
   }
 
   get queued(): number {
@@ -218,6 +224,10 @@ class DeltaSink implements PayloadSink {
 
   get workingMemory(): number {
     return this.applier.workingMemory + this.queue.bytes;
+  }
+
+  get imageWritten(): number {
+    return this.applier.progress.newOffset;
   }
 
   get queued(): number {

@@ -24,6 +24,32 @@ describe("agent end to end on the simulator", () => {
     expect(w.cloud.reportsOf("dev-1", "rolled-back")).toHaveLength(0);
   });
 
+  it("reports install progress while downloading: bytes of the new image in the inactive slot, rising to its length", () => {
+    const target = { image: undefined as undefined | number };
+    const w = makeWorld({
+      releases: (w) => {
+        const r = release(w.key, buildImage(w.map, w.key, "1.1.0+2", 1, { securityCounter: 2 }));
+        target.image = r.manifest.image.length;
+        return [r];
+      },
+    });
+    const d = w.addDevice("dev-p");
+    const seen: number[] = [];
+    for (let t = 0; t < 300_000 && w.cloud.reportsOf("dev-p", "committed").length === 0; t++) {
+      d.run(1);
+      const s = w.agents.get(d)?.status();
+      if (s?.state === "downloading" && s.installed) {
+        expect(s.installed.of).toBe(target.image);
+        expect(s.installed.bytes).toBeLessThanOrEqual(s.installed.of);
+        seen.push(s.installed.bytes);
+      } else expect(s?.installed).toBeUndefined();
+    }
+    expect(w.cloud.reportsOf("dev-p", "committed")).toHaveLength(1);
+    expect(seen.length, "sampled while downloading").toBeGreaterThan(1);
+    expect([...seen].sort((a, b) => a - b)).toEqual(seen);
+    expect(seen[seen.length - 1]).toBeGreaterThan(seen[0]);
+  });
+
   it("delta update: the patch is applied against the running image", () => {
     const w = makeWorld({
       releases: (w) => {

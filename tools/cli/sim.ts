@@ -66,7 +66,7 @@ run and report:
   --verbose              print serve's log
   --keep                 keep the work directory (keys, releases, reports)
   --progress S           a progress line every S real seconds (default 5; 0 = none): devices per
-                         state, download progress, bytes received
+                         state, download progress, bytes received, new-image bytes written
   --json                 the report as one JSON object on stdout; the text goes to stderr
   --quiet                print only the end's warnings (and, with --json, the report)
 
@@ -261,18 +261,21 @@ export const command: Command = {
   },
 };
 
-/** One progress line: devices per agent state, the download's progress, bytes received so far. */
+/** One progress line: devices per agent state, the download's progress, bytes received so far, new-image bytes written by the devices downloading now. */
 export function progressLine(fleet: SimFleet, count: number): string {
   const r = fleet.report();
   const states = new Map<string, number>();
   let percent = 0;
   let downloading = 0;
+  let installed = 0;
   for (const t of fleet.tracked) {
     const st = t.agent && t.device.running ? t.agent.state : t.device.bricked ? "bricked" : "off";
     states.set(st, (states.get(st) ?? 0) + 1);
     if (st === "downloading" && t.agent) {
       downloading++;
-      percent += t.agent.status().progress;
+      const s = t.agent.status();
+      percent += s.progress;
+      installed += s.installed?.bytes ?? 0;
     }
   }
   const payload = fleet.target?.payloadBytes;
@@ -281,6 +284,7 @@ export function progressLine(fleet: SimFleet, count: number): string {
   return (
     `[${r.completion.realSeconds.toFixed(0)} s real, ${r.completion.virtualSeconds.toFixed(0)} s virtual] ${shown.join(", ")}; ` +
     `committed ${r.outcomes.committed}, done ${r.completion.done}/${count}; received ${r.bytes.devicesReceived.toLocaleString("en-US")} B` +
+    (downloading ? `, installing ${installed.toLocaleString("en-US")} B of new image in the downloading devices' slots` : "") +
     (payload ? ` (payload ${payload.toLocaleString("en-US")} B a device)` : "") +
     `, in flight ${r.serve?.inFlight ?? "?"}`
   );

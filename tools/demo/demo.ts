@@ -103,6 +103,7 @@ export async function runDemo(o: DemoOptions): Promise<boolean> {
   const clock = new VirtualClock();
   let pendingReboot: string | undefined;
   let currentPayload = 0;
+  let currentImage = 0;
   const rig = rigDevice({
     deviceId: DEVICE,
     map,
@@ -118,7 +119,11 @@ export async function runDemo(o: DemoOptions): Promise<boolean> {
         pendingReboot = text;
         return;
       }
-      if (/ -downloaded-> /.test(line) && currentPayload) say(`${stamp()} device: downloading ${bar(100)} 100% (${currentPayload.toLocaleString("en-US")} of ${currentPayload.toLocaleString("en-US")} bytes)`);
+      // At "downloaded" every byte of the new image is in the inactive slot (its header unit held in RAM until the trial).
+      if (/ -downloaded-> /.test(line) && currentPayload) {
+        const n = currentImage.toLocaleString("en-US");
+        say(`${stamp()} device: downloading ${bar(100)} 100% (${currentPayload.toLocaleString("en-US")} of ${currentPayload.toLocaleString("en-US")} bytes); installing ${bar(100)} ${n} of ${n} bytes of the new image in the inactive slot`);
+      }
       say(text);
       if (pendingReboot) say(pendingReboot);
       pendingReboot = undefined;
@@ -137,6 +142,7 @@ export async function runDemo(o: DemoOptions): Promise<boolean> {
       const started = Date.now();
       publishRelease(releasesDir, step.release);
       currentPayload = step.release.payload.length;
+      currentImage = step.release.manifest.image.length;
       const id = toHex(step.release.releaseId);
       let outcome: { event: string; reason: number; reasonName: string } | undefined;
       while (!outcome && Date.now() - started < o.stepTimeoutS * 1000) {
@@ -147,7 +153,8 @@ export async function runDemo(o: DemoOptions): Promise<boolean> {
           lastProgress = s.progress;
           const total = step.release.payload.length;
           const bytes = Math.floor((total * s.progress) / 100);
-          say(`${stamp()} device: downloading ${bar(s.progress)} ${String(s.progress).padStart(3)}% (${bytes.toLocaleString("en-US")} of ${total.toLocaleString("en-US")} bytes)`);
+          const inst = s.installed ? `; installing ${bar(Math.floor((100 * s.installed.bytes) / Math.max(1, s.installed.of)))} ${s.installed.bytes.toLocaleString("en-US")} of ${s.installed.of.toLocaleString("en-US")} bytes of the new image in the inactive slot` : "";
+          say(`${stamp()} device: downloading ${bar(s.progress)} ${String(s.progress).padStart(3)}% (${bytes.toLocaleString("en-US")} of ${total.toLocaleString("en-US")} bytes)${inst}`);
         }
         if (s && s.state !== "downloading") lastProgress = -1;
       }
