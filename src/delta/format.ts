@@ -77,7 +77,33 @@ export const BLOCK_HEADER_V2_MIN = 5;
  * @throws OtaError PATCH_MALFORMED for a varint over 32 bits or 5 bytes.
  */
 export function parseBlockHeaderV2(b: Uint8Array, length: number): BlockHeader | undefined {
-  let at = 0;
+  const stored = readVarint32(b, 0, length);
+  if (!stored) return undefined;
+  const at = stored[1];
+  if (at + 4 > length) return undefined;
+  return { storedLength: stored[0], rawLength: 0, crc: readU32(b, at), size: at + 4 };
+}
+
+/**
+ * Parse a block header from `b[0, length)`; undefined while incomplete.
+ * @throws OtaError PATCH_MALFORMED for a varint over 32 bits or 5 bytes.
+ */
+export function parseBlockHeader(b: Uint8Array, length: number): BlockHeader | undefined {
+  const stored = readVarint32(b, 0, length);
+  if (!stored) return undefined;
+  const raw = readVarint32(b, stored[1], length);
+  if (!raw) return undefined;
+  const at = raw[1];
+  if (at + 4 > length) return undefined;
+  return { storedLength: stored[0], rawLength: raw[0], crc: readU32(b, at), size: at + 4 };
+}
+
+/**
+ * The block headers' varint (7 bits a byte, low first, at most 5 bytes and 32
+ * bits) at `b[at, length)`: [value, offset after it], or undefined while incomplete.
+ * @throws OtaError PATCH_MALFORMED for a varint over 32 bits or 5 bytes.
+ */
+function readVarint32(b: Uint8Array, at: number, length: number): [number, number] | undefined {
   let value = 0;
   let scale = 1;
   for (let i = 0; ; i++) {
@@ -89,33 +115,7 @@ export function parseBlockHeaderV2(b: Uint8Array, length: number): BlockHeader |
     scale *= 128;
   }
   if (value > 0xffffffff) throw new OtaError(Reason.PATCH_MALFORMED, "block header varint over 32 bits");
-  if (at + 4 > length) return undefined;
-  return { storedLength: value, rawLength: 0, crc: readU32(b, at), size: at + 4 };
-}
-
-/**
- * Parse a block header from `b[0, length)`; undefined while incomplete.
- * @throws OtaError PATCH_MALFORMED for a varint over 32 bits or 5 bytes.
- */
-export function parseBlockHeader(b: Uint8Array, length: number): BlockHeader | undefined {
-  let at = 0;
-  const values = [0, 0];
-  for (let v = 0; v < 2; v++) {
-    let value = 0;
-    let scale = 1;
-    for (let i = 0; ; i++) {
-      if (i === 5) throw new OtaError(Reason.PATCH_MALFORMED, "block header varint longer than 5 bytes");
-      if (at >= length) return undefined;
-      const byte = b[at++];
-      value += (byte & 0x7f) * scale;
-      if ((byte & 0x80) === 0) break;
-      scale *= 128;
-    }
-    if (value > 0xffffffff) throw new OtaError(Reason.PATCH_MALFORMED, "block header varint over 32 bits");
-    values[v] = value;
-  }
-  if (at + 4 > length) return undefined;
-  return { storedLength: values[0], rawLength: values[1], crc: readU32(b, at), size: at + 4 };
+  return [value, at];
 }
 
 export interface PatchHeader {
