@@ -15,6 +15,11 @@
  *   300..349 agent (download, install, trial, commit)
  *   350..399 AT console
  *   400..449 supervision and revocation
+ *   600..649 encrypted images (ENC TLVs, key unwrap, decryption)
+ *   650..679 device identity (device key, CSR, client certificate, mutual TLS)
+ *   680..709 key roles, key sets and trusted time
+ *   710..749 fleet operations (rollouts, retries)
+ *   750..769 delta codecs (beyond 200..249)
  */
 export const Reason = Object.freeze({
   OK: 0,
