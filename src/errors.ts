@@ -165,6 +165,26 @@ export const Reason = Object.freeze({
   REVOCATION_MALFORMED: 404,
   REVOCATION_UNKNOWN_KEY: 405,
   REVOCATION_WRONG_HARDWARE: 406,
+
+  // device identity (650..679)
+  /** No device key yet (AT+CSR makes one). */
+  IDENTITY_NO_KEY: 650,
+  /** The platform has no random source: a key cannot be generated. */
+  IDENTITY_NO_RANDOM: 651,
+  /** A certificate could not be parsed (DER, X.509 v3, P-256 key, ECDSA-SHA256). */
+  IDENTITY_CERT_MALFORMED: 652,
+  /** The certificate's public key is not the device key's. */
+  IDENTITY_CERT_WRONG_KEY: 653,
+  /** The certificate's subject CN is not the device id. */
+  IDENTITY_CERT_WRONG_NAME: 654,
+  /** The certificate is larger than the store keeps. */
+  IDENTITY_CERT_TOO_LARGE: 655,
+  /** A chunked certificate upload out of order (END without data, data after the bound). */
+  IDENTITY_UPLOAD_STATE: 656,
+  /** The TLS stack cannot present a client certificate with this key (Moddable: RSA-only CertificateVerify). */
+  TLS_CLIENT_AUTH_UNSUPPORTED: 657,
+  /** The broker refused the device's certificate, or the client id does not match it (MQTT CONNACK 4/5 after TLS). */
+  IDENTITY_REFUSED: 658,
 });
 
 export type ReasonName = keyof typeof Reason;
