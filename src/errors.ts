@@ -166,6 +166,36 @@ export const Reason = Object.freeze({
   REVOCATION_UNKNOWN_KEY: 405,
   REVOCATION_WRONG_HARDWARE: 406,
 
+  // key roles, key sets and trusted time (issue 16 part B)
+  /** A key set whose records or entries break the format (docs/formats.md "Key set"). */
+  KEYSET_MALFORMED: 680,
+  /** A key set whose root signature does not verify. */
+  KEYSET_BAD_SIGNATURE: 681,
+  /** A key set signed by a key that is not one of the device's root keys. */
+  KEYSET_UNKNOWN_ROOT: 682,
+  /** A key set (epoch, sequence) not newer than the held one (or the same sequence with other content). */
+  KEYSET_OLDER: 683,
+  /** A key set or revocation record whose sequence (or epoch) moves further than the bounded step. */
+  SEQUENCE_JUMP: 684,
+  /** The signer is in the key set but without the role needed (manifest, revocation, time). */
+  KEY_WRONG_ROLE: 685,
+  /** The signer is in the key set but not for this hardware id. */
+  KEY_WRONG_HARDWARE: 686,
+  /** The signed time (issued-at, time statement) is outside the signer's validity window. */
+  KEY_NOT_VALID: 687,
+  /** The signer was retired by the held key set. */
+  KEY_RETIRED: 688,
+  /** Signed by a device-keyring key while a key set is held that does not name it (an old single-keyring release). */
+  KEY_LEGACY_SIGNER: 689,
+  /** A time statement that does not decode. */
+  TIME_MALFORMED: 690,
+  /** A time statement whose signature does not verify. */
+  TIME_BAD_SIGNATURE: 691,
+  /** A time statement signed by no key of the time role. */
+  TIME_UNKNOWN_KEY: 692,
+  /** A signed time older than the device's time floor (ignored: time only moves forward). */
+  TIME_BEHIND: 693,
+
   // device identity (650..679)
   /** No device key yet (AT+CSR makes one). */
   IDENTITY_NO_KEY: 650,
