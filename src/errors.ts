@@ -215,6 +215,28 @@ export const Reason = Object.freeze({
   TLS_CLIENT_AUTH_UNSUPPORTED: 657,
   /** The broker refused the device's certificate, or the client id does not match it (MQTT CONNACK 4/5 after TLS). */
   IDENTITY_REFUSED: 658,
+
+  // fleet operations: rollout plans in xs-ota serve (server-side decisions, shown by serve and xs-ota rollout)
+  /** A wave's failure budget (rolled-back + failed + bricked-suspect) was exceeded: the rollout halted itself. */
+  ROLLOUT_HALTED: 730,
+  /** The operator paused the rollout (xs-ota rollout pause). */
+  ROLLOUT_PAUSED: 731,
+  /** The operator aborted the rollout (xs-ota rollout abort): final. */
+  ROLLOUT_ABORTED: 732,
+  /** Outside the plan's start window. */
+  ROLLOUT_OUTSIDE_WINDOW: 733,
+  /** The device's wave is not open yet (an earlier wave is still running or soaking). */
+  ROLLOUT_WAVE_CLOSED: 734,
+  /** The plan does not target this device (hardware id or group). */
+  ROLLOUT_NOT_TARGETED: 735,
+  /** A rollout plan file is malformed. */
+  PLAN_INVALID: 736,
+  /** A rollout plan is unsigned where serve requires a signature, or no trusted key verifies it. */
+  PLAN_SIGNATURE: 737,
+  /** Every in-flight place of the rollout is taken (over all serve instances). */
+  ROLLOUT_IN_FLIGHT_FULL: 738,
+  /** A device went silent mid-update past the in-flight timeout: counted as bricked-suspect. */
+  DEVICE_SILENT: 739,
 });
 
 export type ReasonName = keyof typeof Reason;
