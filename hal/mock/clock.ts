@@ -1,7 +1,13 @@
 /**
  * A deterministic virtual clock and timer queue. Time moves only when a test
- * (or the simulator's scheduler) calls `advance`; due timers then run in
- * deadline order, ties in creation order.
+ * (or the simulator's scheduler) calls `advance` or `step`; due timers then
+ * run in deadline order, ties in creation order.
+ *
+ * The queue is a binary min-heap on (due, id) with lazy cancellation: a
+ * cleared timer stays in the heap, marked, until it reaches the top (or the
+ * heap is compacted when cancelled entries outnumber live ones), so setTimer,
+ * clearTimer and the next deadline cost O(log n) whatever the number of
+ * timers — a fleet of 1,000 devices keeps tens of thousands.
  */
 import type { Clock, TimerId } from "../types";
 
@@ -10,15 +16,25 @@ interface Timer {
   due: number;
   repeat: number;
   callback: () => void;
+  cancelled: boolean;
 }
 
 /** Bound on timers fired by one `advance`, so a zero-period timer cannot hang a test. */
 export const MAX_FIRES_PER_ADVANCE = 1_000_000;
 
+function before(a: Timer, b: Timer): boolean {
+  return a.due < b.due || (a.due === b.due && a.id < b.id);
+}
+
 export class VirtualClock implements Clock {
   private time: number;
   private nextId = 1;
-  private timers: Timer[] = [];
+  /** Min-heap on (due, id); may hold cancelled entries. */
+  private heap: Timer[] = [];
+  /** Live timers by id. */
+  private readonly live = new Map<number, Timer>();
+  /** Timers fired since construction (the simulator's event count). */
+  fired = 0;
   /** Set by the device model: called before a timer fires, may throw to stop the device. */
   guard: (() => void) | undefined;
 
@@ -34,26 +50,28 @@ export class VirtualClock implements Clock {
     if (typeof callback !== "function") throw new TypeError("setTimer: callback must be a function");
     if (!(delayMs >= 0)) throw new RangeError(`setTimer: delayMs must be >= 0, got ${delayMs}`);
     if (repeatMs !== undefined && !(repeatMs > 0)) throw new RangeError(`setTimer: repeatMs must be > 0, got ${repeatMs}`);
-    const id = this.nextId++;
-    this.timers.push({ id, due: this.time + delayMs, repeat: repeatMs ?? 0, callback });
-    return id;
+    const t: Timer = { id: this.nextId++, due: this.time + delayMs, repeat: repeatMs ?? 0, callback, cancelled: false };
+    this.live.set(t.id, t);
+    this.push(t);
+    return t.id;
   }
 
   clearTimer(id: TimerId): void {
-    const i = this.timers.findIndex((t) => t.id === id);
-    if (i >= 0) this.timers.splice(i, 1);
+    const t = this.live.get(id as number);
+    if (!t) return;
+    t.cancelled = true;
+    this.live.delete(t.id);
+    if (this.heap.length > 64 && this.heap.length > 3 * this.live.size) this.compact();
   }
 
   /** Number of pending timers. */
   get pending(): number {
-    return this.timers.length;
+    return this.live.size;
   }
 
   /** Deadline of the next timer, or undefined. */
   nextDue(): number | undefined {
-    let best: number | undefined;
-    for (const t of this.timers) if (best === undefined || t.due < best) best = t.due;
-    return best;
+    return this.top()?.due;
   }
 
   /** Move time forward by `ms`, running every timer that falls due on the way. */
@@ -62,20 +80,36 @@ export class VirtualClock implements Clock {
     const end = this.time + ms;
     for (let fires = 0; ; fires++) {
       if (fires >= MAX_FIRES_PER_ADVANCE) throw new Error("advance: timer storm (more than 1e6 fires)");
-      const t = this.earliestDue(end);
-      if (!t) break;
-      this.time = Math.max(this.time, t.due);
-      if (t.repeat > 0) t.due += t.repeat;
-      else this.timers.splice(this.timers.indexOf(t), 1);
-      this.guard?.();
-      t.callback();
+      if (!this.step(end)) break;
     }
     this.time = Math.max(this.time, end);
   }
 
+  /**
+   * Run the one earliest timer if it is due at or before `limit`, moving time
+   * to its deadline (never backwards: a late timer runs at the current time).
+   * Returns false, with time unchanged, when there is none.
+   */
+  step(limit: number = Infinity): boolean {
+    const t = this.top();
+    if (!t || t.due > limit) return false;
+    this.time = Math.max(this.time, t.due);
+    this.pop();
+    if (t.repeat > 0) {
+      t.due += t.repeat;
+      this.push(t);
+    } else this.live.delete(t.id);
+    this.fired++;
+    this.guard?.();
+    t.callback();
+    return true;
+  }
+
   /** Drop every timer (the device reset). */
   clearAll(): void {
-    this.timers = [];
+    for (const t of this.heap) t.cancelled = true;
+    this.heap = [];
+    this.live.clear();
   }
 
   /**
@@ -94,12 +128,46 @@ export class VirtualClock implements Clock {
 
   private carry = 0;
 
-  private earliestDue(limit: number): Timer | undefined {
-    let best: Timer | undefined;
-    for (const t of this.timers) {
-      if (t.due <= limit && (!best || t.due < best.due || (t.due === best.due && t.id < best.id))) best = t;
+  /** The earliest live timer (cancelled entries at the top are dropped on the way). */
+  private top(): Timer | undefined {
+    while (this.heap.length > 0 && this.heap[0].cancelled) this.pop();
+    return this.heap[0];
+  }
+
+  private push(t: Timer): void {
+    const h = this.heap;
+    let i = h.push(t) - 1;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (!before(t, h[parent])) break;
+      h[i] = h[parent];
+      i = parent;
     }
-    return best;
+    h[i] = t;
+  }
+
+  private pop(): void {
+    const h = this.heap;
+    const last = h.pop()!;
+    if (h.length === 0) return;
+    let i = 0;
+    for (;;) {
+      const l = 2 * i + 1;
+      if (l >= h.length) break;
+      const r = l + 1;
+      const c = r < h.length && before(h[r], h[l]) ? r : l;
+      if (!before(h[c], last)) break;
+      h[i] = h[c];
+      i = c;
+    }
+    h[i] = last;
+  }
+
+  /** Rebuild the heap from the live timers only. */
+  private compact(): void {
+    const live = this.heap.filter((t) => !t.cancelled);
+    this.heap = [];
+    for (const t of live) this.push(t);
   }
 }
 
