@@ -216,6 +216,13 @@ export const Reason = Object.freeze({
   /** The broker refused the device's certificate, or the client id does not match it (MQTT CONNACK 4/5 after TLS). */
   IDENTITY_REFUSED: 658,
 
+  // fleet operations: the agent's bounded retry of a trial that found no cloud (issue 18A: 710..729)
+  /**
+   * A trial rolled back because it could not reach the cloud in time, and the release will be taken
+   * again after a pause (at most MAX_NO_CLOUD_TRIALS trials; the last one is reported TRIAL_NO_CLOUD, final).
+   */
+  TRIAL_NO_CLOUD_RETRY: 710,
+
   // fleet operations: rollout plans in xs-ota serve (server-side decisions, shown by serve and xs-ota rollout)
   /** A wave's failure budget (rolled-back + failed + bricked-suspect) was exceeded: the rollout halted itself. */
   ROLLOUT_HALTED: 730,
