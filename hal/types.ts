@@ -187,6 +187,31 @@ export interface Digest {
   sha256(): HashStream;
 }
 
+/**
+ * Symmetric primitives for encrypted images (MCUboot's ECIES scheme): pure JS
+ * by default (`src/crypto/cipher.ts`), a crypto engine where the device has one
+ * (STM32H7 CRYP, Moddable's native crypt). Stateless: the key is passed per
+ * call and the implementation keeps no copy after it returns.
+ */
+export interface Cipher {
+  /**
+   * AES-CTR (NIST SP 800-38A): `data` XOR the keystream of `key` from byte
+   * `offset` of the stream whose first counter block is `iv` (the counter is
+   * the whole block, incremented as a 128-bit big-endian integer), into a new
+   * array. Encrypts and decrypts. Preconditions: `key.length` 16 or 32,
+   * `iv.length` 16, `offset` a non-negative integer below 2^32,
+   * `data.length <= 4096`.
+   * @throws RangeError on a precondition broken.
+   */
+  aesCtr(key: Uint8Array, iv: Uint8Array, offset: number, data: Uint8Array): Uint8Array;
+  /**
+   * HMAC-SHA-256 (RFC 2104) of the concatenation of `parts` under `key`.
+   * Preconditions: `key.length <= 64`, the parts together ≤ 4096 bytes.
+   * @throws RangeError on a precondition broken.
+   */
+  hmacSha256(key: Uint8Array, ...parts: Uint8Array[]): Uint8Array;
+}
+
 /** System control. */
 export interface System {
   /** Why the device last reset. Never throws. */
@@ -218,5 +243,7 @@ export interface Platform {
   readonly serial: Serial;
   readonly power: Power;
   readonly digest: Digest;
+  /** AES-CTR and HMAC for encrypted images; absent: the pure-JS `softwareCipher`. */
+  readonly cipher?: Cipher;
   readonly system: System;
 }

@@ -1,0 +1,33 @@
+/**
+ * XS lane: encrypted images inside the real XS engine (Moddable's frozen
+ * built-ins, no TextEncoder): the Cipher conformance suite and AES-CTR's cost.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createCipheriv } from "node:crypto";
+import { startXs, type XsWorker } from "./harness";
+import type { RunReport } from "../lib/spec";
+
+let xs: XsWorker;
+beforeAll(async () => {
+  xs = await startXs(new URL("./entries/enc.ts", import.meta.url).pathname);
+});
+afterAll(async () => xs?.close());
+
+describe("XS lane: encrypted images", () => {
+  it("the Cipher conformance suite (SP 800-38A, RFC 4231, RFC 5869) passes inside XS", async () => {
+    const { value, computrons } = await xs.run<RunReport>("cipher-conformance");
+    console.log(`[xs] cipher conformance: ${value.passed} passed, ${value.failed.length} failed, ${computrons} computrons`);
+    expect(value.failed).toEqual([]);
+    expect(value.passed).toBeGreaterThan(10);
+  });
+  it("AES-256-CTR over 64 KiB in 1 KiB calls: the result OpenSSL gives, and its XS cost", async () => {
+    const { value, computrons } = await xs.run<number>("aes-ctr-64k");
+    const key = Buffer.from(Array.from({ length: 32 }, (_, i) => i * 3 + 1));
+    const e = createCipheriv("aes-256-ctr", key, Buffer.alloc(16));
+    const ks = e.update(Buffer.alloc(65536, 0x5a));
+    let x = 0;
+    for (let off = 0; off < 65536; off += 1024) x ^= ks[off + (off & 1023)];
+    console.log(`[xs] AES-256-CTR 64 KiB: ${computrons} computrons (${Math.round(computrons / 65536)} per byte)`);
+    expect(value).toBe(x);
+  });
+});
