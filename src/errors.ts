@@ -196,6 +196,24 @@ export const Reason = Object.freeze({
   /** A signed time older than the device's time floor (ignored: time only moves forward). */
   TIME_BEHIND: 693,
 
+  // encrypted images (600..649)
+  /** An ENC TLV or encrypted-image layout that does not parse (length, flags, body not a multiple of 16, two ENC TLVs). */
+  ENC_MALFORMED: 600,
+  /** An encryption scheme the device does not do (RSA-OAEP, AES-KW, X25519), or key length and flag disagree. */
+  ENC_UNSUPPORTED: 601,
+  /** The wrapped key's HMAC does not verify: tampered, or encrypted for another device's key. */
+  ENC_KEY_UNWRAP: 602,
+  /** The ephemeral public key is not an uncompressed P-256 point on the curve. */
+  ENC_BAD_EPHEMERAL: 603,
+  /** No decryption key provisioned (AT+ENCKEY). */
+  ENC_NO_KEY: 604,
+  /** The encrypted image carries no slot TLVs: direct-xip cannot boot it (docs/formats.md, "Encrypted images"). */
+  ENC_NO_SLOT_TLVS: 605,
+  /** The payload's encryption does not match the manifest's (ENC TLV, flag, or the decrypted image). */
+  ENC_MISMATCH: 606,
+  /** A decryption key that is not a valid P-256 private scalar. */
+  ENC_BAD_KEY: 607,
+
   // device identity (650..679)
   /** No device key yet (AT+CSR makes one). */
   IDENTITY_NO_KEY: 650,
