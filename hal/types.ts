@@ -135,6 +135,15 @@ export interface SocketOptions {
   readonly caPin?: Uint8Array;
   /** Server name for SNI and certificate checks (defaults to host). */
   readonly serverName?: string;
+  /**
+   * The device's own TLS identity (mutual TLS), presented when the server
+   * asks for a client certificate: the certificate's DER (issued by the fleet
+   * CA for the device key) and the P-256 private key as its 32-byte scalar.
+   * The adapter must not log or keep the key beyond the connection.
+   * An adapter whose TLS stack cannot sign with a P-256 key fails the
+   * connection with TLS_CLIENT_AUTH_UNSUPPORTED rather than connect without it.
+   */
+  readonly clientIdentity?: { readonly certificate: Uint8Array; readonly privateKey: Uint8Array };
 }
 
 /** A connected (or connecting) byte stream. */
@@ -212,6 +221,21 @@ export interface Cipher {
   hmacSha256(key: Uint8Array, ...parts: Uint8Array[]): Uint8Array;
 }
 
+/**
+ * Random bytes for keys (the device key, salts): the hardware RNG on a device,
+ * the OS CSPRNG on a host. Only the mocks have a seeded generator, and it is
+ * named test-only.
+ */
+export interface Random {
+  /**
+   * Fill `out` with random bytes and return it. Preconditions:
+   * `out.length <= 1024`.
+   * @throws OtaError IDENTITY_NO_RANDOM when the source failed (a health test
+   *   of the hardware RNG, no entropy yet); never returns weak bytes.
+   */
+  fill(out: Uint8Array): Uint8Array;
+}
+
 /** System control. */
 export interface System {
   /** Why the device last reset. Never throws. */
@@ -246,4 +270,6 @@ export interface Platform {
   /** AES-CTR and HMAC for encrypted images; absent: the pure-JS `softwareCipher`. */
   readonly cipher?: Cipher;
   readonly system: System;
+  /** Random bytes (the device key is generated from it). */
+  readonly random: Random;
 }

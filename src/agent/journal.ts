@@ -86,6 +86,8 @@ export interface Progress {
   readonly stalledMs?: number;
   /** The release this progress belongs to (32 bytes), or empty: a re-offer of the same release goes on from here. */
   readonly release?: Uint8Array;
+  /** Trials of `release` that rolled back without reaching the cloud (src/agent/retry.ts bounds them). Absent reads as 0. */
+  readonly noCloudTrials?: number;
 }
 
 export interface PolicyRecord {
@@ -162,8 +164,10 @@ export function decodeSession(b: Uint8Array): Session {
 /**
  * Progress format 2: format 1's 16 bytes and checkpoint, then the held
  * header unit (u16 length + bytes), the stalled time (u32 ms) and the
- * release id (u8 length, 0 or 32, + bytes). A format 1 record (before the
- * header was held back) still reads, with none of them.
+ * release id (u8 length, 0 or 32, + bytes). Byte 1 (zero in format 1 and in
+ * records written before it was used) counts the release's trials that
+ * rolled back without the cloud. A format 1 record (before the header was
+ * held back) still reads, with none of them.
  */
 const PROGRESS_FORMAT = 2;
 /** Largest header unit the record keeps (a 256-byte write unit). */
@@ -178,6 +182,7 @@ export function encodeProgress(p: Progress): Uint8Array {
   const out = new Uint8Array(at + 2 + header.length + 4 + 1 + release.length);
   const v = new DataView(out.buffer);
   out[0] = PROGRESS_FORMAT;
+  out[1] = Math.min(255, p.noCloudTrials ?? 0);
   v.setUint32(2, p.payloadOffset, true);
   v.setUint32(6, p.bytesFetched, true);
   v.setUint32(10, Math.min(0xffffffff, p.elapsedMs), true);
@@ -211,7 +216,7 @@ export function decodeProgress(b: Uint8Array): Progress {
   if (h > MAX_HELD_HEADER || at + 7 + h > b.length) throw corrupt("progress header length");
   const r = b[at + 6 + h];
   if ((r !== 0 && r !== 32) || at + 7 + h + r !== b.length) throw corrupt("progress release length");
-  return Object.freeze({ ...base, header: b.slice(at + 2, at + 2 + h), stalledMs: v.getUint32(at + 2 + h, true), release: b.slice(at + 7 + h) });
+  return Object.freeze({ ...base, header: b.slice(at + 2, at + 2 + h), stalledMs: v.getUint32(at + 2 + h, true), release: b.slice(at + 7 + h), noCloudTrials: b[1] });
 }
 
 export function encodePolicy(p: PolicyRecord): Uint8Array {

@@ -50,6 +50,13 @@ export const AUDIT_MAX_ENTRIES = 128;
 /** At least this many, or the layout is refused. */
 export const AUDIT_MIN_ENTRIES = 16;
 const AUDIT_TAG = 3;
+/**
+ * The device identity (src/store/identity.ts): key 0 the device's private key,
+ * key 1 its certificate from the fleet CA. Kept only where it fits beside the
+ * other spaces without changing them (see `planStorage`): in the shared store,
+ * or beside the settings in split mode.
+ */
+export const IDENTITY_SPACE: SpaceSpec = Object.freeze({ name: "identity", tag: 5, keys: 2, maxValue: 1040, copies: 1 });
 
 /** Store ids in block headers, one per region of a layout. */
 export const STORE_ID = Object.freeze({ shared: 0x80, settings: 1, journal: 2, audit: 3 });
@@ -69,6 +76,8 @@ export interface StoragePlan {
   readonly settings: SpaceSpec;
   readonly journal: SpaceSpec;
   readonly audit: SpaceSpec;
+  /** The identity space, when the geometry has room for it beside the others (see IDENTITY_SPACE). */
+  readonly identity: SpaceSpec | undefined;
 }
 
 function auditSpace(entries: number): SpaceSpec {
@@ -104,6 +113,7 @@ export function planStorage(status: FlashStatus, settings: SpaceSpec = SETTINGS_
       if (liveBytes([s], status.writeAlign) > halfCapacity(status)) throw new OtaError(Reason.STORE_GEOMETRY, `space ${s.name} does not fit half a block`);
     }
     if (audit.keys < AUDIT_MIN_ENTRIES) throw new OtaError(Reason.STORE_GEOMETRY, `only ${audit.keys} audit entries fit half a block`);
+    const identity = liveBytes([settings, IDENTITY_SPACE], status.writeAlign) <= halfCapacity(status) ? IDENTITY_SPACE : undefined;
     return Object.freeze({
       mode: "split",
       blockLength: status.blockLength,
@@ -111,8 +121,9 @@ export function planStorage(status: FlashStatus, settings: SpaceSpec = SETTINGS_
       settings,
       journal,
       audit,
+      identity,
       regions: Object.freeze([
-        Object.freeze({ storeId: STORE_ID.settings, firstBlock: 0, blocks: 2, spaces: Object.freeze([settings]) }),
+        Object.freeze({ storeId: STORE_ID.settings, firstBlock: 0, blocks: 2, spaces: Object.freeze(identity ? [settings, identity] : [settings]) }),
         Object.freeze({ storeId: STORE_ID.audit, firstBlock: 2, blocks: 2, spaces: Object.freeze([audit]) }),
         Object.freeze({ storeId: STORE_ID.journal, firstBlock: 4, blocks: journalBlocks, spaces: Object.freeze([journal]) }),
       ]),
@@ -126,6 +137,10 @@ export function planStorage(status: FlashStatus, settings: SpaceSpec = SETTINGS_
     );
   }
   const audit = auditSpace(entries);
+  // Only from the room the audit ring left: adding the identity never shrinks an existing space.
+  const identity = liveBytes([settings, journal, audit, IDENTITY_SPACE], status.writeAlign) <= halfCapacity(status) ? IDENTITY_SPACE : undefined;
+  const shared = [settings, journal, audit];
+  if (identity) shared.push(identity);
   return Object.freeze({
     mode: "shared",
     blockLength: status.blockLength,
@@ -133,7 +148,8 @@ export function planStorage(status: FlashStatus, settings: SpaceSpec = SETTINGS_
     settings,
     journal,
     audit,
-    regions: Object.freeze([Object.freeze({ storeId: STORE_ID.shared, firstBlock: 0, blocks: total, spaces: Object.freeze([settings, journal, audit]) })]),
+    identity,
+    regions: Object.freeze([Object.freeze({ storeId: STORE_ID.shared, firstBlock: 0, blocks: total, spaces: Object.freeze(shared) })]),
   });
 }
 
@@ -143,6 +159,8 @@ export interface Storage {
   readonly settings: RecordSpace;
   readonly journal: RecordSpace;
   readonly audit: RecordSpace;
+  /** The device identity's records, when the layout has room for them. */
+  readonly identity: RecordSpace | undefined;
   /** The record stores (one in shared mode, three in split mode), for stats. */
   readonly stores: readonly RecordStore[];
 }
@@ -166,6 +184,7 @@ export function openStorage(flash: Flash, settings: SpaceSpec = SETTINGS_SPACE, 
     settings: spaces[plan.settings.tag],
     journal: spaces[plan.journal.tag],
     audit: spaces[plan.audit.tag],
+    identity: plan.identity ? spaces[plan.identity.tag] : undefined,
     stores: Object.freeze(stores),
   });
 }

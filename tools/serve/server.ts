@@ -87,6 +87,11 @@ export interface ServeOptions {
   readonly inFlightTimeoutSec?: number;
   /** Called with every status report as logged (the fleet simulator watches them). */
   readonly onReport?: (report: ReportLine) => void;
+  /**
+   * The fleet simulator's I/O accounting (tools/sim/ledger.ts): told of every message serve takes
+   * from a device topic (before it is handled) and of every message it publishes.
+   */
+  readonly trace?: { readonly received: (topic: string) => void; readonly published: (topic: string) => void };
 }
 
 /** One line of the reports log. */
@@ -332,6 +337,7 @@ export async function startServe(o: ServeOptions): Promise<ServeHandle> {
     }
   };
   const handle = (topic: string, payload: Uint8Array): void => {
+    o.trace?.received(topic);
     let deviceId: string;
     let leaf: string;
     try {
@@ -521,6 +527,11 @@ export async function startServe(o: ServeOptions): Promise<ServeHandle> {
       o.log(`${o.insecurePlaintext ? "mqtt" : "mqtts"} broker listening on ${o.host}:${mqttPort}`);
     }
     closers.push(() => bus.close());
+    if (o.trace) {
+      const inner = bus;
+      const trace = o.trace;
+      bus = { ...inner, publish: (topic, payload, qos) => (trace.published(topic), inner.publish(topic, payload, qos)) };
+    }
 
     // HTTPS Range server for the payload files.
     const onRequest = (req: http.IncomingMessage, res: http.ServerResponse) => {
