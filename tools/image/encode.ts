@@ -32,6 +32,8 @@ export interface EncodeOptions {
   loadAddr?: number;
   flags?: number;
   signer?: ImageSigner;
+  /** Unprotected TLVs after the signature (imgtool puts ENC_EC256 there), in this order. */
+  extraTlvs?: readonly { type: number; value: Uint8Array }[];
   /** Pad to this slot size and write a trailer (imgtool --pad). */
   pad?: { slotSize: number; writeAlign: number; confirm: boolean; eraseValue?: number };
 }
@@ -99,6 +101,7 @@ export function encodeImage(o: EncodeOptions): Uint8Array {
     tlvs.push(tlv(TLV.KEYHASH, o.signer.keyHash));
     tlvs.push(tlv(TLV.ECDSASIG, o.signer.sign(hash)));
   }
+  for (const t of o.extraTlvs ?? []) tlvs.push(tlv(t.type, t.value));
   const image = concatBytes(hashed, area(TLV_INFO_MAGIC, tlvs));
   return o.pad ? padImage(image, o.pad) : image;
 }

@@ -16,7 +16,8 @@
  */
 import { IMAGE_HEADER_SIZE, IMAGE_MAGIC, type ImageVersion } from "../../src/image/format";
 import { bootMagic, BOOT_FLAG_SET } from "../../src/image/trailer";
-import { encodeImage, type ImageSigner } from "./encode";
+import { encodeImage, type EncodeOptions, type ImageSigner } from "./encode";
+import { encryptImage, type EncryptParams } from "./encrypt";
 
 export const IMAGE_F_RAM_LOAD = 0x20;
 export const IMAGE_F_ROM_FIXED = 0x100;
@@ -62,6 +63,15 @@ export interface SignOptions {
   /** imgtool --rom-fixed: the flash address the image is linked for (sets IMAGE_F_ROM_FIXED). */
   romFixed?: number;
   eraseValue?: number;
+  /** imgtool --encrypt / --encrypt-keylen: an encrypted image (plus xs-ota's slot TLVs). */
+  encrypt?: EncryptParams;
+}
+
+export interface SignedParts {
+  readonly image: Uint8Array;
+  /** With `encrypt`: the image as it lands in the slot, and the ENC_EC256 value. */
+  readonly slotImage?: Uint8Array;
+  readonly enc?: Uint8Array;
 }
 
 function alignUp(n: number, a: number): number {
@@ -81,6 +91,11 @@ export function imgtoolTrailerSize(align: number, maxAlign: number, maxSectors: 
  *   space not zero, image too big for the slot, pad without a slot size).
  */
 export function signImage(o: SignOptions): Uint8Array {
+  return signImageParts(o).image;
+}
+
+/** `signImage`, with the slot image and the ENC value of an encrypted image. */
+export function signImageParts(o: SignOptions): SignedParts {
   const headerSize = o.headerSize ?? 0x200;
   const align = o.align ?? 1;
   const maxAlign = o.maxAlign ?? Math.max(8, align);
@@ -92,6 +107,7 @@ export function signImage(o: SignOptions): Uint8Array {
   if (![8, 16, 32].includes(maxAlign) || maxAlign < align) throw new SignError(`--max-align must be 8, 16 or 32 and at least --align`);
   if (headerSize < IMAGE_HEADER_SIZE || headerSize > 0xffff) throw new SignError(`--header-size must be 32..0xffff, got ${headerSize}`);
   if (pad && slotSize <= 0) throw new SignError("--pad and --confirm need --slot-size");
+  if (pad && o.encrypt) throw new SignError("--pad and --confirm make a factory slot: sign it without --encrypt (an encrypted image is what travels, not what a slot holds)");
   if (o.loadAddr !== undefined && o.romFixed !== undefined) throw new SignError("--load-addr and --rom-fixed exclude each other");
   if (eraseValue !== 0xff && eraseValue !== 0x00) throw new SignError("--erased-val must be 0xff or 0");
   if (o.securityCounter !== undefined && !(Number.isInteger(o.securityCounter) && o.securityCounter >= 0 && o.securityCounter <= 0xffffffff)) {
@@ -113,7 +129,7 @@ export function signImage(o: SignOptions): Uint8Array {
   let flags = 0;
   if (o.loadAddr) flags |= IMAGE_F_RAM_LOAD; // imgtool sets RAM_LOAD only for a non-zero address
   if (o.romFixed !== undefined) flags |= IMAGE_F_ROM_FIXED;
-  const image = encodeImage({
+  const args: EncodeOptions = {
     body,
     version: o.version,
     securityCounter: o.securityCounter,
@@ -123,19 +139,23 @@ export function signImage(o: SignOptions): Uint8Array {
     loadAddr: o.romFixed ?? o.loadAddr ?? 0,
     flags,
     signer: o.signer,
-  });
+  };
+  const encrypted = o.encrypt ? encryptImage(args, o.encrypt) : undefined;
+  const image = encrypted ? encrypted.image : encodeImage(args);
   if (slotSize > 0) {
-    const trailer = imgtoolTrailerSize(align, maxAlign, maxSectors, !!o.overwriteOnly);
+    // imgtool reserves two key slots in the swap status area for an encrypted image (`_trailer_size`)
+    const trailer = imgtoolTrailerSize(align, maxAlign, maxSectors, !!o.overwriteOnly) + (o.encrypt && !o.overwriteOnly ? 2 * Math.ceil(16 / maxAlign) * maxAlign : 0);
     if (image.length + trailer > slotSize) {
       throw new SignError(`image size (0x${image.length.toString(16)}) + trailer (0x${trailer.toString(16)}) exceeds the slot size 0x${slotSize.toString(16)}`);
     }
   }
-  if (!pad) return image;
+  if (encrypted) return encrypted;
+  if (!pad) return { image };
   const out = new Uint8Array(slotSize).fill(eraseValue);
   out.set(image, 0);
   out.set(bootMagic(maxAlign), slotSize - 16);
   if (o.confirm && !o.overwriteOnly) out[slotSize - alignUp(16, maxAlign) - maxAlign] = BOOT_FLAG_SET;
-  return out;
+  return { image: out };
 }
 
 /** imgtool's `--security-counter auto`: major << 24 | minor << 16 | revision. */
