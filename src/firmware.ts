@@ -8,6 +8,9 @@
  *
  * The agent's network carries the settings' CA pin (AT+OTATLS) on every TLS
  * connection (the broker and HTTPS downloads); the socket adapter enforces it.
+ * It also carries the device identity (AT+CSR / AT+CERT) when a certificate
+ * for the active device id is installed: the adapter presents it when the
+ * server asks for a client certificate (mutual TLS).
  */
 import type { Network, Platform } from "../hal/types";
 import { Agent } from "./agent/agent";
@@ -17,6 +20,7 @@ import type { ConsoleOptions } from "./at/console";
 import { startConsole, type ConsoleRuntime } from "./at/start";
 import { isOtaError, Reason } from "./errors";
 import { AuditEvent, type AuditLog } from "./store/audit";
+import type { TlsIdentity } from "./store/identity";
 import { openStorage } from "./store/layout";
 import type { Settings } from "./store/settings";
 
@@ -73,6 +77,14 @@ export function pinnedNetwork(net: Network, pin: Uint8Array | undefined, refused
   return Object.freeze(pinned);
 }
 
+/** `net` with the device's client certificate and key on every TLS connection; without an identity, `net` itself. */
+export function identityNetwork(net: Network, identity: TlsIdentity | undefined): Network {
+  if (!identity) return net;
+  return Object.freeze({
+    connect: (options, handlers) => net.connect(options.tls ? { ...options, clientIdentity: identity } : options, handlers),
+  } satisfies Network);
+}
+
 function auditPinRefusal(platform: Platform, audit: AuditLog): (reason: number) => void {
   return (reason) => {
     try {
@@ -99,7 +111,8 @@ export function startFirmware(platform: Platform, o: FirmwareOptions): FirmwareR
     o.log?.(`[firmware] no update agent: ${e.message}`);
     return { console: runtime, agent: undefined, noAgentReason: e.message };
   }
-  const net = pinnedNetwork(platform.net, runtime.settings.active.caFingerprint, auditPinRefusal(platform, runtime.audit));
+  const withIdentity = identityNetwork(platform.net, runtime.identity.tlsIdentity(runtime.settings.active.deviceId));
+  const net = pinnedNetwork(withIdentity, runtime.settings.active.caFingerprint, auditPinRefusal(platform, runtime.audit));
   const agent = new Agent(net === platform.net ? platform : { ...platform, net }, config, runtime.storage, runtime.audit);
   runtime.console.attachUpdate(updateControlOf(agent));
   return { console: runtime, agent };

@@ -7,13 +7,17 @@
  * pin (`caPin`, SHA-256 of a CA certificate's DER), the verified chain must
  * also contain that CA above the server's certificate, or the handshake is
  * failed with TLS_PIN_MISMATCH before any application byte is sent.
+ * With `clientIdentity` (mutual TLS) the device's certificate and key
+ * (PKCS#8, built from the scalar per connection) are presented when the
+ * server asks for a client certificate.
  *
  * Events are delivered from Node's event loop, so no handler ever runs inside
  * `connect`, `write` or `close`.
  */
-import { createHash } from "node:crypto";
+import { createHash, createPrivateKey } from "node:crypto";
 import * as net from "node:net";
 import * as tls from "node:tls";
+import { devicePkcs8 } from "../../src/crypto/csr";
 import { OtaError, Reason } from "../../src/errors";
 import type { Network, Socket, SocketHandlers, SocketOptions } from "../types";
 
@@ -95,6 +99,10 @@ export class NodeNetwork implements Network {
     if (pin !== undefined && (!(pin instanceof Uint8Array) || pin.length !== CA_PIN_LENGTH)) {
       throw new OtaError(Reason.BAD_ARGUMENT, `connect: caPin must be ${CA_PIN_LENGTH} bytes (SHA-256 of the CA certificate's DER)`);
     }
+    const identity = options.clientIdentity;
+    if (identity !== undefined && (!(identity.certificate instanceof Uint8Array) || !(identity.privateKey instanceof Uint8Array) || identity.privateKey.length !== 32)) {
+      throw new OtaError(Reason.BAD_ARGUMENT, "connect: clientIdentity needs the certificate's DER and the 32-byte device key");
+    }
     let closed = false; // by us or after onClose
     let connected = false;
     let reported = false;
@@ -111,9 +119,13 @@ export class NodeNetwork implements Network {
       sock = tls.connect({
         host: options.host,
         port: options.port,
-        // One SecureContext per CA, reused by every connection (making one parses the CA: up to 14 % of a 1,000-device fleet's CPU).
-        secureContext: this.secureContext(ca),
+        // One SecureContext per CA, reused by every connection (making one parses the CA: up to 14 % of a 1,000-device fleet's CPU);
+        // with a client identity the context carries the device's key too, so it is made per connection.
+        ...(identity ? (ca !== undefined ? { ca: pem(ca) } : {}) : { secureContext: this.secureContext(ca) }),
         ...(servername ? { servername } : {}),
+        ...(identity
+          ? { cert: pem(identity.certificate) as string, key: createPrivateKey({ key: Buffer.from(devicePkcs8(identity.privateKey)), format: "der", type: "pkcs8" }).export({ format: "pem", type: "pkcs8" }) as string }
+          : {}),
         rejectUnauthorized: true,
         minVersion: "TLSv1.2",
         // Runs after the chain verified (Node passes the detailed chain); an error fails the handshake.

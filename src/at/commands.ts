@@ -37,6 +37,8 @@ import {
   type SettingsManager,
 } from "../store/settings";
 import { fromHex, toHex } from "../util/bytes";
+import type { DeviceIdentity } from "../store/identity";
+import { IDENTITY_COMMANDS } from "./identity";
 import { fail, OK, okValue, splitArgs, type Operator, type Reply } from "./syntax";
 
 /** What an update agent tells and does for the console. The agent implements it. */
@@ -107,6 +109,8 @@ export interface CommandContext {
    * a boot in a lock-out starts a full lock-out window.
    */
   readonly unlockGate: { blockedUntil: number };
+  /** The device identity (AT+CSR, AT+CERT); absent: those commands answer -5. */
+  readonly identity?: DeviceIdentity;
 }
 
 export interface CommandSpec {
@@ -504,6 +508,7 @@ const table: CommandSpec[] = [
       return okValue(String(lines.length), lines);
     },
   },
+  ...IDENTITY_COMMANDS,
   {
     name: "S",
     ops: ACTION_OPS,

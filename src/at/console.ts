@@ -10,6 +10,7 @@
 import type { Clock, Serial } from "../../hal/types";
 import { isOtaError, Reason } from "../errors";
 import type { AuditLog } from "../store/audit";
+import type { DeviceIdentity } from "../store/identity";
 import type { SettingsManager } from "../store/settings";
 import { findCommand, helpLines, UNLOCK_LOCKOUT_MS, type CommandContext, type FirmwareInfo, type UpdateControl } from "./commands";
 import { AtParser, type ParserMode, type ParserOptions } from "./parser";
@@ -24,6 +25,8 @@ export interface ConsoleDeps {
   readonly audit: AuditLog;
   readonly update?: UpdateControl;
   readonly firmware: FirmwareInfo;
+  /** The device identity store (AT+CSR, AT+CERT). */
+  readonly identity?: DeviceIdentity;
 }
 
 export interface ConsoleOptions {
@@ -53,6 +56,7 @@ export class Console implements CommandContext {
   readonly audit: AuditLog;
   update: UpdateControl | undefined;
   readonly firmware: FirmwareInfo;
+  readonly identity: DeviceIdentity | undefined;
   readonly unlockGate = { blockedUntil: 0 };
   /** Replies sent, by outcome, for tests. */
   readonly stats = { ok: 0, errors: 0 };
@@ -67,6 +71,7 @@ export class Console implements CommandContext {
     this.audit = deps.audit;
     this.update = deps.update;
     this.firmware = deps.firmware;
+    this.identity = deps.identity;
     this.restartDelayMs = options.restartDelayMs ?? 100;
     // A boot during an unlock lock-out (the saved gate says so) starts a full
     // lock-out window: resets never shorten it.

@@ -8,6 +8,7 @@
  */
 import type { Platform } from "../../hal/types";
 import { AuditLog } from "../store/audit";
+import { DeviceIdentity } from "../store/identity";
 import { openStorage, type Storage } from "../store/layout";
 import { SettingsManager, type Settings } from "../store/settings";
 import type { FirmwareInfo, UpdateControl } from "./commands";
@@ -32,6 +33,8 @@ export interface ConsoleRuntime {
   readonly settings: SettingsManager;
   readonly audit: AuditLog;
   readonly console: Console;
+  /** The device key and certificate (AT+CSR, AT+CERT; presented by the agent's TLS). */
+  readonly identity: DeviceIdentity;
 }
 
 /**
@@ -41,6 +44,7 @@ export function startConsole(platform: Platform, options: StartOptions): Console
   const storage = options.storage ?? openStorage(platform.flash.storage);
   const settings = new SettingsManager(storage.settings, options.factory);
   const audit = new AuditLog(storage.audit);
+  const identity = new DeviceIdentity(storage.identity, platform.random);
   const console = new Console(
     {
       serial: platform.serial,
@@ -50,8 +54,9 @@ export function startConsole(platform: Platform, options: StartOptions): Console
       audit,
       update: options.update,
       firmware: options.firmware,
+      identity,
     },
     options.console,
   );
-  return Object.freeze({ storage, settings, audit, console });
+  return Object.freeze({ storage, settings, audit, console, identity });
 }

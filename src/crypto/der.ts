@@ -132,3 +132,134 @@ export function spkiOf(point: Uint8Array): Uint8Array {
   out.set(point, SPKI_P256_PREFIX.length);
   return out;
 }
+
+// ---------------------------------------------------------------------------
+// DER encoding and a bounded TLV reader (the device's CSR, X.509 certificates).
+// Only what PKCS#10 and X.509 v3 with P-256 need: definite lengths, at most
+// 0xFFFF content bytes (a device never builds or reads a larger structure).
+
+/** Largest DER content this module encodes or reads (two length bytes). */
+export const DER_MAX_CONTENT = 0xffff;
+
+/** DER tags used by the device's certificate code. */
+export const DerTag = Object.freeze({
+  INTEGER: 0x02,
+  BIT_STRING: 0x03,
+  OCTET_STRING: 0x04,
+  NULL: 0x05,
+  OID: 0x06,
+  UTF8_STRING: 0x0c,
+  PRINTABLE_STRING: 0x13,
+  IA5_STRING: 0x16,
+  UTC_TIME: 0x17,
+  GENERALIZED_TIME: 0x18,
+  SEQUENCE: 0x30,
+  SET: 0x31,
+});
+
+/**
+ * One TLV: `tag`, the definite length in minimal form, `content`.
+ * @throws RangeError when `content` is longer than DER_MAX_CONTENT or `tag` is not one byte.
+ */
+export function derTlv(tag: number, content: Uint8Array): Uint8Array {
+  if (!(Number.isInteger(tag) && tag >= 0 && tag <= 0xff)) throw new RangeError(`derTlv: tag must be one byte, got ${tag}`);
+  const n = content.length;
+  if (n > DER_MAX_CONTENT) throw new RangeError(`derTlv: content of ${n} bytes > ${DER_MAX_CONTENT}`);
+  const head = n < 0x80 ? [tag, n] : n < 0x100 ? [tag, 0x81, n] : [tag, 0x82, n >> 8, n & 0xff];
+  const out = new Uint8Array(head.length + n);
+  out.set(head, 0);
+  out.set(content, head.length);
+  return out;
+}
+
+/** The concatenation of DER parts (no header). */
+export function derJoin(parts: readonly Uint8Array[]): Uint8Array {
+  let n = 0;
+  for (const p of parts) n += p.length;
+  const out = new Uint8Array(n);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+/** SEQUENCE of the parts. */
+export function derSequence(...parts: Uint8Array[]): Uint8Array {
+  return derTlv(DerTag.SEQUENCE, derJoin(parts));
+}
+
+/** A non-negative INTEGER from big-endian magnitude bytes (leading zeros stripped, a 0x00 added before a high bit). */
+export function derUnsigned(magnitude: Uint8Array): Uint8Array {
+  let i = 0;
+  while (i < magnitude.length - 1 && magnitude[i] === 0) i++;
+  const m = magnitude.subarray(i);
+  if (m.length === 0) return derTlv(DerTag.INTEGER, Uint8Array.of(0));
+  if (m[0] & 0x80) {
+    const c = new Uint8Array(m.length + 1);
+    c.set(m, 1);
+    return derTlv(DerTag.INTEGER, c);
+  }
+  return derTlv(DerTag.INTEGER, m);
+}
+
+/** A BIT STRING with no unused bits. */
+export function derBitString(bytes: Uint8Array): Uint8Array {
+  const c = new Uint8Array(bytes.length + 1);
+  c.set(bytes, 1);
+  return derTlv(DerTag.BIT_STRING, c);
+}
+
+/** A DER ECDSA signature `SEQUENCE { INTEGER r, INTEGER s }` from raw `r || s` (64 bytes). */
+export function derSignatureOf(raw: Uint8Array): Uint8Array {
+  if (raw.length !== 64) throw new RangeError(`derSignatureOf: raw signature must be 64 bytes, got ${raw.length}`);
+  return derSequence(derUnsigned(raw.subarray(0, 32)), derUnsigned(raw.subarray(32, 64)));
+}
+
+/** One TLV as read: its tag, where its content starts and ends, and where the TLV ends (= content end). */
+export interface DerElement {
+  readonly tag: number;
+  /** Offset of the TLV's first byte. */
+  readonly start: number;
+  readonly contentStart: number;
+  readonly end: number;
+}
+
+/**
+ * Read the TLV at `at` (strict DER lengths: definite, minimal, at most two
+ * length bytes), within `[at, limit)`; undefined when malformed or overrunning.
+ */
+export function derRead(b: Uint8Array, at: number, limit: number = b.length): DerElement | undefined {
+  if (at + 2 > limit) return undefined;
+  const tag = b[at];
+  if ((tag & 0x1f) === 0x1f) return undefined; // multi-byte tags are never needed here
+  let len = b[at + 1];
+  let contentStart = at + 2;
+  if (len & 0x80) {
+    const count = len & 0x7f;
+    if (count < 1 || count > 2 || at + 2 + count > limit) return undefined;
+    len = 0;
+    for (let i = 0; i < count; i++) len = (len << 8) | b[at + 2 + i];
+    // Minimal form: the long form only for >= 128, no leading zero byte.
+    if (len < 0x80 || (count === 2 && len < 0x100)) return undefined;
+    contentStart += count;
+  }
+  const end = contentStart + len;
+  if (end > limit) return undefined;
+  return { tag, start: at, contentStart, end };
+}
+
+/** The children of a constructed element (each a TLV that ends inside it), or undefined when they do not tile it exactly. At most `max` children. */
+export function derChildren(b: Uint8Array, parent: DerElement, max = 16): DerElement[] | undefined {
+  const out: DerElement[] = [];
+  let at = parent.contentStart;
+  while (at < parent.end) {
+    if (out.length >= max) return undefined;
+    const e = derRead(b, at, parent.end);
+    if (!e) return undefined;
+    out.push(e);
+    at = e.end;
+  }
+  return out;
+}

@@ -11,7 +11,7 @@
  * bootloader's start-up time, or after `powerOffMs` for a power cut). Many
  * devices can share one clock and one network (a fleet). Runs on Node and XS.
  */
-import type { Flash, Network, Platform, ResetCause, System } from "../../hal/types";
+import type { Flash, Network, Platform, Random, ResetCause, System } from "../../hal/types";
 import { ClockView, VirtualClock } from "../../hal/mock/clock";
 import { MockCounter } from "../../hal/mock/counter";
 import { NorFlash, type FlashPartition } from "../../hal/mock/flash";
@@ -19,6 +19,7 @@ import { PowerCut, PowerRail } from "../../hal/mock/rail";
 import { SerialPipe } from "../../hal/mock/serial";
 import { MockNetwork } from "../../hal/mock/socket";
 import { MockWatchdog } from "../../hal/mock/watchdog";
+import { TestOnlySeededRandom } from "../../hal/mock/random";
 import { softwareDigest } from "../../src/crypto/sha256";
 import { bootSelect, TARGET_MCUBOOT, type BootDecision, type BootOptions, type McubootBuild } from "./bootloader";
 import { guardedNetwork } from "./guarded-network";
@@ -64,6 +65,12 @@ export interface VirtualDeviceOptions {
   cpu?: CpuModel;
   /** The MCUboot build the bootloader model follows (default TARGET_MCUBOOT: the targets' mcuboot.conf). */
   mcuboot?: McubootBuild;
+  /**
+   * The device's random source (its key is made from it). Default: the
+   * test-only seeded generator from `seed` (repeatable runs); hosts that make
+   * real keys pass hal/node/random.ts.
+   */
+  random?: Random;
 }
 
 /** Time from reset to the firmware's start (MCUboot's checks), ms: also keeps a reboot loop from spinning. */
@@ -151,6 +158,7 @@ export class VirtualDevice {
       power: this.rail,
       digest: options.cpu ? meteredDigest(softwareDigest, (ms) => this.clock.consume(ms), options.cpu) : softwareDigest,
       system,
+      random: options.random ?? new TestOnlySeededRandom(options.seed ?? 1),
     }) as Platform;
   }
 

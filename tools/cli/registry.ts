@@ -6,6 +6,7 @@ import type { Command } from "./command";
 
 export const commands: { [name: string]: () => Promise<Command> } = {
   apply: async () => (await import("./apply")).command,
+  ca: async () => (await import("./ca")).command,
   demo: async () => (await import("./demo")).command,
   diff: async () => (await import("./diff")).command,
   getpub: async () => (await import("./getpub")).command,

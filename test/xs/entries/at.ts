@@ -16,8 +16,11 @@ import { Console } from "../../../src/at/console";
 import { AuditLog } from "../../../src/store/audit";
 import { keyId } from "../../../src/store/keyid";
 import { openStorage } from "../../../src/store/layout";
+import { DeviceIdentity } from "../../../src/store/identity";
+import { TestOnlySeededRandom } from "../../../hal/mock/random";
 import { defaultSettings, encodeSettings, hashPassword, SettingsManager } from "../../../src/store/settings";
 import { toHex } from "../../../src/util/bytes";
+import { pemLines } from "../../../src/util/base64";
 import { assert, runSuites, suite, type Suite } from "../../lib/spec";
 import { serve, task } from "../runtime";
 
@@ -81,7 +84,16 @@ export function makeRig(options: { mode?: "data" | "command"; chip?: NorFlash; e
   rig.data = [];
   rig.reboots = 0;
   const console = new Console(
-    { serial, clock, reboot: () => rig.reboots++, settings, audit, update, firmware: { version: "1.2.3+4", build: "test" } },
+    {
+      serial,
+      clock,
+      reboot: () => rig.reboots++,
+      settings,
+      audit,
+      update,
+      firmware: { version: "1.2.3+4", build: "test" },
+      identity: new DeviceIdentity(storage.identity, new TestOnlySeededRandom(7)),
+    },
     { startMode: options.mode ?? "command", onData: (b) => rig.data.push(b) },
   );
   console.echo = options.echo ?? false;
@@ -286,6 +298,24 @@ export function commandRows(): Row[] {
     ["AT+LOG=x", err(-4)],
     ["AT+LOG=0,1,2", err(-4)],
     ["AT+LOG", ok("0,0,63")],
+    // CSR, CERT (the device identity; the whole flow is in test/xs/entries/identity.ts)
+    ["AT+CSR=?", ok("[NEW] print the device's certificate signing request (PEM); =NEW makes a new device key")],
+    ["AT+CSR?", err(-3)],
+    ["AT+CSR=OLD", err(-4)],
+    ["AT+CERT?", ok("NONE")],
+    ["AT+CERT", ok("NONE")],
+    ["AT+CERT=?", ok("BEGIN|<base64 line>|END install the device certificate from the fleet CA: BEGIN, the PEM body lines, END")],
+    ["AT+CERT=QUJD", err(-5, 656)],
+    ["AT+CSR", () => {
+      // The key is made by this very line from the rig's seeded generator (seed 7): the same seed on a blank chip makes the same key.
+      const blank = new NorFlash({ size: 64 * KiB, blockLength: 8 * KiB, writeAlign: 32 }, new PowerRail({ seed: 5 }));
+      const probe = new DeviceIdentity(openStorage(blank).identity, new TestOnlySeededRandom(7));
+      probe.ensureKey();
+      return `\r\n${pemLines("CERTIFICATE REQUEST", probe.csr("sim-0001")).join("\r\n")}\r\n+OK=sim-0001\r\n`;
+    }],
+    ["AT+CERT=BEGIN", ok("0")],
+    ["AT+CERT=not*base64", err(-4)],
+    ["AT+CERT=END", err(-5, 652)],
     // S
     ["AT+S=?", ok("save the pending settings (active after AT+Z)")],
     ["AT+S?", err(-3)],
@@ -451,6 +481,8 @@ export function sampleArgs(): { [name: string]: string } {
     MINVOLT: "3300",
     OTAWIN: "02:00,04:00",
     LOG: "0,2",
+    CSR: "NEW",
+    CERT: "BEGIN",
   };
 }
 
@@ -500,7 +532,7 @@ export function lockTableSuite(): Suite {
           refused++;
         }
       }
-      assert.equal(refused, 15, "locked operators (update the docs when this changes)");
+      assert.equal(refused, 18, "locked operators (update the docs when this changes)");
       r.clock.advance(1000);
       assert.equal(r.rail.operations, ops, "no flash operation");
       assert.equal(toHex(r.chip.cells), toHex(cells), "flash unchanged");
@@ -534,7 +566,7 @@ export function lockTableSuite(): Suite {
         open.join(" "),
         "AT AT+H AT+E AT+E? AT+E= AT+VER AT+VER? AT+DEVID AT+DEVID? AT+OTASVR AT+OTASVR? AT+OTATLS AT+OTATLS? AT+HEARTEN AT+HEARTEN? " +
           "AT+HEARTTM AT+HEARTTM? AT+KEYLIST AT+KEYLIST? AT+LOCK AT+LOCK? AT+OTASTATE AT+OTASTATE? AT+OTABOUNDS AT+OTABOUNDS? " +
-          "AT+MINVOLT AT+MINVOLT? AT+OTAWIN AT+OTAWIN? AT+LOG AT+LOG? AT+LOG=",
+          "AT+MINVOLT AT+MINVOLT? AT+OTAWIN AT+OTAWIN? AT+LOG AT+LOG? AT+LOG= AT+CERT AT+CERT?",
       );
     });
     it("a few refusals byte for byte, and the same lines work after AT+UNLOCK", () => {
