@@ -14,6 +14,7 @@ export const commands: { [name: string]: () => Promise<Command> } = {
   keygen: async () => (await import("./keygen")).command,
   release: async () => (await import("./release")).command,
   revoke: async () => (await import("./revoke")).command,
+  rollout: async () => (await import("./rollout")).command,
   serve: async () => (await import("./serve")).command,
   sign: async () => (await import("./sign")).command,
   sim: async () => (await import("./sim")).command,

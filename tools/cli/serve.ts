@@ -56,6 +56,16 @@ line and exit 1.
                            offer-refused) or --in-flight-timeout of silence; others get no offer meanwhile
   --in-flight-timeout S    seconds of silence after which an updating device loses its place (default 600)
 
+Rollouts: xs-ota rollout start --plan PLAN.json (see xs-ota rollout --help)
+gives a release waves (a canary first), a soak time and a failure budget per
+wave, a target and a start window; a wave whose failures exceed its budget
+halts the rollout and nothing more of that release is offered. Plans and
+their progress are shared state: retained messages on the broker with
+--broker (every instance reads them; a restart resumes), DIR/rollout-state.json
+with the embedded broker. With --trust, a plan must be signed by one of
+those keys. The operator dashboard is https://HOST:HTTPS-PORT/dashboard
+(open it once with ?token=<DIR/operator.token>); its JSON API is /api/v1/fleet.
+
 A release a device reported a final outcome for is not offered to it again,
 except after a retryable reason (ROLLED_BACK, DOWNLOAD_STALLED,
 DOWNLOAD_DEADLINE, ABORTED, SOCKET_CLOSED: the device would accept it again).
@@ -131,6 +141,7 @@ export const command: Command = {
       reportsPath: values.reports ?? join(dir, "reports.jsonl"),
       maxInFlight,
       inFlightTimeoutSec: inFlightTimeout,
+      planKeys: values.trust?.map((k) => readPublicKey(k)) ?? [],
       log: (line) => (/^(WARNING|skipping)/.test(line) ? io.warn(line) : io.say(line)),
     });
     io.say("ready");

@@ -49,6 +49,10 @@ import { newestRevocations, type RevocationEntry } from "../release/revoke";
 import { ensureTlsFiles } from "./certs";
 import { chooseOffer, offerContext, type OfferCandidate } from "./offers";
 import { Rollout } from "./rollout";
+import { dashboard } from "./dashboard";
+import { mergeRecord, RolloutPlans } from "./plans";
+import { PublishQueue } from "./publish-queue";
+import { SharedState, STATE_FILTER, STATE_TOPIC_PREFIX } from "./store";
 import { readRevocations } from "./revocations";
 
 export interface ServeOptions {
@@ -92,6 +96,10 @@ export interface ServeOptions {
    * from a device topic (before it is handled) and of every message it publishes.
    */
   readonly trace?: { readonly received: (topic: string) => void; readonly published: (topic: string) => void };
+  /** Public keys a rollout plan must be signed by (serve --trust); none = a plan is bound by its hash only. */
+  readonly planKeys?: readonly Uint8Array[];
+  /** An offer of a planned release not answered within this (s) is taken as lost and its place freed; default 15. */
+  readonly offerTimeoutSec?: number;
 }
 
 /** One line of the reports log. */
@@ -144,7 +152,8 @@ export interface ServeHandle {
 }
 
 interface Bus {
-  publish(topic: string, payload: Uint8Array, qos: 0 | 1): void;
+  /** false: not sent and never will be (an offer's place is then freed). */
+  publish(topic: string, payload: Uint8Array, qos: 0 | 1): boolean;
   close(): Promise<void>;
 }
 
@@ -202,7 +211,13 @@ export function operatorMaySubscribe(filter: string): boolean {
 /** The operator token in DIR/operator.token, made (32 random bytes, hex, mode 0600) when missing. */
 export function ensureOperatorToken(dir: string): { path: string; token: string } {
   const path = join(dir, "operator.token");
-  if (!fs.existsSync(path)) fs.writeFileSync(path, randomBytes(32).toString("hex") + "\n", { mode: 0o600 });
+  // "wx": two instances starting at once on one folder keep the first token, never half of each.
+  try {
+    fs.writeFileSync(path, randomBytes(32).toString("hex") + "\n", { mode: 0o600, flag: "wx" });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+  }
+  for (let i = 0; i < 50 && fs.statSync(path).size === 0; i++) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
   return { path, token: fs.readFileSync(path, "utf8").trim() };
 }
 
@@ -279,6 +294,8 @@ export async function startServe(o: ServeOptions): Promise<ServeHandle> {
   let operatorToken = o.operatorToken;
   let operatorTokenPath: string | undefined;
   if (operatorToken === undefined && !o.broker) ({ token: operatorToken, path: operatorTokenPath } = ensureOperatorToken(o.releasesDir));
+  // The dashboard's credential: the operator token (with --broker too, where it opens the dashboard only).
+  const dashboardToken = operatorToken ?? ensureOperatorToken(o.releasesDir).token;
   const tlsOptions = cert && key ? { cert: fs.readFileSync(cert), key: fs.readFileSync(key), minVersion: "TLSv1.2" as const } : undefined;
 
   // Releases and revocation records: re-read from DIR at most every 2 s (DIR is the only state).
@@ -326,6 +343,13 @@ export async function startServe(o: ServeOptions): Promise<ServeHandle> {
   const rollout = new Rollout({ maxInFlight: o.maxInFlight ?? 0, timeoutSec: o.inFlightTimeoutSec ?? 600 });
   const replayed = rollout.rebuild(o.reportsPath);
   if (replayed > 0) o.log(`rollout state rebuilt from ${replayed} reports in ${o.reportsPath}`);
+  // Rollout plans and the state every instance shares (tools/serve/store.ts): retained messages on the broker, or a snapshot file with the embedded one.
+  let publishState: ((topic: string, payload: Uint8Array) => void) | undefined;
+  const state = new SharedState({
+    merge: mergeRecord,
+    ...(o.broker ? { publish: (t: string, p: Uint8Array) => publishState?.(t, p) } : { snapshotPath: join(o.releasesDir, "rollout-state.json") }),
+  });
+  const plans = new RolloutPlans({ store: state, trusted: o.planKeys ?? [], inFlightTimeoutMs: (o.inFlightTimeoutSec ?? 600) * 1000, offerTimeoutMs: (o.offerTimeoutSec ?? 15) * 1000, log: o.log });
 
   let bus: Bus;
   const lastPercent = new Map<string, number>();
@@ -353,6 +377,7 @@ export async function startServe(o: ServeOptions): Promise<ServeHandle> {
         devices.set(deviceId, { version: formatVersion(hb.version), state: hb.state, reason: hb.reason, seen: now() });
         operator({ deviceId, source: "hb", version: formatVersion(hb.version), state: hb.state, progress: hb.progress, reason: hb.reason, reasonName: reasonName(hb.reason) });
         rollout.seen(deviceId, now());
+        plans.heartbeat(deviceId, hb);
         bus.publish(topicFor(deviceId, "hb/ack"), encodeHeartbeatAck({ seq: hb.seq, interval: o.heartbeatIntervalSec, time: now() }), 1);
         const { entries, revocations } = load();
         const revocation = revocations.get(hb.hardwareId);
@@ -363,25 +388,28 @@ export async function startServe(o: ServeOptions): Promise<ServeHandle> {
         }
         if (hb.state === "idle" || hb.state === "revoked") {
           const ctx = offerContext(entries, hb, revocation?.record);
+          // A planned release only where its rollout lets this device have it now (tools/serve/plans.ts).
+          const allowed = plans.filter(deviceId, hb, entries);
           // Releases this device finished with for good are not offered again (it would refuse them as replayed).
-          let offer = chooseOffer(entries, hb, now(), ctx);
+          let offer = chooseOffer(allowed, hb, now(), ctx);
           if (offer && rollout.isFinished(deviceId, offer.releaseId)) {
             finishedSkips++;
-            offer = chooseOffer(entries.filter((c) => !rollout.isFinished(deviceId, c.releaseId)), hb, now(), ctx);
+            offer = chooseOffer(allowed.filter((c) => !rollout.isFinished(deviceId, c.releaseId)), hb, now(), ctx);
           }
-          if (offer && !rollout.admit(deviceId, offer.releaseId, now())) {
-            // every in-flight place is taken: this device hears again at a later heartbeat
+          if (offer && !plans.admit(deviceId, offer)) {
+            // in flight already (no duplicate offer), or every place of its rollout is taken
+          } else if (offer && !rollout.admit(deviceId, offer.releaseId, now())) {
+            plans.dropped(deviceId); // every in-flight place is taken: this device hears again at a later heartbeat
           } else if (offer) {
             offers++;
             o.log(`${ctx.replace ? "replacement " : ""}offer ${formatVersion(offer.manifest.version)} (${offer.manifest.payload.kind}, slot ${offer.manifest.slot}) to ${deviceId}`);
-            bus.publish(topicFor(deviceId, "offer"), offer.envelope, 1);
+            if (!bus.publish(topicFor(deviceId, "offer"), offer.envelope, 1)) plans.dropped(deviceId);
           } else if (ctx.replace) o.log(`no replacement for the revoked ${formatVersion(hb.version)} of ${deviceId}`);
         }
       } else if (leaf === "chunk/req") {
         const req = decodeChunkRequest(payload);
         const path = payloadFor(req.stream);
-        const reply = (status: number, offset: number, total: number, data: Uint8Array) =>
-          bus.publish(topicFor(deviceId, "chunk/res"), encodeChunkReply({ status, stream: req.stream, offset, total, data }), 0);
+        const reply = (status: number, offset: number, total: number, data: Uint8Array): void => void bus.publish(topicFor(deviceId, "chunk/res"), encodeChunkReply({ status, stream: req.stream, offset, total, data }), 0);
         if (!path) return reply(ChunkStatus.UNKNOWN_STREAM, req.offset, 0, new Uint8Array(0));
         const size = fs.statSync(path).size;
         if (req.offset > size) return reply(ChunkStatus.OUT_OF_RANGE, req.offset, size, new Uint8Array(0));
@@ -414,6 +442,8 @@ export async function startServe(o: ServeOptions): Promise<ServeHandle> {
           reasonName: reasonName(s.reason),
           ...(s.releaseId ? { release: toHex(s.releaseId) } : {}),
         };
+        // A QoS 1 redelivery (same device, sequence and event), here or at another instance, is logged and counted once.
+        if (!plans.report(deviceId, { seq: s.seq, event: s.event, reason: s.reason, version: line.version, ...(line.target ? { target: line.target } : {}) })) return;
         fs.appendFileSync(o.reportsPath, JSON.stringify(line) + "\n");
         reports++;
         rollout.report(line, now());
@@ -448,22 +478,32 @@ export async function startServe(o: ServeOptions): Promise<ServeHandle> {
           maxPacket: 64 * 1024,
           inflightWindow: 64,
           backoff: new Backoff({ initialMs: 500, maxMs: 30_000, random: seededRandom(randomBytes(4).readUInt32LE(0)) }),
-          subscriptions: serverSubscriptions(true),
+          // The shared state's retained records: every instance reads all of them (no $share).
+          subscriptions: [...serverSubscriptions(true), { topic: STATE_FILTER, qos: 1 }],
         },
         {
-          onUp: (refused) => o.log(`connected to ${o.broker}${refused.length ? `; refused: ${refused.join(", ")}` : ""}`),
+          onUp: (refused) => {
+            o.log(`connected to ${o.broker}${refused.length ? `; refused: ${refused.join(", ")}` : ""}`);
+            queue.drain();
+          },
           onDown: (reason, retry) => o.log(`broker link down (${reasonName(reason)}), retry in ${retry} ms`),
-          onMessage: (msg) => handle(msg.topic, msg.payload),
+          onMessage: (msg) => (msg.topic.startsWith(STATE_TOPIC_PREFIX) ? state.receive(msg.topic, msg.payload) : handle(msg.topic, msg.payload)),
         },
       );
+      // QoS 1 publishes beyond the client's window wait for PUBACKs (back-pressure) instead of being dropped.
+      const queue = new PublishQueue(link);
+      publishState = (topic, payload) => queue.publish(topic, payload, true);
       link.start();
       bus = {
         publish: (topic, payload, qos) => {
           try {
+            if (qos === 1) return queue.publish(topic, payload);
             link.publish(topic, payload, qos);
+            return true;
           } catch (e) {
             if (!(e instanceof OtaError)) throw e;
             o.log(`not published to ${topic}: ${e.message}`);
+            return false;
           }
         },
         close: async () => {
@@ -517,8 +557,9 @@ export async function startServe(o: ServeOptions): Promise<ServeHandle> {
         );
       }
       bus = {
-        publish: (topic, payload, qos) =>
-          broker.publish({ cmd: "publish", topic, payload: Buffer.from(payload), qos, retain: false, dup: false }, (e) => e && o.log(`publish ${topic}: ${e.message}`)),
+        publish: (topic, payload, qos) => (
+          broker.publish({ cmd: "publish", topic, payload: Buffer.from(payload), qos, retain: false, dup: false }, (e) => e && o.log(`publish ${topic}: ${e.message}`)), true
+        ),
         close: async () => {
           await closeServer();
           await new Promise<void>((r) => broker.close(() => r()));
@@ -532,9 +573,17 @@ export async function startServe(o: ServeOptions): Promise<ServeHandle> {
       const trace = o.trace;
       bus = { ...inner, publish: (topic, payload, qos) => (trace.published(topic), inner.publish(topic, payload, qos)) };
     }
+    const board = dashboard(plans, dashboardToken, o.log);
+    const ticker = setInterval(() => plans.tick(), 1000);
+    closers.push(async () => {
+      clearInterval(ticker);
+      board.close();
+      state.flush();
+    });
 
     // HTTPS Range server for the payload files.
     const onRequest = (req: http.IncomingMessage, res: http.ServerResponse) => {
+      if (board.handle(req, res)) return;
       const m = /^\/streams\/([A-Za-z0-9._-]{1,64})$/.exec(req.url ?? "");
       if ((req.method !== "GET" && req.method !== "HEAD") || !m) return void res.writeHead(req.method === "GET" || req.method === "HEAD" ? 404 : 405).end();
       const path = payloadFor(m[1]);
@@ -563,6 +612,7 @@ export async function startServe(o: ServeOptions): Promise<ServeHandle> {
     closers.push(closeWeb);
     o.log(`${web instanceof https.Server ? "https" : "http"} range server listening on ${o.host}:${httpsPort} (/streams/<stream>)`);
     if (caPath) o.log(`devices trust the CA in ${caPath}`);
+    o.log(`operator dashboard: ${web instanceof https.Server ? "https" : "http"}://${o.host === "0.0.0.0" ? "127.0.0.1" : o.host}:${httpsPort}/dashboard (operator token: ${join(o.releasesDir, "operator.token")}); rollouts in ${state.size ? `${plans.rollouts().length} plan(s)` : "none yet"}`);
 
     return {
       mqttPort,
