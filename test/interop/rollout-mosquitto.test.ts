@@ -1,0 +1,106 @@
+/**
+ * Interop: rollouts by plan through one real mosquitto (TLS) and two `xs-ota
+ * serve --broker` instances started at once on one release folder (they
+ * share the `$share` group for device messages and the retained state
+ * records), with `xs-ota sim --no-serve` devices and `xs-ota rollout` as
+ * the operator runs them.
+ *
+ *  1. A release that crash-loops in its trial, with faults (power cuts, link
+ *     drops): the canary wave rolls back, the rollout halts itself with the
+ *     reason, devices of later waves never receive the release, none bricked.
+ *  2. A good release: one serve instance is killed (SIGKILL, by PID) mid-rollout
+ *     and the devices finish through the other; a new instance started after
+ *     it reads the plan and its progress back from the broker (a restart resumes).
+ */
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Reason } from "../../src/errors";
+import type { FleetReport } from "../../tools/sim/fleet";
+import { parsePlan, waveOf } from "../../tools/serve/plan";
+import { HOST, Mosquitto } from "../lib/mosquitto";
+import { fleetView, planText, releaseFolder, reportsOf, startCli, startServeBroker, stopProc, waitFor, type Proc } from "../lib/rollout-rig";
+
+const DEVICES = Number(process.env.ROLLOUT_DEVICES ?? 40);
+const broker = new Mosquitto(["max_connections -1"]);
+let work: string;
+const procs: Proc[] = [];
+
+beforeAll(async () => {
+  await broker.start();
+  work = mkdtempSync(join(tmpdir(), "xs-ota-rollout-interop-"));
+}, 60_000);
+
+afterAll(async () => {
+  for (const p of procs) await stopProc(p);
+  await broker.close();
+  if (work) rmSync(work, { recursive: true, force: true });
+});
+
+const brokerUrl = () => `mqtts://${HOST}:${broker.port}`;
+
+function sim(rf: ReturnType<typeof releaseFolder>, report: string, seconds: number, faults: string): Proc {
+  const p = startCli([
+    "sim", "--devices", String(DEVICES), "--broker", brokerUrl(), "--ca", broker.tls.ca, "--no-serve",
+    "--releases", rf.dir, "--trust", rf.pubPath, "--factory", rf.factoryPath,
+    "--speed", "50", "--seed", "11", "--faults", faults, "--duration", String(seconds), "--report", report, "--progress", "0",
+  ]);
+  procs.push(p);
+  return p;
+}
+
+describe("interop: rollouts by plan, two serve instances on mosquitto", () => {
+  it("a release that rolls back: the canary halts the rollout, later waves never receive it, 0 bricked", async () => {
+    const sub = join(work, "bad");
+    const rf = releaseFolder((mkdtempSync(sub), sub), { behaviour: "crash-loop" });
+    // Started together on a folder without DIR/tls: one makes the certificate, both serve with it.
+    const [a, b] = await Promise.all([startServeBroker(rf, brokerUrl(), broker.tls.ca, "a"), startServeBroker(rf, brokerUrl(), broker.tls.ca, "b")]);
+    procs.push(a, b);
+    const planPath = join(sub, "plan.json");
+    writeFileSync(planPath, planText([
+      { name: "canary", upToPercent: 10, soakSec: 5, failureBudget: 0 },
+      { name: "half", upToPercent: 50, soakSec: 5, failureBudget: 2 },
+      { name: "rest", upToPercent: 100, soakSec: 0, failureBudget: 5 },
+    ], 10));
+    const start = startCli(["rollout", "start", "--plan", planPath, "--key", rf.keyPath, "--releases", rf.dir, "--server", `https://127.0.0.1:${a.httpsPort}`, "--json"]);
+    expect(await start.exited, start.out).toBe(0);
+    const rollout = JSON.parse(start.out.slice(start.out.indexOf("{")));
+    expect(rollout).toMatchObject({ status: "running", signed: true, currentWave: 0 });
+
+    const report = join(sub, "fleet.json");
+    const devices = sim(rf, report, 45, "powercut=0.1,linkdrop=0.1");
+    // The other instance sees the halt too (shared state), with the reason.
+    await waitFor("the rollout to halt", async () => (await fleetView(rf, b.httpsPort)).rollouts[0]?.status === "halted", 120_000, () => a.out + b.out);
+    const halted = (await fleetView(rf, b.httpsPort)).rollouts[0];
+    expect(halted.reason).toBe(Reason.ROLLOUT_HALTED);
+    expect(halted.why).toMatch(/^wave canary: \d+ rolled back \+ \d+ failed \+ \d+ bricked-suspect > failure budget 0$/);
+    expect(halted.currentWave).toBe(0);
+    expect(await devices.exited, devices.out).toBe(0);
+
+    const plan = parsePlan(readFileSync(planPath, "utf8"));
+    const fleet: FleetReport = JSON.parse(readFileSync(report, "utf8"));
+    expect(fleet.bricked).toBe(0);
+    const canary = fleet.perDevice.filter((d) => waveOf(plan, rollout.id, d.id) === 0);
+    const later = fleet.perDevice.filter((d) => waveOf(plan, rollout.id, d.id) > 0);
+    expect(canary.length).toBeGreaterThan(0);
+    expect(canary.some((d) => d.outcome === "rolled-back")).toBe(true);
+    // Later waves: never offered (no report about the release from any of them), still on the factory image.
+    const reports = reportsOf(rf, ["a", "b"]);
+    for (const d of later) {
+      expect(d.version, d.id).toBe("1.0.0+1");
+      expect(reports.filter((r) => r.deviceId === d.id && r.target === "1.1.0+2"), d.id).toEqual([]);
+    }
+    expect(a.out + b.out).not.toMatch(new RegExp(`offer 1\\.1\\.0\\+2 \\(full, slot 1\\) to (${later.map((d) => d.id).join("|")})\\b`));
+    // Both instances answered devices; the rollout status says why on the CLI too.
+    expect(a.out).toMatch(/offer 1\.1\.0\+2|report sim-/);
+    expect(b.out).toMatch(/offer 1\.1\.0\+2|report sim-/);
+    const status = startCli(["rollout", "status", "--releases", rf.dir, "--server", `https://127.0.0.1:${b.httpsPort}`]);
+    expect(await status.exited).toBe(0);
+    expect(status.out).toMatch(/HALTED: ROLLOUT_HALTED \(730\) wave canary/);
+    const view = await fleetView(rf, a.httpsPort);
+    expect(Object.values(view.failures).some((f) => f.count > 0)).toBe(true);
+    console.log(`halted: ${halted.why}; canary ${canary.length} devices (${canary.map((d) => `${d.id} ${d.outcome}`).join(", ")}); later waves ${later.length} devices on 1.0.0+1; duplicates ignored ${view.duplicateReports}`);
+    await Promise.all([stopProc(a), stopProc(b)]);
+  });
+});
