@@ -64,6 +64,22 @@ export function chainHasPin(leaf: tls.DetailedPeerCertificate, pin: Uint8Array):
   return false;
 }
 
+/**
+ * The device certificate and key as Node's TLS takes them (PEM); a key that is
+ * not the certificate's is a malformed option (BAD_ARGUMENT), found before
+ * any byte is sent.
+ */
+function clientCredentials(identity: NonNullable<SocketOptions["clientIdentity"]>): { cert: string; key: string } {
+  try {
+    const key = createPrivateKey({ key: Buffer.from(devicePkcs8(identity.privateKey)), format: "der", type: "pkcs8" }).export({ format: "pem", type: "pkcs8" }) as string;
+    const cert = pem(identity.certificate) as string;
+    tls.createSecureContext({ cert, key }); // checks that the key is the certificate's
+    return { cert, key };
+  } catch (e) {
+    throw new OtaError(Reason.BAD_ARGUMENT, `connect: clientIdentity: ${(e as Error).message}`);
+  }
+}
+
 /** Map a Node socket error to a HAL reason code. */
 export function reasonForError(e: NodeJS.ErrnoException | undefined, duringTls: boolean): number {
   const code = e?.code ?? "";
@@ -123,9 +139,7 @@ export class NodeNetwork implements Network {
         // with a client identity the context carries the device's key too, so it is made per connection.
         ...(identity ? (ca !== undefined ? { ca: pem(ca) } : {}) : { secureContext: this.secureContext(ca) }),
         ...(servername ? { servername } : {}),
-        ...(identity
-          ? { cert: pem(identity.certificate) as string, key: createPrivateKey({ key: Buffer.from(devicePkcs8(identity.privateKey)), format: "der", type: "pkcs8" }).export({ format: "pem", type: "pkcs8" }) as string }
-          : {}),
+        ...(identity ? clientCredentials(identity) : {}),
         rejectUnauthorized: true,
         minVersion: "TLSv1.2",
         // Runs after the chain verified (Node passes the detailed chain); an error fails the handshake.

@@ -45,6 +45,8 @@ line and exit 1.
   --tls-cert FILE          server certificate (PEM) instead of the throwaway one
   --tls-key FILE           its private key (PEM)
   --ca FILE                CA to announce to devices; with --broker, the CA the broker's certificate must chain to
+  --client-ca FILE         the fleet CA (xs-ota ca init): the embedded broker requires each device's certificate
+                           from it and binds the MQTT client id to the certificate's CN (mutual TLS)
   --broker URL             use an existing broker (mqtts://host:port) instead of the embedded one;
                            serve joins the shared subscription group xs-ota-serve
   --insecure-plaintext     listen (or connect to --broker mqtt://) WITHOUT TLS; for lab use only
@@ -88,6 +90,7 @@ export const command: Command = {
         "tls-cert": { type: "string" },
         "tls-key": { type: "string" },
         ca: { type: "string" },
+        "client-ca": { type: "string" },
         broker: { type: "string" },
         "insecure-plaintext": { type: "boolean" },
         "heartbeat-interval": { type: "string" },
@@ -121,7 +124,7 @@ export const command: Command = {
     if (inFlightTimeout < 1 || inFlightTimeout > 7 * 86400) throw usageError("--in-flight-timeout must be 1..604800 seconds");
     if (values.broker !== undefined && !/^mqtts?:\/\/[A-Za-z0-9.-]+:\d{1,5}$/.test(values.broker)) throw usageError(`--broker must be mqtts://host:port, got "${values.broker}"`);
     if (values.broker?.startsWith("mqtt://") && !values["insecure-plaintext"]) throw usageError("--broker mqtt:// (plaintext) needs --insecure-plaintext");
-    for (const f of ["tls-cert", "tls-key", "ca"] as const) if (values[f] !== undefined) readInput(values[f]!, `--${f}`);
+    for (const f of ["tls-cert", "tls-key", "ca", "client-ca"] as const) if (values[f] !== undefined) readInput(values[f]!, `--${f}`);
     if (values["tls-cert"] !== undefined && values["tls-key"] === undefined) throw usageError("--tls-cert needs --tls-key");
     if (values["tls-key"] !== undefined && values["tls-cert"] === undefined) throw usageError("--tls-key needs --tls-cert");
     const inv = inventory(dir, keyring);
@@ -135,6 +138,7 @@ export const command: Command = {
       tlsCert: values["tls-cert"],
       tlsKey: values["tls-key"],
       ca: values.ca,
+      clientCa: values["client-ca"],
       broker: values.broker,
       insecurePlaintext: values["insecure-plaintext"] === true,
       heartbeatIntervalSec: interval,

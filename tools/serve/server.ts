@@ -47,6 +47,7 @@ import { readReleaseDir } from "../release/read";
 import type { Keyring } from "../../src/crypto/keyring";
 import { newestRevocations, type RevocationEntry } from "../release/revoke";
 import { ensureTlsFiles } from "./certs";
+import { checkClientCertificate, clientAuthTlsOptions } from "./client-auth";
 import { chooseOffer, offerContext, type OfferCandidate } from "./offers";
 import { Rollout } from "./rollout";
 import { dashboard } from "./dashboard";
@@ -78,6 +79,11 @@ export interface ServeOptions {
   /** `mqtts://host:port` (or `mqtt://` with insecurePlaintext): use this broker instead of the embedded one. */
   readonly broker?: string;
   readonly insecurePlaintext: boolean;
+  /**
+   * Fleet CA certificate file (`xs-ota ca init`): the embedded broker then requires
+   * a device certificate from it and binds the client id to its CN (tools/serve/client-auth.ts).
+   */
+  readonly clientCa?: string;
   /** Heartbeat interval told to devices, seconds. */
   readonly heartbeatIntervalSec: number;
   /** JSON-lines log of status reports. */
@@ -524,6 +530,13 @@ export async function startServe(o: ServeOptions): Promise<ServeHandle> {
             operators.add(client);
             return cb(null, true);
           }
+          if (o.clientCa && !claims && !isOperatorId) {
+            const check = checkClientCertificate((client as { conn?: unknown }).conn, client.id);
+            if (!check.ok) {
+              o.log(`refused client ${client.id}: ${check.why}`);
+              return cb(Object.assign(new Error(check.why), { returnCode: 5 }) as never, false);
+            }
+          }
           if (claims || isOperatorId) {
             o.log(`refused operator connection from client ${client.id}: ${claims && isOperatorId ? "wrong operator token" : `the operator credential goes with a client id starting ${OPERATOR_CLIENT_PREFIX}`}`);
             const e = Object.assign(new Error("bad operator credential"), { returnCode: claims && isOperatorId ? 4 : 5 });
@@ -534,7 +547,10 @@ export async function startServe(o: ServeOptions): Promise<ServeHandle> {
         authorizePublish: (client, packet, cb) => cb(client === null || (!operators.has(client) && mayPublish(client.id, packet.topic)) ? null : new Error("not this client's topic")),
         authorizeSubscribe: (client, sub, cb) => cb(null, (operators.has(client) ? operatorMaySubscribe(sub.topic) : maySubscribe(client.id, sub.topic)) ? sub : null),
       });
-      const server = tlsOptions && !o.insecurePlaintext ? tls.createServer(tlsOptions, broker.handle as never) : net.createServer(broker.handle as never);
+      if (o.clientCa && (!tlsOptions || o.insecurePlaintext)) throw new Error("--client-ca needs TLS (not --insecure-plaintext)");
+      const mqttTls = tlsOptions && o.clientCa ? { ...tlsOptions, ...clientAuthTlsOptions(fs.readFileSync(o.clientCa)) } : tlsOptions;
+      const server = mqttTls && !o.insecurePlaintext ? tls.createServer(mqttTls, broker.handle as never) : net.createServer(broker.handle as never);
+      if (o.clientCa) o.log(`devices must present a certificate from the fleet CA in ${o.clientCa} (client id = its CN)`);
       if (!tlsOptions || o.insecurePlaintext) o.log("WARNING: the embedded broker is listening WITHOUT TLS (--insecure-plaintext)");
       const closeServer = trackConnections(server);
       try {

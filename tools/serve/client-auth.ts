@@ -1,0 +1,46 @@
+/**
+ * Mutual TLS for serve's embedded broker (issue 16): with a fleet CA
+ * (`--client-ca FILE`, made by `xs-ota ca init`), every device must present a
+ * client certificate that chains to it, and its MQTT client id must equal the
+ * certificate's subject commonName (CN; SANs are not used: `xs-ota ca sign`
+ * writes the device id as CN only). A client without a certificate may
+ * connect only with the operator credential (username + token, read-only
+ * operator topic), so `xs-ota watch` keeps working.
+ *
+ * Why `rejectUnauthorized: false` at the TLS layer: the operator connects
+ * without a certificate, so the handshake must not fail for its absence; a
+ * presented certificate that does not verify is refused here, before the
+ * broker answers CONNECT (CONNACK 5, not authorised), as is a device without
+ * one. The binding is checked per connection, so a device with a valid
+ * certificate for id B cannot connect as A (and so cannot take over A's
+ * session, read A's offers or publish A's reports): topics are bound to the
+ * client id (mayPublish / maySubscribe).
+ */
+import type * as tls from "node:tls";
+
+/** TLS server options that ask for (but do not require) a client certificate chaining to `fleetCaPem`. */
+export function clientAuthTlsOptions(fleetCaPem: string | Buffer): Pick<tls.TlsOptions, "requestCert" | "rejectUnauthorized" | "ca"> {
+  return { requestCert: true, rejectUnauthorized: false, ca: [fleetCaPem] };
+}
+
+export type ClientCheck =
+  | { readonly ok: true; readonly commonName: string }
+  | { readonly ok: false; readonly presented: boolean; readonly why: string };
+
+/**
+ * What the connection proves about `clientId`: ok when a verified fleet
+ * certificate names exactly that id. `conn` is the client's stream (aedes
+ * `client.conn`); a plaintext stream presents nothing.
+ */
+export function checkClientCertificate(conn: unknown, clientId: string): ClientCheck {
+  const s = conn as Partial<tls.TLSSocket> | undefined;
+  if (!s || typeof s.getPeerCertificate !== "function") return { ok: false, presented: false, why: "no TLS client certificate" };
+  const cert = s.getPeerCertificate();
+  if (!cert || !cert.raw) return { ok: false, presented: false, why: "no client certificate" };
+  if (!s.authorized) return { ok: false, presented: true, why: `client certificate not from the fleet CA (${String(s.authorizationError)})` };
+  const cn = cert.subject?.CN;
+  const name = Array.isArray(cn) ? undefined : cn;
+  if (typeof name !== "string" || name.length === 0) return { ok: false, presented: true, why: "client certificate has no single commonName" };
+  if (name !== clientId) return { ok: false, presented: true, why: `client id "${clientId}" is not the certificate's CN "${name}"` };
+  return { ok: true, commonName: name };
+}
