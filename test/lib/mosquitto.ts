@@ -59,7 +59,12 @@ export class Mosquitto {
   private child: ChildProcess | undefined;
   private readonly clients = new Set<ChildProcess>();
 
-  constructor(extraConf: string[] = []) {
+  /**
+   * @param extraConf lines appended to the listener's configuration
+   * @param clientCa the listener's `cafile` (the CA client certificates must chain to, with
+   *   `require_certificate true` in extraConf); default: the throwaway server CA
+   */
+  constructor(extraConf: string[] = [], clientCa?: string) {
     this.dir = mkdtempSync(join(tmpdir(), "xs-ota-mosq-"));
     this.tls = ensureTlsFiles(join(this.dir, "tls"));
     // mosquitto may drop to its own user: let it read the throwaway key.
@@ -68,7 +73,9 @@ export class Mosquitto {
     chmodSync(this.tls.key, 0o644);
     this.ca = readFileSync(this.tls.ca, "utf8");
     this.extra = extraConf;
+    this.clientCa = clientCa;
   }
+  private readonly clientCa: string | undefined;
   private readonly extra: string[];
 
   async start(): Promise<void> {
@@ -82,7 +89,7 @@ export class Mosquitto {
         "log_dest stderr",
         "max_inflight_messages 64",
         `listener ${this.port} ${HOST}`,
-        `cafile ${this.tls.ca}`,
+        `cafile ${this.clientCa ?? this.tls.ca}`,
         `certfile ${this.tls.cert}`,
         `keyfile ${this.tls.key}`,
         "tls_version tlsv1.2",
