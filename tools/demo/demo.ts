@@ -22,6 +22,7 @@ import { stm32h743FlashMap } from "../../targets/sim/flashmap";
 import { generateKeyPem, parsePrivateKeyPem } from "../keys/pem";
 import { makePatch } from "../delta/index";
 import { startServe } from "../serve/server";
+import { initCa } from "../ca/ca";
 import { buildImage, release } from "./firmware";
 import { driveClock, FINAL_EVENTS, publishRelease, readReports, rigDevice } from "./rig";
 import type { SimRelease } from "../../targets/sim/cloud";
@@ -82,8 +83,12 @@ export async function runDemo(o: DemoOptions): Promise<boolean> {
     { title: "bad release 1.3.0 (never reaches the cloud)", release: release(key, v130, { ...dates }), expect: "rolled-back", version: "1.2.0+3" },
   ];
 
+  // Device identity (mutual TLS): a fleet CA; the device gets its key and certificate through CSR -> ca sign below.
+  const fleetCa = join(work, "fleet-ca");
+  initCa(fleetCa, "xs-ota demo fleet CA", 30);
   const serve = await startServe({
     releasesDir,
+    clientCa: join(fleetCa, "ca.pem"),
     host: "127.0.0.1",
     mqttPort: 0,
     httpsPort: 0,
@@ -111,6 +116,7 @@ export async function runDemo(o: DemoOptions): Promise<boolean> {
     key,
     factory,
     server: { host: "127.0.0.1", port: serve.mqttPort!, ca },
+    fleetCa,
     log: (line) => {
       if (!/ -\S+-> |refused|failed|rebooting|stuck/.test(line)) return;
       const text = `${stamp()} device: ${line.replace(/^\[agent [^\]]+\] /, "")}`;
@@ -130,7 +136,7 @@ export async function runDemo(o: DemoOptions): Promise<boolean> {
     },
   });
   const device = rig.device;
-  say(`${stamp()} device: factory image 1.0.0+1 programmed into slot 0; powering on`);
+  say(`${stamp()} device: factory image 1.0.0+1 programmed into slot 0; identity: a P-256 key made on the device, its CSR signed by the fleet CA (CN=${DEVICE}), which the broker requires; powering on`);
 
   const stopClock = driveClock(clock, o.speed);
   const results: { step: Step; ok: boolean; detail: string; seconds: number }[] = [];

@@ -7,6 +7,7 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Network } from "../../hal/types";
 import type { VirtualClock } from "../../hal/mock/clock";
+import { nodeRandom } from "../../hal/node/random";
 import { NodeNetwork } from "../../hal/node/socket";
 import { createKeyring } from "../../src/crypto/keyring";
 import { softwareDigest } from "../../src/crypto/sha256";
@@ -17,6 +18,7 @@ import type { SimRelease } from "../../targets/sim/cloud";
 import { VirtualDevice } from "../../targets/sim/device";
 import type { FlashMapSpec } from "../../targets/sim/flashmap";
 import { agentFirmware } from "../../targets/sim/firmware";
+import { provisionSimDevice } from "../ca/provision";
 import type { SigningKey } from "../keys/signer";
 import { HARDWARE, type BuiltImage } from "./firmware";
 
@@ -32,6 +34,12 @@ export interface RigDeviceOptions {
   readonly config?: Partial<AgentConfig>;
   readonly log?: (line: string) => void;
   readonly seed?: number;
+  /**
+   * A fleet CA directory (`xs-ota ca init`): the device is given its own key
+   * and a certificate from it before the first boot (tools/ca/provision.ts),
+   * so it can reach a broker that requires mutual TLS.
+   */
+  readonly fleetCa?: string;
 }
 
 export interface RigDevice {
@@ -48,6 +56,7 @@ export function rigDevice(o: RigDeviceOptions): RigDevice {
     network: o.network ?? new NodeNetwork({ ca: o.server.ca }),
     bootWatchdogMs: 8000,
     checkSignature: imageSignatureChecker(createKeyring([o.key.publicKey], softwareDigest)),
+    random: nodeRandom,
   });
   device.firmware = agentFirmware({
     config: {
@@ -66,6 +75,7 @@ export function rigDevice(o: RigDeviceOptions): RigDevice {
     onAgent: (a) => (agent = a),
   });
   device.program(0, o.factory.bytes);
+  if (o.fleetCa) provisionSimDevice(device, o.deviceId, o.fleetCa);
   return { device, agent: () => agent };
 }
 
