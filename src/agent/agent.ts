@@ -22,7 +22,10 @@ import type { Command, HeartbeatAck, StatusEvent } from "../protocol/messages";
 import type { Storage } from "../store/layout";
 import { AuditLog } from "../store/audit";
 import { parseSignedManifest } from "../update/manifest";
-import { checkPolicy, nextNewestIssuedAt } from "../update/policy";
+import { checkPolicy } from "../update/policy";
+import { acceptKeySet, decodeKeySetState, DeviceTrust, encodeKeySetState, parseSignedKeySet, sameKeySet, type KeySet } from "../update/keyset";
+import { parseSignedTime } from "../update/time-statement";
+import { TrustedTime } from "./trusted-time";
 import {
   acceptRevocation,
   checkRevoked,
@@ -69,7 +72,12 @@ export class Agent {
   readonly config: ResolvedConfig;
   readonly journal: Journal;
   readonly audit: AgentAudit;
+  /** The device keyring: MCUboot's image key(s); without a key set, also the manifest and revocation signers. */
   readonly keyring: Keyring;
+  /** Who may sign manifests, revocation records and time (the keyring, the root keys, the key set in force). */
+  readonly trust: DeviceTrust;
+  /** Trusted time: only signed sources move it, only forward (src/agent/trusted-time.ts). */
+  readonly time: TrustedTime;
   private readonly fsm: StateMachine<AgentState, AgentEvent, Agent>;
   readonly cloud: CloudLink;
 
@@ -86,7 +94,10 @@ export class Agent {
   private runningLength = 0;
   private download: Download | undefined;
   private lastReason = 0;
-  private trustedAt: { time: number; at: number } | undefined;
+  /** The server's plain (unsigned) ack time and when it came: log stamps and the maintenance window, never expiry. */
+  private ackTime: { time: number; at: number } | undefined;
+  /** The last time statement refusal logged (one audit entry per reason in a row, not one per heartbeat). */
+  private lastTimeRefusal = 0;
   readonly supervisor: Supervisor;
   private heartbeatActivity: Activity | undefined;
   private heartbeatDeadlineMs = 0;
@@ -107,9 +118,11 @@ export class Agent {
    */
   constructor(readonly platform: Platform, config: AgentConfig, storage: Storage, auditLog?: AuditLog) {
     this.config = checkConfig(config);
-    this.journal = new Journal(storage.journal);
+    this.journal = new Journal(storage.journal, storage.trust);
     this.audit = new AgentAudit(auditLog ?? new AuditLog(storage.audit), platform.clock, () => this.trustedTime());
     this.keyring = createKeyring(this.config.trustedKeys, platform.digest);
+    this.trust = new DeviceTrust(this.keyring, createKeyring(this.config.rootKeys, platform.digest), this.storedKeySet());
+    this.time = new TrustedTime(() => platform.clock.now(), this.journal.policy().newestIssuedAt, (floor) => this.journal.setPolicy({ ...this.journal.policy(), newestIssuedAt: floor }));
     this.runningSlot = platform.system.runningSlot();
     this.fsm = new StateMachine<AgentState, AgentEvent, Agent>(TRANSITIONS, "boot", this as Agent, {
       onDrop: (s, e, why) => this.log(`drop ${e} in ${s}: ${why}`),
@@ -138,6 +151,7 @@ export class Agent {
       },
       onCommand: (c) => this.onCommand(c),
       onRevocation: (env) => this.onRevocation(env),
+      onKeySet: (env) => this.onKeySet(env),
       onBadMessage: (reason, topic) => this.log(`bad message on ${topic}: ${reasonName(reason)}`),
     });
     this.release = new ReleaseSession(this.journal, this.cloud, (line) => this.log(line));
@@ -272,7 +286,7 @@ export class Agent {
       if (s.outcome) this.release.sendOutcome(this.runningVersion); // a reset came before the cloud acknowledged it
       return this.post("normal");
     }
-    const accepted = this.release.restore(this.keyring, this.platform.digest);
+    const accepted = this.release.restore(this.trust, this.platform.digest);
     if (!accepted) return this.post("normal");
     const m = accepted.manifest;
     const runningIsNew = this.runningSlot === m.slot && formatVersion(this.runningVersion) === formatVersion(m.version);
@@ -328,7 +342,7 @@ export class Agent {
   // ── offer ───────────────────────────────────────────────────────────────
 
   checkOffer(envelope: Uint8Array): boolean {
-    const parsed = parseSignedManifest(envelope, this.keyring, this.platform.digest);
+    const parsed = parseSignedManifest(envelope, this.trust, this.platform.digest);
     if (!parsed.ok) return this.refuse(parsed.reason, parsed.message);
     const pm = parsed.accepted.manifest;
     const gate = this.retryGate;
@@ -344,8 +358,9 @@ export class Agent {
       hardwareId: this.config.hardwareId,
       runningVersion: this.runningVersion,
       protectedCounter: this.platform.counter.read(),
-      trustedTime: this.trustedTime(),
-      newestIssuedAt: policy.newestIssuedAt,
+      // Signed time only: a running clock from a time statement, else nothing but the floor.
+      trustedTime: this.time.running ? this.time.now() : 0,
+      newestIssuedAt: this.time.now(),
       handledReleaseIds: policy.handled,
       runningImageSha256: this.runningSha256,
       slotSize: imageCapacity(this.inactiveSlot()),
@@ -353,13 +368,15 @@ export class Agent {
     });
     if (!verdict.ok) return this.refuse(verdict.reason, verdict.message, parsed.accepted);
     this.release.begin(parsed.accepted, envelope);
-    this.journal.setPolicy({ ...policy, newestIssuedAt: nextNewestIssuedAt(policy.newestIssuedAt, parsed.accepted) });
+    this.time.observeIssuedAt(pm.issuedAt);
     this.report("offer-accepted", Reason.OK);
     this.audit.event("OFFER_ACCEPTED", Reason.OK, this.runningVersion, parsed.accepted.manifest.version);
     return this.post("accept");
   }
 
   private refuse(reason: ReasonCode, message: string, accepted?: AcceptedManifest): boolean {
+    // The time that found it expired is stored first: after any reset the same release is refused again.
+    if (reason === Reason.MANIFEST_EXPIRED) this.time.save();
     this.lastReason = reason;
     this.log(`offer refused: ${reasonName(reason)}: ${message}`);
     this.cloud.report({ event: "offer-refused", version: this.runningVersion, target: accepted?.manifest.version, reason, releaseId: accepted?.releaseId });
@@ -612,7 +629,8 @@ export class Agent {
   }
 
   private onAck(ack: HeartbeatAck): void {
-    this.trustedAt = { time: ack.time, at: this.platform.clock.now() };
+    this.ackTime = { time: ack.time, at: this.platform.clock.now() };
+    if (ack.statement) this.onTimeStatement(ack.statement);
     // The server may have set another interval: the heartbeat loop's deadline follows it
     // (a fixed one shorter than the new interval would starve the watchdog: a reset loop).
     const deadline = this.heartbeatDeadline();
@@ -630,8 +648,8 @@ export class Agent {
    * newer, then the running firmware is checked against it.
    */
   private onRevocation(envelope: Uint8Array): void {
-    const r = parseSignedRevocation(envelope, this.keyring, this.platform.digest);
-    const accept = r.ok ? acceptRevocation(this.revocation, r.record, this.config.hardwareId) : r.reason;
+    const r = parseSignedRevocation(envelope, this.trust, this.platform.digest);
+    const accept = r.ok ? acceptRevocation(this.revocation, r.record, this.config.hardwareId, this.trust.epoch) : r.reason;
     if (!r.ok || accept !== Reason.OK) {
       this.log(`revocation refused: ${reasonName(accept)}${r.ok ? "" : `: ${r.message}`}`);
       this.audit.event("REVOCATION_REFUSED", accept, this.runningVersion);
@@ -660,6 +678,7 @@ export class Agent {
       this.audit.event("RUNNING_REVOKED", Reason.REVOKED, this.runningVersion);
     }
   }
+    this.time.observeIssuedAt(r.record.issuedAt);
 
   private onCommand(c: Command): void {
     this.log(`command ${c.cmd} (${c.id})`);
@@ -667,10 +686,16 @@ export class Agent {
     else if (c.cmd === "abort") this.abort();
   }
 
-  /** Unix seconds from the last acknowledged heartbeat, advanced by the monotonic clock; 0 when unknown. */
+  /**
+   * Wall time for log stamps and the maintenance window, unix seconds: the signed
+   * clock when a time statement came this boot, else the last plain ack time
+   * advanced by the monotonic clock, else 0. Expiry never uses the plain ack
+   * time: `checkOffer` takes only `this.time` (signed sources).
+   */
   trustedTime(): number {
-    if (!this.trustedAt) return 0;
-    return this.trustedAt.time + Math.floor((this.platform.clock.now() - this.trustedAt.at) / 1000);
+    if (this.time.running) return this.time.now();
+    if (!this.ackTime) return 0;
+    return this.ackTime.time + Math.floor((this.platform.clock.now() - this.ackTime.at) / 1000);
   }
 
   private service(): void {
@@ -680,6 +705,58 @@ export class Agent {
   }
 
   /** Peak working memory of the download in progress (or the last one of this boot), bytes. */
+  /** The key set kept in the trust space, or undefined (none, or unreadable: logged). */
+  private storedKeySet(): KeySet | undefined {
+    const bytes = this.journal.keySet();
+    if (!bytes || bytes.length === 0) return undefined;
+    try {
+      return decodeKeySetState(bytes, this.platform.digest);
+    } catch (e) {
+      if (!isOtaError(e)) throw e;
+      this.log(`stored key set unreadable: ${e.message}`);
+      return undefined;
+    }
+  }
+
+  /**
+   * A root-signed key set from the cloud: verified against the root keys,
+   * refused unless newer by a bounded step (or the root's next epoch),
+   * persisted, then put in force. A new epoch is the root's reset: time
+   * restarts from the key set's issued-at.
+   */
+  private onKeySet(envelope: Uint8Array): void {
+    const r = this.trust.roots.size === 0 ? undefined : parseSignedKeySet(envelope, this.trust.roots, this.platform.digest);
+    const held = this.trust.keySet;
+    const accept = r === undefined ? Reason.KEYSET_UNKNOWN_ROOT : r.ok ? acceptKeySet(held, r.keySet) : r.reason;
+    if (!r || !r.ok || accept !== Reason.OK) {
+      this.log(`key set refused: ${reasonName(accept)}${r && !r.ok ? `: ${r.message}` : ""}`);
+      this.audit.event("KEYSET_REFUSED", accept, this.runningVersion);
+      return;
+    }
+    if (held && sameKeySet(held, r.keySet)) return; // a re-send
+    this.journal.setKeySet(encodeKeySetState(r.keySet));
+    this.trust.install(r.keySet);
+    if (r.keySet.epoch > (held?.epoch ?? 0)) this.time.reset(r.keySet.issuedAt);
+    else this.time.observeIssuedAt(r.keySet.issuedAt);
+    this.audit.event("KEYSET_ACCEPTED", Reason.OK, this.runningVersion);
+    this.log(`key set ${r.keySet.epoch}.${r.keySet.sequence} accepted (${r.keySet.keys.length} keys, ${r.keySet.retired.length} retired)`);
+    this.cloud.heartbeatNow();
+  }
+
+  /** A signed time statement on an ack: moves trusted time forward, or is refused (logged, audited once per reason in a row). */
+  private onTimeStatement(statement: Uint8Array): void {
+    const t = parseSignedTime(statement, this.trust, this.platform.digest);
+    const why = t.ok ? this.time.observeStatement(t.time) : t.reason;
+    if (why === Reason.OK) {
+      this.lastTimeRefusal = 0;
+      return;
+    }
+    if (why === this.lastTimeRefusal) return;
+    this.lastTimeRefusal = why;
+    this.log(`time statement ignored: ${reasonName(why)}${t.ok ? ` (${t.time} < ${this.time.now()})` : `: ${t.message}`}`);
+    if (why !== Reason.TIME_BEHIND) this.audit.event("TIME_REFUSED", why, this.runningVersion);
+  }
+
   get installPeakMemory(): number {
     return Math.max(this.lastPeakMemory, this.download?.peakMemory ?? 0);
   }
@@ -718,3 +795,5 @@ export class Agent {
 /** Longest wait for the report queue to drain before a reboot, ms. */
 export const REBOOT_DRAIN_MS = 5000;
 
+      ...(this.revocation?.epoch ? { revocationEpoch: this.revocation.epoch } : {}),
+      ...(this.trust.keySet ? { keySet: { epoch: this.trust.keySet.epoch, sequence: this.trust.keySet.sequence } } : {}),

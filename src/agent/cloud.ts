@@ -1,7 +1,8 @@
 /**
  * The agent's side of the cloud protocol (docs/protocol.md): one MQTT link
  * kept up with backoff, periodic heartbeats whose acknowledgements set the
- * interval and the trusted time, missed acknowledgements that force a
+ * interval and carry the server's time (plain, and signed when the server has
+ * a time key: the agent decides what to trust), missed acknowledgements that force a
  * redial, status reports queued (bounded) while offline, and dispatch of
  * inbound offers, chunk replies and commands.
  */
@@ -16,6 +17,7 @@ import {
   decodeChunkReply,
   decodeCommand,
   decodeHeartbeatAck,
+  decodeKeySetPayload,
   decodeOffer,
   decodeRevocationPayload,
   deviceInboundLeaf,
@@ -44,6 +46,8 @@ export interface CloudHandlers {
   onCommand(cmd: Command): void;
   /** A signed revocation envelope (opaque here). */
   onRevocation(envelope: Uint8Array): void;
+  /** A signed key set envelope (opaque here). */
+  onKeySet(envelope: Uint8Array): void;
   /** The heartbeat loop made progress (a heartbeat sent, the link went up or down). */
   onActivity(): void;
   /** A malformed inbound message (logged and counted, never fatal). */
@@ -209,6 +213,7 @@ export class CloudLink {
       else if (leaf === CloudTopic.chunkReply) this.h.onChunk(decodeChunkReply(m.payload));
       else if (leaf === CloudTopic.command) this.h.onCommand(decodeCommand(m.payload));
       else if (leaf === CloudTopic.revocation) this.h.onRevocation(decodeRevocationPayload(m.payload));
+      else if (leaf === CloudTopic.keySet) this.h.onKeySet(decodeKeySetPayload(m.payload));
     } catch (e) {
       if (!isOtaError(e)) throw e;
       this.h.onBadMessage(e.code ?? Reason.MESSAGE_MALFORMED, m.topic);

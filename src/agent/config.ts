@@ -21,8 +21,18 @@ export interface AgentConfig {
   readonly hardwareId: string;
   /** The broker. */
   readonly server: SocketOptions;
-  /** Trusted public keys (65-byte uncompressed P-256 points); at least one. */
+  /**
+   * The device keyring (65-byte uncompressed P-256 points); at least one. It holds
+   * MCUboot's image key(s), which images are checked against; without a key set it
+   * also signs manifests and revocation records (src/update/keyset.ts DeviceTrust).
+   */
   readonly trustedKeys: readonly Uint8Array[];
+  /**
+   * Offline root keys (0..4 points), fixed by the firmware image: they sign key sets,
+   * which name the keys that may sign manifests, revocation records and time.
+   * None: the single-keyring model (no key sets, no signed time).
+   */
+  readonly rootKeys?: readonly Uint8Array[];
 
   /** Heartbeat interval until the server sets one, seconds (10..86400). */
   readonly heartbeatIntervalS?: number;
@@ -89,6 +99,7 @@ export type ResolvedConfig = Required<Omit<AgentConfig, "maintenanceWindow" | "i
   Pick<AgentConfig, "maintenanceWindow" | "isBusy" | "log">;
 
 export const DEFAULTS = Object.freeze({
+  rootKeys: Object.freeze([]) as readonly Uint8Array[],
   heartbeatIntervalS: 60,
   heartbeatEnabled: true,
   missedAcksBeforeReconnect: 3,
@@ -139,6 +150,9 @@ export function checkConfig(c: AgentConfig): ResolvedConfig {
   if (typeof c.hardwareId !== "string" || !/^[A-Za-z0-9._-]{1,32}$/.test(c.hardwareId)) throw new TypeError("AgentConfig.hardwareId must be 1..32 of [A-Za-z0-9._-]");
   if (!c.server || typeof c.server.host !== "string" || typeof c.server.tls !== "boolean") throw new TypeError("AgentConfig.server needs host, port and tls");
   if (!Array.isArray(c.trustedKeys) || c.trustedKeys.length === 0) throw new TypeError("AgentConfig.trustedKeys needs at least one key");
+  if (c.rootKeys !== undefined && (!Array.isArray(c.rootKeys) || c.rootKeys.length > 4 || !c.rootKeys.every((k) => k instanceof Uint8Array))) {
+    throw new TypeError("AgentConfig.rootKeys must be at most 4 public keys");
+  }
   const r = { ...DEFAULTS, ...stripUndefined(c) } as ResolvedConfig;
   within("heartbeatIntervalS", r.heartbeatIntervalS, 10, 86400);
   within("missedAcksBeforeReconnect", r.missedAcksBeforeReconnect, 1, 10);

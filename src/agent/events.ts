@@ -29,6 +29,11 @@ export const AgentAuditEvent = Object.freeze({
   REVOCATION_ACCEPTED: 117,
   REVOCATION_REFUSED: 118,
   RUNNING_REVOKED: 119,
+  /** A newer key set was accepted and put in force (issue 16B: 130..139). */
+  KEYSET_ACCEPTED: 130,
+  KEYSET_REFUSED: 131,
+  /** A time statement was refused (forged, wrong key, outside its key's window): logged once per reason in a row. */
+  TIME_REFUSED: 132,
 });
 export type AgentAuditName = keyof typeof AgentAuditEvent;
 

@@ -7,8 +7,11 @@
  *   key 1  progress  payload bytes durably consumed, bytes fetched (data
  *                    budget), download time spent, the patcher's checkpoint
  *                    (written every `progressEveryBytes` and at each patch block)
- *   key 2  policy    newest accepted issued-at and the handled release ids
+ *   key 2  policy    the trusted-time floor and the handled release ids
  *                    (replay defence), written when a release is taken or done
+ * and, in the trust space beside it (src/store/layout.ts TRUST_SPACE):
+ *   key 0  key set   the root-signed key set in force (src/update/keyset.ts
+ *                    state encoding), written when a newer one is accepted
  *
  * A reset between two records converges: the agent at boot reads the session
  * phase first and reconciles it with what the bootloader actually booted.
@@ -101,6 +104,7 @@ const FORMAT = 1;
 const KEY_SESSION = 0;
 const KEY_PROGRESS = 1;
 const KEY_POLICY = 2;
+const KEY_KEYSET = 0;
 
 export const IDLE_SESSION: Session = Object.freeze({ phase: Phase.IDLE, lastReason: 0, trialBoots: 0, envelope: new Uint8Array(0) });
 export const NO_PROGRESS: Progress = Object.freeze({ payloadOffset: 0, bytesFetched: 0, elapsedMs: 0, checkpoint: new Uint8Array(0) });
@@ -253,7 +257,14 @@ export class Journal {
   /** Reason of the last unreadable record found (0 = none). */
   corruption = 0;
 
-  constructor(private readonly space: RecordSpace) {
+  /**
+   * @param space the journal space
+   * @param trust the trust space (TRUST_SPACE); without it no key set is kept (setKeySet throws)
+   */
+  constructor(
+    private readonly space: RecordSpace,
+    private readonly trust?: RecordSpace,
+  ) {
     if (space.spec.keys < 3 || space.spec.maxValue < 8 + MAX_ENVELOPE_BYTES) throw new RangeError("journal space too small for the agent");
   }
 
@@ -279,6 +290,17 @@ export class Journal {
 
   setPolicy(p: PolicyRecord): void {
     this.space.put(KEY_POLICY, encodePolicy(p));
+  }
+
+  /** The stored key set state (src/update/keyset.ts `encodeKeySetState`), or undefined. Decoded by the caller. */
+  keySet(): Uint8Array | undefined {
+    return this.trust?.get(KEY_KEYSET);
+  }
+
+  /** @throws RangeError without a trust space; OtaError STORE_TOO_LARGE for a state over its 496 bytes. */
+  setKeySet(state: Uint8Array): void {
+    if (!this.trust) throw new RangeError("no trust space to keep a key set in");
+    this.trust.put(KEY_KEYSET, state);
   }
 
   private read<T>(key: number, decode: (b: Uint8Array) => T): T | undefined {

@@ -7,7 +7,7 @@
  */
 import type { Digest } from "../../hal/types";
 import { Reason, reasonName, type ReasonCode } from "../errors";
-import type { Keyring } from "../crypto/keyring";
+import type { SignerLookup } from "../crypto/keyring";
 import type { ImageVersion } from "../image/format";
 import { parseSignedManifest } from "../update/manifest";
 import { rememberRelease } from "../update/policy";
@@ -42,7 +42,7 @@ export class ReleaseSession {
    * Take up the journaled release again (its envelope re-verified). An
    * envelope that no longer verifies (the keys changed) closes the session.
    */
-  restore(keyring: Keyring, digest: Digest): AcceptedManifest | undefined {
+  restore(keyring: SignerLookup, digest: Digest): AcceptedManifest | undefined {
     const r = parseSignedManifest(this.session.envelope, keyring, digest);
     if (!r.ok) {
       this.log(`journaled manifest no longer verifies: ${reasonName(r.reason)}`);

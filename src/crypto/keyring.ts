@@ -4,7 +4,7 @@
  * the KEYHASH TLV (`sha256(key.get_public_bytes())`). Images and manifests
  * name their key by this id; a key id not in the ring is refused.
  */
-import { OtaError, Reason } from "../errors";
+import { OtaError, Reason, type ReasonCode } from "../errors";
 import type { Digest } from "../../hal/types";
 import { equalBytes } from "../util/bytes";
 import { decodePublicKey, spkiOf } from "./der";
@@ -32,8 +32,48 @@ export function keyIdOf(publicKey: Uint8Array, digest: Digest): Uint8Array {
   return h.finish();
 }
 
+/** What a signing key may sign (docs/formats.md "Key set"); bits of a key set entry's roles. */
+export const KeyRole = Object.freeze({ MANIFEST: 1, REVOCATION: 2, TIME: 4 });
+export type KeyRoleBit = (typeof KeyRole)[keyof typeof KeyRole];
+/** Every role bit a key set may grant. */
+export const ALL_ROLES = KeyRole.MANIFEST | KeyRole.REVOCATION | KeyRole.TIME;
+
+/** A key set's limits on one signing key: for which hardware id, signing when. */
+export interface KeyScope {
+  /** The hardware id the key may sign for; undefined: every hardware id. */
+  readonly hardwareId?: string;
+  /** Unix seconds: the signed time (issued-at, statement time) must be >= notBefore and < notAfter. */
+  readonly notBefore: number;
+  readonly notAfter: number;
+}
+
+/**
+ * The answer to "may key `keyId` sign for `role`?": the key (with the scope its
+ * key set gives it, none for a plain keyring key), or a reason. `reason`
+ * undefined means "no such key": the caller names it (MANIFEST_UNKNOWN_KEY, …).
+ */
+export type SignerResult =
+  | { readonly ok: true; readonly key: TrustedKey; readonly scope?: KeyScope }
+  | { readonly ok: false; readonly reason?: ReasonCode; readonly message: string };
+
+/** Who may sign what: a flat keyring (every key, every role) or the device's trust (key set roles). */
+export interface SignerLookup {
+  signer(keyId: Uint8Array, role: KeyRoleBit): SignerResult;
+}
+
+/**
+ * Is the signed `hardwareId` and time `at` inside `scope`?
+ * @returns Reason.OK, KEY_WRONG_HARDWARE or KEY_NOT_VALID.
+ */
+export function checkScope(scope: KeyScope | undefined, hardwareId: string | undefined, at: number): ReasonCode {
+  if (!scope) return Reason.OK;
+  if (scope.hardwareId !== undefined && hardwareId !== undefined && scope.hardwareId !== hardwareId) return Reason.KEY_WRONG_HARDWARE;
+  if (at < scope.notBefore || at >= scope.notAfter) return Reason.KEY_NOT_VALID;
+  return Reason.OK;
+}
+
 /** A bounded set of trusted P-256 public keys, looked up by key id. */
-export class Keyring {
+export class Keyring implements SignerLookup {
   private readonly entries: TrustedKey[] = [];
   constructor(private readonly digest: Digest) {}
 
@@ -55,6 +95,12 @@ export class Keyring {
     if (keyId.length !== 32) return undefined;
     for (const e of this.entries) if (equalBytes(e.keyId, keyId)) return e;
     return undefined;
+  }
+
+  /** A flat keyring: every key it holds may sign every role (the single-keyring model). */
+  signer(keyId: Uint8Array, _role: KeyRoleBit): SignerResult {
+    const key = this.find(keyId);
+    return key ? { ok: true, key } : { ok: false, message: "signed by a key this device does not trust" };
   }
 
   get size(): number {

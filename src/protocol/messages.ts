@@ -23,6 +23,10 @@ export const MAX_CONTROL_PAYLOAD = 512;
 export const MAX_OFFER = 4096;
 /** Largest revocation (a signed revocation envelope, at most 1137 bytes) in bytes. */
 export const MAX_REVOCATION = 2048;
+/** Largest key set (a signed key set envelope, at most 2161 bytes) in bytes. */
+export const MAX_KEYSET = 2304;
+/** Largest time statement (a signed envelope, at most 177 bytes) an ack carries, in bytes. */
+export const MAX_TIME_STATEMENT = 192;
 /** Largest chunk a device may ask for, and a reply may carry, in bytes. */
 export const MAX_CHUNK = 4096;
 /** Chunk reply header: version, status, stream id length, id (≤ 64), offset, total. */
@@ -32,7 +36,7 @@ export const MAX_CHUNK_REPLY = 3 + 64 + 8 + MAX_CHUNK;
 /** Leaves a device publishes to. */
 export const DeviceTopic = Object.freeze({ heartbeat: "hb", chunkRequest: "chunk/req", status: "status" });
 /** Leaves the cloud publishes to. */
-export const CloudTopic = Object.freeze({ heartbeatAck: "hb/ack", offer: "offer", chunkReply: "chunk/res", command: "cmd", revocation: "revocation" });
+export const CloudTopic = Object.freeze({ heartbeatAck: "hb/ack", offer: "offer", chunkReply: "chunk/res", command: "cmd", revocation: "revocation", keySet: "keyset" });
 export type DeviceLeaf = (typeof DeviceTopic)[keyof typeof DeviceTopic];
 export type CloudLeaf = (typeof CloudTopic)[keyof typeof CloudTopic];
 
@@ -59,9 +63,12 @@ export function topicFor(deviceId: string, leaf: DeviceLeaf | CloudLeaf): string
   return `${TOPIC_ROOT}/${aDeviceId(deviceId)}/${leaf}`;
 }
 
-/** What a device subscribes to: exactly its own five inbound topics, QoS 1. */
+/** What a device subscribes to: exactly its own six inbound topics, QoS 1. */
 export function deviceSubscriptions(deviceId: string): { topic: string; qos: 1 }[] {
-  return [CloudTopic.heartbeatAck, CloudTopic.offer, CloudTopic.chunkReply, CloudTopic.command, CloudTopic.revocation].map((leaf) => ({ topic: topicFor(deviceId, leaf), qos: 1 as const }));
+  return [CloudTopic.heartbeatAck, CloudTopic.offer, CloudTopic.chunkReply, CloudTopic.command, CloudTopic.revocation, CloudTopic.keySet].map((leaf) => ({
+    topic: topicFor(deviceId, leaf),
+    qos: 1 as const,
+  }));
 }
 
 /** What a server subscribes to (shared so several instances split the load). */
@@ -195,6 +202,16 @@ export interface Heartbeat {
   readonly supplyMv: number;
   /** Sequence of the revocation record the device holds; absent when it holds none. */
   readonly revocation?: number;
+  /** Epoch of that record when above 0 (JSON `revocationEpoch`). */
+  readonly revocationEpoch?: number;
+  /** The key set the device holds, as (epoch, sequence) (JSON `keyset`: "E.S"); absent when none. */
+  readonly keySet?: { readonly epoch: number; readonly sequence: number };
+}
+
+const KEYSET_ID = /^(0|[1-9]\d{0,9})\.(0|[1-9]\d{0,9})$/;
+
+function isU32(n: unknown): boolean {
+  return typeof n === "number" && Number.isInteger(n) && n >= 0 && n <= U32;
 }
 
 export function encodeHeartbeat(h: Heartbeat): Uint8Array {
@@ -202,6 +219,8 @@ export function encodeHeartbeat(h: Heartbeat): Uint8Array {
   if (!TOKEN.test(h.hardwareId)) throw new RangeError(`heartbeat.hardwareId must match ${TOKEN}`);
   if (!(h.imageSha256 instanceof Uint8Array) || h.imageSha256.length !== 32) throw new RangeError("heartbeat.imageSha256 must be 32 bytes");
   if (h.revocation !== undefined && !(Number.isInteger(h.revocation) && h.revocation >= 0 && h.revocation <= U32)) throw new RangeError("heartbeat.revocation must be a u32");
+  if (h.revocationEpoch !== undefined && !isU32(h.revocationEpoch)) throw new RangeError("heartbeat.revocationEpoch must be a u32");
+  if (h.keySet !== undefined && !(isU32(h.keySet.epoch) && isU32(h.keySet.sequence))) throw new RangeError("heartbeat.keySet must be two u32");
   const o: Json = {
     seq: h.seq,
     hardwareId: h.hardwareId,
@@ -215,12 +234,14 @@ export function encodeHeartbeat(h: Heartbeat): Uint8Array {
     supplyMv: h.supplyMv,
   };
   if (h.revocation !== undefined) o.revocation = h.revocation;
+  if (h.revocationEpoch) o.revocationEpoch = h.revocationEpoch;
+  if (h.keySet !== undefined) o.keyset = `${h.keySet.epoch}.${h.keySet.sequence}`;
   return encodeJson(o);
 }
 
 /** @throws OtaError MESSAGE_MALFORMED / MESSAGE_TOO_LARGE. A heartbeat without `revocation` (older devices) decodes without it. */
 export function decodeHeartbeat(payload: Uint8Array): Heartbeat {
-  const o = decodeJson(payload, ["seq", "hardwareId", "version", "slot", "image", "state", "progress", "reason", "uptime", "supplyMv"], ["revocation"]);
+  const o = decodeJson(payload, ["seq", "hardwareId", "version", "slot", "image", "state", "progress", "reason", "uptime", "supplyMv"], ["revocation", "revocationEpoch", "keyset"]);
   const hb: Heartbeat = {
     seq: uint(o, "seq", U32),
     hardwareId: str(o, "hardwareId", TOKEN),
@@ -233,7 +254,16 @@ export function decodeHeartbeat(payload: Uint8Array): Heartbeat {
     uptime: uint(o, "uptime", U32),
     supplyMv: uint(o, "supplyMv", 0xffff),
   };
-  return "revocation" in o ? { ...hb, revocation: uint(o, "revocation", U32) } : hb;
+  let out: Heartbeat = "revocation" in o ? { ...hb, revocation: uint(o, "revocation", U32) } : hb;
+  if ("revocationEpoch" in o) out = { ...out, revocationEpoch: uint(o, "revocationEpoch", U32) };
+  if ("keyset" in o) {
+    const m = KEYSET_ID.exec(str(o, "keyset", KEYSET_ID))!;
+    const epoch = +m[1];
+    const sequence = +m[2];
+    if (epoch > U32 || sequence > U32) throw malformed('"keyset" parts must be u32');
+    out = { ...out, keySet: { epoch, sequence } };
+  }
+  return out;
 }
 
 /** Cloud → device, `hb/ack`, QoS 1: the heartbeat interval and trusted time. */
@@ -242,17 +272,46 @@ export interface HeartbeatAck {
   readonly seq: number;
   /** Next heartbeats every this many seconds, 10..86400. */
   readonly interval: number;
-  /** Trusted time, unix seconds (the device has no RTC it can trust). */
+  /**
+   * The server's clock, unix seconds: unsigned, so it only orders heartbeats and
+   * stamps logs; it never decides expiry (src/agent/trusted-time.ts).
+   */
   readonly time: number;
+  /** A signed time statement (src/update/time-statement.ts envelope), JSON `stmt` as hex; absent when the server has no time key. */
+  readonly statement?: Uint8Array;
 }
+
+const HEX = /^(?:[0-9a-f]{2})+$/;
 
 export function encodeHeartbeatAck(a: HeartbeatAck): Uint8Array {
-  return encodeJson({ seq: a.seq, interval: a.interval, time: a.time });
+  const o: Json = { seq: a.seq, interval: a.interval, time: a.time };
+  if (a.statement !== undefined) {
+    if (!(a.statement instanceof Uint8Array) || a.statement.length === 0 || a.statement.length > MAX_TIME_STATEMENT) throw new RangeError(`ack.statement must be 1..${MAX_TIME_STATEMENT} bytes`);
+    o.stmt = toHex(a.statement);
+  }
+  return encodeJson(o);
 }
 
+/** @throws OtaError MESSAGE_MALFORMED / MESSAGE_TOO_LARGE. An ack without `stmt` (a server without a time key) decodes without it. */
 export function decodeHeartbeatAck(payload: Uint8Array): HeartbeatAck {
-  const o = decodeJson(payload, ["seq", "interval", "time"]);
-  return { seq: uint(o, "seq", U32), interval: uint(o, "interval", 86400, 10), time: uint(o, "time", 2 ** 40) };
+  const o = decodeJson(payload, ["seq", "interval", "time"], ["stmt"]);
+  const ack = { seq: uint(o, "seq", U32), interval: uint(o, "interval", 86400, 10), time: uint(o, "time", 2 ** 40) };
+  if (!("stmt" in o)) return ack;
+  const hex = str(o, "stmt", HEX);
+  if (hex.length > 2 * MAX_TIME_STATEMENT) throw malformed('"stmt" too long');
+  return { ...ack, statement: fromHex(hex)! };
+}
+
+/**
+ * Cloud → device, `keyset`, QoS 1: the signed key set envelope (as `xs-ota
+ * keyset make` wrote it), opaque here; the agent authenticates it
+ * (`parseSignedKeySet` in src/update/keyset).
+ * @throws OtaError MESSAGE_MALFORMED (empty) / MESSAGE_TOO_LARGE (over MAX_KEYSET).
+ */
+export function decodeKeySetPayload(payload: Uint8Array): Uint8Array {
+  if (!(payload instanceof Uint8Array) || payload.length === 0) throw malformed("empty key set");
+  if (payload.length > MAX_KEYSET) throw new OtaError(Reason.MESSAGE_TOO_LARGE, `key set of ${payload.length} bytes`);
+  return payload;
 }
 
 /** Cloud → device, `offer`, QoS 1: the signed manifest envelope, opaque here. */

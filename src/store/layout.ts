@@ -43,6 +43,14 @@ export const SETTINGS_SPACE: SpaceSpec = Object.freeze({ name: "settings", tag: 
  * reconciles a lost record with what the bootloader booted.
  */
 export const JOURNAL_SPACE: SpaceSpec = Object.freeze({ name: "journal", tag: 2, keys: 3, maxValue: 1152, copies: 1 });
+/**
+ * The device's trust state (src/agent/journal.ts key set record): the
+ * root-signed key set in force (src/update/keyset.ts state, ≤ 496 bytes: what
+ * fits beside the journal in half of the simulator's 8 KiB blocks).
+ * It lives beside the journal (the journal's region in split mode), written
+ * only when a newer key set is accepted.
+ */
+export const TRUST_SPACE: SpaceSpec = Object.freeze({ name: "trust", tag: 4, keys: 1, maxValue: 496, copies: 1 });
 /** Audit entry size bound; the entry count is chosen by the plan (see `auditEntries`). */
 export const AUDIT_ENTRY_MAX = 48;
 /** At most this many audit entries are kept, however large the blocks. */
@@ -75,6 +83,7 @@ export interface StoragePlan {
   readonly regions: readonly RegionPlan[];
   readonly settings: SpaceSpec;
   readonly journal: SpaceSpec;
+  readonly trust: SpaceSpec;
   readonly audit: SpaceSpec;
   /** The identity space, when the geometry has room for it beside the others (see IDENTITY_SPACE). */
   readonly identity: SpaceSpec | undefined;
@@ -109,8 +118,8 @@ export function planStorage(status: FlashStatus, settings: SpaceSpec = SETTINGS_
     const audit = auditSpace(auditEntries(status, []));
     const journalBlocks = total - 4;
     // Every region must hold its own live set.
-    for (const s of [settings, journal]) {
-      if (liveBytes([s], status.writeAlign) > halfCapacity(status)) throw new OtaError(Reason.STORE_GEOMETRY, `space ${s.name} does not fit half a block`);
+    for (const s of [[settings], [journal, TRUST_SPACE]]) {
+      if (liveBytes(s, status.writeAlign) > halfCapacity(status)) throw new OtaError(Reason.STORE_GEOMETRY, `space ${s[0].name} does not fit half a block`);
     }
     if (audit.keys < AUDIT_MIN_ENTRIES) throw new OtaError(Reason.STORE_GEOMETRY, `only ${audit.keys} audit entries fit half a block`);
     const identity = liveBytes([settings, IDENTITY_SPACE], status.writeAlign) <= halfCapacity(status) ? IDENTITY_SPACE : undefined;
@@ -120,16 +129,17 @@ export function planStorage(status: FlashStatus, settings: SpaceSpec = SETTINGS_
       totalBlocks: total,
       settings,
       journal,
+      trust: TRUST_SPACE,
       audit,
       identity,
       regions: Object.freeze([
         Object.freeze({ storeId: STORE_ID.settings, firstBlock: 0, blocks: 2, spaces: Object.freeze(identity ? [settings, identity] : [settings]) }),
         Object.freeze({ storeId: STORE_ID.audit, firstBlock: 2, blocks: 2, spaces: Object.freeze([audit]) }),
-        Object.freeze({ storeId: STORE_ID.journal, firstBlock: 4, blocks: journalBlocks, spaces: Object.freeze([journal]) }),
+        Object.freeze({ storeId: STORE_ID.journal, firstBlock: 4, blocks: journalBlocks, spaces: Object.freeze([journal, TRUST_SPACE]) }),
       ]),
     });
   }
-  const entries = auditEntries(status, [settings, journal]);
+  const entries = auditEntries(status, [settings, journal, TRUST_SPACE]);
   if (entries < AUDIT_MIN_ENTRIES) {
     throw new OtaError(
       Reason.STORE_GEOMETRY,
@@ -138,8 +148,8 @@ export function planStorage(status: FlashStatus, settings: SpaceSpec = SETTINGS_
   }
   const audit = auditSpace(entries);
   // Only from the room the audit ring left: adding the identity never shrinks an existing space.
-  const identity = liveBytes([settings, journal, audit, IDENTITY_SPACE], status.writeAlign) <= halfCapacity(status) ? IDENTITY_SPACE : undefined;
-  const shared = [settings, journal, audit];
+  const identity = liveBytes([settings, journal, TRUST_SPACE, audit, IDENTITY_SPACE], status.writeAlign) <= halfCapacity(status) ? IDENTITY_SPACE : undefined;
+  const shared = [settings, journal, TRUST_SPACE, audit];
   if (identity) shared.push(identity);
   return Object.freeze({
     mode: "shared",
@@ -147,6 +157,7 @@ export function planStorage(status: FlashStatus, settings: SpaceSpec = SETTINGS_
     totalBlocks: total,
     settings,
     journal,
+    trust: TRUST_SPACE,
     audit,
     identity,
     regions: Object.freeze([Object.freeze({ storeId: STORE_ID.shared, firstBlock: 0, blocks: total, spaces: Object.freeze(shared) })]),
@@ -158,6 +169,8 @@ export interface Storage {
   readonly plan: StoragePlan;
   readonly settings: RecordSpace;
   readonly journal: RecordSpace;
+  /** The key set in force (TRUST_SPACE). */
+  readonly trust: RecordSpace;
   readonly audit: RecordSpace;
   /** The device identity's records, when the layout has room for them. */
   readonly identity: RecordSpace | undefined;
@@ -183,6 +196,7 @@ export function openStorage(flash: Flash, settings: SpaceSpec = SETTINGS_SPACE, 
     plan,
     settings: spaces[plan.settings.tag],
     journal: spaces[plan.journal.tag],
+    trust: spaces[plan.trust.tag],
     audit: spaces[plan.audit.tag],
     identity: plan.identity ? spaces[plan.identity.tag] : undefined,
     stores: Object.freeze(stores),

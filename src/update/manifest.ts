@@ -25,7 +25,7 @@ import type { Digest, Flash } from "../../hal/types";
 import type { ImageVersion } from "../image/format";
 import type { ImageInfo } from "../image/verify";
 import { verifyP256 } from "../crypto/ecdsa";
-import type { Keyring } from "../crypto/keyring";
+import { checkScope, KeyRole, type SignerLookup } from "../crypto/keyring";
 import { hashFlashRange, sha256Of } from "../crypto/hash";
 import { MAX_DER_SIGNATURE } from "../crypto/der";
 import { equalBytes, utf8Decode } from "../util/bytes";
@@ -393,25 +393,31 @@ export type ManifestResult =
 
 /**
  * Authenticate and decode a signed envelope: layout, then the key id must be
- * in `keyring`, then the signature over SHA-256(manifest) must verify, then
- * the manifest is decoded. Policy (is this release for me, now?) is separate:
- * `checkPolicy` in ./policy.
+ * allowed to sign manifests (`signers`: a flat Keyring, or the device's trust
+ * with its key set: ./keyset `DeviceTrust`), then the signature over
+ * SHA-256(manifest) must verify, then the manifest is decoded, then a key
+ * set's scope for that key must cover the manifest's hardware id and its
+ * issued-at. Policy (is this release for me, now?) is separate: `checkPolicy`
+ * in ./policy.
  *
  * Never throws for bad input: every defect is `{ ok: false, reason }`
- * (MANIFEST_*, SIGNATURE_MALFORMED). Exceptions that are not OtaError (a
- * native digest failing, a device reset) propagate.
+ * (MANIFEST_*, SIGNATURE_MALFORMED, KEY_WRONG_ROLE, KEY_RETIRED,
+ * KEY_LEGACY_SIGNER, KEY_WRONG_HARDWARE, KEY_NOT_VALID). Exceptions that are
+ * not OtaError (a native digest failing, a device reset) propagate.
  * @example const r = parseSignedManifest(bytes, keyring, platform.digest); if (r.ok) r.accepted.releaseId
  */
-export function parseSignedManifest(bytes: Uint8Array, keyring: Keyring, digest: Digest): ManifestResult {
+export function parseSignedManifest(bytes: Uint8Array, signers: SignerLookup, digest: Digest): ManifestResult {
   try {
     const env = decodeEnvelope(bytes);
-    const key = keyring.find(env.keyId);
-    if (!key) return refuse(Reason.MANIFEST_UNKNOWN_KEY, "signed by a key this device does not trust");
+    const signer = signers.signer(env.keyId, KeyRole.MANIFEST);
+    if (!signer.ok) return refuse(signer.reason ?? Reason.MANIFEST_UNKNOWN_KEY, signer.message);
     const releaseId = sha256Of(digest, env.manifest);
-    const check = verifyP256(releaseId, env.signature, key.publicKey, "der");
+    const check = verifyP256(releaseId, env.signature, signer.key.publicKey, "der");
     if (check === Reason.SIGNATURE_INVALID) return refuse(Reason.MANIFEST_BAD_SIGNATURE, "signature does not verify");
     if (check !== Reason.OK) return refuse(check, "signature or key malformed");
     const manifest = decodeManifest(env.manifest);
+    const scope = checkScope(signer.scope, manifest.hardwareId, manifest.issuedAt);
+    if (scope !== Reason.OK) return refuse(scope, `the key set does not let this key sign for ${manifest.hardwareId} at ${manifest.issuedAt}`);
     return { ok: true, accepted: Object.freeze({ manifest, releaseId, keyId: Uint8Array.from(env.keyId) }) };
   } catch (e) {
     if (e instanceof OtaError) return refuse(e.code, e.message);

@@ -22,7 +22,8 @@ import { OtaError, Reason, type ReasonCode } from "../errors";
 import type { Digest } from "../../hal/types";
 import { compareVersions, type ImageVersion } from "../image/format";
 import { verifyP256 } from "../crypto/ecdsa";
-import type { Keyring } from "../crypto/keyring";
+import { checkScope, KeyRole, type SignerLookup } from "../crypto/keyring";
+import { sequenceOrder } from "./keyset";
 import { sha256Of } from "../crypto/hash";
 import { MAX_DER_SIGNATURE } from "../crypto/der";
 import { equalBytes, utf8Decode, utf8Encode } from "../util/bytes";
@@ -54,8 +55,10 @@ export const MAX_REVOCATION_RECORDS = 16;
 export const MAX_REVOCATION_ENVELOPE_BYTES = ENVELOPE_HEADER_BYTES + MAX_REVOCATION_BYTES + KEY_ID_BYTES + 1 + MAX_DER_SIGNATURE;
 /** Format byte of the persisted state (`encodeRevocationState`). */
 export const REVOCATION_STATE_FORMAT = 1;
-/** Largest persisted state: format, id length, 64-byte id, sequence, issued-at, version, counter, count, 16 hashes. */
-export const MAX_REVOCATION_STATE_BYTES = 1 + 1 + 64 + 4 + 4 + 8 + 4 + 1 + 32 * MAX_BLOCKED;
+/** Format byte of the persisted state of a record with an epoch above 0 (the epoch follows the sequence). */
+export const REVOCATION_STATE_FORMAT_EPOCH = 2;
+/** Largest persisted state: format, id length, 64-byte id, sequence, epoch, issued-at, version, counter, count, 16 hashes (603). */
+export const MAX_REVOCATION_STATE_BYTES = 1 + 1 + 64 + 4 + 4 + 4 + 8 + 4 + 1 + 32 * MAX_BLOCKED;
 
 /** Record types; bit 7 marks a critical field. */
 export const RevocationField = Object.freeze({
@@ -68,6 +71,8 @@ export const RevocationField = Object.freeze({
   MIN_SECURITY_COUNTER: 0x85,
   /** n × 32 bytes, n = 0..16: SHA-256 of complete images (header through TLV area). */
   BLOCKED: 0x86,
+  /** u32, optional (absent = 0): the sequence epoch; a key set of that epoch must be held (docs/formats.md "Key set"). */
+  EPOCH: 0x87,
 });
 
 const LAYOUT: RecordLayout = Object.freeze({
@@ -84,6 +89,7 @@ const LAYOUT: RecordLayout = Object.freeze({
     [RevocationField.MIN_VERSION]: { kind: "version" },
     [RevocationField.MIN_SECURITY_COUNTER]: { kind: "u32" },
     [RevocationField.BLOCKED]: { kind: "bytes", max: 32 * MAX_BLOCKED },
+    [RevocationField.EPOCH]: { kind: "u32" },
   }),
   fields: RevocationField,
 });
@@ -94,8 +100,10 @@ const ENVELOPE: EnvelopeLayout = Object.freeze({ noun: "revocation record", magi
 export interface RevocationRecord {
   /** The device class it applies to, e.g. "usr-n520". */
   readonly hardwareId: string;
-  /** Monotonic, ≥ 1: a device takes only a greater one than it holds. */
+  /** Monotonic, ≥ 1: a device takes only a greater one than it holds, by at most MAX_SEQUENCE_STEP (./keyset). */
   readonly sequence: number;
+  /** The sequence epoch (absent = 0): (epoch, sequence) orders records; the root's key set authorises each epoch. */
+  readonly epoch?: number;
   /** Unix seconds (informational: a record never expires, a newer sequence replaces it). */
   readonly issuedAt: number;
   /** Images with a lower version (build number included) are revoked. */
@@ -143,7 +151,8 @@ export function decodeRevocation(bytes: Uint8Array): RevocationRecord {
   const blocked: Uint8Array[] = [];
   for (let at = 0; at < list.length; at += 32) blocked.push(list.slice(at, at + 32));
   if (hasRepeat(blocked)) throw new OtaError(Reason.REVOCATION_MALFORMED, "an image hash is blocked twice", RevocationField.BLOCKED);
-  return Object.freeze({ hardwareId, sequence, issuedAt, minVersion, minSecurityCounter, blocked: Object.freeze(blocked) });
+  const epoch = (values[RevocationField.EPOCH] as number | undefined) ?? 0;
+  return Object.freeze({ hardwareId, sequence, ...(epoch ? { epoch } : {}), issuedAt, minVersion, minSecurityCounter, blocked: Object.freeze(blocked) });
 }
 
 /**
@@ -169,7 +178,7 @@ function refuse(reason: ReasonCode, message: string): RevocationResult {
 
 /**
  * Authenticate and decode a signed revocation envelope: layout, then the key
- * id must be in `keyring`, then the signature over SHA-256(record) must
+ * id must be allowed to sign revocations (`signers`, as parseSignedManifest), then the signature over SHA-256(record) must
  * verify, then the record is decoded strictly. Whether this device takes it
  * is `acceptRevocation`.
  *
@@ -181,17 +190,20 @@ function refuse(reason: ReasonCode, message: string): RevocationResult {
  * @throws TypeError when `bytes` is not a Uint8Array (misuse).
  * @example const r = parseSignedRevocation(payload, keyring, platform.digest); if (r.ok) acceptRevocation(held, r.record, hwId)
  */
-export function parseSignedRevocation(bytes: Uint8Array, keyring: Keyring, digest: Digest): RevocationResult {
+export function parseSignedRevocation(bytes: Uint8Array, signers: SignerLookup, digest: Digest): RevocationResult {
   if (!(bytes instanceof Uint8Array)) throw new TypeError("revocation envelope must be a Uint8Array");
   try {
     const env = decodeRevocationEnvelope(bytes);
-    const key = keyring.find(env.keyId);
-    if (!key) return refuse(Reason.REVOCATION_UNKNOWN_KEY, "signed by a key this device does not trust");
+    const signer = signers.signer(env.keyId, KeyRole.REVOCATION);
+    if (!signer.ok) return refuse(signer.reason ?? Reason.REVOCATION_UNKNOWN_KEY, signer.message);
     const id = sha256Of(digest, env.manifest);
-    const check = verifyP256(id, env.signature, key.publicKey, "der");
+    const check = verifyP256(id, env.signature, signer.key.publicKey, "der");
     if (check === Reason.SIGNATURE_INVALID) return refuse(Reason.REVOCATION_BAD_SIGNATURE, "signature does not verify");
     if (check !== Reason.OK) return refuse(check, "signature or key malformed");
-    return { ok: true, record: decodeRevocation(env.manifest), id };
+    const record = decodeRevocation(env.manifest);
+    const scope = checkScope(signer.scope, record.hardwareId, record.issuedAt);
+    if (scope !== Reason.OK) return refuse(scope, `the key set does not let this key revoke for ${record.hardwareId} at ${record.issuedAt}`);
+    return { ok: true, record, id };
   } catch (e) {
     if (e instanceof OtaError) return refuse(e.code, e.message);
     throw e;
@@ -200,20 +212,27 @@ export function parseSignedRevocation(bytes: Uint8Array, keyring: Keyring, diges
 
 /**
  * Does the device take `incoming` in place of `held`? Checked in this order:
- * the record is for `hardwareId` (REVOCATION_WRONG_HARDWARE); with nothing
- * held, yes; a greater sequence, yes; the same sequence with the same content
- * (`sameRevocation`: a re-send), yes, and there is nothing to store; else
- * REVOCATION_OLDER (a lower sequence, or a different record under a sequence
- * already held). Pure.
- * @returns Reason.OK, REVOCATION_WRONG_HARDWARE or REVOCATION_OLDER.
+ * the record is for `hardwareId` (REVOCATION_WRONG_HARDWARE); its (epoch,
+ * sequence) against the held one's (nothing held = epoch 0, sequence 0;
+ * ./keyset `sequenceOrder`): an epoch above `maxEpoch` (the held key set's,
+ * 0 without one), a sequence more than MAX_SEQUENCE_STEP ahead, or a first
+ * sequence of a new epoch above it is SEQUENCE_JUMP (so no record can lock
+ * the sequence at 0xFFFFFFFF, and a device that holds such a record takes a
+ * new epoch's records once the root's key set opens it); newer, yes; the
+ * same with the same content (`sameRevocation`: a re-send), yes, and there
+ * is nothing to store; else REVOCATION_OLDER (a lower one, or a different
+ * record under one already held). Pure.
+ * @returns Reason.OK, REVOCATION_WRONG_HARDWARE, SEQUENCE_JUMP or REVOCATION_OLDER.
  * @throws TypeError when `hardwareId` is not a string (misuse).
- * @example if (acceptRevocation(held, r.record, "usr-n520") === Reason.OK && !(held && sameRevocation(held, r.record))) store(r.record)
+ * @example if (acceptRevocation(held, r.record, "usr-n520", trust.epoch) === Reason.OK && !(held && sameRevocation(held, r.record))) store(r.record)
  */
-export function acceptRevocation(held: RevocationRecord | undefined, incoming: RevocationRecord, hardwareId: string): ReasonCode {
+export function acceptRevocation(held: RevocationRecord | undefined, incoming: RevocationRecord, hardwareId: string, maxEpoch = 0): ReasonCode {
   if (typeof hardwareId !== "string") throw new TypeError("hardwareId must be a string");
   if (incoming.hardwareId !== hardwareId) return Reason.REVOCATION_WRONG_HARDWARE;
-  if (held === undefined || incoming.sequence > held.sequence) return Reason.OK;
-  if (incoming.sequence === held.sequence && sameRevocation(held, incoming)) return Reason.OK;
+  const order = sequenceOrder(held && { epoch: held.epoch ?? 0, sequence: held.sequence }, { epoch: incoming.epoch ?? 0, sequence: incoming.sequence }, maxEpoch);
+  if (order === "newer") return Reason.OK;
+  if (order === "jump") return Reason.SEQUENCE_JUMP;
+  if (order === "same" && held && sameRevocation(held, incoming)) return Reason.OK;
   return Reason.REVOCATION_OLDER;
 }
 
@@ -278,9 +297,10 @@ function isVersion(v: ImageVersion | undefined): boolean {
 }
 
 /**
- * The compact form a device persists (≤ MAX_REVOCATION_STATE_BYTES = 599):
+ * The compact form a device persists (≤ MAX_REVOCATION_STATE_BYTES = 603):
  *   format u8 = 1 | H u8 | hardware id (H bytes) | sequence u32 LE | issuedAt u32 LE |
  *   minVersion (8, as the MCUboot header) | minSecurityCounter u32 LE | N u8 | N × 32 hashes
+ * and, for a record of epoch > 0, format 2 with `epoch u32 LE` after the sequence.
  * @throws RangeError / TypeError for a record no decoder would produce (misuse).
  * @example store.put("revocation", encodeRevocationState(record))
  */
@@ -288,21 +308,25 @@ export function encodeRevocationState(record: RevocationRecord): Uint8Array {
   const id = typeof record.hardwareId === "string" ? utf8Encode(record.hardwareId) : undefined;
   if (id === undefined || id.length < 1 || id.length > 64 || !PRINTABLE.test(record.hardwareId)) throw new RangeError("hardwareId must be 1..64 printable ASCII");
   if (!isU32(record.sequence) || record.sequence === 0) throw new RangeError("sequence must be 1..2^32-1");
+  const epoch = record.epoch ?? 0;
+  if (!isU32(epoch)) throw new RangeError("epoch must be a u32");
+  const e = epoch > 0 ? 4 : 0;
   if (!isU32(record.issuedAt)) throw new RangeError("issuedAt must be a u32");
   if (!isVersion(record.minVersion)) throw new RangeError("minVersion is not a u8.u8.u16+u32 version");
   if (!isU32(record.minSecurityCounter)) throw new RangeError("minSecurityCounter must be a u32");
   if (!Array.isArray(record.blocked) || record.blocked.length > MAX_BLOCKED) throw new RangeError(`blocked must be an array of at most ${MAX_BLOCKED} hashes`);
   for (const h of record.blocked) if (!(h instanceof Uint8Array) || h.length !== 32) throw new RangeError("each blocked hash must be 32 bytes");
   const n = record.blocked.length;
-  const out = new Uint8Array(1 + 1 + id.length + 4 + 4 + 8 + 4 + 1 + 32 * n);
+  const out = new Uint8Array(1 + 1 + id.length + 4 + e + 4 + 8 + 4 + 1 + 32 * n);
   let at = 0;
-  out[at++] = REVOCATION_STATE_FORMAT;
+  out[at++] = e ? REVOCATION_STATE_FORMAT_EPOCH : REVOCATION_STATE_FORMAT;
   out[at++] = id.length;
   out.set(id, at);
   at += id.length;
   u32(out, at, record.sequence);
-  u32(out, at + 4, record.issuedAt);
-  at += 8;
+  if (e) u32(out, at + 4, epoch);
+  u32(out, at + 4 + e, record.issuedAt);
+  at += 8 + e;
   const v = record.minVersion;
   out[at] = v.major;
   out[at + 1] = v.minor;
@@ -334,17 +358,20 @@ export function decodeRevocationState(bytes: Uint8Array): RevocationRecord {
   if (!(bytes instanceof Uint8Array)) throw new TypeError("revocation state must be a Uint8Array");
   if (bytes.length > MAX_REVOCATION_STATE_BYTES) throw corrupt(`${bytes.length} bytes (max ${MAX_REVOCATION_STATE_BYTES})`);
   if (bytes.length < 2) throw corrupt("truncated");
-  if (bytes[0] !== REVOCATION_STATE_FORMAT) throw corrupt(`format ${bytes[0]}`);
+  if (bytes[0] !== REVOCATION_STATE_FORMAT && bytes[0] !== REVOCATION_STATE_FORMAT_EPOCH) throw corrupt(`format ${bytes[0]}`);
+  const e = bytes[0] === REVOCATION_STATE_FORMAT_EPOCH ? 4 : 0;
   const h = bytes[1];
   if (h < 1 || h > 64) throw corrupt(`hardware id length ${h}`);
-  const fixed = 2 + h + 20 + 1;
+  const fixed = 2 + h + 20 + e + 1;
   if (bytes.length < fixed) throw corrupt("truncated");
   const hardwareId = utf8Decode(bytes.subarray(2, 2 + h));
   if (hardwareId === undefined || !PRINTABLE.test(hardwareId)) throw corrupt("hardware id characters");
   let at = 2 + h;
   const sequence = rdU32(bytes, at);
-  const issuedAt = rdU32(bytes, at + 4);
-  at += 8;
+  const epoch = e ? rdU32(bytes, at + 4) : 0;
+  const issuedAt = rdU32(bytes, at + 4 + e);
+  at += 8 + e;
+  if (e && epoch === 0) throw corrupt("format 2 with epoch 0");
   const minVersion = Object.freeze({ major: bytes[at], minor: bytes[at + 1], revision: bytes[at + 2] | (bytes[at + 3] << 8), build: rdU32(bytes, at + 4) });
   at += 8;
   const minSecurityCounter = rdU32(bytes, at);
@@ -356,5 +383,5 @@ export function decodeRevocationState(bytes: Uint8Array): RevocationRecord {
   const blocked: Uint8Array[] = [];
   for (let i = 0; i < n; i++) blocked.push(bytes.slice(at + 32 * i, at + 32 * i + 32));
   if (hasRepeat(blocked)) throw corrupt("an image hash is blocked twice");
-  return Object.freeze({ hardwareId, sequence, issuedAt, minVersion, minSecurityCounter, blocked: Object.freeze(blocked) });
+  return Object.freeze({ hardwareId, sequence, ...(epoch ? { epoch } : {}), issuedAt, minVersion, minSecurityCounter, blocked: Object.freeze(blocked) });
 }

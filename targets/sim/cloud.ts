@@ -35,6 +35,8 @@ import { equalBytes, toHex } from "../../src/util/bytes";
 import { Reason } from "../../src/errors";
 import { RETRYABLE_REASONS } from "../../src/agent/retry";
 import { checkRevoked, decodeRevocation, decodeRevocationEnvelope, type RevocationRecord } from "../../src/update/revocation";
+import { decodeKeySet, decodeKeySetEnvelope, type KeySet } from "../../src/update/keyset";
+import { softwareDigest } from "../../src/crypto/sha256";
 
 /** Outcome reasons that do not stop a release from being offered again (the same rule as the device's replay list). */
 export const TRANSIENT: readonly number[] = RETRYABLE_REASONS;
@@ -222,6 +224,27 @@ export class VirtualCloud {
     this.revocation = { envelope, record: decodeRevocation(decodeRevocationEnvelope(envelope).manifest) };
   }
 
+  /** The key set the cloud publishes (its signed envelope and content). */
+  keySet: { envelope: Uint8Array; keySet: KeySet } | undefined;
+
+  /** Publish this signed key set from now on (to every device whose heartbeat holds an older one). */
+  setKeySet(envelope: Uint8Array): void {
+    this.keySet = { envelope, keySet: decodeKeySet(decodeKeySetEnvelope(envelope).manifest, softwareDigest) };
+  }
+
+  /** Send a key set envelope to a device now, whatever it holds (tests of refusals). */
+  pushKeySet(deviceId: string, envelope: Uint8Array): void {
+    this.publishTo(deviceId, topicFor(deviceId, CloudTopic.keySet), envelope);
+  }
+
+  /**
+   * Signs the time statement each ack carries (`xs-ota serve --time-key`); absent:
+   * acks carry none. Given the ack's time; may return undefined (a broker that drops it).
+   */
+  timeStatement: ((time: number) => Uint8Array | undefined) | undefined;
+  /** Added to the plain ack time (a broker that rewinds its acks: negative). */
+  ackTimeShiftS = 0;
+
   /** Send a revocation envelope to a device now, whatever it holds (tests of refusals). */
   pushRevocation(deviceId: string, envelope: Uint8Array): void {
     this.publishTo(deviceId, topicFor(deviceId, CloudTopic.revocation), envelope);
@@ -307,9 +330,16 @@ export class VirtualCloud {
   private onHeartbeat(deviceId: string, hb: Heartbeat): void {
     this.heartbeats.push({ deviceId, heartbeat: hb, at: this.net.clock.now() });
     if (this.silent) return;
-    this.publishTo(deviceId, topicFor(deviceId, CloudTopic.heartbeatAck), encodeHeartbeatAck({ seq: hb.seq, interval: this.heartbeatIntervalS, time: this.now() }));
+    const time = this.now() + this.ackTimeShiftS;
+    const statement = this.timeStatement?.(time);
+    this.publishTo(deviceId, topicFor(deviceId, CloudTopic.heartbeatAck), encodeHeartbeatAck({ seq: hb.seq, interval: this.heartbeatIntervalS, time, ...(statement ? { statement } : {}) }));
+    // The key set first: the revocation record and the offer may be signed by keys it brings.
+    const ks = this.keySet?.keySet;
+    const held = hb.keySet;
+    if (ks && (!held || held.epoch < ks.epoch || (held.epoch === ks.epoch && held.sequence < ks.sequence))) this.pushKeySet(deviceId, this.keySet!.envelope);
     const rev = this.revocation;
-    if (rev && (hb.revocation ?? 0) < rev.record.sequence) this.pushRevocation(deviceId, rev.envelope);
+    const heldRev = { epoch: hb.revocationEpoch ?? 0, sequence: hb.revocation ?? 0 };
+    if (rev && (heldRev.epoch < (rev.record.epoch ?? 0) || (heldRev.epoch === (rev.record.epoch ?? 0) && heldRev.sequence < rev.record.sequence))) this.pushRevocation(deviceId, rev.envelope);
     // a device whose running firmware is revoked asks for a replacement
     if (hb.state !== "idle" && hb.state !== "revoked") return;
     const offer = this.chooseOffer(deviceId, hb);

@@ -103,4 +103,59 @@ describe("interop: rollouts by plan, two serve instances on mosquitto", () => {
     console.log(`halted: ${halted.why}; canary ${canary.length} devices (${canary.map((d) => `${d.id} ${d.outcome}`).join(", ")}); later waves ${later.length} devices on 1.0.0+1; duplicates ignored ${view.duplicateReports}`);
     await Promise.all([stopProc(a), stopProc(b)]);
   });
+
+  it("one instance killed mid-rollout: devices finish through the other; a restarted instance resumes the plan from the broker", async () => {
+    const sub = join(work, "good");
+    const rf = releaseFolder((mkdtempSync(sub), sub));
+    const a = await startServeBroker(rf, brokerUrl(), broker.tls.ca, "a");
+    const b = await startServeBroker(rf, brokerUrl(), broker.tls.ca, "b");
+    procs.push(a, b);
+    const planPath = join(sub, "plan.json");
+    writeFileSync(planPath, planText([
+      { name: "canary", upToPercent: 10, soakSec: 2, failureBudget: 2 },
+      { name: "rest", upToPercent: 100, soakSec: 0, failureBudget: 10 },
+    ], 8));
+    // serve --trust: an unsigned plan is refused.
+    const unsigned = startCli(["rollout", "start", "--plan", planPath, "--releases", rf.dir, "--server", `https://127.0.0.1:${b.httpsPort}`]);
+    expect(await unsigned.exited).toBe(1);
+    expect(unsigned.out).toMatch(/PLAN_SIGNATURE: serve trusts release keys/);
+    const start = startCli(["rollout", "start", "--plan", planPath, "--key", rf.keyPath, "--releases", rf.dir, "--server", `https://127.0.0.1:${b.httpsPort}`, "--json"]);
+    expect(await start.exited, start.out).toBe(0);
+    const id: string = JSON.parse(start.out.slice(start.out.indexOf("{"))).id;
+    const report = join(sub, "fleet.json");
+    const devices = sim(rf, report, 75, "powercut=0.1,linkdrop=0.1");
+    // The plan's bound over both instances, sampled as the live instance sees it.
+    let peak = 0;
+    const sampler = setInterval(() => void fleetView(rf, b.httpsPort).then((f) => (peak = Math.max(peak, f.rollouts[0]?.inFlight ?? 0)), () => {}), 250);
+    // Mid-rollout: the second wave is open and some of it is in flight.
+    await waitFor("the second wave to be under way", async () => {
+      const r = (await fleetView(rf, a.httpsPort)).rollouts[0];
+      return r.currentWave === 1 && (r.waves[1].stages.updating ?? 0) + (r.waves[1].stages.committed ?? 0) > 0;
+    }, 120_000, () => a.out + b.out);
+    a.child.kill("SIGKILL"); // by PID: the instance dies without a word, holding whatever it held
+    expect(await a.exited).toBeNull();
+    const mid = (await fleetView(rf, b.httpsPort)).rollouts[0];
+    // A new instance (a restart of the killed one) reads the plan and progress back from the broker's retained records.
+    const c = await startServeBroker(rf, brokerUrl(), broker.tls.ca, "c");
+    procs.push(c);
+    await waitFor("the restarted instance to hold the rollout", async () => (await fleetView(rf, c.httpsPort)).rollouts[0]?.id === id, 30_000, () => c.out);
+    const resumed = (await fleetView(rf, c.httpsPort)).rollouts[0];
+    expect(resumed.status).toBe("running");
+    expect(resumed.currentWave).toBe(1);
+    expect(resumed.waves[0].opened).toBe(mid.waves[0].opened);
+    expect(resumed.waves[0].stages.committed ?? 0).toBeGreaterThanOrEqual(mid.waves[0].stages.committed ?? 0);
+    await waitFor("the rollout to complete", async () => (await fleetView(rf, b.httpsPort)).rollouts[0].status === "complete", 120_000, () => b.out + c.out);
+    expect(await devices.exited, devices.out).toBe(0);
+    clearInterval(sampler);
+    expect(peak).toBeGreaterThan(0);
+    expect(peak).toBeLessThanOrEqual(8);
+    const fleet: FleetReport = JSON.parse(readFileSync(report, "utf8"));
+    expect(fleet.bricked).toBe(0);
+    const notCommitted = fleet.perDevice.filter((d) => d.version !== "1.1.0+2");
+    expect(notCommitted.map((d) => `${d.id} ${d.outcome} ${d.reasonName ?? ""}`)).toEqual([]);
+    const done = (await fleetView(rf, c.httpsPort)).rollouts[0];
+    expect(done.inFlight).toBe(0);
+    expect(done.waves.reduce((n, w) => n + (w.stages.committed ?? 0) + (w.stages["up-to-date"] ?? 0), 0)).toBe(DEVICES);
+    console.log(`killed instance a mid-rollout (wave 2: ${JSON.stringify(mid.waves[1].stages)}); peak in flight ${peak} of 8; all ${DEVICES} committed through b and c; duplicates ignored ${done.waves.length && (await fleetView(rf, b.httpsPort)).duplicateReports}`);
+  });
 });

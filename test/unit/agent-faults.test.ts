@@ -8,6 +8,7 @@ import { describe, expect, it } from "vitest";
 import { Reason } from "../../src/errors";
 import { formatVersion } from "../../src/image/format";
 import { buildImage, release, testKey } from "../lib/sim-fixtures";
+import { fleetKeySet, TRUSTED_DEVICE, trustWorld } from "../lib/trust";
 import { makeWorld } from "../lib/sim-world";
 import { makePatch } from "../../tools/delta/index";
 
@@ -78,9 +79,11 @@ describe("agent: refusals are reported with their reason", () => {
     it(name, () => {
       const w = makeWorld();
       const r = make(w);
+      // Expiry is decided against signed time only: a world with a key set and a time key (issue 16B).
+      if (reason === Reason.MANIFEST_EXPIRED) trustWorld(w, fleetKeySet({ batch: [w.key] }));
       // the cloud would not offer most of these; push it as an offer directly
       w.cloud.releases = [];
-      const d = w.addDevice("dev");
+      const d = w.addDevice("dev", reason === Reason.MANIFEST_EXPIRED ? TRUSTED_DEVICE : {});
       d.run(2000);
       w.cloud.pushOffer("dev", r.envelope);
       d.run(2000);

@@ -114,7 +114,7 @@ describe("cloud messages", () => {
   });
   it("topics carry the device id and a device is addressed only on its own", () => {
     expect(topicFor("dev-1", "hb")).toBe("xs-ota/v1/dev-1/hb");
-    expect(deviceSubscriptions("dev-1").map((s) => s.topic)).toEqual(["xs-ota/v1/dev-1/hb/ack", "xs-ota/v1/dev-1/offer", "xs-ota/v1/dev-1/chunk/res", "xs-ota/v1/dev-1/cmd", "xs-ota/v1/dev-1/revocation"]);
+    expect(deviceSubscriptions("dev-1").map((s) => s.topic)).toEqual(["xs-ota/v1/dev-1/hb/ack", "xs-ota/v1/dev-1/offer", "xs-ota/v1/dev-1/chunk/res", "xs-ota/v1/dev-1/cmd", "xs-ota/v1/dev-1/revocation", "xs-ota/v1/dev-1/keyset"]);
     expect(() => topicFor("a/b", "hb")).toThrow(RangeError);
     expect(() => topicFor("#", "hb")).toThrow(RangeError);
     throwsCode(() => deviceInboundLeaf("dev-1", "xs-ota/v1/dev-10/cmd"), Reason.MESSAGE_TOPIC);

@@ -10,6 +10,7 @@
 import { sha256 } from "@noble/hashes/sha2.js";
 import { describe, expect, it } from "vitest";
 import { createKeyring } from "../../src/crypto/keyring";
+import { MAX_SEQUENCE_STEP } from "../../src/update/keyset";
 import { softwareDigest } from "../../src/crypto/sha256";
 import { isOtaError, Reason, reasonName, type ReasonCode } from "../../src/errors";
 import { parseVersion } from "../../src/image/format";
@@ -272,10 +273,25 @@ describe("random input never throws", () => {
 
 describe("acceptRevocation: monotonic, per hardware id", () => {
   const next = { ...rec, sequence: rec.sequence + 1 };
-  it("takes the first record and any greater sequence", () => {
+  it("takes the first record and any greater sequence within the bounded step", () => {
     expect(acceptRevocation(undefined, rec, "usr-n520")).toBe(Reason.OK);
     expect(acceptRevocation(rec, next, "usr-n520")).toBe(Reason.OK);
-    expect(acceptRevocation(rec, { ...rec, sequence: 0xffffffff }, "usr-n520")).toBe(Reason.OK);
+    expect(acceptRevocation(rec, { ...rec, sequence: rec.sequence + MAX_SEQUENCE_STEP }, "usr-n520")).toBe(Reason.OK);
+  });
+  it("refuses a sequence more than MAX_SEQUENCE_STEP ahead with SEQUENCE_JUMP: 0xFFFFFFFF can no longer lock the sequence", () => {
+    expect(acceptRevocation(rec, { ...rec, sequence: rec.sequence + MAX_SEQUENCE_STEP + 1 }, "usr-n520")).toBe(Reason.SEQUENCE_JUMP);
+    expect(acceptRevocation(rec, { ...rec, sequence: 0xffffffff }, "usr-n520")).toBe(Reason.SEQUENCE_JUMP);
+    expect(acceptRevocation(undefined, { ...rec, sequence: 0xffffffff }, "usr-n520")).toBe(Reason.SEQUENCE_JUMP);
+  });
+  it("a device stuck at 0xFFFFFFFF (an older firmware took it) takes records of the next epoch once the root's key set opens it", () => {
+    const stuck = { ...rec, sequence: 0xffffffff };
+    const fresh = { ...rec, sequence: 1, epoch: 1, minSecurityCounter: 9 };
+    expect(acceptRevocation(stuck, fresh, "usr-n520", 0), "epoch 1 not authorised yet").toBe(Reason.SEQUENCE_JUMP);
+    expect(acceptRevocation(stuck, fresh, "usr-n520", 1)).toBe(Reason.OK);
+    expect(acceptRevocation(fresh, { ...stuck, epoch: 0 }, "usr-n520", 1), "the old epoch is over").toBe(Reason.REVOCATION_OLDER);
+    expect(acceptRevocation(stuck, { ...fresh, sequence: MAX_SEQUENCE_STEP + 1 }, "usr-n520", 1), "a new epoch starts low").toBe(Reason.SEQUENCE_JUMP);
+    expect(decodeRevocationState(encodeRevocationState(fresh))).toEqual(fresh);
+    expect(encodeRevocationState(fresh)[0]).toBe(2);
   });
   it("refuses an older sequence with REVOCATION_OLDER", () => {
     expect(acceptRevocation(next, rec, "usr-n520")).toBe(Reason.REVOCATION_OLDER);
@@ -331,12 +347,12 @@ describe("checkRevoked: blocked hash, minimum version and counter at their bound
 });
 
 describe("persisted state: encodeRevocationState / decodeRevocationState", () => {
-  it("round-trips and is at most 599 bytes for 16 hashes and a 64-byte hardware id", () => {
+  it("round-trips and is at most 603 bytes for 16 hashes, a 64-byte hardware id and an epoch", () => {
     expect(decodeRevocationState(encodeRevocationState(rec))).toEqual(rec);
-    const big: RevocationRecord = { ...rec, hardwareId: "h".repeat(64), minVersion: V("255.255.65535+4294967295"), minSecurityCounter: 0xffffffff, sequence: 0xffffffff, blocked: Array.from({ length: 16 }, (_, i) => H(i)) };
+    const big: RevocationRecord = { ...rec, hardwareId: "h".repeat(64), minVersion: V("255.255.65535+4294967295"), minSecurityCounter: 0xffffffff, sequence: 0xffffffff, epoch: 0xffffffff, blocked: Array.from({ length: 16 }, (_, i) => H(i)) };
     const b = encodeRevocationState(big);
     expect(b.length).toBe(MAX_REVOCATION_STATE_BYTES);
-    expect(b.length).toBeLessThanOrEqual(600);
+    expect(b.length).toBeLessThanOrEqual(603);
     expect(decodeRevocationState(b)).toEqual(big);
     expect(encodeRevocationState({ ...rec, blocked: [] }).length).toBe(1 + 1 + 8 + 20 + 1);
   });
@@ -356,7 +372,7 @@ describe("persisted state: encodeRevocationState / decodeRevocationState", () =>
     ["count larger than the hashes present", (() => { const t = Uint8Array.from(good); t[2 + 8 + 20] = 3; return t; })()],
     ["a trailing byte", Uint8Array.from([...good, 0])],
     ["a hash stored twice", encodeRevocationStateUnchecked([H(1), H(1)])],
-    ["over 599 bytes", new Uint8Array(MAX_REVOCATION_STATE_BYTES + 1).fill(1)],
+    ["over 603 bytes", new Uint8Array(MAX_REVOCATION_STATE_BYTES + 1).fill(1)],
   ];
   for (const [name, bytes] of corpus) {
     it(`${name} → REVOCATION_MALFORMED`, () => {

@@ -242,6 +242,29 @@ describe("shared state between two instances", () => {
     expect(mergeRollout(halted, resumed)).toMatchObject({ status: "halted", opened: [1, 7] });
   });
 
+  it("two instances whose writes reach each other late never hold more places together than the plan's bound; a gone instance's share passes to the other", () => {
+    const queue: { to: number; topic: string; payload: Uint8Array }[] = [];
+    const clock = { t: 1_800_000_000_000 };
+    const inst = [0, 1].map((n) => rig({ clock, publish: (topic, payload) => queue.push({ to: 1 - n, topic, payload }) }));
+    const deliver = () => queue.splice(0).forEach((m) => inst[m.to].store.receive(m.topic, m.payload));
+    inst[0].plans.start(planText({ waves: [{ name: "all", upToPercent: 100, soakSec: 0, failureBudget: 100 }], maxInFlight: 5 }));
+    inst[1].plans.tick();
+    deliver();
+    expect(inst[0].plans.instances()).toEqual(inst[1].plans.instances());
+    // Nothing is delivered while both admit: each sees only its own offers.
+    const admitted = ids.map((id, k) => inst[k % 2].plans.admit(id, candidate)).filter(Boolean).length;
+    expect(admitted).toBe(5);
+    deliver();
+    expect(inst[0].plans.fleet().rollouts[0].inFlight).toBe(5);
+    // Instance 1 goes silent: after INSTANCE_GONE_MS its live places still count, but the free ones are all instance 0's.
+    clock.t += 7000;
+    inst[0].plans.tick();
+    for (const id of ids.slice(0, 10)) inst[0].plans.report(id, { seq: 9, event: "committed", reason: 0, version: "1.1.0+2", target: "1.1.0+2" });
+    expect(inst[0].plans.instances().length).toBe(1);
+    const more = ids.slice(10).map((id) => inst[0].plans.admit(id, candidate)).filter(Boolean).length;
+    expect(more).toBe(5);
+  });
+
   it("two replicas over a broker that delivers late and out of order converge, with one place per device and no double count", () => {
     // A retained-message broker: it keeps the last record per topic and delivers every publish to both instances, later, shuffled.
     const retained = new Map<string, Uint8Array>();

@@ -312,8 +312,8 @@ function campaignSampled(g: NorGeometry, work: [number, number, Uint8Array][]): 
   return n;
 }
 
-// (16 KiB - 32-byte header) / 2 = 8176 bytes of live data; settings 2 × 544 + journal 3 × 1184 leave 3536 → 55 audit entries of 64 bytes
-const AUDIT_SHARED_16K = 55;
+// (16 KiB - 32-byte header) / 2 = 8176 bytes of live data; settings 2 × 544 + journal 3 × 1184 + trust 1 × 512 leave 3024 → 47 audit entries of 64 bytes
+const AUDIT_SHARED_16K = 47;
 
 describe("storage layout", () => {
   it("splits the simulator's 8 x 8 KiB storage into settings 2, audit 2, journal 4", () => {

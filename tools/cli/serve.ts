@@ -3,7 +3,8 @@ import { resolve, join } from "node:path";
 import { existsSync, statSync } from "node:fs";
 import { createKeyring, type Keyring } from "../../src/crypto/keyring";
 import { softwareDigest } from "../../src/crypto/sha256";
-import { KeyError, readPublicKey } from "../keys/pem";
+import { KeyError, readPublicKey, readSigningKey } from "../keys/pem";
+import type { SigningKey } from "../keys/signer";
 import { formatInventory, inventory } from "../serve/inventory";
 import { startServe } from "../serve/server";
 import { CliError, intOption, io, parse, readInput, usageError, type Command } from "./command";
@@ -22,6 +23,10 @@ heartbeat holds an older one (or none); no release a record revokes is ever
 offered, and a device reporting its running image revoked (state "revoked")
 is offered the newest allowed release as a replacement, older ones included.
 
+Key sets: the *.keyset files in DIR (written by xs-ota keyset make; the
+greatest epoch.sequence wins) are sent to every device whose heartbeat holds
+an older one (or none), before any revocation record or offer.
+
 TLS is on by default: unless --tls-cert/--tls-key are given, a throwaway CA
 and a server certificate for 127.0.0.1 and localhost are written to DIR/tls/
 (ca.pem, server.pem, server-key.pem) and reused on the next start; devices
@@ -38,6 +43,8 @@ line and exit 1.
   --releases DIR           release directory (required)
   --trust PUB.pem          serve only releases signed by this key (repeatable); without it
                            signatures are left to the devices
+  --time-key KEY.pem       a key of the time role (xs-ota keyset): every heartbeat ack carries
+                           serve's time signed with it; devices decide expiry by signed time only
   --quiet                  print only warnings and errors
   --mqtt-port N            embedded broker port (default 8883; 0 = any free port)
   --https-port N           HTTPS Range server port (default 8443; 0 = any free port)
@@ -84,6 +91,7 @@ export const command: Command = {
       {
         releases: { type: "string" },
         trust: { type: "string", multiple: true },
+        "time-key": { type: "string" },
         "mqtt-port": { type: "string" },
         "https-port": { type: "string" },
         host: { type: "string" },
@@ -110,6 +118,16 @@ export const command: Command = {
         keyring = createKeyring(values.trust.map((k) => (readInput(k, "--trust"), readPublicKey(k))), softwareDigest);
       } catch (e) {
         if (e instanceof KeyError) throw new CliError(`--trust ${e.message}`);
+        throw e;
+      }
+    }
+    let timeKey: SigningKey | undefined;
+    if (values["time-key"] !== undefined) {
+      readInput(values["time-key"], "--time-key");
+      try {
+        timeKey = readSigningKey(values["time-key"]);
+      } catch (e) {
+        if (e instanceof KeyError) throw new CliError(`--time-key ${e.message}`);
         throw e;
       }
     }
@@ -146,6 +164,7 @@ export const command: Command = {
       maxInFlight,
       inFlightTimeoutSec: inFlightTimeout,
       planKeys: values.trust?.map((k) => readPublicKey(k)) ?? [],
+      ...(timeKey ? { timeKey } : {}),
       log: (line) => (/^(WARNING|skipping)/.test(line) ? io.warn(line) : io.say(line)),
     });
     io.say("ready");

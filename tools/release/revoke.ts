@@ -52,6 +52,7 @@ export function revocationRecords(r: RevocationRecord, note?: string): ManifestR
   const list = new Uint8Array(32 * r.blocked.length);
   r.blocked.forEach((h, i) => list.set(h, 32 * i));
   add(RevocationField.BLOCKED, list);
+  if (r.epoch) add(RevocationField.EPOCH, u32(r.epoch));
   return out;
 }
 
@@ -79,6 +80,8 @@ export interface RevokeOptions {
   key: SigningKey;
   hardwareId: string;
   sequence: number;
+  /** The sequence epoch (default 0); a device takes it once it holds a key set of that epoch. */
+  epoch?: number;
   issuedAt: number;
   minVersion: RevocationRecord["minVersion"];
   minSecurityCounter: number;
@@ -108,7 +111,10 @@ export function makeRevocation(o: RevokeOptions): RevokeResult {
   }
   let bytes: Uint8Array;
   try {
-    bytes = encodeRevocation({ hardwareId: o.hardwareId, sequence: o.sequence, issuedAt: o.issuedAt, minVersion: o.minVersion, minSecurityCounter: o.minSecurityCounter, blocked }, o.note);
+    bytes = encodeRevocation(
+      { hardwareId: o.hardwareId, sequence: o.sequence, ...(o.epoch ? { epoch: o.epoch } : {}), issuedAt: o.issuedAt, minVersion: o.minVersion, minSecurityCounter: o.minSecurityCounter, blocked },
+      o.note,
+    );
   } catch (e) {
     throw new RevokeError(`cannot encode the revocation record: ${(e as Error).message}`);
   }
@@ -142,17 +148,22 @@ export function isBareRevocation(bytes: Uint8Array): boolean {
   return bytes.length >= 4 && REVOCATION_MAGIC.every((x, i) => bytes[i] === x);
 }
 
+/** (epoch, sequence) of a record as one comparable number (epoch × 2^32 + sequence: exact below 2^53). */
+export function revocationOrder(r: { readonly epoch?: number; readonly sequence: number }): number {
+  return (r.epoch ?? 0) * 0x100000000 + r.sequence;
+}
+
 /**
- * The record that wins for each hardware id: the greatest sequence. Two
- * different files with the same hardware id and sequence are a signer's
- * mistake: the first in path order wins and `onConflict` is told.
+ * The record that wins for each hardware id: the greatest (epoch, sequence).
+ * Two different files with the same hardware id, epoch and sequence are a
+ * signer's mistake: the first in path order wins and `onConflict` is told.
  */
 export function newestRevocations(entries: readonly RevocationEntry[], onConflict?: (kept: RevocationEntry, dropped: RevocationEntry) => void): Map<string, RevocationEntry> {
   const best = new Map<string, RevocationEntry>();
   for (const e of entries) {
     const cur = best.get(e.record.hardwareId);
-    if (!cur || e.record.sequence > cur.record.sequence) best.set(e.record.hardwareId, e);
-    else if (e.record.sequence === cur.record.sequence && !equal(e.bytes, cur.bytes)) onConflict?.(cur, e);
+    if (!cur || revocationOrder(e.record) > revocationOrder(cur.record)) best.set(e.record.hardwareId, e);
+    else if (revocationOrder(e.record) === revocationOrder(cur.record) && !equal(e.bytes, cur.bytes)) onConflict?.(cur, e);
   }
   return best;
 }
@@ -189,7 +200,7 @@ export function describeRevocationBytes(record: Uint8Array, lines: string[]): vo
   }
   lines.push(`  revocation id:  ${toHex(sha256(record))} (SHA-256 of the ${record.length} signed bytes)`);
   lines.push(`  hardware id:    ${r.hardwareId}`);
-  lines.push(`  sequence:       ${r.sequence}`);
+  lines.push(`  sequence:       ${r.sequence}${r.epoch ? ` (epoch ${r.epoch})` : ""}`);
   lines.push(`  issued at:      ${r.issuedAt} (${new Date(r.issuedAt * 1000).toISOString()})`);
   lines.push(`  min version:    ${formatVersion(r.minVersion)}`);
   lines.push(`  min sec count:  ${r.minSecurityCounter}`);

@@ -21,6 +21,7 @@
  * changes nothing twice, and a place is held only while the records show a
  * recent offer or a live update: a final report or silence frees it.
  */
+import { randomBytes } from "node:crypto";
 import { Reason, reasonName } from "../../src/errors";
 import { compareVersions, formatVersion, parseVersion } from "../../src/image/format";
 import type { Heartbeat } from "../../src/protocol/messages";
@@ -59,7 +60,7 @@ export interface DeviceRecord {
   /** ms of the last heartbeat written (refreshed at least every refreshMs). */
   readonly seen: number;
   /** `dropped`: the offer could not be published (its place is free); a latch on that offer. */
-  readonly offer?: { readonly version: string; readonly rollout: string; readonly dropped?: boolean } & Stamped;
+  readonly offer?: { readonly version: string; readonly rollout: string; readonly dropped?: boolean; /** The serve instance that made it. */ readonly by?: string } & Stamped;
   readonly started?: { readonly version: string } & Stamped;
   readonly finals: { readonly [version: string]: { readonly event: string; readonly reason: number } & Stamped };
   readonly report?: { readonly seq: number; readonly event: string } & Stamped;
@@ -67,6 +68,11 @@ export interface DeviceRecord {
 
 export const ROLLOUT_PREFIX = "rollout/";
 export const DEVICE_PREFIX = "device/";
+/** `instance/<id>`: a serve instance's sign of life ({at}), rewritten every INSTANCE_BEAT_MS. */
+export const INSTANCE_PREFIX = "instance/";
+export const INSTANCE_BEAT_MS = 2000;
+/** An instance not heard from for this long is gone: its share of places goes to the others. */
+export const INSTANCE_GONE_MS = 3 * INSTANCE_BEAT_MS;
 
 const STATUS_RANK: { [s in RolloutStatus]: number } = { running: 0, paused: 0, halted: 1, aborted: 2 };
 const FINAL = ["committed", "rolled-back", "failed", "aborted", "offer-refused"];
@@ -131,6 +137,7 @@ export function mergeDevice(a: DeviceRecord, b: DeviceRecord): DeviceRecord {
 export function mergeRecord(key: string, a: unknown, b: unknown): unknown {
   if (key.startsWith(ROLLOUT_PREFIX)) return mergeRollout(a as RolloutRecord, b as RolloutRecord);
   if (key.startsWith(DEVICE_PREFIX)) return mergeDevice(a as DeviceRecord, b as DeviceRecord);
+  if (key.startsWith(INSTANCE_PREFIX)) return (a as Stamped).at >= (b as Stamped).at ? a : b;
   return b;
 }
 
@@ -193,6 +200,8 @@ export interface PlansOptions {
   readonly offerTimeoutMs?: number;
   readonly now?: () => number;
   readonly log?: (line: string) => void;
+  /** This instance's id (default: random). */
+  readonly instanceId?: string;
 }
 
 interface Parsed {
@@ -206,7 +215,9 @@ export type Gate = { readonly ok: true } | { readonly ok: false; readonly code: 
 
 export class RolloutPlans {
   private readonly plans = new Map<string, Plan>();
-  private readonly cache = new Map<string, { at: number; version: number; view: RolloutView }>();
+  private readonly cache = new Map<string, { at: number; version: number; view: RolloutView; owners: Map<string, number> }>();
+  readonly instanceId: string;
+  private beatAt = 0;
   private readonly offerTimeoutMs: number;
   private readonly now: () => number;
   /** Reports recognised as redeliveries (same device, sequence and event). */
@@ -215,6 +226,7 @@ export class RolloutPlans {
   readonly withheld = new Map<string, number>();
 
   constructor(private readonly o: PlansOptions) {
+    this.instanceId = o.instanceId ?? randomBytes(6).toString("hex");
     this.offerTimeoutMs = o.offerTimeoutMs ?? 15_000;
     this.now = o.now ?? Date.now;
   }
@@ -309,6 +321,7 @@ export class RolloutPlans {
     if (c && c.version === this.o.store.version && now - c.at < 250) return c.view;
     const waves = p.plan.waves.map(() => ({ devices: 0, stages: {} as { [s in DeviceStage]?: number }, lastFinal: 0 }));
     let inFlight = 0;
+    const owners = new Map<string, number>();
     for (const [, d] of this.o.store.entries<DeviceRecord>(DEVICE_PREFIX)) {
       if (!isTargeted(p.plan, d.hw, d.id)) continue;
       const w = waveOf(p.plan, p.rec.id, d.id);
@@ -318,7 +331,11 @@ export class RolloutPlans {
       wv.stages[s] = (wv.stages[s] ?? 0) + 1;
       const f = d.finals[p.version];
       if (f) wv.lastFinal = Math.max(wv.lastFinal, f.at);
-      if (s === "offered" || s === "updating") inFlight++;
+      if (s === "offered" || s === "updating") {
+        inFlight++;
+        const by = d.offer?.by ?? "";
+        owners.set(by, (owners.get(by) ?? 0) + 1);
+      }
     }
     const wviews: WaveView[] = p.plan.waves.map((w, i) => {
       const x = waves[i];
@@ -346,7 +363,7 @@ export class RolloutPlans {
       currentWave,
       waves: wviews,
     };
-    this.cache.set(p.rec.id, { at: now, version: this.o.store.version, view });
+    this.cache.set(p.rec.id, { at: now, version: this.o.store.version, view, owners });
     return view;
   }
 
@@ -370,6 +387,10 @@ export class RolloutPlans {
   /** Open waves that may open, halt rollouts whose wave broke its budget. Idempotent; every instance runs it. */
   tick(): void {
     const now = this.now();
+    if (now - this.beatAt >= INSTANCE_BEAT_MS) {
+      this.beatAt = now;
+      this.o.store.put(INSTANCE_PREFIX + this.instanceId, { id: this.instanceId, at: now });
+    }
     for (const p of this.rollouts()) {
       if (p.rec.status !== "running") continue;
       if (!(p.rec.opened[0] > 0)) {
@@ -441,12 +462,42 @@ export class RolloutPlans {
     const s = this.stage(p, d, now);
     if (s === "offered" || (s === "updating" && d.started && now - d.started.at < this.offerTimeoutMs)) return false;
     const v = this.view(p);
-    if (p.plan.maxInFlight > 0 && v.inFlight >= p.plan.maxInFlight) {
+    if (p.plan.maxInFlight > 0 && (v.inFlight >= p.plan.maxInFlight || this.placesHeld(p) >= this.share(p, now))) {
       this.withheld.set("ROLLOUT_IN_FLIGHT_FULL", (this.withheld.get("ROLLOUT_IN_FLIGHT_FULL") ?? 0) + 1);
       return false;
     }
-    this.putDevice({ ...d, offer: { version: p.version, rollout: p.rec.id, at: now } });
+    this.putDevice({ ...d, offer: { version: p.version, rollout: p.rec.id, at: now, by: this.instanceId } });
     return true;
+  }
+
+  /** Live instances' ids, sorted (this one included). */
+  instances(now = this.now()): string[] {
+    const live = new Set([this.instanceId]);
+    for (const [, r] of this.o.store.entries<{ id: string } & Stamped>(INSTANCE_PREFIX)) if (now - r.at < INSTANCE_GONE_MS) live.add(r.id);
+    return [...live].sort();
+  }
+
+  /** Places this instance's own offers hold in rollout `p` (exact: its own writes are in its replica at once). */
+  private placesHeld(p: Parsed): number {
+    this.view(p);
+    return this.cache.get(p.rec.id)!.owners.get(this.instanceId) ?? 0;
+  }
+
+  /**
+   * This instance's share of the rollout's places: what live instances' offers do
+   * not hold… split evenly. The places held by offers of instances that are gone
+   * count against everyone until they end; so the instances' own places, each
+   * known exactly, never add up to more than the bound, however late the others'
+   * writes arrive.
+   */
+  private share(p: Parsed, now: number): number {
+    const live = this.instances(now);
+    const owners = this.cache.get(p.rec.id)!.owners;
+    let orphaned = 0;
+    for (const [by, n] of owners) if (!live.includes(by)) orphaned += n;
+    const free = Math.max(0, p.plan.maxInFlight - orphaned);
+    const i = live.indexOf(this.instanceId);
+    return Math.floor(free / live.length) + (i < free % live.length ? 1 : 0);
   }
 
   /** An offer that could not be published: its place is freed. */

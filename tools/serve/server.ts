@@ -45,7 +45,7 @@ import {
 import { toHex } from "../../src/util/bytes";
 import { readReleaseDir } from "../release/read";
 import type { Keyring } from "../../src/crypto/keyring";
-import { newestRevocations, type RevocationEntry } from "../release/revoke";
+import { newestRevocations, revocationOrder, type RevocationEntry } from "../release/revoke";
 import { ensureTlsFiles } from "./certs";
 import { checkClientCertificate, clientAuthTlsOptions } from "./client-auth";
 import { chooseOffer, offerContext, type OfferCandidate } from "./offers";
@@ -55,6 +55,9 @@ import { mergeRecord, RolloutPlans } from "./plans";
 import { PublishQueue } from "./publish-queue";
 import { SharedState, STATE_FILTER, STATE_TOPIC_PREFIX } from "./store";
 import { readRevocations } from "./revocations";
+import { readKeySets } from "./keysets";
+import { keySetOrder, newestKeySet, signTimeStatement, type KeySetEntryFile } from "../release/keyset";
+import type { SigningKey } from "../keys/signer";
 
 export interface ServeOptions {
   readonly releasesDir: string;
@@ -104,6 +107,11 @@ export interface ServeOptions {
   readonly trace?: { readonly received: (topic: string) => void; readonly published: (topic: string) => void };
   /** Public keys a rollout plan must be signed by (serve --trust); none = a plan is bound by its hash only. */
   readonly planKeys?: readonly Uint8Array[];
+  /**
+   * A key of the time role (`xs-ota keyset make --time KEY`): every ack then carries a
+   * statement of serve's time signed with it, the only time devices decide expiry by.
+   */
+  readonly timeKey?: SigningKey;
   /** An offer of a planned release not answered within this (s) is taken as lost and its place freed; default 15. */
   readonly offerTimeoutSec?: number;
 }
@@ -177,7 +185,7 @@ export function maySubscribe(clientId: string, filter: string): boolean {
   const prefix = `xs-ota/v1/${clientId}/`;
   if (!filter.startsWith(prefix)) return false;
   const leaf = filter.slice(prefix.length);
-  return leaf === "hb/ack" || leaf === "offer" || leaf === "chunk/res" || leaf === "cmd" || leaf === "revocation" || leaf === "#" || leaf === "+";
+  return leaf === "hb/ack" || leaf === "offer" || leaf === "chunk/res" || leaf === "cmd" || leaf === "revocation" || leaf === "keyset" || leaf === "#" || leaf === "+";
 }
 
 /**
@@ -306,7 +314,13 @@ export async function startServe(o: ServeOptions): Promise<ServeHandle> {
 
   // Releases and revocation records: re-read from DIR at most every 2 s (DIR is the only state).
   type Entry = OfferCandidate & { readonly releaseId: string };
-  let cache: { at: number; entries: Entry[]; revocations: Map<string, RevocationEntry> } | undefined;
+  let cache: { at: number; entries: Entry[]; revocations: Map<string, RevocationEntry>; keySet: KeySetEntryFile | undefined } | undefined;
+  // One signature per second, whatever the number of heartbeats.
+  let signedTime: { time: number; statement: Uint8Array } | undefined;
+  const timeStatement = (time: number): Uint8Array => {
+    if (signedTime?.time !== time) signedTime = { time, statement: signTimeStatement(time, o.timeKey!) };
+    return signedTime.statement;
+  };
   const skipped = new Set<string>();
   const load = () => {
     const t = Date.now();
@@ -326,7 +340,7 @@ export async function startServe(o: ServeOptions): Promise<ServeHandle> {
     const revocations = newestRevocations(readRevocations(o.releasesDir, { onError: skip }), (kept, dropped) =>
       o.log(`revocation ${dropped.path} has the same hardware id and sequence as ${kept.path} but other content; publishing ${kept.path}`),
     );
-    cache = { at: t, entries, revocations };
+    cache = { at: t, entries, revocations, keySet: newestKeySet(readKeySets(o.releasesDir, { onError: skip })) };
     return cache;
   };
   const releases = (): Entry[] => load().entries;
@@ -384,10 +398,17 @@ export async function startServe(o: ServeOptions): Promise<ServeHandle> {
         operator({ deviceId, source: "hb", version: formatVersion(hb.version), state: hb.state, progress: hb.progress, reason: hb.reason, reasonName: reasonName(hb.reason) });
         rollout.seen(deviceId, now());
         plans.heartbeat(deviceId, hb);
-        bus.publish(topicFor(deviceId, "hb/ack"), encodeHeartbeatAck({ seq: hb.seq, interval: o.heartbeatIntervalSec, time: now() }), 1);
-        const { entries, revocations } = load();
+        const time = now();
+        bus.publish(topicFor(deviceId, "hb/ack"), encodeHeartbeatAck({ seq: hb.seq, interval: o.heartbeatIntervalSec, time, ...(o.timeKey ? { statement: timeStatement(time) } : {}) }), 1);
+        const { entries, revocations, keySet } = load();
+        // The key set first: the revocation record and the offer may be signed by keys it brings.
+        const heldKeySet = hb.keySet ? keySetOrder(hb.keySet) : -1;
+        if (keySet && heldKeySet < keySetOrder(keySet.keySet)) {
+          o.log(`key set ${keySet.keySet.epoch}.${keySet.keySet.sequence} to ${deviceId}, which holds ${hb.keySet ? `${hb.keySet.epoch}.${hb.keySet.sequence}` : "none"}`);
+          bus.publish(topicFor(deviceId, "keyset"), keySet.bytes, 1);
+        }
         const revocation = revocations.get(hb.hardwareId);
-        if (revocation && (hb.revocation ?? 0) < revocation.record.sequence) {
+        if (revocation && revocationOrder({ epoch: hb.revocationEpoch, sequence: hb.revocation ?? 0 }) < revocationOrder(revocation.record)) {
           revocationsSent++;
           o.log(`revocation ${revocation.record.sequence} (${hb.hardwareId}) to ${deviceId}, which holds ${hb.revocation ?? "none"}`);
           bus.publish(topicFor(deviceId, "revocation"), revocation.bytes, 1);
