@@ -61,6 +61,18 @@ export class DeviceIdentity {
     this.space.put(record, v);
   }
 
+  /**
+   * The device key's public point, computed once (a scalar multiplication)
+   * and dropped when ensureKey writes a key: this object is the only writer
+   * of its records.
+   */
+  private pub: Uint8Array | undefined;
+
+  private pointOf(k: Uint8Array): Uint8Array {
+    this.pub ??= devicePublicKey(k);
+    return this.pub;
+  }
+
   private key(): Uint8Array | undefined {
     const k = this.read(KEY_RECORD);
     return k && k.length === DEVICE_KEY_LENGTH && isDeviceKey(k) ? k : undefined;
@@ -81,6 +93,7 @@ export class DeviceIdentity {
     if (!this.random) throw new OtaError(Reason.IDENTITY_NO_RANDOM, "this platform has no random source");
     if (!this.space) throw new OtaError(Reason.STORE_GEOMETRY, "the storage layout has no room for the device identity");
     const k = generateDeviceKey(this.random);
+    this.pub = undefined;
     if (this.read(CERT_RECORD)) this.write(CERT_RECORD, undefined);
     this.write(KEY_RECORD, k);
     k.fill(0);
@@ -90,7 +103,7 @@ export class DeviceIdentity {
   publicKey(): Uint8Array {
     const k = this.key();
     if (!k) throw new OtaError(Reason.IDENTITY_NO_KEY, "no device key (AT+CSR makes one)");
-    return devicePublicKey(k);
+    return Uint8Array.from(this.pointOf(k));
   }
 
   /** The CSR (DER) for `deviceId`, signed by the device key. @throws OtaError IDENTITY_NO_KEY. */
@@ -115,7 +128,7 @@ export class DeviceIdentity {
     if (der.length > MAX_DEVICE_CERT) return Reason.IDENTITY_CERT_TOO_LARGE;
     const cert = parseDeviceCertificate(der);
     if (!cert) return Reason.IDENTITY_CERT_MALFORMED;
-    if (!equalBytes(cert.publicKey, devicePublicKey(k))) return Reason.IDENTITY_CERT_WRONG_KEY;
+    if (!equalBytes(cert.publicKey, this.pointOf(k))) return Reason.IDENTITY_CERT_WRONG_KEY;
     if (cert.commonName !== deviceId) return Reason.IDENTITY_CERT_WRONG_NAME;
     this.write(CERT_RECORD, der);
     return Reason.OK;
@@ -138,7 +151,7 @@ export class DeviceIdentity {
     const der = this.read(CERT_RECORD);
     if (!k || !der) return undefined;
     const c = parseDeviceCertificate(der);
-    if (!c || c.commonName !== deviceId || !equalBytes(c.publicKey, devicePublicKey(k))) return undefined;
+    if (!c || c.commonName !== deviceId || !equalBytes(c.publicKey, this.pointOf(k))) return undefined;
     return Object.freeze({ certificate: Uint8Array.from(der), privateKey: Uint8Array.from(k) });
   }
 }
