@@ -26,6 +26,7 @@ import { checkPolicy } from "../update/policy";
 import { acceptKeySet, decodeKeySetState, DeviceTrust, encodeKeySetState, parseSignedKeySet, sameKeySet, type KeySet } from "../update/keyset";
 import { parseSignedTime } from "../update/time-statement";
 import { TrustedTime } from "./trusted-time";
+
 import {
   acceptRevocation,
   checkRevoked,
@@ -659,6 +660,7 @@ export class Agent {
     const policy = this.journal.policy();
     this.journal.setPolicy({ ...policy, revocation: encodeRevocationState(r.record) });
     this.revocation = r.record;
+    this.time.observeIssuedAt(r.record.issuedAt);
     this.audit.event("REVOCATION_ACCEPTED", Reason.OK, this.runningVersion);
     this.log(`revocation record ${r.record.sequence} accepted`);
     this.checkRunningRevoked();
@@ -678,33 +680,7 @@ export class Agent {
       this.audit.event("RUNNING_REVOKED", Reason.REVOKED, this.runningVersion);
     }
   }
-    this.time.observeIssuedAt(r.record.issuedAt);
 
-  private onCommand(c: Command): void {
-    this.log(`command ${c.cmd} (${c.id})`);
-    if (c.cmd === "check") this.checkNow();
-    else if (c.cmd === "abort") this.abort();
-  }
-
-  /**
-   * Wall time for log stamps and the maintenance window, unix seconds: the signed
-   * clock when a time statement came this boot, else the last plain ack time
-   * advanced by the monotonic clock, else 0. Expiry never uses the plain ack
-   * time: `checkOffer` takes only `this.time` (signed sources).
-   */
-  trustedTime(): number {
-    if (this.time.running) return this.time.now();
-    if (!this.ackTime) return 0;
-    return this.ackTime.time + Math.floor((this.platform.clock.now() - this.ackTime.at) / 1000);
-  }
-
-  private service(): void {
-    if (this.fsm.state === "downloading" && this.download && this.download.elapsedMs() > this.config.downloadDeadlineMs) {
-      this.post("fail", { reason: Reason.DOWNLOAD_DEADLINE, message: `download took longer than ${this.config.downloadDeadlineMs} ms` });
-    }
-  }
-
-  /** Peak working memory of the download in progress (or the last one of this boot), bytes. */
   /** The key set kept in the trust space, or undefined (none, or unreadable: logged). */
   private storedKeySet(): KeySet | undefined {
     const bytes = this.journal.keySet();
@@ -757,6 +733,31 @@ export class Agent {
     if (why !== Reason.TIME_BEHIND) this.audit.event("TIME_REFUSED", why, this.runningVersion);
   }
 
+  private onCommand(c: Command): void {
+    this.log(`command ${c.cmd} (${c.id})`);
+    if (c.cmd === "check") this.checkNow();
+    else if (c.cmd === "abort") this.abort();
+  }
+
+  /**
+   * Wall time for log stamps and the maintenance window, unix seconds: the signed
+   * clock when a time statement came this boot, else the last plain ack time
+   * advanced by the monotonic clock, else 0. Expiry never uses the plain ack
+   * time: `checkOffer` takes only `this.time` (signed sources).
+   */
+  trustedTime(): number {
+    if (this.time.running) return this.time.now();
+    if (!this.ackTime) return 0;
+    return this.ackTime.time + Math.floor((this.platform.clock.now() - this.ackTime.at) / 1000);
+  }
+
+  private service(): void {
+    if (this.fsm.state === "downloading" && this.download && this.download.elapsedMs() > this.config.downloadDeadlineMs) {
+      this.post("fail", { reason: Reason.DOWNLOAD_DEADLINE, message: `download took longer than ${this.config.downloadDeadlineMs} ms` });
+    }
+  }
+
+  /** Peak working memory of the download in progress (or the last one of this boot), bytes. */
   get installPeakMemory(): number {
     return Math.max(this.lastPeakMemory, this.download?.peakMemory ?? 0);
   }
@@ -776,6 +777,8 @@ export class Agent {
       state: this.runningRevoked && s.state === "idle" ? "revoked" : s.state,
       progress: s.progress,
       ...(this.revocation ? { revocation: this.revocation.sequence } : {}),
+      ...(this.revocation?.epoch ? { revocationEpoch: this.revocation.epoch } : {}),
+      ...(this.trust.keySet ? { keySet: { epoch: this.trust.keySet.epoch, sequence: this.trust.keySet.sequence } } : {}),
       reason: this.lastReason,
       uptime: Math.floor(this.platform.clock.now() / 1000) >>> 0,
       supplyMv: Math.min(0xffff, this.platform.power.supplyMillivolts()),
@@ -795,5 +798,3 @@ export class Agent {
 /** Longest wait for the report queue to drain before a reboot, ms. */
 export const REBOOT_DRAIN_MS = 5000;
 
-      ...(this.revocation?.epoch ? { revocationEpoch: this.revocation.epoch } : {}),
-      ...(this.trust.keySet ? { keySet: { epoch: this.trust.keySet.epoch, sequence: this.trust.keySet.sequence } } : {}),
