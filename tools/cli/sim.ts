@@ -65,6 +65,8 @@ run and report:
   --all-rows             list every device in the summary (default: those not simply committed)
   --verbose              print serve's log
   --keep                 keep the work directory (keys, releases, reports)
+  --mtls                 mutual TLS: a fleet CA in the work directory, serve requires device
+                         certificates from it, each device provisioned through its own CSR and ca sign
   --progress S           a progress line every S real seconds (default 5; 0 = none): devices per
                          state, download progress, bytes received, new-image bytes written
   --json                 the report as one JSON object on stdout; the text goes to stderr
@@ -114,6 +116,7 @@ export const command: Command = {
       "all-rows": { type: "boolean" },
       verbose: { type: "boolean" },
       keep: { type: "boolean" },
+      mtls: { type: "boolean" },
       progress: { type: "string" },
       "console-port": { type: "string" },
       "console-pty": { type: "boolean" },
@@ -186,6 +189,7 @@ export const command: Command = {
         console: { startMode: values["command-mode"] ? "command" : "data" },
         serveLog: values.verbose ? (line) => io.say(`serve: ${line}`) : undefined,
         keep: values.keep,
+        mutualTls: values.mtls === true,
       });
     } catch (e) {
       const why = describeError(e);

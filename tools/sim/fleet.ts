@@ -38,6 +38,8 @@ import { generateKeyPem, parsePrivateKeyPem } from "../keys/pem";
 import { readReleaseDir } from "../release/read";
 import { RETRYABLE } from "../serve/rollout";
 import { startServe, type ReportLine, type ServeHandle, type ServeStats } from "../serve/server";
+import { initCa } from "../ca/ca";
+import { provisionSimDevice } from "../ca/provision";
 import { chooseVictims, FleetNetwork, NO_FAULTS, type FaultPlan } from "./faults";
 
 export type MapName = "small" | "device";
@@ -99,6 +101,12 @@ export interface SimFleetOptions {
   readonly agent?: Partial<AgentConfig>;
   /** serve's log lines. */
   readonly serveLog?: (line: string) => void;
+  /**
+   * Mutual TLS (embedded serve only): a fleet CA in the work directory, serve
+   * requires client certificates from it, and each device is provisioned
+   * through its own CSR and `ca sign` before its first boot (tools/ca/provision.ts).
+   */
+  readonly mutualTls?: boolean;
   /** Keep the work directory (keys, releases, reports). */
   readonly keep?: boolean;
 }
@@ -237,6 +245,7 @@ export class SimFleet {
       const id = `sim-${String(k).padStart(4, "0")}`;
       const net = new FleetNetwork(this.network);
       const device = new VirtualDevice({ map, clock: this.clock, seed: seed * 1000 + k, network: net, bootWatchdogMs: 8000, checkSignature });
+      if (o.mutualTls) provisionSimDevice(device, id, join(work, "fleet-ca"));
       const t: Tracked = {
         id,
         device,
@@ -350,8 +359,10 @@ export class SimFleet {
         maxInFlight: o.maxInFlight ?? 0,
         onReport: (r: ReportLine) => fleetRef.fleet?.onReport(r),
       };
+      if (o.mutualTls && cloud.mode !== "embedded") throw new RangeError("mutualTls needs the embedded serve (an external broker has its own CA)");
       if (cloud.mode === "embedded") {
-        serve = await startServe(serveOptions);
+        if (o.mutualTls) initCa(join(work, "fleet-ca"), "xs-ota sim fleet CA", 30);
+        serve = await startServe(o.mutualTls ? { ...serveOptions, clientCa: join(work, "fleet-ca", "ca.pem") } : serveOptions);
         server = { host: "127.0.0.1", port: serve.mqttPort!, ca: readFileSync(serve.caPath!, "utf8") };
       } else {
         const { host, port } = parseBroker(cloud.url);
