@@ -7,16 +7,7 @@
  * workload writes, with the device budgets. See test/device/harness.ts.
  */
 import { okTask, type DeviceRun } from "../test/device/harness";
-import { BUDGET, buildLane, CLOCK_HZ, fmt, pairRow, runBoots, tableLine, type Row } from "../test/device/lane";
-
-/**
- * STM32H743 flash (the repo's flash map: targets/sim/flashmap.ts, 128 KiB sectors): sector erase
- * 1.1 s typical at x32 parallelism (ST, DS12110 "Flash memory programming", as quoted by ST on
- * community.st.com). Programming time is not included: the estimate is a lower bound.
- */
-const SECTOR_BYTES = 128 * 1024;
-const SECTOR_ERASE_MS = 1100;
-const flashMs = (bytes: number) => Math.ceil(bytes / SECTOR_BYTES) * SECTOR_ERASE_MS;
+import { BUDGET, buildLane, CLOCK_HZ, decodeRow, flashMs, fmt, msAt400, pairRow, pairSections, runBoots, SECTOR_BYTES, tableLine, type Row } from "../test/device/lane";
 
 const lane = await buildLane();
 // The longest boot (the AT command table) first; a generous host timeout, since a shared machine slows QEMU down.
@@ -33,21 +24,26 @@ rows.push({ workload: "ECDSA P-256 verify, first call", instructions: ecdsa[0].i
 rows.push({ workload: "ECDSA P-256 verify, later call", instructions: ecdsa[1].instructions, task: ecdsa[1] });
 const sha = okTask(runs.verify, "sha256");
 rows.push({ workload: "SHA-256 (JS digest), 64 KiB", instructions: sha.instructions, bytes: 64 * 1024, task: sha });
+const nativeSha = okTask<{ instructions: number }>(runs.verify, "sha256-native");
+rows.push({ workload: "SHA-256 (native digest), 64 KiB, hashing alone", instructions: nativeSha.value.instructions, bytes: 64 * 1024, task: nativeSha });
 const v = okTask<{ totalLength: number }>(runs.verify, "verify-image");
 rows.push({ workload: `verify signed image (${v.value.totalLength} B)`, instructions: v.instructions, bytes: v.value.totalLength, task: v });
 const working: string[] = [];
-const decodeOnly: string[] = [];
-const shaPerByte = sha.instructions / (64 * 1024);
+const installs: string[] = [];
+const deflatePerByte: number[] = [];
+for (const pair of lane.pairs) if (pair.codec === "deflate") deflatePerByte[pair.index] = pairSections(runs[pair.boot], pair).decode / pair.newLength;
 lane.pairs.forEach((pair) => {
   const run = runs[pair.boot];
-  const row = pairRow(run, pair);
-  const t = okTask<{ ok: boolean; workingMemory: number }>(run, `pair-${pair.index}`);
-  if (!t.value.ok) throw new Error(`device: wrong image for ${pair.name}`);
-  rows.push(row);
-  // The patcher hashes the old image and the new one (SHA-256 in JS here; a device may use a native digest).
-  const hashing = (pair.oldLength + pair.newLength) * shaPerByte;
-  decodeOnly.push(`| ${pair.name} | ${fmt(row.instructions / pair.newLength)} | ${fmt(hashing / pair.newLength)} | ${fmt((row.instructions - hashing) / pair.newLength)} | ${((row.instructions / CLOCK_HZ) * 1000).toFixed(0)} ms | ${(flashMs(pair.newLength) / 1000).toFixed(1)} s |`);
-  working.push(`| ${pair.name} | ${t.value.workingMemory} | ${row.task.memory.chunksPeak + row.task.memory.slotsPeak - row.task.memory.chunksBefore - row.task.memory.slotsBefore} |`);
+  const p = pairSections(run, pair);
+  if (!p.task.value.ok) throw new Error(`device: wrong image for ${pair.name}`);
+  rows.push(pairRow(run, pair), decodeRow(run, pair));
+  const perByte = p.decode / pair.newLength;
+  const ms = msAt400(p.install);
+  installs.push(
+    `| ${pair.name} | ${fmt(p.hashOld)} | ${fmt(p.decode)} | ${fmt(perByte)} | ${(perByte / deflatePerByte[pair.index]).toFixed(2)}x | ${fmt(p.hashNew)} | ${fmt(p.install)} | ${fmt(ms)} ms | ${(flashMs(pair.newLength) / 1000).toFixed(1)} s | ${ms <= flashMs(pair.newLength) ? "yes" : "**no**"} |`,
+  );
+  const m = p.task.memory;
+  working.push(`| ${pair.name} | ${p.task.value.workingMemory} | ${m.chunksPeak + m.slotsPeak - m.chunksBefore - m.slotsBefore} |`);
 });
 rows.push({ workload: "AT console, command table + lock + echo suites", instructions: okTask(runs["at-table"], "at-table").instructions, task: okTask(runs["at-table"], "at-table") });
 for (const name of ["at-timing", "at-parse-cost"]) rows.push({ workload: `AT console ${name}`, instructions: okTask(runs.at, name).instructions, task: okTask(runs.at, name) });
@@ -60,10 +56,10 @@ console.log("|---|---:|---:|---:|---:|---:|---:|---:|");
 for (const r of rows) console.log(`${tableLine(r)} ${r.flashBytes ? `${(flashMs(r.flashBytes) / 1000).toFixed(1)} s (${Math.ceil(r.flashBytes / SECTOR_BYTES)} × 128 KiB)` : "-"} |`);
 console.log(`\nTime at ${CLOCK_HZ / 1e6} MHz assumes one instruction per cycle. "before" is after a collection, with the bundle's parsed code in the arena (a device preloads it into flash).`);
 console.log("The peak includes the task's mock flash (hal/mock, in the arena here; real flash on a device) and its inputs.\n");
-console.log(`Patch installs per output byte, with the two SHA-256 passes (old and new image, ${fmt(shaPerByte)} instructions/byte each, measured above) taken out:\n`);
-console.log("| install | instructions/byte | of which SHA-256 | decode + write | install at 400 MHz | flash erase of the new image (lower bound) |");
-console.log("|---|---:|---:|---:|---:|---:|");
-for (const d of decodeOnly) console.log(d);
+console.log("Patch installs as the agent runs them (src/agent/sink.ts): hash the old image, decode + write with that hash known, hash the new image; SHA-256 by the native digest (hal/moddable/digest.ts over the lane's C SHA-256), each part counted inside the task:\n");
+console.log("| install | hash old | decode + write | decode + write per output byte | vs DEFLATE, same pair | hash new | whole install | at 400 MHz | flash erase of the new image (lower bound) | install <= erase |");
+console.log("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+for (const d of installs) console.log(d);
 console.log("");
 console.log(`| install (patch) | decoder working memory reported by the patcher (B) | XS difference, incl. mock flash and inputs (B) |`);
 console.log("|---|---:|---:|");

@@ -53,7 +53,7 @@ const xsDefines = ["-DINCLUDE_XSPLATFORM", '-DXSPLATFORM="xsPlatformDevice.h"', 
 const includes = [`-I${join(xsDir, "includes")}`, `-I${join(xsDir, "platforms")}`, `-I${join(xsDir, "sources")}`, `-I${platformDir}`];
 const quiet = ["-Wno-misleading-indentation", "-Wno-implicit-fallthrough"];
 
-const platformSources = ["startup.c", "semihost.c", "device.c"].map((f) => join(platformDir, f));
+const platformSources = ["startup.c", "semihost.c", "device.c", "host.c", "sha256.c"].map((f) => join(platformDir, f));
 
 /** A missing peer fails the lane with a message, never skips it. */
 export function checkPeers(): void {
@@ -114,7 +114,7 @@ export async function buildObjects(): Promise<{ xs: string[]; platform: string[]
   mkdirSync(objDir, { recursive: true });
   const flags = [...cFlags, ...xsDefines, ...includes, ...quiet];
   const xs = await pool(xsSources.map((s) => () => compile(s, flags, objDir)));
-  const platform = await pool(platformSources.map((s) => () => compile(s, [...flags, "-Wall", "-Wextra", "-Wno-unused-parameter", "-Werror"], objDir, [join(platformDir, "device.h")])));
+  const platform = await pool(platformSources.map((s) => () => compile(s, [...flags, "-Wall", "-Wextra", "-Wno-unused-parameter", "-Werror"], objDir, [join(platformDir, "device.h"), join(platformDir, "sha256.h")])));
   return { xs, platform };
 }
 

@@ -9,8 +9,8 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { createHash } from "node:crypto";
 import { checkPeers, okTask, taskOf, type DeviceRun } from "./harness";
-import { buildLane, HASH_LENGTH, pairRow, runBoots, tableHeader, tableLine, type Lane, type Row } from "./lane";
-import { hashInput } from "./entries/verify";
+import { buildLane, decodeRow, flashMs, HASH_LENGTH, msAt400, pairRow, pairSections, runBoots, tableHeader, tableLine, type Lane, type Row } from "./lane";
+import { hashInput } from "./entries/verify-data";
 
 let lane: Lane;
 let boots: Map<string, Promise<DeviceRun>>;
@@ -90,6 +90,14 @@ describe("device lane: signed updates", () => {
     const sha = okTask<string>(run, "sha256");
     expect(sha.value).toBe(createHash("sha256").update(hashInput(HASH_LENGTH)).digest("hex"));
     report({ workload: `SHA-256 (JS digest), ${HASH_LENGTH / 1024} KiB in 1 KiB updates`, instructions: sha.instructions, bytes: HASH_LENGTH, task: sha });
+    // The native digest (the lane's C SHA-256 behind hal/moddable/digest.ts, unchanged): same bytes, split unevenly too.
+    const native = okTask<{ whole: string; uneven: string; empty: string; instructions: number; misuse: string[] }>(run, "sha256-native");
+    expect(native.value.whole).toBe(sha.value);
+    expect(native.value.uneven).toBe(sha.value);
+    expect(native.value.empty).toBe(createHash("sha256").digest("hex"));
+    expect(native.value.misuse).toEqual(["Error: sha256: update after finish", "Error: sha256: finish called twice"]);
+    expect(native.value.instructions).toBeLessThan(sha.instructions / 20);
+    report({ workload: `SHA-256 (native digest), ${HASH_LENGTH / 1024} KiB in 1 KiB updates (hashing alone)`, instructions: native.value.instructions, bytes: HASH_LENGTH, task: native });
   });
 
   it("verifies a signed image streaming from mock flash, and refuses it with one flipped bit", async () => {
@@ -103,22 +111,49 @@ describe("device lane: signed updates", () => {
 });
 
 describe("device lane: the patcher on the firmware fixtures", () => {
+  /** Decode + write instructions per output byte, by codec and pair index (filled by the tests below). */
+  const perByte: { [codec: string]: number[] } = {};
   for (const codec of ["lz", "range", "deflate"] as const) {
-    it(`applies every fixture pair byte-exact with the ${codec} codec`, async () => {
+    it(`applies every fixture pair byte-exact with the ${codec} codec (SHA-256 by the native digest, each part timed)`, async () => {
       for (const pair of lane.pairs.filter((p) => p.codec === codec)) {
         const run = await boot(pair.boot);
         expectClean(run);
-        const t = okTask<{ name: string; length: number; ok: boolean; workingMemory: number }>(run, `pair-${pair.index}`);
+        const p = pairSections(run, pair);
+        const t = p.task;
         expect(t.value.name).toBe(pair.name);
         expect(t.value.length).toBe(pair.newLength);
         expect(t.value.ok, `${pair.name}: SHA-256 of the image the device wrote`).toBe(true);
         expect(t.value.workingMemory).toBeLessThanOrEqual(64 * 1024);
         // Codec 3 (the default) keeps to the patch decoder's own budget (design.md section 9).
         if (codec === "lz") expect(t.value.workingMemory).toBeLessThanOrEqual(32 * 1024);
+        // Every part ran and was counted; the install is the sum of its parts.
+        for (const part of [p.hashOld, p.decode, p.hashNew]) expect(part).toBeGreaterThan(0);
+        expect(p.install).toBeLessThanOrEqual(t.instructions);
+        // The native digest: two passes cost a small part of the install (the JS digest costs ~16,700 a byte a pass).
+        expect((p.hashOld + p.hashNew) / (pair.oldLength + pair.newLength)).toBeLessThan(1000);
+        (perByte[codec] ??= [])[pair.index] = p.decode / pair.newLength;
         report(pairRow(run, pair));
+        report(decodeRow(run, pair));
+        console.log(`[device] ${pair.name}: install ${msAt400(p.install).toFixed(0)} ms at 400 MHz, flash erase of ${pair.newLength} B ${flashMs(pair.newLength)} ms (lower bound)`);
       }
     });
   }
+
+  it("codec 3 decodes within 2x of DEFLATE's instructions per output byte on every pair (deterministic counts, same lane run)", async () => {
+    for (const codec of ["lz", "deflate"]) for (const pair of lane.pairs.filter((p) => p.codec === codec)) (perByte[codec] ??= [])[pair.index] ??= pairSections(await boot(pair.boot), pair).decode / pair.newLength;
+    expect(perByte.lz.length).toBe(4);
+    perByte.lz.forEach((lz, i) => {
+      const deflate = perByte.deflate[i];
+      console.log(`[device] pair ${i}: decode + write ${lz.toFixed(0)} (codec 3) vs ${deflate.toFixed(0)} (DEFLATE) instructions/byte: ${(lz / deflate).toFixed(2)}x`);
+      expect(lz, `pair ${i}: codec 3 ${lz.toFixed(0)} vs DEFLATE ${deflate.toFixed(0)} instructions per byte`).toBeLessThanOrEqual(2 * deflate);
+    });
+  });
+
+  it("the installs' flash (checks in C, as a driver does) refuses what the mock flash refuses, with the same reasons", async () => {
+    const t = okTask<{ reasons: string[]; readBack: number[] }>(await boot("delta-lz"), "native-flash-strict");
+    expect(t.value.reasons).toEqual(["OK", "FLASH_NOT_ERASED", "FLASH_ALIGN", "FLASH_RANGE", "FLASH_RANGE", "OK", "OK"]);
+    expect(t.value.readBack).toEqual([0x5a, 0x5a]);
+  });
 
   it("detects an output that differs from the expected image by one byte", async () => {
     const run = await boot("delta-flipped");

@@ -41,8 +41,9 @@
 import { spawn } from "node:child_process";
 import { createWriteStream } from "node:fs";
 import { moddableRealmPrelude } from "../lib/moddable-realm";
-import { bundle } from "../xs/harness";
-import { buildElf, checkPeers, type Elf } from "./build";
+import { join } from "node:path";
+import { build } from "esbuild";
+import { buildElf, checkPeers, root, type Elf } from "./build";
 
 export { checkPeers, type Elf };
 
@@ -95,7 +96,32 @@ export interface DeviceRun {
  * evaluates too (test/lib/moddable-realm: only Moddable's globals, built-ins frozen).
  */
 export async function buildDevice(name: string, entry: string, defsym?: { [symbol: string]: number }): Promise<Elf> {
-  return buildElf(name, moddableRealmPrelude, await bundle(entry), defsym);
+  return buildElf(name, moddableRealmPrelude, await bundleForDevice(entry), defsym);
+}
+
+/**
+ * The XS lane's bundle (test/xs/harness.ts `bundle`: es2020, strict IIFE, no tree
+ * shaking), with one difference: the module "crypt" is Moddable's native Digest as
+ * the lane's platform provides it (test/device/crypt.ts over host.c), so device
+ * adapters such as hal/moddable/digest.ts run unchanged.
+ */
+export async function bundleForDevice(entry: string): Promise<string> {
+  const crypt = join(root, "test/device/crypt.ts");
+  const out = await build({
+    entryPoints: [entry],
+    bundle: true,
+    format: "iife",
+    target: "es2020",
+    platform: "neutral",
+    mainFields: ["module", "main"],
+    conditions: ["import", "default"],
+    banner: { js: '"use strict";' },
+    treeShaking: false,
+    write: false,
+    logLevel: "silent",
+    plugins: [{ name: "moddable-crypt", setup: (b) => b.onResolve({ filter: /^crypt$/ }, () => ({ path: crypt })) }],
+  });
+  return out.outputFiles[0].text;
 }
 
 /** Boot the ELF on QEMU and run the tasks in order, in one boot. The host timeout kills QEMU by its PID. */

@@ -15,7 +15,7 @@ import { sha256Of } from "../../src/crypto/hash";
 import { softwareDigest } from "../../src/crypto/sha256";
 import { fixturePairs } from "../fixtures/firmware/pairs";
 import { deltaEntry } from "../fixtures/firmware/xs-data";
-import { hashInput, type VerifyInput } from "./entries/verify";
+import { hashInput, type VerifyInput } from "./entries/verify-data";
 import { buildDevice, runDevice, type DeviceRun, type DeviceTask, type Elf } from "./harness";
 import { outDir, root } from "./build";
 import { mkdirSync } from "node:fs";
@@ -100,25 +100,25 @@ export async function buildLane(): Promise<Lane> {
   const specs: [string, string][] = [
     ["foundation", entry("test/xs/entries/foundation.ts")],
     ["verify", deltaEntry(verifyInput(), entry("test/device/entries/verify.ts"))],
-    ["delta-range", deltaEntry({ pairs: pairs.filter((p) => p.codec === "range") }, entry("test/xs/entries/delta.ts"))],
-    ["delta-deflate", deltaEntry({ pairs: pairs.filter((p) => p.codec === "deflate") }, entry("test/xs/entries/delta.ts"))],
-    ["delta-lz", deltaEntry({ pairs: pairs.filter((p) => p.codec === "lz") }, entry("test/xs/entries/delta.ts"))],
-    ["delta-flipped", deltaEntry({ pairs: [flipped] }, entry("test/xs/entries/delta.ts"))],
+    ["delta-range", deltaEntry({ pairs: pairs.filter((p) => p.codec === "range") }, entry("test/device/entries/delta.ts"))],
+    ["delta-deflate", deltaEntry({ pairs: pairs.filter((p) => p.codec === "deflate") }, entry("test/device/entries/delta.ts"))],
+    ["delta-lz", deltaEntry({ pairs: pairs.filter((p) => p.codec === "lz") }, entry("test/device/entries/delta.ts"))],
+    ["delta-flipped", deltaEntry({ pairs: [flipped] }, entry("test/device/entries/delta.ts"))],
     ["at", entry("test/xs/entries/at.ts")],
     ["agent", entry("test/xs/entries/agent.ts")],
     ["strict-textencoder", entry("test/xs/entries/strict-textencoder.ts")],
     ["strict-frozen", entry("test/xs/entries/strict-frozen.ts")],
   ];
   for (const [name, path] of specs) elves[name] = await buildDevice(name, path);
-  const setupAndPair = (i: number) => [`pair-setup-${i}`, `pair-${i}`];
+  const pairTasks = [0, 1, 2, 3].map((i) => `pair-${i}`);
   const boots: Boot[] = [
     { id: "foundation", elf: elves.foundation.path, tasks: ["@calibrate-long", "conformance", "powercut", "bootloader"] },
     { id: "throws", elf: elves.foundation.path, tasks: ["throws"] },
-    { id: "verify", elf: elves.verify.path, tasks: ["ecdsa-verify", "ecdsa-verify", "ecdsa-verify-wrong-digest", "sha256", "image-setup", "verify-image", "verify-image-tampered"] },
+    { id: "verify", elf: elves.verify.path, tasks: ["ecdsa-verify", "ecdsa-verify", "ecdsa-verify-wrong-digest", "sha256", "sha256-native", "image-setup", "verify-image", "verify-image-tampered"] },
     // The range-coded installs are the lane's longest work: one boot per pair, so two cores share them.
-    ...[0, 1, 2, 3].map((i) => ({ id: `delta-range-${i}`, elf: elves["delta-range"].path, tasks: setupAndPair(i) })),
-    { id: "delta-deflate", elf: elves["delta-deflate"].path, tasks: [0, 1, 2, 3].flatMap(setupAndPair) },
-    { id: "delta-lz", elf: elves["delta-lz"].path, tasks: [0, 1, 2, 3].flatMap(setupAndPair) },
+    ...[0, 1, 2, 3].map((i) => ({ id: `delta-range-${i}`, elf: elves["delta-range"].path, tasks: [`pair-${i}`] })),
+    { id: "delta-deflate", elf: elves["delta-deflate"].path, tasks: pairTasks },
+    { id: "delta-lz", elf: elves["delta-lz"].path, tasks: [...pairTasks, "native-flash-strict"] },
     { id: "delta-flipped", elf: elves["delta-flipped"].path, tasks: ["pair-0"] },
     { id: "at", elf: elves.at.path, tasks: ["at-timing", "at-parse-cost"] },
     { id: "agent", elf: elves.agent.path, tasks: ["full-update"] },
@@ -188,10 +188,43 @@ export function tableLine(r: Row): string {
   return `| ${r.workload} | ${fmt(r.instructions)} | ${perByte} | ${fmt(before)} | ${fmt(peak)} | ${fmt(peak - before)} | ${ms < 10 ? ms.toFixed(2) : fmt(ms)} ms |`;
 }
 
-/** Instructions of a pair install net of its set-up task (decoding the base64 inputs, loading the old image). */
-export function pairRow(run: DeviceRun, pair: PairInput): Row {
-  const setup = run.tasks.find((t) => t.name === `pair-setup-${pair.index}`);
-  const task = run.tasks.find((t) => t.name === `pair-${pair.index}`);
-  if (!setup || !task) throw new Error(`device: ${pair.name} did not run\n${run.output.slice(-3000)}`);
-  return { workload: `patch ${pair.name}`, instructions: task.instructions - setup.instructions, bytes: pair.newLength, task, flashBytes: pair.newLength };
+/** A pair task's reply (test/xs/entries/delta.ts `PairReply`; the device entry times the sections). */
+export interface PairValue {
+  name: string;
+  length: number;
+  ok: boolean;
+  workingMemory: number;
+  sections: { hashOld: number; decode: number; hashNew: number };
 }
+
+/** A pair's install as the device runs it: each part's instructions, timed inside the task (none of the set-up). */
+export function pairSections(run: DeviceRun, pair: PairInput): { task: DeviceTask<PairValue>; hashOld: number; decode: number; hashNew: number; install: number } {
+  const task = run.tasks.find((t) => t.name === `pair-${pair.index}`) as DeviceTask<PairValue> | undefined;
+  if (!task || !task.ok) throw new Error(`device: ${pair.name} did not run\n${task?.error ?? ""}\n${run.output.slice(-3000)}`);
+  const s = task.value.sections;
+  if (!s) throw new Error(`device: ${pair.name} reported no sections (not the device entry?)`);
+  return { task, ...s, install: s.hashOld + s.decode + s.hashNew };
+}
+
+/** The whole install of a pair (hash the old image, decode + write, hash the new image; native SHA-256). */
+export function pairRow(run: DeviceRun, pair: PairInput): Row {
+  const p = pairSections(run, pair);
+  return { workload: `install ${pair.name}`, instructions: p.install, bytes: pair.newLength, task: p.task, flashBytes: pair.newLength };
+}
+
+/** Decode + write alone (the patcher with the old hash known and the new image checked after, as the agent runs it). */
+export function decodeRow(run: DeviceRun, pair: PairInput): Row {
+  const p = pairSections(run, pair);
+  return { workload: `decode + write ${pair.name}`, instructions: p.decode, bytes: pair.newLength, task: p.task };
+}
+
+/**
+ * STM32H743 flash (the repo's flash map: targets/sim/flashmap.ts, 128 KiB sectors): sector erase
+ * 1.1 s typical at x32 parallelism (ST, DS12110 "Flash memory programming", as quoted by ST on
+ * community.st.com). Programming time is not included: the estimate is a lower bound.
+ */
+export const SECTOR_BYTES = 128 * 1024;
+export const SECTOR_ERASE_MS = 1100;
+export const flashMs = (bytes: number) => Math.ceil(bytes / SECTOR_BYTES) * SECTOR_ERASE_MS;
+/** Milliseconds at CLOCK_HZ, one instruction per cycle. */
+export const msAt400 = (instructions: number) => (instructions / CLOCK_HZ) * 1000;

@@ -15,18 +15,9 @@ import { imageSignatureChecker } from "../../../src/image/signature";
 import { verifyImage } from "../../../src/image/verify";
 import { fromHex, toHex } from "../../../src/util/bytes";
 import { serve, task } from "../../xs/runtime";
-
-export interface VerifyInput {
-  /** SEC1 uncompressed public key, hex. */
-  publicKey: string;
-  /** A SHA-256 digest and its DER signature by the key, hex. */
-  digest: string;
-  signature: string;
-  /** A signed image (MCUboot format), hex. */
-  image: string;
-  /** Bytes hashed by the sha256 task. */
-  hashLength: number;
-}
+import { hashInput, type VerifyInput } from "./verify-data";
+import { nativeDigest } from "../../../hal/moddable/digest";
+import { deviceInstructions } from "../crypt";
 
 function input(): VerifyInput {
   const d = (globalThis as { __xsOtaDelta?: VerifyInput }).__xsOtaDelta;
@@ -43,17 +34,6 @@ function hex(s: string): Uint8Array {
     out.set(b, at >> 1);
   }
   return out;
-}
-
-/** The deterministic bytes the sha256 task hashes (Node computes the same). */
-export function hashInput(n: number): Uint8Array {
-  const b = new Uint8Array(n);
-  let x = 12345;
-  for (let i = 0; i < n; i++) {
-    x = (Math.imul(x, 1664525) + 1013904223) >>> 0;
-    b[i] = x >>> 24;
-  }
-  return b;
 }
 
 let slot: NorFlash | undefined;
@@ -88,6 +68,35 @@ task("sha256", () => {
   const h = softwareDigest.sha256();
   for (let at = 0; at < bytes.length; at += 1024) h.update(bytes.subarray(at, at + 1024));
   return toHex(h.finish());
+});
+
+/**
+ * SHA-256 through the device adapter over the native digest (hal/moddable/digest.ts
+ * on the lane's C Digest): the 64 KiB input in 1 KiB updates, timed alone; the
+ * same bytes in uneven updates (1, 63, 64, 65, ... bytes: every partial-block path);
+ * the empty input; and the adapter's misuse errors.
+ */
+task("sha256-native", () => {
+  const bytes = hashInput(input().hashLength);
+  const t0 = deviceInstructions() as number;
+  const h = nativeDigest.sha256();
+  for (let at = 0; at < bytes.length; at += 1024) h.update(bytes.subarray(at, at + 1024));
+  const whole = toHex(h.finish());
+  const instructions = (deviceInstructions() as number) - t0;
+  const uneven = nativeDigest.sha256();
+  for (let at = 0, n = 1; at < bytes.length; at += n, n = (n * 7 + 57) % 300) uneven.update(bytes.subarray(at, Math.min(at + n, bytes.length)));
+  const misuse: string[] = [];
+  try {
+    h.update(bytes.subarray(0, 1));
+  } catch (e) {
+    misuse.push(String(e));
+  }
+  try {
+    h.finish();
+  } catch (e) {
+    misuse.push(String(e));
+  }
+  return { whole, uneven: toHex(uneven.finish()), empty: toHex(nativeDigest.sha256().finish()), instructions, misuse };
 });
 
 /** Data set-up of the image tasks, run first so the verification is counted alone. */

@@ -304,7 +304,10 @@ int main(void)
 	}
 	uint64_t createInstructions = instructionsSince(ticks);
 	ticks = deviceTicks();
-	int loaded = runProgram(the, preludeStart, preludeEnd, "prelude") && runProgram(the, bundleStart, bundleEnd, C_NULL);
+	int loaded = runProgram(the, preludeStart, preludeEnd, "prelude");
+	if (loaded)
+		deviceInstallHost(the); /* after the prelude, as an app's own global (host.c) */
+	loaded = loaded && runProgram(the, bundleStart, bundleEnd, C_NULL);
 	uint64_t loadInstructions = instructionsSince(ticks);
 	size_t parserHeap = deviceHeapUsed();
 	resetPeaks(the);

@@ -20,4 +20,7 @@ __attribute__((noreturn)) void deviceExit(int status);
 __attribute__((noreturn)) void deviceFault(const char *what, uint32_t cfsr, uint32_t hfsr, uint32_t pc, uint32_t lr);
 /* The semihosting command line (the task names); 0 on success. */
 int deviceCommandLine(char *buffer, size_t size);
+/* Install the lane's native services (host.c: the crypt-like Digest, the instruction counter). */
+struct sxMachine;
+void deviceInstallHost(struct sxMachine *the);
 #endif

@@ -12,7 +12,8 @@ import { NorFlash } from "../../../hal/mock/flash";
 import { PowerCut } from "../../../hal/mock/rail";
 import { softwareDigest } from "../../../src/crypto/sha256";
 import type { PatchCheckpoint } from "../../../src/delta/format";
-import { PatchApplier } from "../../../src/delta/patcher";
+import { hashSlot, PatchApplier } from "../../../src/delta/patcher";
+import type { Digest, Flash } from "../../../hal/types";
 import { toHex } from "../../../src/util/bytes";
 import { synthPair } from "../../fixtures/firmware/synth";
 import { serve, task } from "../runtime";
@@ -62,6 +63,12 @@ function fromBase64(s: string): Uint8Array {
     }
   }
   return out;
+}
+
+/** The two slots of an install: Flash partitions whose cells a task can set and compare. */
+export interface SlotPair {
+  active: Flash & { readonly cells: Uint8Array };
+  inactive: Flash & { readonly cells: Uint8Array };
 }
 
 function slots(size: number) {
@@ -126,21 +133,52 @@ task("powercut-1mib", () => {
   return results;
 });
 
-// One task per firmware pair for the bench (computrons per pair).
-for (let i = 0; i < 16; i++) {
-  task(`pair-${i}`, () => {
-    const p = (input().pairs ?? [])[i];
-    if (!p) throw new Error(`no pair ${i}`);
-    const old = fromBase64(p.old);
-    const patch = fromBase64(p.patch);
-    const { active, inactive } = slots(old.length + 128 * 1024);
-    active.cells.set(old);
-    const a = new PatchApplier({ activeSlot: active, inactiveSlot: inactive, digest: softwareDigest });
-    feed(a, patch, 4096);
-    const r = a.finish();
-    return { name: p.name, length: r.length, ok: toHex(r.sha256) === p.newSha256, workingMemory: a.workingMemory };
-  });
+/** What a pair task reports; `sections` only when the entry has an instruction counter (the device lane). */
+export interface PairReply {
+  name: string;
+  length: number;
+  ok: boolean;
+  workingMemory: number;
+  /** Instructions of the install's three parts: hash the old image, decode + write, hash the new image. */
+  sections?: { hashOld: number; decode: number; hashNew: number };
 }
+
+/**
+ * One task per firmware pair (`pair-<i>`). Without a counter: the whole install as
+ * the patcher does it alone (it hashes the old and the new image itself). With
+ * `instructions` (the device lane's counter): the install as the agent does it
+ * (src/agent/sink.ts: the old image's hash known, the new image checked after),
+ * each part timed on its own, so decode + write is measured, not inferred.
+ */
+export function registerPairTasks(digest: Digest, instructions?: () => number, makeSlots: (size: number) => SlotPair = slots): void {
+  for (let i = 0; i < 16; i++) {
+    task(`pair-${i}`, (): PairReply => {
+      const p = (input().pairs ?? [])[i];
+      if (!p) throw new Error(`no pair ${i}`);
+      const old = fromBase64(p.old);
+      const patch = fromBase64(p.patch);
+      const { active, inactive } = makeSlots(old.length + 128 * 1024);
+      active.cells.set(old);
+      if (!instructions) {
+        const a = new PatchApplier({ activeSlot: active, inactiveSlot: inactive, digest });
+        feed(a, patch, 4096);
+        const r = a.finish();
+        return { name: p.name, length: r.length, ok: toHex(r.sha256) === p.newSha256, workingMemory: a.workingMemory };
+      }
+      const t0 = instructions();
+      const oldSha256 = hashSlot(active, old.length, digest);
+      const t1 = instructions();
+      const a = new PatchApplier({ activeSlot: active, inactiveSlot: inactive, digest, knownOld: { length: old.length, sha256: oldSha256 }, deferNewCheck: true });
+      feed(a, patch, 4096);
+      const r = a.finish();
+      const t2 = instructions();
+      const newSha256 = hashSlot(inactive, r.length, digest);
+      const t3 = instructions();
+      return { name: p.name, length: r.length, ok: toHex(newSha256) === p.newSha256, workingMemory: a.workingMemory, sections: { hashOld: t1 - t0, decode: t2 - t1, hashNew: t3 - t2 } };
+    });
+  }
+}
+registerPairTasks(softwareDigest);
 
 // Setup-only cost, subtracted by the bench: decode the inputs and load the old image.
 for (let i = 0; i < 16; i++) {
