@@ -16,7 +16,7 @@
  * bucket codes for lengths, distances and offset changes.
  */
 import { OtaError, Reason } from "../errors";
-import { crc32Update } from "../util/crc32";
+import { blockCrcUpdate } from "./crc";
 
 /** Operation kinds; each op symbol is kind * LEN_SYMBOLS + a length bucket, or one of the two seeks. */
 /**
@@ -248,6 +248,86 @@ export function transformUnits(
 }
 
 /**
+ * transformUnits for the decoder's hot path, with the same result: the bytes
+ * sit in `b8` from index `s0` (`s0` ≡ `at` mod 4, so that halfwords and words
+ * of the new image are elements of the `b16` and `b32` views of the same
+ * buffer), and each unit is read once as a halfword or a word; words outside
+ * the union of the word rules' ranges are passed over after one subtraction.
+ * (On XS a byte access and a loop pass are each an interpreted step: this
+ * reads the copy with about a quarter of the steps.) Typed arrays here are
+ * little-endian (LZ_LITTLE_ENDIAN); elsewhere the decoder uses transformUnits.
+ */
+export function transformUnitsAligned(
+  b16: Uint16Array,
+  b32: Uint32Array,
+  s0: number,
+  at: number,
+  n: number,
+  alignment: number,
+  rules: ArrayLike<number>,
+  ruleCount: number,
+  branches: ArrayLike<number>,
+  branchCount: number,
+): void {
+  const end = s0 + n;
+  const bcount = branchCount * 3;
+  if (bcount > 0) {
+    const last = (end - 4) >> 1;
+    // Bounded: n / 2 halfwords; each BL-shaped pair checked against at most MAX_BRANCH_RULES rules.
+    for (let k = (s0 + 1) >> 1; k <= last; k++) {
+      const h = b16[k];
+      if ((h & 0xf800) !== 0xf000) continue;
+      const l = b16[k + 1];
+      if ((l & 0xf800) !== 0xf800) continue;
+      let imm = (((h & 0x3ff) << 11) | (l & 0x7ff)) << 1;
+      if (h & 0x400) imm -= 1 << 22;
+      // New-image offset of the instruction + 4 (the Thumb PC), and the old target.
+      const pc = at + 2 * k - s0 + 4;
+      const target = pc + alignment + imm;
+      for (let r = 0; r < bcount; r += 3) {
+        const d = target - branches[r];
+        if (d >= 0 && d < branches[r + 1]) {
+          const v = target + branches[r + 2] - pc;
+          if (v >= -(1 << 22) && v < 1 << 22) {
+            const u = (v >> 1) & 0x3fffff;
+            b16[k] = 0xf000 | ((u >> 11) & 0x7ff) | (v < 0 ? 0x400 : 0);
+            b16[k + 1] = 0xf800 | (u & 0x7ff);
+          }
+          break;
+        }
+      }
+      k++; // the second halfword (F800..FFFF) cannot start a pair
+    }
+  }
+  const count = ruleCount * 3;
+  if (count === 0) return;
+  let lo = Infinity;
+  let hi = 0;
+  for (let r = 0; r < count; r += 3) {
+    if (rules[r] < lo) lo = rules[r];
+    if (rules[r] + rules[r + 1] > hi) hi = rules[r] + rules[r + 1];
+  }
+  const span = hi - lo;
+  const last = (end - 4) >> 2;
+  // Bounded: n / 4 words; those inside the rules' union checked against at most MAX_RULES rules.
+  for (let k = (s0 + 3) >> 2; k <= last; k++) {
+    const w = b32[k];
+    if ((w - lo) >>> 0 >= span) continue;
+    if (bcount > 0 && (((w >>> 8) & 0xff) >= 0xf0 || w >>> 24 >= 0xf0)) continue;
+    for (let r = 0; r < count; r += 3) {
+      const d = w - rules[r];
+      if (d >= 0 && d < rules[r + 1]) {
+        b32[k] = w + rules[r + 2];
+        break;
+      }
+    }
+  }
+}
+
+/** Typed arrays are little-endian here (every target we know; checked, not assumed). */
+export const LZ_LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+
+/**
  * The codec-3 block decoder. One instance per install; `begin` for every
  * coded block, then `run` until it answers BLOCK_END.
  *
@@ -266,6 +346,10 @@ export class LzBlockDecoder {
   private readonly stage = new Uint8Array(LZ_OUT_CHUNK);
   private readonly out = new Uint8Array(LZ_OUT_BATCH);
   private outLength = 0;
+  /** An old copy with relocation rules, placed so that new-image halfwords and words are elements of the views. */
+  private readonly units = new Uint8Array(LZ_OLD_CHUNK + 12); // s0 (< 4) + a chunk and its two margins, a multiple of 4
+  private readonly units16 = new Uint16Array(this.units.buffer);
+  private readonly units32 = new Uint32Array(this.units.buffer);
 
   private block = 0;
   private span = 0;
@@ -312,7 +396,7 @@ export class LzBlockDecoder {
 
   /** RAM held by the decoder's own buffers. */
   get bytes(): number {
-    let n = this.lengths.byteLength + this.clLengths.byteLength + this.clTable.byteLength + this.counts.byteLength + this.next.byteLength + this.stage.byteLength + this.out.byteLength + this.tableBits.byteLength + this.rules.byteLength + this.branches.byteLength + 2 * UNIT_MARGIN;
+    let n = this.lengths.byteLength + this.clLengths.byteLength + this.clTable.byteLength + this.counts.byteLength + this.next.byteLength + this.stage.byteLength + this.out.byteLength + this.units.byteLength + this.tableBits.byteLength + this.rules.byteLength + this.branches.byteLength + 2 * UNIT_MARGIN;
     for (const t of this.tables) n += t.byteLength;
     return n;
   }
@@ -421,7 +505,7 @@ export class LzBlockDecoder {
     this.produced += bytes.length;
     if (this.outLength + bytes.length > this.out.length) this.flushOut(io);
     if (bytes.length >= this.out.length) {
-      this.crc = crc32Update(this.crc, bytes);
+      this.crc = blockCrcUpdate(this.crc, bytes);
       io.write(bytes);
       return;
     }
@@ -431,7 +515,7 @@ export class LzBlockDecoder {
 
   private flushOut(io: LzIo): void {
     if (this.outLength === 0) return;
-    this.crc = crc32Update(this.crc, this.out, 0, this.outLength);
+    this.crc = blockCrcUpdate(this.crc, this.out, 0, this.outLength);
     io.write(this.out.subarray(0, this.outLength));
     this.outLength = 0;
   }
@@ -662,8 +746,15 @@ export class LzBlockDecoder {
         const from = Math.max(this.copyStart, at - UNIT_MARGIN);
         const to = Math.min(this.copyEnd, at + n + UNIT_MARGIN);
         const buf = io.readOld(to - from, from + this.alignment);
-        this.relocate(buf, from, to - from);
-        this.emit(io, buf.subarray(at - from, at - from + n));
+        if (LZ_LITTLE_ENDIAN) {
+          const s0 = from & 3;
+          this.units.set(buf, s0);
+          transformUnitsAligned(this.units16, this.units32, s0, from, to - from, this.alignment, this.rules, this.ruleCount, this.branches, this.branchCount);
+          this.emit(io, this.units.subarray(s0 + at - from, s0 + at - from + n));
+        } else {
+          this.relocate(buf, from, to - from);
+          this.emit(io, buf.subarray(at - from, at - from + n));
+        }
       } else this.emit(io, io.readOld(n, at + this.alignment));
     } else if (kind === Op.NEW) {
       n = Math.min(n, LZ_OUT_CHUNK, this.runDistance);

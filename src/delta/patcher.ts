@@ -26,14 +26,14 @@
  * Working memory (bounded by the block size, stated by `workingMemory`): one
  * raw block buffer (maxRawLength), the streaming inflater (tables and a 1 KiB
  * input staging buffer, ~4.5 KiB; the compressed block is never buffered
- * whole), the CRC table (1 KiB), the slot writer's program buffer (512 B)
+ * whole), the CRC tables (4 KiB, src/delta/crc.ts), the slot writer's program buffer (512 B)
  * and one old-image read of OLD_READ_CHUNK bytes at a time. With 32 KiB
  * blocks: about 48 KiB.
  */
 import { OtaError, Reason, isOtaError } from "../errors";
 import type { Digest, Flash } from "../../hal/types";
 import { SlotWriter } from "../update/slot-writer";
-import { CRC_TABLE_BYTES, crc32Update } from "../util/crc32";
+import { BLOCK_CRC_TABLE_BYTES, blockCrcUpdate } from "./crc";
 import {
   BLOCK_HEADER_MAX,
   BLOCK_HEADER_MIN,
@@ -280,7 +280,7 @@ export class PatchApplier {
       (this.inflater?.bytes ?? 0) +
       (this.model?.bytes ?? 0) +
       this.out.byteLength +
-      CRC_TABLE_BYTES +
+      BLOCK_CRC_TABLE_BYTES +
       (this.writer?.bytes ?? 0) +
       OLD_READ_CHUNK +
       (this.model ? OLD_CONTEXT_MARGIN : 0)
@@ -436,7 +436,7 @@ export class PatchApplier {
     while (budget > 0 && this.identityLeft > 0) {
       const n = Math.min(OLD_READ_CHUNK, budget, this.identityLeft);
       const buf = this.options.activeSlot.read(n, this.newOffset + span - this.identityLeft);
-      this.identityCrc = crc32Update(this.identityCrc, buf);
+      this.identityCrc = blockCrcUpdate(this.identityCrc, buf);
       writer.write(buf);
       this.identityLeft -= n;
       budget -= n;
@@ -867,14 +867,14 @@ export class PatchApplier {
             this.pLiteral = literal;
           }
         }
-        this.pCrc = crc32Update(this.pCrc, buf);
+        this.pCrc = blockCrcUpdate(this.pCrc, buf);
         writer.write(buf);
         this.pDone += n;
         budget -= n;
       } else {
         const m = Math.min(this.pDiff + this.pExtra - this.pDone, budget);
         const bytes = raw.subarray(this.pExtraAt, this.pExtraAt + m);
-        this.pCrc = crc32Update(this.pCrc, bytes);
+        this.pCrc = blockCrcUpdate(this.pCrc, bytes);
         writer.write(bytes);
         this.pExtraAt += m;
         this.pDone += m;
@@ -970,7 +970,7 @@ export class PatchApplier {
           before = at;
         }
         const bytes = buf.subarray(start - lo, start - lo + n);
-        this.pCrc = crc32Update(this.pCrc, bytes);
+        this.pCrc = blockCrcUpdate(this.pCrc, bytes);
         writer.write(bytes);
         this.pDone += n;
         budget -= n;
@@ -983,7 +983,7 @@ export class PatchApplier {
           out[outLength++] = model.codeExtraByte(rd, base + this.pDone + k, 0);
           if (outLength === out.length || k === m - 1) {
             const bytes = out.subarray(0, outLength);
-            this.pCrc = crc32Update(this.pCrc, bytes);
+            this.pCrc = blockCrcUpdate(this.pCrc, bytes);
             writer.write(bytes);
             outLength = 0;
           }
