@@ -330,13 +330,13 @@ export class VirtualCloud {
   private onHeartbeat(deviceId: string, hb: Heartbeat): void {
     this.heartbeats.push({ deviceId, heartbeat: hb, at: this.net.clock.now() });
     if (this.silent) return;
-    const time = this.now() + this.ackTimeShiftS;
-    const statement = this.timeStatement?.(time);
-    this.publishTo(deviceId, topicFor(deviceId, CloudTopic.heartbeatAck), encodeHeartbeatAck({ seq: hb.seq, interval: this.heartbeatIntervalS, time, ...(statement ? { statement } : {}) }));
-    // The key set first: the revocation record and the offer may be signed by keys it brings.
+    // The key set first: the ack's time statement, the revocation record and the offer may be signed by keys it brings.
     const ks = this.keySet?.keySet;
     const held = hb.keySet;
     if (ks && (!held || held.epoch < ks.epoch || (held.epoch === ks.epoch && held.sequence < ks.sequence))) this.pushKeySet(deviceId, this.keySet!.envelope);
+    const time = this.now() + this.ackTimeShiftS;
+    const statement = this.timeStatement?.(time);
+    this.publishTo(deviceId, topicFor(deviceId, CloudTopic.heartbeatAck), encodeHeartbeatAck({ seq: hb.seq, interval: this.heartbeatIntervalS, time, ...(statement ? { statement } : {}) }));
     const rev = this.revocation;
     const heldRev = { epoch: hb.revocationEpoch ?? 0, sequence: hb.revocation ?? 0 };
     if (rev && (heldRev.epoch < (rev.record.epoch ?? 0) || (heldRev.epoch === (rev.record.epoch ?? 0) && heldRev.sequence < rev.record.sequence))) this.pushRevocation(deviceId, rev.envelope);

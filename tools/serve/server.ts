@@ -398,15 +398,15 @@ export async function startServe(o: ServeOptions): Promise<ServeHandle> {
         operator({ deviceId, source: "hb", version: formatVersion(hb.version), state: hb.state, progress: hb.progress, reason: hb.reason, reasonName: reasonName(hb.reason) });
         rollout.seen(deviceId, now());
         plans.heartbeat(deviceId, hb);
-        const time = now();
-        bus.publish(topicFor(deviceId, "hb/ack"), encodeHeartbeatAck({ seq: hb.seq, interval: o.heartbeatIntervalSec, time, ...(o.timeKey ? { statement: timeStatement(time) } : {}) }), 1);
         const { entries, revocations, keySet } = load();
-        // The key set first: the revocation record and the offer may be signed by keys it brings.
+        // The key set first: the ack's time statement, the revocation record and the offer may be signed by keys it brings.
         const heldKeySet = hb.keySet ? keySetOrder(hb.keySet) : -1;
         if (keySet && heldKeySet < keySetOrder(keySet.keySet)) {
           o.log(`key set ${keySet.keySet.epoch}.${keySet.keySet.sequence} to ${deviceId}, which holds ${hb.keySet ? `${hb.keySet.epoch}.${hb.keySet.sequence}` : "none"}`);
           bus.publish(topicFor(deviceId, "keyset"), keySet.bytes, 1);
         }
+        const time = now();
+        bus.publish(topicFor(deviceId, "hb/ack"), encodeHeartbeatAck({ seq: hb.seq, interval: o.heartbeatIntervalSec, time, ...(o.timeKey ? { statement: timeStatement(time) } : {}) }), 1);
         const revocation = revocations.get(hb.hardwareId);
         if (revocation && revocationOrder({ epoch: hb.revocationEpoch, sequence: hb.revocation ?? 0 }) < revocationOrder(revocation.record)) {
           revocationsSent++;
