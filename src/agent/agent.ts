@@ -39,7 +39,7 @@ import {
 } from "../update/revocation";
 import type { AcceptedManifest } from "../update/types";
 import { StateMachine } from "./fsm";
-import { isRetryable, restartsAfresh, RETRY_PAUSE_MAX_MS, RETRY_PAUSE_MIN_MS } from "./retry";
+import { isRetryable, noCloudPauseMs, restartsAfresh, rollbackVerdict, RETRY_PAUSE_MAX_MS, RETRY_PAUSE_MIN_MS } from "./retry";
 import { equalBytes } from "../util/bytes";
 import { TRANSITIONS, type AgentEvent, type AgentState } from "./transitions";
 
@@ -398,7 +398,7 @@ export class Agent {
       held.release.length === 32 &&
       equalBytes(held.release, this.current!.releaseId) &&
       readTrailer(this.inactiveSlot()).magic === "unset";
-    const p: Progress = same ? held : { payloadOffset: 0, bytesFetched: 0, elapsedMs: 0, checkpoint: new Uint8Array(0), release: this.current!.releaseId };
+    const p: Progress = same ? held : { payloadOffset: 0, bytesFetched: 0, elapsedMs: 0, checkpoint: new Uint8Array(0), release: this.current!.releaseId, noCloudTrials: this.noCloudTrials() };
     if (!same) this.journal.setProgress(p);
     this.report("download-started", Reason.OK);
     this.audit.event("DOWNLOAD_STARTED", Reason.OK, this.runningVersion, this.current!.manifest.version);
@@ -579,15 +579,31 @@ export class Agent {
     this.platform.system.reboot();
   }
 
-  reportRollback(reason: ReasonCode): boolean {
+  reportRollback(why: ReasonCode): boolean {
     const m = this.current!.manifest;
+    const id = this.current!.releaseId;
+    // A trial without the cloud is retried a bounded number of times (src/agent/retry.ts); the count is journaled.
+    const trials = this.noCloudTrials() + (why === Reason.TRIAL_NO_CLOUD ? 1 : 0);
+    const { reason, final } = rollbackVerdict(why, trials);
     // The slot was tried (or its install cut): a next attempt starts from byte 0.
-    this.journal.setProgress({ payloadOffset: 0, bytesFetched: 0, elapsedMs: 0, checkpoint: new Uint8Array(0) });
+    this.journal.setProgress({ payloadOffset: 0, bytesFetched: 0, elapsedMs: 0, checkpoint: new Uint8Array(0), release: id, noCloudTrials: trials });
+    if (reason === Reason.TRIAL_NO_CLOUD_RETRY) {
+      // RAM only: a reset forgets the pause, never the count.
+      const pause = noCloudPauseMs(trials);
+      this.retryGate = { releaseId: id, until: this.platform.clock.now() + pause, pause };
+      this.log(`trial ${trials} of ${formatVersion(m.version)} found no cloud: retrying it after ${pause} ms`);
+    }
     this.lastReason = reason;
     this.audit.event("ROLLED_BACK", reason, m.version, this.runningVersion);
-    this.release.close(reason, reason !== Reason.ROLLED_BACK, "rolled-back", this.runningVersion);
+    this.release.close(reason, final, "rolled-back", this.runningVersion);
     this.cloud.start();
     return this.post("done");
+  }
+
+  /** Trials of the current release that rolled back without the cloud (journaled with the progress). */
+  private noCloudTrials(): number {
+    const p = this.journal.progress();
+    return p.release !== undefined && p.release.length === 32 && equalBytes(p.release, this.current!.releaseId) ? (p.noCloudTrials ?? 0) : 0;
   }
 
   fail(reason: ReasonCode, message: string): boolean {
@@ -606,7 +622,10 @@ export class Agent {
       this.retryGate = { releaseId: id, until: this.platform.clock.now() + pause, pause };
     }
     // A spent deadline, or bytes damaged on the way, start the next attempt afresh.
-    if (restartsAfresh(reason)) this.journal.setProgress({ payloadOffset: 0, bytesFetched: 0, elapsedMs: 0, checkpoint: new Uint8Array(0) });
+    if (restartsAfresh(reason)) {
+      const trials = id ? this.noCloudTrials() : 0;
+      this.journal.setProgress({ payloadOffset: 0, bytesFetched: 0, elapsedMs: 0, checkpoint: new Uint8Array(0), ...(trials > 0 ? { release: id, noCloudTrials: trials } : {}) });
+    }
     this.audit.event(reason === Reason.ABORTED ? "ABORTED" : "FAILED", reason, this.runningVersion, this.current?.manifest.version);
     this.release.close(reason, final, reason === Reason.ABORTED ? "aborted" : "failed", this.runningVersion);
     return this.post("done");

@@ -58,6 +58,8 @@ export class Download {
   private lastProgressAt: number;
   private lastSavedAt: number;
   private readonly stalledBase: number;
+  /** Carried through the progress records (the release's trials without the cloud, src/agent/retry.ts). */
+  private readonly noCloudTrials: number;
   private stalledThisBoot = 0;
   private durablePoint: { payloadOffset: number; checkpoint: Uint8Array };
   private ticker: TimerId | undefined;
@@ -97,6 +99,7 @@ export class Download {
     this.lastProgressAt = this.startedAt;
     this.lastSavedAt = this.startedAt;
     this.stalledBase = progress.stalledMs ?? 0;
+    this.noCloudTrials = progress.noCloudTrials ?? 0;
     this.durablePoint = { payloadOffset: progress.payloadOffset, checkpoint: progress.checkpoint };
     this.ticker = x.platform.clock.setTimer(() => this.tick(), c.supervisorPeriodMs, c.supervisorPeriodMs);
     const counted = (n: number) => {
@@ -320,6 +323,7 @@ export class Download {
       checkpoint,
       header: this.hold.bytes() ?? new Uint8Array(0),
       release: this.x.releaseId,
+      noCloudTrials: this.noCloudTrials,
     });
   }
 

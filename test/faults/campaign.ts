@@ -272,7 +272,8 @@ function check(s: Scenario, r: Run): string | undefined {
   }
   // A cut says nothing against the release: a trial cut short is reverted as ROLLED_BACK (retryable) and the
   // release offered and installed again: exactly one final outcome is expected.
-  const outcome = w.cloud.reportsOf("dev", s.expect).filter((r) => !(r.event === "rolled-back" && r.reason === Reason.ROLLED_BACK));
+  // A trial without the cloud is retried a bounded number of times (TRIAL_NO_CLOUD_RETRY) before the final rollback.
+  const outcome = w.cloud.reportsOf("dev", s.expect).filter((r) => !(r.event === "rolled-back" && (r.reason === Reason.ROLLED_BACK || r.reason === Reason.TRIAL_NO_CLOUD_RETRY)));
   if (outcome.length !== 1) return `${outcome.length} final "${s.expect}" reports (expected exactly one)`;
   const finalFailures = w.cloud.reportsOf("dev", "failed");
   if (s.expect === "committed" && finalFailures.length > 0 && w.cloud.reportsOf("dev", "committed").length !== 1) return "failed and never installed";

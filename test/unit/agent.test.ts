@@ -65,15 +65,14 @@ describe("agent end to end on the simulator", () => {
     expect(w.cloud.bytesSent.get("dev-2")!).toBeLessThan(full.payload.length / 2);
   });
 
-  it("a release whose firmware never reaches the cloud is rolled back and reported", () => {
+  it("a release whose firmware never reaches the cloud is rolled back and reported (retried a bounded number of times: test/unit/agent-retry.test.ts)", () => {
     const w = makeWorld({ releases: (w) => [release(w.key, buildImage(w.map, w.key, "2.0.0", 1, { behaviour: "no-cloud" }))] });
     const d = w.addDevice("dev-3");
     d.run(10 * 60_000);
     const rb = w.cloud.reportsOf("dev-3", "rolled-back");
-    expect(rb, w.logs.slice(-30).join("\n")).toHaveLength(1);
-    expect(rb[0].reason).toBe(Reason.TRIAL_NO_CLOUD);
+    expect(rb.length, w.logs.slice(-30).join("\n")).toBeGreaterThanOrEqual(1);
+    expect(rb[0].reason).toBe(Reason.TRIAL_NO_CLOUD_RETRY);
     expect(d.runningSlot).toBe(0);
-    expect(w.cloud.reportsOf("dev-3", "offer-accepted")).toHaveLength(1);
   });
 
   it("a firmware that hangs in its trial is reset by the watchdog and rolled back", () => {

@@ -19,6 +19,8 @@ import { SimFleet, type FleetReport } from "../../tools/sim/fleet";
 import { startServe } from "../../tools/serve/server";
 import { formatReport } from "../../tools/sim/report";
 import { xsOta } from "../lib/cli";
+import { MAX_NO_CLOUD_TRIALS } from "../../src/agent/retry";
+import { publicPemOf } from "../../tools/keys/pem";
 
 describe("fault plan", () => {
   it("parses shares and refuses anything else", () => {
@@ -113,7 +115,7 @@ describe("fleet simulator (embedded serve)", () => {
     }
   }, 120_000);
 
-  it("a release whose trial never reaches the cloud: every device is listed as rolled back (TRIAL_NO_CLOUD), not as refused", async () => {
+  it("a release whose trial never reaches the cloud: each device tries it MAX_NO_CLOUD_TRIALS times, every rollback counted, then rolled back for good (not refused)", async () => {
     const dir = mkdtempSync(join(tmpdir(), "xs-ota-sim-rollback-"));
     try {
       const map = smallFlashMap();
@@ -122,20 +124,51 @@ describe("fleet simulator (embedded serve)", () => {
       const bad = buildImage(map, key, "1.1.0+2", 1, { size: 8192, behaviour: "no-cloud" });
       const now = Math.floor(Date.now() / 1000);
       publishRelease(dir, release(key, bad, { issuedAt: now - 60, expiresAt: now + 86400 }));
-      // Long enough for the rollback and the re-offers that follow it (refused as already handled).
-      const { r } = await runFleet({ devices: 2, seed: 1, speed: 100, releases: { kind: "dir", dir, trust: [key.publicKey], factory: factory.bytes }, heartbeatIntervalSec: 10 }, 8, false);
+      const { why, r } = await runFleet({ devices: 2, seed: 1, releases: { kind: "dir", dir, trust: [key.publicKey], factory: factory.bytes }, heartbeatIntervalSec: 10, agent: { trialDeadlineMs: 60_000 } }, 120);
+      expect(why).toBe("done");
       expect(r.outcomes["rolled-back"]).toBe(2);
       expect(r.outcomes.refused).toBe(0);
       for (const d of r.perDevice) {
         expect(d.outcome).toBe("rolled-back");
         expect(d.reasonName).toBe("TRIAL_NO_CLOUD");
         expect(d.version).toBe("1.0.0+1");
+        expect(d.onTarget).toBe(false);
+        expect(d.rollbacks).toBe(MAX_NO_CLOUD_TRIALS);
+        expect(d.rollbackReasons).toEqual(["TRIAL_NO_CLOUD_RETRY", "TRIAL_NO_CLOUD_RETRY", "TRIAL_NO_CLOUD"]);
       }
+      expect(r.rollbacks).toEqual({ total: 2 * MAX_NO_CLOUD_TRIALS, byReason: { TRIAL_NO_CLOUD_RETRY: 4, TRIAL_NO_CLOUD: 2 } });
+      expect(r.notOnTarget.map((d) => d.id)).toEqual(["sim-0000", "sim-0001"]);
       expect(formatReport(r)).toMatch(/\| 0 \| 2 \| 0 \| 0 \| 0 \| 0 \| 0 \|/);
+      expect(formatReport(r)).toMatch(/rollbacks: 6 \(TRIAL_NO_CLOUD_RETRY 4, TRIAL_NO_CLOUD 2\)/);
+      expect(formatReport(r)).toMatch(/NOT on the target 1\.1\.0\+2: 2 device\(s\)/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
-  }, 120_000);
+  }, 150_000);
+
+  it("the CLI exits 1 when devices did not end on the target, and says how many and why", () => {
+    const work = mkdtempSync(join(tmpdir(), "xs-ota-sim-offtarget-"));
+    try {
+      const map = smallFlashMap();
+      const trusted = testKey(1);
+      const stranger = testKey(2);
+      const factory = buildImage(map, trusted, "1.0.0+1", 0, { confirm: true, size: 8192 });
+      const dir = join(work, "releases");
+      mkdirSync(dir);
+      const now = Math.floor(Date.now() / 1000);
+      // signed by a key the devices do not trust: every device refuses it, so none ends on it
+      publishRelease(dir, release(stranger, buildImage(map, stranger, "1.1.0+2", 1, { size: 8192 }), { issuedAt: now - 60, expiresAt: now + 86400 }));
+      writeFileSync(join(work, "factory.bin"), factory.bytes);
+      writeFileSync(join(work, "key.pub.pem"), publicPemOf(trusted.publicKey));
+      const run = xsOta(["sim", "--devices", "2", "--releases", dir, "--trust", join(work, "key.pub.pem"), "--factory", join(work, "factory.bin"), "--heartbeat-interval", "10", "--until-done", "--timeout", "60", "--progress", "0"], { timeoutMs: 90_000 });
+      expect(run.status, run.stdout + run.stderr).toBe(1);
+      expect(run.stdout).toMatch(/\| all done \| 2\/2 \| 0\/2 \|/);
+      expect(run.stderr).toMatch(/2 device\(s\) did not end on the target 1\.1\.0\+2/);
+      expect(run.stdout).toMatch(/offers refused: MANIFEST_/);
+    } finally {
+      rmSync(work, { recursive: true, force: true });
+    }
+  }, 90_000);
 
   it("--no-serve against another serve's broker: the devices' commits are counted", async () => {
     const dir = mkdtempSync(join(tmpdir(), "xs-ota-sim-noserve-"));

@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startXs, type XsWorker } from "./harness";
+import { Reason } from "../../src/errors";
+import { MAX_NO_CLOUD_TRIALS } from "../../src/agent/retry";
 
 let xs: XsWorker;
 beforeAll(async () => {
@@ -15,5 +17,14 @@ describe("XS lane: the agent", () => {
     expect(value.slot).toBe(1);
     expect(value.version).toBe("1.1.0+2");
     expect(value.counter).toBe(2);
+  });
+
+  it("retries a trial that found no cloud a bounded number of times, then gives the release up (inside XS)", async () => {
+    const { value } = await xs.run<{ rollbacks: number; reasons: number[]; accepted: number; slot: number; log: string[] }>("no-cloud-retry");
+    expect(value.rollbacks, value.log.join("\n")).toBe(MAX_NO_CLOUD_TRIALS);
+    expect(value.accepted).toBe(MAX_NO_CLOUD_TRIALS);
+    expect(value.reasons[0]).toBe(Reason.TRIAL_NO_CLOUD_RETRY);
+    expect(value.reasons[value.reasons.length - 1]).toBe(Reason.TRIAL_NO_CLOUD);
+    expect(value.slot).toBe(0);
   });
 });

@@ -21,23 +21,30 @@ import { CliError, describeError, intOption, io, parse, usageError, type Command
 const usage = `usage: xs-ota sim [options]
 
 Run N virtual devices (the MCUboot model, the strict mocks, the firmware: AT
-console + update agent) over real TLS sockets on one virtual clock that runs
---speed times faster than real time, updated by xs-ota serve in this process.
+console + update agent) over real TLS sockets on one virtual clock, updated by
+xs-ota serve in this process. The clock is a discrete-event scheduler: it runs
+the next timer only when nothing is owed on any socket (tools/sim/ledger.ts),
+so the same seed gives the same outcome per device on a fast or a busy
+machine; --speed only caps virtual time per real time.
 Prints a summary table (and writes --report as JSON): completion time, bytes,
-retries, the outcome of every device, and the number of bricked devices.
-Exit status 1 when any device is bricked, the simulator hit a bug, or (with
---until-done) not every device finished by --timeout.
+retries, every rollback and refusal, the outcome of every device, and the
+number of bricked devices.
+Exit status 1 when any device is bricked, the simulator hit a bug, a release
+was given and some device does not run it at the end, or (with --until-done)
+not every device finished by --timeout.
 
 devices:
   --devices N            number of devices, ids sim-0000… (1..1000, default 1)
   --map small|device     flash map: small (8 KiB sectors, 64 KiB slots; default) or device (STM32H743)
-  --speed X              virtual time per real time (default 20; 1 when consoles are served)
+  --speed X              at most X virtual seconds per real second (default: no cap; 1 when consoles are served)
   --seed S               seed for the fault plan, the devices' jitter and power-cut tearing (default 1)
 
 releases (default: none — a factory image only; the devices heartbeat and idle):
   --demo-releases        sign factory 1.0.0+1 and release 1.1.0+2 with a generated key the devices trust
   --delta                with --demo-releases: also publish a delta from the factory image (serve prefers it)
   --image-kib K          demo image body size, KiB (default 16)
+  --https                with --demo-releases: the release has no MQTT stream, only a URL on serve's HTTPS
+                         Range server (big images through Range requests)
   --releases DIR         serve the releases in DIR instead; needs --trust and --factory
   --trust PUB.pem        a public key the devices trust (repeatable)
   --factory IMAGE        the signed, confirmed image programmed into slot 0 of every device
@@ -98,6 +105,7 @@ export const command: Command = {
       "demo-releases": { type: "boolean" },
       delta: { type: "boolean" },
       "image-kib": { type: "string" },
+      https: { type: "boolean" },
       releases: { type: "string" },
       trust: { type: "string", multiple: true },
       factory: { type: "string" },
@@ -131,8 +139,8 @@ export const command: Command = {
     const consoles = values["console-port"] !== undefined || values["console-pty"] === true;
     const basePort = values["console-port"] === undefined ? undefined : intOption(values["console-port"], "console-port");
     if (basePort !== undefined && (basePort < 0 || basePort + count - 1 > 65535)) throw usageError("--console-port out of range");
-    const speed = values.speed === undefined ? (consoles ? 1 : 20) : Number(values.speed);
-    if (!(speed > 0 && speed <= 1000)) throw usageError("--speed must be a number > 0 and <= 1000");
+    const speed = values.speed === undefined ? (consoles ? 1 : undefined) : Number(values.speed);
+    if (speed !== undefined && !(speed > 0 && speed <= 100_000)) throw usageError("--speed must be a number > 0 and <= 100000");
     const seed = intOption(values.seed, "seed", 1);
     const maxInFlight = intOption(values["max-in-flight"], "max-in-flight", 0);
     const heartbeat = intOption(values["heartbeat-interval"], "heartbeat-interval", 60);
@@ -151,10 +159,11 @@ export const command: Command = {
     let releases: ReleaseSpec = { kind: "none" };
     if (values["demo-releases"] && values.releases) throw usageError("--demo-releases and --releases exclude each other");
     if (values.delta && !values["demo-releases"]) throw usageError("--delta goes with --demo-releases");
+    if (values.https && !values["demo-releases"]) throw usageError("--https goes with --demo-releases");
     if (values["demo-releases"]) {
       const kib = intOption(values["image-kib"], "image-kib", 16);
       if (kib < 1 || kib > 700) throw usageError("--image-kib must be 1..700");
-      releases = { kind: "demo", delta: values.delta === true, imageBytes: kib * 1024 };
+      releases = { kind: "demo", delta: values.delta === true, imageBytes: kib * 1024, https: values.https === true };
     } else if (values.releases) {
       if (!values.trust?.length || !values.factory) throw usageError("--releases DIR needs --trust PUB.pem and --factory IMAGE");
       try {
@@ -236,7 +245,7 @@ export const command: Command = {
     const s = fleet.server;
     io.say(`devices connect to mqtts://${s.host}:${s.port}${fleet.serve ? (cloud.mode === "embedded" ? " (embedded serve)" : " (serve --broker)") : " (no serve here)"}; release ${fleet.target ? `${fleet.target.version} (${fleet.target.kind}, payload ${fleet.target.payloadBytes.toLocaleString("en-US")} B)` : "none"}`);
     fleet.start();
-    io.say(`${count} device(s) running at ×${speed} on one virtual clock; ${values["until-done"] ? "until every device is done" : "Ctrl-C stops"}`);
+    io.say(`${count} device(s) running on one virtual clock (${speed === undefined ? "no pacing cap" : `at most ×${speed}`}); ${values["until-done"] ? "until every device is done" : "Ctrl-C stops"}`);
     const progressS = values.progress === undefined ? 5 : intOption(values.progress, "progress");
     let lastProgress = performance.now();
     fleet.onTick(() => {
@@ -258,8 +267,10 @@ export const command: Command = {
     if (values.report) fs.writeFileSync(values.report, JSON.stringify(report, null, 2) + "\n");
     if (values.keep) io.say(`kept: ${fleet.work}`);
     io.result(report);
-    const failed = report.bricked > 0 || report.simulatorErrors.length > 0 || (values["until-done"] === true && why !== "done");
+    const offTarget = report.target !== null && report.notOnTarget.length > 0;
+    const failed = report.bricked > 0 || report.simulatorErrors.length > 0 || offTarget || (values["until-done"] === true && why !== "done");
     if (report.bricked > 0) process.stderr.write(`${report.bricked} device(s) BRICKED\n`);
+    if (offTarget) process.stderr.write(`${report.notOnTarget.length} device(s) did not end on the target ${report.target!.version} (rollbacks ${report.rollbacks.total}, refusals ${Object.values(report.refusals).reduce((a, b) => a + b, 0)})\n`);
     if (values["until-done"] && why !== "done") process.stderr.write(`not every device finished (${why}): ${report.completion.done}/${count} done\n`);
     return failed ? 1 : 0;
   },

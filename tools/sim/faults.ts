@@ -14,6 +14,7 @@
 import type { Network, Socket, SocketHandlers, SocketOptions } from "../../hal/types";
 import { Prng } from "../../hal/mock/prng";
 import { Reason } from "../../src/errors";
+import { HttpRequestTap, HttpResponseTap, PacketTap, type IoLedger, type Owed } from "./ledger";
 
 export interface FaultPlan {
   /** Share of devices hit by a power cut, 0..1. */
@@ -55,11 +56,35 @@ export function chooseVictims(plan: FaultPlan, devices: number, seed: number): {
   return { powercut: draw(plan.powercut), linkdrop: draw(plan.linkdrop) };
 }
 
+/** The I/O accounting a FleetNetwork takes part in (tools/sim/ledger.ts). */
+export interface FleetIo {
+  readonly ledger: IoLedger;
+  /** Connections to this port speak MQTT; any other is HTTP (the Range download path). */
+  readonly mqttPort: number;
+  /** serve runs in this process: the device's messages to it are owed until its trace says it took them. */
+  readonly serveHere: boolean;
+}
+
+/** Device → cloud topics serve takes (and traces). */
+const SERVED = /\/(hb|chunk\/req|status)$/;
+
+type SocketOwed = "connect" | "connack" | "suback" | "puback" | "pingresp" | "http";
+
+interface Entry {
+  socket: Socket;
+  handlers: SocketHandlers;
+  closed: boolean;
+  /** CONNACK seen on it: an MQTT session is up. */
+  session: boolean;
+  owed: Record<SocketOwed, number>;
+}
+
 /**
  * One device's view of the shared host network: counts the bytes it sends
  * and receives, and can drop every open connection (the peer sees the TCP
  * connection end; the device sees onClose(SOCKET_CLOSED), as when a cellular
- * link dies).
+ * link dies). With a FleetIo it also keeps the ledger of what the device is
+ * owed on its connections (tools/sim/ledger.ts).
  */
 export class FleetNetwork implements Network {
   bytesSent = 0;
@@ -68,18 +93,117 @@ export class FleetNetwork implements Network {
   drops = 0;
   /** Drop every connection when bytesReceived passes each of these (ascending; consumed). */
   dropAt: number[] = [];
-  private readonly open = new Set<{ socket: Socket; handlers: SocketHandlers; closed: boolean }>();
+  private readonly open = new Set<Entry>();
+  /** MQTT sessions up. */
+  private sessions = 0;
+  /** Messages serve published to this device, not yet received. */
+  private deliveries = 0;
+  /** Messages this device sent serve, not yet taken by it. */
+  private toServe = 0;
 
-  constructor(private readonly inner: Network) {}
+  constructor(
+    private readonly inner: Network,
+    private readonly io?: FleetIo,
+  ) {}
+
+  private owe(e: Entry, kind: SocketOwed): void {
+    e.owed[kind]++;
+    this.io?.ledger.owe(kind);
+  }
+
+  private settle(e: Entry, kind: SocketOwed): void {
+    if (e.owed[kind] === 0) return;
+    e.owed[kind]--;
+    this.io?.ledger.settle(kind);
+  }
+
+  /** The connection is gone: nothing more comes on it. */
+  private release(e: Entry): void {
+    for (const k of Object.keys(e.owed) as SocketOwed[]) {
+      this.io?.ledger.settle(k as Owed, e.owed[k]);
+      e.owed[k] = 0;
+    }
+    if (e.session) {
+      e.session = false;
+      this.sessions--;
+      if (this.sessions === 0) {
+        this.io?.ledger.settle("deliver", this.deliveries);
+        this.deliveries = 0;
+      }
+    }
+  }
+
+  /** serve published to this device: owed when a session is up (else the broker drops it). */
+  servePublished(): void {
+    if (!this.io || this.sessions === 0) return;
+    this.deliveries++;
+    this.io.ledger.owe("deliver");
+  }
+
+  /** serve took a message this device sent. */
+  serveTook(): void {
+    if (this.toServe === 0) return;
+    this.toServe--;
+    this.io?.ledger.settle("serve");
+  }
+
+  /** The ledger gave up (a stall): forget what this device was owed. */
+  forgetOwed(): void {
+    this.deliveries = 0;
+    this.toServe = 0;
+    for (const e of this.open) for (const k of Object.keys(e.owed) as SocketOwed[]) e.owed[k] = 0;
+  }
 
   connect(options: SocketOptions, handlers: SocketHandlers): Socket {
-    const entry = { socket: undefined as unknown as Socket, handlers, closed: false };
+    const e: Entry = { socket: undefined as unknown as Socket, handlers, closed: false, session: false, owed: { connect: 0, connack: 0, suback: 0, puback: 0, pingresp: 0, http: 0 } };
     this.connections++;
-    entry.socket = this.inner.connect(options, {
-      onConnect: () => handlers.onConnect?.(),
+    const io = this.io;
+    let out: { push(d: Uint8Array): void } | undefined;
+    let into: { push(d: Uint8Array): void } | undefined;
+    if (io) {
+      this.owe(e, "connect");
+      if (options.port === io.mqttPort) {
+        out = new PacketTap((type, flags, topic) => {
+          if (type === 1) this.owe(e, "connack");
+          else if (type === 8) this.owe(e, "suback");
+          else if (type === 12) this.owe(e, "pingresp");
+          else if (type === 3) {
+            if (((flags >> 1) & 3) === 1) this.owe(e, "puback");
+            if (io.serveHere && topic !== undefined && SERVED.test(topic)) {
+              this.toServe++;
+              io.ledger.owe("serve");
+            }
+          }
+        });
+        into = new PacketTap((type) => {
+          if (type === 2) {
+            this.settle(e, "connack");
+            if (!e.session && !e.closed) {
+              e.session = true;
+              this.sessions++;
+            }
+          } else if (type === 9) this.settle(e, "suback");
+          else if (type === 13) this.settle(e, "pingresp");
+          else if (type === 4) this.settle(e, "puback");
+          else if (type === 3 && this.deliveries > 0) {
+            this.deliveries--;
+            io.ledger.settle("deliver");
+          }
+        });
+      } else {
+        out = new HttpRequestTap(() => this.owe(e, "http"));
+        into = new HttpResponseTap(() => this.settle(e, "http"));
+      }
+    }
+    e.socket = this.inner.connect(options, {
+      onConnect: () => {
+        this.settle(e, "connect");
+        if (!e.closed) handlers.onConnect?.();
+      },
       onData: (d) => {
-        if (entry.closed) return;
+        if (e.closed) return;
         this.bytesReceived += d.length;
+        into?.push(d);
         handlers.onData?.(d);
         if (this.dropAt.length > 0 && this.bytesReceived >= this.dropAt[0]) {
           this.dropAt.shift();
@@ -87,23 +211,26 @@ export class FleetNetwork implements Network {
         }
       },
       onClose: (r) => {
-        if (entry.closed) return;
-        entry.closed = true;
-        this.open.delete(entry);
+        if (e.closed) return;
+        e.closed = true;
+        this.open.delete(e);
+        this.release(e);
         handlers.onClose?.(r);
       },
     });
-    this.open.add(entry);
+    this.open.add(e);
     const net = this;
     return {
       write(data: Uint8Array): void {
         net.bytesSent += data.length;
-        entry.socket.write(data);
+        out?.push(data);
+        e.socket.write(data);
       },
       close(): void {
-        entry.closed = true;
-        net.open.delete(entry);
-        entry.socket.close();
+        e.closed = true;
+        net.open.delete(e);
+        net.release(e);
+        e.socket.close();
       },
     };
   }
@@ -115,8 +242,13 @@ export class FleetNetwork implements Network {
     for (const e of [...this.open]) {
       e.closed = true;
       this.open.delete(e);
+      this.release(e);
       e.socket.close();
-      setImmediate(() => e.handlers.onClose?.(Reason.SOCKET_CLOSED));
+      this.io?.ledger.owe("drop");
+      setImmediate(() => {
+        this.io?.ledger.settle("drop");
+        e.handlers.onClose?.(Reason.SOCKET_CLOSED);
+      });
     }
   }
 }

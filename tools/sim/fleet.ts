@@ -2,8 +2,12 @@
  * The fleet simulator behind `xs-ota sim`: N virtual devices (targets/sim:
  * the MCUboot model, the strict mocks) each running the simulator firmware —
  * the AT console and the real update agent, configured from the console's
- * settings — over real TLS sockets (hal/node), all on ONE virtual clock that
- * one Node interval advances `speed` × faster than real time. The cloud is
+ * settings — over real TLS sockets (hal/node), all on ONE virtual clock. The
+ * clock is a discrete-event scheduler: it runs the next timer only when the
+ * work due at the current instant is done — no message owed on any socket
+ * (tools/sim/ledger.ts) — and one timer at a time, so a slow or busy machine
+ * takes longer in real time but gives the same run for the same seed.
+ * `speed` only caps how far virtual time may run ahead of real time. The cloud is
  * `xs-ota serve` in this process (its embedded broker with a throwaway CA, or
  * `--broker` mode against an existing broker), or none (the devices talk to
  * a broker someone else serves).
@@ -34,13 +38,16 @@ import { makePatch } from "../delta/index";
 import { buildImage, HARDWARE, release } from "../demo/firmware";
 import { publishRelease } from "../demo/rig";
 import { encodeImage } from "../image/encode";
-import { generateKeyPem, parsePrivateKeyPem } from "../keys/pem";
+import { createHash, createPrivateKey } from "node:crypto";
+import { publicPemOf } from "../keys/pem";
+import { signerFromSecret } from "../keys/signer";
 import { readReleaseDir } from "../release/read";
 import { RETRYABLE } from "../serve/rollout";
 import { startServe, type ReportLine, type ServeHandle, type ServeStats } from "../serve/server";
 import { initCa } from "../ca/ca";
 import { provisionSimDevice } from "../ca/provision";
 import { chooseVictims, FleetNetwork, NO_FAULTS, type FaultPlan } from "./faults";
+import { IoLedger } from "./ledger";
 
 export type MapName = "small" | "device";
 
@@ -72,7 +79,13 @@ export type CloudSpec =
 
 export type ReleaseSpec =
   /** Sign a factory image and one release with a generated key: full, or delta (plus the full). */
-  | { readonly kind: "demo"; readonly delta: boolean; readonly imageBytes: number }
+  | {
+      readonly kind: "demo";
+      readonly delta: boolean;
+      readonly imageBytes: number;
+      /** The release has no MQTT stream, only an HTTPS URL on serve's Range server: the devices fetch it with Range requests. */
+      readonly https?: boolean;
+    }
   /** Serve DIR; the devices trust `trust` and start from `factory` (a signed, confirmed slot-0 image). */
   | { readonly kind: "dir"; readonly dir: string; readonly trust: readonly Uint8Array[]; readonly factory: Uint8Array }
   /** A factory image only (devices trust a generated key); nothing to offer. */
@@ -82,10 +95,10 @@ export interface SimFleetOptions {
   readonly devices: number;
   readonly map?: MapName | FlashMapSpec;
   readonly seed?: number;
-  /** Virtual time per real time. */
+  /** At most this much virtual time per real time (a pacing cap); absent: as fast as the machine goes. */
   readonly speed?: number;
-  /** Real ms per clock tick (default 10). */
-  readonly tickMs?: number;
+  /** Real ms without any I/O progress before the scheduler gives up on owed messages (default 30000; see ledger.ts). */
+  readonly stallMs?: number;
   readonly cloud?: CloudSpec;
   readonly releases?: ReleaseSpec;
   /** Heartbeat interval serve tells the devices, s (default 60). */
@@ -139,6 +152,13 @@ export interface DeviceOutcome {
   readonly bytesReceived: number;
   readonly bytesSent: number;
   readonly faults: string;
+  /** rolled-back reports serve received from it (every trial that did not end in a commit), and their reasons. */
+  readonly rollbacks: number;
+  readonly rollbackReasons: readonly string[];
+  /** offer-refused reports (releases it would not take), by reason name. */
+  readonly refusals: readonly string[];
+  /** It runs the target release at the end. */
+  readonly onTarget: boolean;
   /** Virtual seconds from power-on to the device's outcome (null while running). */
   readonly doneAtS: number | null;
   /** Last agent log lines of a device that did not commit. */
@@ -148,12 +168,13 @@ export interface DeviceOutcome {
 export interface FleetReport {
   readonly devices: number;
   readonly seed: number;
-  readonly speed: number;
+  /** The pacing cap, or null (as fast as the machine goes). */
+  readonly speed: number | null;
   readonly faults: FaultPlan;
   readonly maxInFlight: number;
   readonly cloud: string;
   readonly target: { readonly version: string; readonly kind: string; readonly payloadBytes: number; readonly imageBytes: number } | null;
-  readonly completion: { readonly allDone: boolean; readonly done: number; readonly realSeconds: number; readonly virtualSeconds: number };
+  readonly completion: { readonly allDone: boolean; readonly done: number; readonly onTarget: number; readonly realSeconds: number; readonly virtualSeconds: number };
   readonly outcomes: Record<Outcome, number>;
   readonly bricked: number;
   readonly bytes: {
@@ -171,12 +192,46 @@ export interface FleetReport {
     readonly resets: number;
   };
   readonly inFlight: { readonly limit: number; readonly peakDevices: number; readonly peakServe: number | null };
+  /** Every rollback (rolled-back reports), by reason name. */
+  readonly rollbacks: { readonly total: number; readonly byReason: Record<string, number> };
+  /** Devices that do not run the target release, with their outcome and last reason. */
+  readonly notOnTarget: readonly { readonly id: string; readonly outcome: Outcome; readonly reasonName: string; readonly version: string }[];
+  /** offer-refused reports, by reason name. */
+  readonly refusals: Record<string, number>;
+  /**
+   * The scheduler: timers run, messages accounted (ledger entries), waits for
+   * I/O, and stalls (owed messages given up after stallMs: a run with stalls
+   * is not promised to repeat).
+   */
+  readonly scheduler: { readonly timerEvents: number; readonly ioEntries: number; readonly ioWaits: number; readonly stalls: number; readonly stallDetail: readonly string[] };
   readonly serve: ServeStats | null;
   readonly simulatorErrors: readonly string[];
   readonly perDevice: readonly DeviceOutcome[];
 }
 
 const UPDATING: readonly AgentState[] = Object.freeze(["checking", "downloading", "verifying", "staged", "installing", "trial"]);
+/**
+ * Virtual time 0 in unix seconds for generated releases (serve's clock is the
+ * fleet's virtual clock from there): fixed, so a run repeats byte for byte.
+ * With --releases DIR it is the real time at the start (the releases' dates are real).
+ */
+export const DEMO_EPOCH = 1_767_225_600; // 2026-01-01T00:00:00Z
+
+/** An agent transition in its log: "from -event-> to". */
+const TRANSITION = / -[a-z-]+-> ([a-z-]+)$/;
+
+/** A free loopback TCP port (for a URL signed before its server starts). */
+async function freePort(): Promise<number> {
+  const { createServer } = await import("node:net");
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const port = (srv.address() as { port: number }).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
 const LOG_TAIL = 12;
 
 interface Tracked {
@@ -198,6 +253,11 @@ interface Tracked {
   committed: Set<string>;
   doneAt: number | undefined;
   log: string[];
+  /** The agent's state from its transitions (undefined while off). */
+  state: string | undefined;
+  done: boolean;
+  rollbacks: ReportLine[];
+  refusals: ReportLine[];
 }
 
 function parseBroker(url: string): { host: string; port: number } {
@@ -211,16 +271,24 @@ export class SimFleet {
   readonly tracked: Tracked[] = [];
   readonly simulatorErrors: string[] = [];
   private readonly network: NodeNetwork;
-  private interval: NodeJS.Timeout | undefined;
+  readonly ledger: IoLedger;
+  private readonly byId = new Map<string, Tracked>();
+  private running = false;
+  /** `run({ untilDone })`: stop advancing time once every device is done. */
+  private haltWhenDone = false;
+  private loopDone: Promise<void> | undefined;
+  /** Devices whose outcome may have changed since it was last judged. */
+  private readonly dirty = new Set<Tracked>();
+  private notDone = 0;
+  private updatingNow = 0;
   private startedReal = 0;
   private finishedReal: number | undefined;
   private finishedVirtual: number | undefined;
   private peakUpdating = 0;
-  private readonly speed: number;
-  private readonly tickMs: number;
+  private readonly speed: number | undefined;
   private readonly prng: Prng;
   private readonly cutWindow: number;
-  private readonly tickListeners: (() => void)[] = [];
+  private readonly progressListeners: (() => void)[] = [];
 
   private constructor(
     readonly o: SimFleetOptions,
@@ -233,8 +301,12 @@ export class SimFleet {
     factory: Uint8Array,
     trust: readonly Uint8Array[],
   ) {
-    this.speed = o.speed ?? 20;
-    this.tickMs = o.tickMs ?? 10;
+    this.speed = o.speed;
+    this.ledger = new IoLedger(o.stallMs ?? 30_000);
+    this.ledger.onStall = () => {
+      for (const t of this.tracked) t.net.forgetOwed();
+    };
+    const io = { ledger: this.ledger, mqttPort: server.port, serveHere: serve !== undefined };
     const seed = o.seed ?? 1;
     this.prng = new Prng(seed * 40503 + 1);
     this.cutWindow = o.cutWindow ?? 24;
@@ -243,7 +315,7 @@ export class SimFleet {
     const checkSignature = imageSignatureChecker(createKeyring([...trust], softwareDigest));
     for (let k = 0; k < o.devices; k++) {
       const id = `sim-${String(k).padStart(4, "0")}`;
-      const net = new FleetNetwork(this.network);
+      const net = new FleetNetwork(this.network, io);
       const device = new VirtualDevice({ map, clock: this.clock, seed: seed * 1000 + k, network: net, bootWatchdogMs: 8000, checkSignature });
       if (o.mutualTls) provisionSimDevice(device, id, join(work, "fleet-ca"));
       const t: Tracked = {
@@ -262,6 +334,18 @@ export class SimFleet {
         committed: new Set(),
         doneAt: undefined,
         log: [],
+        state: undefined,
+        done: false,
+        rollbacks: [],
+        refusals: [],
+      };
+      this.byId.set(id, t);
+      // Every boot may change the device's outcome (bricked, reverted, the target running).
+      const boot = device.boot.bind(device);
+      device.boot = () => {
+        this.setState(t, undefined);
+        this.dirty.add(t);
+        return boot();
       };
       device.firmware = agentFirmware({
         config: {
@@ -274,21 +358,62 @@ export class SimFleet {
           backoffInitialMs: 1000,
           backoffMaxMs: 30_000,
           seed: seed * 7919 + k + 1,
+          ...o.agent,
           log: (line) => {
+            o.agent?.log?.(line);
             t.log.push(`[${(this.clock.now() / 1000).toFixed(1)}s] ${line}`);
             if (t.log.length > 2 * LOG_TAIL) t.log.splice(0, t.log.length - LOG_TAIL);
+            // The agent's transitions, as they happen: faults armed at the download's start, devices updating, outcomes.
+            const m = TRANSITION.exec(line);
+            if (m) {
+              this.setState(t, m[1]);
+              if (!t.armed && m[1] === "downloading") this.arm(t);
+              this.dirty.add(t);
+            }
           },
-          ...o.agent,
         },
         console: o.console,
         onAgent: (a) => {
           if (t.agent) t.pastConnects += t.agent.cloud.connects;
           t.agent = a;
+          this.setState(t, a.state);
+          this.dirty.add(t);
         },
       });
       device.program(0, factory);
       this.tracked.push(t);
     }
+    this.notDone = this.tracked.length;
+  }
+
+  /** Track the devices updating now (and the peak) from the agents' transitions. */
+  private setState(t: Tracked, state: string | undefined): void {
+    const was = t.state !== undefined && UPDATING.includes(t.state as AgentState);
+    const is = state !== undefined && UPDATING.includes(state as AgentState);
+    t.state = state;
+    if (was !== is) {
+      this.updatingNow += is ? 1 : -1;
+      if (this.updatingNow > this.peakUpdating) this.peakUpdating = this.updatingNow;
+    }
+  }
+
+  /** serve took a message from a device topic (its trace). */
+  private traceReceived(topic: string): void {
+    const t = this.deviceOfTopic(topic);
+    t?.net.serveTook();
+  }
+
+  /** serve published a message (its trace): owed to the device when it is on a device topic. */
+  private tracePublished(topic: string): void {
+    const t = this.deviceOfTopic(topic);
+    t?.net.servePublished();
+  }
+
+  /** The device of a topic in a device's namespace (`xs-ota/v1/<id>/…`, either direction). */
+  private deviceOfTopic(topic: string): Tracked | undefined {
+    if (!topic.startsWith("xs-ota/v1/")) return undefined;
+    const end = topic.indexOf("/", 10);
+    return end > 10 ? this.byId.get(topic.slice(10, end)) : undefined;
   }
 
   /**
@@ -310,6 +435,8 @@ export class SimFleet {
       let factory: Uint8Array;
       let trust: readonly Uint8Array[];
       let target: FleetReport["target"] = null;
+      // An HTTPS-only release names serve's Range server in its signed URL: pick the port before signing.
+      const httpsPort = spec.kind === "demo" && spec.https ? await freePort() : undefined;
       if (spec.kind === "dir") {
         releasesDir = spec.dir;
         factory = spec.factory;
@@ -321,23 +448,26 @@ export class SimFleet {
         }
         if (best) target = { version: formatVersion(best.manifest.version), kind: best.manifest.payload.kind, payloadBytes: best.manifest.payload.length, imageBytes: best.manifest.image.length };
       } else {
-        const { privatePem, publicPem } = generateKeyPem();
-        writeFileSync(join(work, "release-key.pem"), privatePem, { mode: 0o600 });
-        writeFileSync(join(work, "release-key.pub.pem"), publicPem);
-        const key = parsePrivateKeyPem(privatePem);
+        // The run's release key and dates come from the seed (and ECDSA signatures are deterministic, RFC 6979):
+        // the same seed signs the same bytes, so the devices receive the same bytes in every run.
+        const secret = createHash("sha256").update(`xs-ota sim release key ${o.seed ?? 1}`).digest();
+        const key = signerFromSecret(new Uint8Array(secret));
+        const jwk = { kty: "EC", crv: "P-256", d: secret.toString("base64url"), x: Buffer.from(key.publicKey.subarray(1, 33)).toString("base64url"), y: Buffer.from(key.publicKey.subarray(33, 65)).toString("base64url") };
+        writeFileSync(join(work, "release-key.pem"), createPrivateKey({ key: jwk, format: "jwk" }).export({ format: "pem", type: "pkcs8" }) as string, { mode: 0o600 });
+        writeFileSync(join(work, "release-key.pub.pem"), publicPemOf(key.publicKey));
         trust = [key.publicKey];
         const size = spec.kind === "demo" ? spec.imageBytes : 4096;
         const base = buildImage(map, key, "1.0.0+1", 0, { confirm: true, size });
         factory = base.bytes;
         if (spec.kind === "demo") {
           const next = buildImage(map, key, "1.1.0+2", 1, { size, securityCounter: 2 });
-          const now = Math.floor(Date.now() / 1000);
-          const dates = { issuedAt: now - 60, expiresAt: now + 7 * 86400, hardwareId };
-          const full = release(key, next, dates);
+          const dates = { issuedAt: DEMO_EPOCH - 60, expiresAt: DEMO_EPOCH + 7 * 86400, hardwareId };
+          const url = httpsPort !== undefined ? { url: (stream: string) => `https://127.0.0.1:${httpsPort}/streams/${stream}`, httpsOnly: true } : {};
+          const full = release(key, next, { ...dates, ...url });
           publishRelease(releasesDir, full);
           target = { version: next.version, kind: "full", payloadBytes: full.payload.length, imageBytes: full.manifest.image.length };
           if (spec.delta) {
-            const delta = release(key, next, { ...dates, base, diff: (a, b) => makePatch(a, b).bytes });
+            const delta = release(key, next, { ...dates, ...url, base, diff: (a, b) => makePatch(a, b).bytes });
             publishRelease(releasesDir, delta);
             target = { ...target, kind: "delta", payloadBytes: delta.payload.length };
           }
@@ -347,17 +477,24 @@ export class SimFleet {
       let serve: ServeHandle | undefined;
       let server: { host: string; port: number; ca: string };
       const fleetRef: { fleet?: SimFleet } = {};
+      // serve's clock is the fleet's virtual clock (offers, in-flight places and their timeouts follow virtual time).
+      const epoch = spec.kind === "dir" ? Math.floor(Date.now() / 1000) : DEMO_EPOCH;
       const serveOptions = {
         releasesDir,
         host: "127.0.0.1",
         mqttPort: 0,
-        httpsPort: 0,
         insecurePlaintext: false,
         heartbeatIntervalSec: o.heartbeatIntervalSec ?? 60,
         reportsPath: join(work, "reports.jsonl"),
         log: o.serveLog ?? (() => {}),
         maxInFlight: o.maxInFlight ?? 0,
+        httpsPort: httpsPort ?? 0,
+        now: () => epoch + Math.floor((fleetRef.fleet?.clock.now() ?? 0) / 1000),
         onReport: (r: ReportLine) => fleetRef.fleet?.onReport(r),
+        trace: {
+          received: (topic: string) => fleetRef.fleet?.traceReceived(topic),
+          published: (topic: string) => fleetRef.fleet?.tracePublished(topic),
+        },
       };
       if (o.mutualTls && cloud.mode !== "embedded") throw new RangeError("mutualTls needs the embedded serve (an external broker has its own CA)");
       if (cloud.mode === "embedded") {
@@ -382,38 +519,94 @@ export class SimFleet {
     return this.tracked.map((t) => t.device);
   }
 
-  /** Power every device on and start the clock (one interval for the fleet). */
+  /**
+   * Power every device on (one boot event each, in device order, at virtual
+   * time 0) and start the scheduler.
+   */
   start(): void {
+    if (this.running) return;
     this.startedReal = performance.now();
-    for (const t of this.tracked) t.device.boot();
-    const step = this.tickMs * this.speed;
-    this.interval = setInterval(() => this.tick(step), this.tickMs);
+    for (const t of this.tracked) this.clock.setTimer(() => t.device.boot(), 0);
+    this.running = true;
+    this.loopDone = this.loop();
   }
 
-  /** Called after every clock tick. */
+  /** Called from the scheduler at most every 100 ms of real time (progress lines). */
   onTick(listener: () => void): void {
-    this.tickListeners.push(listener);
+    this.progressListeners.push(listener);
   }
 
-  private tick(step: number): void {
-    try {
-      this.clock.advance(step);
-    } catch (e) {
-      // Not a reset (those never leave the device): a bug. Recorded; the fleet runs on.
-      if (this.simulatorErrors.length < 20) this.simulatorErrors.push(String((e as Error)?.stack ?? e));
+  /**
+   * The discrete-event loop: wait until nothing is owed on any socket (the
+   * ledger), then run the next timer — one at a time, in (deadline, creation)
+   * order — and judge the devices it touched. Virtual time moves only here.
+   */
+  private async loop(): Promise<void> {
+    let lastYield = performance.now();
+    let lastProgress = lastYield;
+    while (this.running) {
+      if (this.haltWhenDone && this.finishedReal !== undefined) {
+        // Done: time stops here, so the report is the fleet at the instant it finished (the same in every run).
+        await new Promise<void>((r) => setTimeout(r, 20));
+        continue;
+      }
+      if (this.ledger.outstanding > 0) {
+        await this.ledger.quiet();
+        this.judge();
+        lastYield = performance.now();
+        continue;
+      }
+      const now = performance.now();
+      if (now - lastProgress >= 100) {
+        lastProgress = now;
+        for (const l of this.progressListeners) l();
+      }
+      // Let the event loop breathe between runs of timers that need no I/O (signals, progress, closes).
+      if (now - lastYield >= 20) {
+        await new Promise<void>((r) => setImmediate(r));
+        lastYield = performance.now();
+        continue;
+      }
+      const next = this.clock.nextDue();
+      if (next === undefined) {
+        await new Promise<void>((r) => setTimeout(r, 5));
+        continue;
+      }
+      if (this.speed !== undefined) {
+        const allowed = (now - this.startedReal) * this.speed;
+        if (next > allowed) {
+          await new Promise<void>((r) => setTimeout(r, Math.min(50, Math.max(1, (next - allowed) / this.speed!))));
+          lastYield = performance.now();
+          continue;
+        }
+      }
+      try {
+        this.clock.step();
+      } catch (e) {
+        // Not a reset (those never leave the device): a bug. Recorded; the fleet runs on.
+        if (this.simulatorErrors.length < 20) this.simulatorErrors.push(String((e as Error)?.stack ?? e));
+      }
+      if (this.dirty.size > 0 && this.ledger.outstanding === 0) this.judge();
     }
-    let updating = 0;
-    for (const t of this.tracked) {
-      const state = t.device.running ? t.agent?.state : undefined;
-      if (state && UPDATING.includes(state)) updating++;
-      if (!t.armed && state === "downloading") this.arm(t);
+  }
+
+  /** Judge the devices whose outcome may have changed; note when the whole fleet is done. */
+  private judge(): void {
+    if (this.dirty.size === 0) return;
+    const judging = this.target !== null && this.serve !== undefined;
+    for (const t of this.dirty) {
+      const done = judging && this.outcomeOf(t) !== "running";
+      if (done !== t.done) {
+        t.done = done;
+        this.notDone += done ? -1 : 1;
+        t.doneAt = done ? this.clock.now() : undefined;
+      }
     }
-    this.peakUpdating = Math.max(this.peakUpdating, updating);
-    if (this.finishedReal === undefined && this.allDone()) {
+    this.dirty.clear();
+    if (this.finishedReal === undefined && judging && this.notDone === 0) {
       this.finishedReal = performance.now();
       this.finishedVirtual = this.clock.now();
     }
-    for (const l of this.tickListeners) l();
   }
 
   private arm(t: Tracked): void {
@@ -426,12 +619,17 @@ export class SimFleet {
 
   /** A status report serve logged. */
   private onReport(r: ReportLine): void {
-    const t = this.tracked.find((x) => x.id === r.deviceId);
+    const t = this.byId.get(r.deviceId);
     if (!t) return;
     if (r.event === "offer-accepted") t.attempts++;
     if (["committed", "rolled-back", "failed", "aborted", "offer-refused"].includes(r.event)) t.lastFinal = r;
-    if (r.event === "rolled-back") t.rollback = r;
+    if (r.event === "rolled-back") {
+      t.rollback = r;
+      t.rollbacks.push(r);
+    }
+    if (r.event === "offer-refused") t.refusals.push(r);
     if (r.event === "committed" && r.target) t.committed.add(r.target);
+    this.dirty.add(t);
   }
 
   private runningVersion(t: Tracked): string {
@@ -457,14 +655,16 @@ export class SimFleet {
   /**
    * The outcome of one device now, from the device first (what it runs, what
    * it booted; true with or without a serve here), then from serve's reports.
-   * A device that rolled back stays "rolled-back" whatever it reports later
-   * (a re-offer it refuses as MANIFEST_REPLAYED is the rollback's consequence).
+   * A device that rolled back for good (a reason it does not retry) stays
+   * "rolled-back" whatever it reports later (a re-offer it refuses as
+   * MANIFEST_REPLAYED is the rollback's consequence); one that will retry
+   * (ROLLED_BACK, TRIAL_NO_CLOUD_RETRY) is still running.
    */
   outcomeOf(t: Tracked): Outcome {
     if (t.device.bricked) return "bricked";
     const version = this.runningVersion(t);
     if (this.target && version === this.target.version && (t.committed.has(this.target.version) || this.committedOnDevice(t))) return "committed";
-    if (this.rolledBackOnDevice(t)) return "rolled-back";
+    if (this.rolledBackOnDevice(t) && t.rollback && !RETRYABLE.includes(t.rollback.reason)) return "rolled-back";
     const f = t.lastFinal;
     if (f && !RETRYABLE.includes(f.reason) && !(this.target && version === this.target.version)) {
       if (f.event === "offer-refused") return "refused";
@@ -476,17 +676,9 @@ export class SimFleet {
 
   /** Every device committed the target or reported a final failure (false with no target or no serve). */
   allDone(): boolean {
-    if (!this.target || !this.serve) return false;
-    let all = true;
-    for (const t of this.tracked) {
-      const done = this.outcomeOf(t) !== "running";
-      if (done && t.doneAt === undefined) t.doneAt = this.clock.now();
-      if (!done) {
-        t.doneAt = undefined;
-        all = false;
-      }
-    }
-    return all;
+    for (const t of this.tracked) this.dirty.add(t);
+    this.judge();
+    return this.target !== null && this.serve !== undefined && this.notDone === 0;
   }
 
   /**
@@ -494,7 +686,8 @@ export class SimFleet {
    * seconds, or `stop` resolves. Returns why it ended.
    */
   async run(o: { untilDone: boolean; timeoutS?: number; stop?: Promise<void> }): Promise<"done" | "timeout" | "stopped"> {
-    if (!this.interval) this.start();
+    if (o.untilDone) this.haltWhenDone = true;
+    if (!this.running) this.start();
     return new Promise((resolve) => {
       let timer: NodeJS.Timeout | undefined;
       const end = (why: "done" | "timeout" | "stopped") => {
@@ -536,6 +729,10 @@ export class SimFleet {
         bytesReceived: t.net.bytesReceived,
         bytesSent: t.net.bytesSent,
         faults,
+        rollbacks: t.rollbacks.length,
+        rollbackReasons: t.rollbacks.map((r) => reasonName(r.reason)),
+        refusals: t.refusals.map((r) => reasonName(r.reason)),
+        onTarget: this.target !== null && this.runningVersion(t) === this.target.version && !t.device.bricked,
         doneAtS: t.doneAt === undefined ? null : Math.round(t.doneAt / 100) / 10,
         ...(outcome !== "committed" ? { logTail: t.log.slice(-LOG_TAIL) } : {}),
       };
@@ -546,10 +743,16 @@ export class SimFleet {
     const stats = this.serve?.stats() ?? null;
     const done = perDevice.filter((d) => d.outcome !== "running").length;
     const mqttConnects = sum((d) => d.mqttConnects);
+    const byReason: Record<string, number> = {};
+    const refusals: Record<string, number> = {};
+    for (const d of perDevice) {
+      for (const r of d.rollbackReasons) byReason[r] = (byReason[r] ?? 0) + 1;
+      for (const r of d.refusals) refusals[r] = (refusals[r] ?? 0) + 1;
+    }
     return {
       devices: this.tracked.length,
       seed: this.o.seed ?? 1,
-      speed: this.speed,
+      speed: this.speed ?? null,
       faults: this.o.faults ?? NO_FAULTS,
       maxInFlight: this.o.maxInFlight ?? 0,
       cloud: (this.o.cloud ?? { mode: "embedded" }).mode === "embedded" ? "embedded serve" : (this.o.cloud as { url: string; mode: string }).mode === "broker" ? `serve --broker ${(this.o.cloud as { url: string }).url}` : `broker ${(this.o.cloud as { url: string }).url} (no serve)`,
@@ -557,6 +760,7 @@ export class SimFleet {
       completion: {
         allDone: this.finishedReal !== undefined,
         done,
+        onTarget: perDevice.filter((d) => d.onTarget).length,
         realSeconds: Math.round(((this.finishedReal ?? performance.now()) - this.startedReal) / 100) / 10,
         virtualSeconds: Math.round((this.finishedVirtual ?? this.clock.now()) / 100) / 10,
       },
@@ -578,6 +782,10 @@ export class SimFleet {
         resets: sum((d) => d.boots - 1),
       },
       inFlight: { limit: this.o.maxInFlight ?? 0, peakDevices: this.peakUpdating, peakServe: stats?.peakInFlight ?? null },
+      rollbacks: { total: sum((d) => d.rollbacks), byReason },
+      notOnTarget: this.target ? perDevice.filter((d) => !d.onTarget).map((d) => ({ id: d.id, outcome: d.outcome, reasonName: d.reasonName, version: d.version })) : [],
+      refusals,
+      scheduler: { timerEvents: this.clock.fired, ioEntries: this.ledger.entries, ioWaits: this.ledger.waits, stalls: this.ledger.stalls, stallDetail: [...this.ledger.stallDetail] },
       serve: stats,
       simulatorErrors: [...this.simulatorErrors],
       perDevice,
@@ -586,8 +794,8 @@ export class SimFleet {
 
   /** Stop the clock, close serve and every socket, remove the work directory (unless kept). */
   async close(): Promise<void> {
-    if (this.interval) clearInterval(this.interval);
-    this.interval = undefined;
+    this.running = false;
+    await this.loopDone;
     for (const t of this.tracked) t.device.link.closeAll();
     this.network.destroyAll();
     await this.serve?.close();

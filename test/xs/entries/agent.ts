@@ -20,4 +20,17 @@ task("full-update", () => {
     log: w.logs.slice(-12),
   };
 });
+task("no-cloud-retry", () => {
+  // A firmware that never reaches the cloud: retried (TRIAL_NO_CLOUD_RETRY) until the bound, then final (TRIAL_NO_CLOUD).
+  const w = makeWorld({ releases: (w) => [release(w.key, buildImage(w.map, w.key, "1.1.0+2", 1, { behaviour: "no-cloud", securityCounter: 2 }))] });
+  const d = w.addDevice("xs-dev");
+  d.run(40 * 60_000);
+  return {
+    rollbacks: w.logs.filter((l) => l.indexOf("boot -reverted-> rolled-back") >= 0).length,
+    reasons: w.cloud.reportsOf("xs-dev", "rolled-back").map((r) => r.reason),
+    accepted: w.cloud.reportsOf("xs-dev", "offer-accepted").length,
+    slot: d.runningSlot,
+    log: w.logs.slice(-12),
+  };
+});
 serve();
