@@ -55,3 +55,18 @@ declare module "embedded:io/socket/tcp/tls" {
     format: "buffer" | "number";
   }
 }
+
+/**
+ * Moddable's TLS random generator (modules/crypt/etc/rng.js and rng.c; part of
+ * crypt/tls_common.json, which the TLS socket's manifest includes): RC4
+ * seeded from C rand() on first use unless `init(seed)` gave a seed (an
+ * ArrayBuffer; its bytes key the RC4 state). `get(n)` returns an ArrayBuffer
+ * of n bytes. The SDK's typings do not declare it.
+ */
+declare module "rng" {
+  const RNG: {
+    get(n: number): ArrayBuffer;
+    init(seed?: ArrayBuffer): void;
+  };
+  export default RNG;
+}

@@ -28,6 +28,19 @@
  * the refusal and the operator sees it, rather than a pin being silently
  * ignored.
  *
+ * Client certificate (`clientIdentity`, mutual TLS): the SDK's TLS takes
+ * one as `secure.clientCertificates` (an array of DER certificates; ssl/ssl_cert.js
+ * `findPreferredCert` returns it when the server sends CertificateRequest) and
+ * `secure.clientKey` (PKCS#8 DER; `getKey(cert)` returns `PKCS8.parse(clientKey)`),
+ * and the adapter passes them in that shape. But at SDK 48ee02d it cannot
+ * sign with the device's P-256 key: etc/pkcs8.js `parse` reads RSA fields
+ * only, and ssl/ssl_handshake.js `certificateVerify.packetize` signs only when
+ * the key exchange is RSA or ECDHE_RSA, with PKCS1_5, and throws
+ * "certificateVerify: unimplemented" otherwise. So, like the pin, it fails
+ * closed: with a client identity the connection closes, without connecting,
+ * with TLS_CLIENT_AUTH_UNSUPPORTED (until SDK_SIGNS_P256_CLIENT_AUTH is true:
+ * an ECDSA branch in certificateVerify and an EC PKCS#8 parse).
+ *
  * Both modules report free send space in onWritable (TCP: its send buffer less
  * bytes in flight; TLS: that less 96 bytes of record overhead, only after the
  * handshake) and throw on a write larger than it ("would block"), so the
@@ -39,10 +52,13 @@
 import TCP from "embedded:io/socket/tcp";
 import TLS from "embedded:io/socket/tcp/tls";
 import Timer from "timer";
+import { devicePkcs8 } from "../../src/crypto/csr";
 import { OtaError, Reason } from "../../src/errors";
 import type { Network, Socket, SocketHandlers, SocketOptions } from "../types";
 
 export const MAX_QUEUED = 32768;
+/** Whether the SDK's TLS can sign CertificateVerify with a P-256 client key (no at 48ee02d: see above). */
+export const SDK_SIGNS_P256_CLIENT_AUTH = false;
 export const MAX_SEND = 16384;
 
 /** One name lookup, shaped like Moddable's `embedded:network/dns/resolver/udp` (examples/io/udp/dns/dns.js). */
@@ -91,6 +107,10 @@ class ModdableSocket implements Socket {
     if (options.tls && options.caPin !== undefined) {
       // Reported from the event loop, as every other connection outcome is.
       Timer.set(() => this.fail(Reason.TLS_PIN_MISMATCH), 0);
+      return;
+    }
+    if (options.tls && options.clientIdentity !== undefined && !SDK_SIGNS_P256_CLIENT_AUTH) {
+      Timer.set(() => this.fail(Reason.TLS_CLIENT_AUTH_UNSUPPORTED), 0);
       return;
     }
     if (isIPv4Literal(options.host)) {
@@ -158,6 +178,9 @@ class ModdableSocket implements Socket {
           secure: {
             serverName: options.serverName ?? options.host,
             ...(options.ca instanceof Uint8Array ? { certificate: toArrayBuffer(options.ca) } : {}),
+            ...(options.clientIdentity
+              ? { clientCertificates: [toArrayBuffer(options.clientIdentity.certificate)], clientKey: toArrayBuffer(devicePkcs8(options.clientIdentity.privateKey)) }
+              : {}),
           },
           ...callbacks,
         }) as unknown as ByteIO;

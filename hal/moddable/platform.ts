@@ -18,6 +18,7 @@ import { isIPv4Literal, ModdableNetwork, type NameResolver } from "./network";
 import { NominalPower } from "./power";
 import { ModdableSerial, serialPort } from "./serial";
 import { ZephyrSystem } from "./system";
+import { seedModdableTlsRng, ZephyrRandom } from "./random";
 import { ZephyrWatchdog } from "./watchdog";
 
 /** The device configuration this module reads from `mc/config`. */
@@ -80,7 +81,14 @@ function resolverFactory(dnsServers: readonly string[]): (() => NameResolver) | 
   return () => new Resolver({ servers: dnsServers.slice(), socket: { io: UDP } }) as unknown as NameResolver;
 }
 
+/**
+ * The device Platform. Also reseeds Moddable's TLS random generator from the
+ * hardware RNG before any connection (see random.ts: otherwise it repeats
+ * across boots). @throws OtaError IDENTITY_NO_RANDOM when the RNG fails.
+ */
 export function devicePlatform(c: DeviceConfig): Platform {
+  const random = new ZephyrRandom();
+  seedModdableTlsRng(random);
   return Object.freeze({
     flash: Object.freeze({
       slots: Object.freeze([new ModdableFlash(c.partitionSlot0), new ModdableFlash(c.partitionSlot1)]) as readonly [ModdableFlash, ModdableFlash],
@@ -94,5 +102,6 @@ export function devicePlatform(c: DeviceConfig): Platform {
     power: new NominalPower(c.supplyNominalMv),
     digest: nativeDigest,
     system: new ZephyrSystem(c.imageSlot),
+    random,
   });
 }

@@ -34,8 +34,8 @@ describe("native modules cross-compile for Cortex-M7", () => {
   });
 
   const sources = readdirSync(NATIVE).filter((f) => f.endsWith(".c"));
-  it("finds the four native sources", () => {
-    expect(sources.sort()).toEqual(["counter_core.c", "counter_zephyr.c", "system_zephyr.c", "watchdog_zephyr.c"]);
+  it("finds the five native sources", () => {
+    expect(sources.sort()).toEqual(["counter_core.c", "counter_zephyr.c", "random_zephyr.c", "system_zephyr.c", "watchdog_zephyr.c"]);
   });
 
   for (const source of sources) {
@@ -49,6 +49,7 @@ describe("native modules cross-compile for Cortex-M7", () => {
         "counter_core.c": ["xsota_counter_scan", "xsota_counter_advance"],
         "counter_zephyr.c": ["xs_otacounter_read", "xs_otacounter_advance"],
         "system_zephyr.c": ["xs_otasystem_resetCause", "xs_otasystem_reboot"],
+        "random_zephyr.c": ["xs_otarandom_fill"],
         "watchdog_zephyr.c": ["xs_otawatchdog_start", "xs_otawatchdog_feed"],
       };
       for (const symbol of wanted[source]) expect(nm.stdout).toMatch(new RegExp(`\\bT ${symbol}\\b`));
@@ -64,7 +65,7 @@ describe("native modules cross-compile for Cortex-M7", () => {
       const text = readFileSync(join("hal/moddable", f), "utf8");
       for (const m of text.matchAll(/native\("(\w+)"\)/g)) calls.add(m[1]);
     }
-    expect(calls.size).toBe(6);
+    expect(calls.size).toBe(7);
     const defined = spawnSync("arm-none-eabi-nm", ["-g", ...readdirSync(out).map((o) => join(out, o))], { encoding: "utf8" }).stdout;
     for (const c of calls) expect(defined, c).toMatch(new RegExp(`\\bT ${c}\\b`));
   });

@@ -21,7 +21,7 @@ import { join } from "node:path";
 import * as esbuild from "esbuild";
 import { beforeEach, describe, expect, it, vi } from "vitest";
 import { ModdableFlash } from "../../hal/moddable/flash";
-import { isIPv4Literal, ModdableNetwork, type NameResolver } from "../../hal/moddable/network";
+import { isIPv4Literal, ModdableNetwork, SDK_SIGNS_P256_CLIENT_AUTH, type NameResolver } from "../../hal/moddable/network";
 import { ModdableSerial, serialPort, type SerialIO } from "../../hal/moddable/serial";
 import { OtaError, Reason } from "../../src/errors";
 import { flashConformance } from "../conformance/flash";
@@ -257,6 +257,8 @@ const sdkModules: Record<string, string> = {
   "embedded:io/socket/udp": "root:$(MODULES)/io/socket/zephyr/udp",
   "embedded:io/socket/tcp/tls": "include:$(MODDABLE)/examples/io/tcp/tlssocket/manifest.json",
   "embedded:network/dns/resolver/udp": "include:$(MODDABLE)/examples/io/udp/dns/manifest_dns.json",
+  // hal/moddable/random.ts reseeds it; it comes with the TLS socket: tlssocket/manifest.json → crypt/tls_419.json → tls_common.json
+  rng: "with embedded:io/socket/tcp/tls: $(MODULES)/crypt/tls_common.json",
 };
 
 describe("root manifest", () => {
@@ -657,6 +659,26 @@ describe("ModdableNetwork against fakes shaped like tcp.c, tlssocket.js and the 
     expect(fake.sockets).toHaveLength(0);
     expect(fake.tlsSockets).toHaveLength(0);
     expect(fake.timers.size).toBe(0); // the connect timer is cleared too
+  });
+
+  it("fails closed on a client certificate the SDK cannot sign for: TLS_CLIENT_AUTH_UNSUPPORTED, no socket opened", () => {
+    expect(SDK_SIGNS_P256_CLIENT_AUTH).toBe(false); // ssl_handshake.js certificateVerify: RSA only at SDK 48ee02d
+    const closes: number[] = [];
+    const net = new ModdableNetwork(1000);
+    const clientIdentity = { certificate: new Uint8Array(300).fill(0x30), privateKey: new Uint8Array(32).fill(7) };
+    net.connect({ host: "192.0.2.9", port: 8883, tls: true, clientIdentity }, { onClose: (r) => closes.push(r) });
+    expect(closes).toEqual([]);
+    for (const [id, t] of [...fake.timers.entries()].filter(([, t]) => t.delay === 0)) {
+      fake.timers.delete(id);
+      t.callback();
+    }
+    expect(closes).toEqual([Reason.TLS_CLIENT_AUTH_UNSUPPORTED]);
+    expect(fake.sockets).toHaveLength(0);
+    expect(fake.tlsSockets).toHaveLength(0);
+    expect(fake.timers.size).toBe(0);
+    // Plaintext carries no identity: it connects as before.
+    net.connect({ host: "192.0.2.9", port: 1883, tls: false, clientIdentity }, {});
+    expect(fake.sockets).toHaveLength(1);
   });
 
   it("recognises only dotted-quad IPv4 literals", () => {
