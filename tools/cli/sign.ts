@@ -6,8 +6,10 @@ import { sha256 } from "@noble/hashes/sha2.js";
 import { softwareDigest } from "../../src/crypto/sha256";
 import { scanImage } from "../../src/image/verify";
 import { BytesFlash } from "../image/bytes-flash";
-import { autoSecurityCounter, signImage, SignError } from "../image/sign";
-import { KeyError, readSigningKey } from "../keys/pem";
+import { autoSecurityCounter, signImageParts, SignError } from "../image/sign";
+import { KeyError, readPublicKey, readSigningKey } from "../keys/pem";
+import { randomBytes } from "node:crypto";
+import { softwareCipher } from "../../src/crypto/cipher";
 import { encodeIntelHex, isHexPath } from "../image/ihex";
 import { CliError, checkWritable, intOption, io, parse, readImageInput, usageError, writeOutput, type Command } from "./command";
 
@@ -32,6 +34,10 @@ Options mean what imgtool's do:
   -L, --load-addr ADDR         RAM-load address (sets IMAGE_F_RAM_LOAD)
       --rom-fixed ADDR         flash address the image is linked for (sets IMAGE_F_ROM_FIXED)
   -R, --erased-val 0xff|0      erased flash value for padding (default 0xff)
+  -E, --encrypt FILE           encrypt for this P-256 public key (PEM; a private key's public
+                               half is used): imgtool's ENC_EC256 (ECIES-P256, HKDF-SHA256,
+                               AES-CTR, HMAC-SHA256), plus the slot TLVs direct-xip boots
+      --encrypt-keylen 128|256 AES key length (default 128, as imgtool)
   -x, --hex-addr ADDR          address of the image in a .hex OUT (default: IN's .hex address)
       --force                  overwrite OUT if it exists
       --json                   one object on stdout (file, version, lengths, hashes); text on stderr
@@ -64,6 +70,8 @@ export const command: Command = {
       "rom-fixed": { type: "string" },
       "erased-val": { type: "string", short: "R" },
       "hex-addr": { type: "string", short: "x" },
+      encrypt: { type: "string", short: "E" },
+      "encrypt-keylen": { type: "string" },
       force: { type: "boolean" },
     });
     if (positionals.length !== 2) throw usageError("expected IN and OUT");
@@ -86,6 +94,21 @@ export const command: Command = {
       if ((e as NodeJS.ErrnoException).code === "ENOENT") throw new CliError(`--key ${values.key}: no such file`);
       throw e;
     }
+    let encrypt;
+    const keylen = values["encrypt-keylen"] ?? "128";
+    if (keylen !== "128" && keylen !== "256") throw usageError("--encrypt-keylen must be 128 or 256");
+    if (values["encrypt-keylen"] !== undefined && !values.encrypt) throw usageError("--encrypt-keylen goes with --encrypt");
+    if (values.encrypt) {
+      let recipient;
+      try {
+        recipient = readPublicKey(values.encrypt);
+      } catch (e) {
+        if (e instanceof KeyError) throw new CliError(`--encrypt ${e.message}`);
+        if ((e as NodeJS.ErrnoException).code === "ENOENT") throw new CliError(`--encrypt ${values.encrypt}: no such file`);
+        throw e;
+      }
+      encrypt = { recipient, keyLength: keylen === "256" ? (32 as const) : (16 as const), random: (n: number) => new Uint8Array(randomBytes(n)), cipher: softwareCipher };
+    }
     const hexOut = isHexPath(output);
     checkWritable(output, values.force);
     const read = readImageInput(input, "IN");
@@ -96,8 +119,9 @@ export const command: Command = {
       if (hexAddr < 0) throw usageError(`the .hex IN starts at 0x${read.baseAddress.toString(16)}, below the header size; give --hex-addr`);
     }
     let image: Uint8Array;
+    let slotImage: Uint8Array | undefined;
     try {
-      image = signImage({
+      ({ image, slotImage } = signImageParts({
         input: read.bytes,
         version,
         securityCounter,
@@ -114,41 +138,49 @@ export const command: Command = {
         loadAddr: opt("load-addr"),
         romFixed: opt("rom-fixed"),
         eraseValue: opt("erased-val"),
-      });
+        encrypt,
+      }));
     } catch (e) {
       if (e instanceof SignError) throw e.cause_ === "input" ? new CliError(`IN ${input}: ${e.message}`) : usageError(e.message);
       throw e;
     }
-    const info = scanImage(new BytesFlash(image), { digest: softwareDigest });
+    // an encrypted image's hash covers the plaintext: describe it by the image that lands in the slot
+    const info = scanImage(new BytesFlash(slotImage ?? image), { digest: softwareDigest });
+    const totalLength = slotImage ? image.length : info.totalLength;
     if (hexOut) {
       // As imgtool writes a padded .hex: the image, then only the trailer bytes that are set.
       const erased = opt("erased-val") ?? 0xff;
       let tail = image.length;
-      if (image.length > info.totalLength) {
-        tail = info.totalLength;
+      if (image.length > totalLength) {
+        tail = totalLength;
         while (tail < image.length && image[tail] === erased) tail++;
       }
-      const segments = [{ address: hexAddr!, bytes: image.subarray(0, info.totalLength) }];
+      const segments = [{ address: hexAddr!, bytes: image.subarray(0, totalLength) }];
       if (tail < image.length) segments.push({ address: hexAddr! + tail, bytes: image.subarray(tail) });
       writeOutput(output, encodeIntelHex(segments), true);
     } else writeOutput(output, image, true);
-    const whole = sha256(image.subarray(0, info.totalLength));
+    const whole = sha256(image.subarray(0, totalLength));
+    const slotWhole = slotImage ? sha256(slotImage) : undefined;
     io.say(
       `wrote ${output}: ${formatVersion(version)}, ${image.length} bytes` +
         (securityCounter !== undefined ? `, security counter ${securityCounter}` : "") +
         (signer ? `, key id ${toHex(signer.keyId)}` : ", unsigned") +
         (hexOut ? `, Intel HEX at 0x${hexAddr!.toString(16)}` : "") +
-        `\n  SHA256 TLV ${toHex(info.hash)} (MCUboot's hash)\n  whole-image SHA-256 ${toHex(whole)} (what a manifest binds and revoke --block takes)`,
+        (encrypt ? `, encrypted AES-${encrypt.keyLength * 8} for ${values.encrypt}` : "") +
+        (slotImage
+          ? `\n  SHA256 TLV ${toHex(info.hash)} (MCUboot's hash of the slot image, over the plaintext)\n  file SHA-256 ${toHex(whole)} (the encrypted payload)\n  slot image: ${slotImage.length} bytes, whole-image SHA-256 ${toHex(slotWhole!)} (what lands in the slot; what a manifest binds)`
+          : `\n  SHA256 TLV ${toHex(info.hash)} (MCUboot's hash)\n  whole-image SHA-256 ${toHex(whole)} (what a manifest binds and revoke --block takes)`),
     );
     io.result({
       file: output,
       version: formatVersion(version),
       length: image.length,
-      imageLength: info.totalLength,
+      imageLength: totalLength,
       securityCounter: securityCounter ?? null,
       keyId: signer ? toHex(signer.keyId) : null,
       sha256Tlv: toHex(info.hash),
       wholeImageSha256: toHex(whole),
+      ...(slotImage ? { encrypted: { keyLength: encrypt!.keyLength * 8, slotImageLength: slotImage.length, slotImageSha256: toHex(slotWhole!) } } : {}),
       ...(hexOut ? { hexAddress: hexAddr } : {}),
     });
     return 0;

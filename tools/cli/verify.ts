@@ -21,7 +21,11 @@ import { isImage } from "../image/describe";
 import { KeyError, readPublicKey } from "../keys/pem";
 import { isEnvelope } from "../release/describe";
 import { checkRelease } from "../release/check";
-import { CliError, io, parse, readImageInput, readInput, usageError, type Command } from "./command";
+import { CliError, checkWritable, io, parse, readImageInput, readInput, usageError, writeOutput, type Command } from "./command";
+import { softwareCipher } from "../../src/crypto/cipher";
+import { IMAGE_F_ENCRYPTED, keyLengthOfFlags, unwrapImageKey } from "../../src/image/enc";
+import { decryptImageBytes, encryptedLayout, readEncryptedTlvArea } from "../../src/image/enc-stream";
+import { readDecryptionKey } from "../image/enc-keys";
 
 const usage = `usage: xs-ota verify --key KEY_OR_PUB.pem [--key ...] FILE [--manifest M.manifest] [--base BASE]
 
@@ -42,6 +46,13 @@ Two hashes are printed, each for what it is:
                       what a release manifest binds and revoke --block takes
   -k, --key FILE       trusted key: PEM public key or private key (repeatable)
   -m, --manifest FILE  signed manifest the image must match
+      --decrypt-key FILE an encrypted image (sign --encrypt, imgtool --encrypt):
+                       the recipient's P-256 private key (PEM); the key is
+                       unwrapped and the decrypted image checked as MCUboot
+                       would (hash over the plaintext), then the image that
+                       lands in the slot (flag cleared, its own signature)
+      --decrypted OUT  with --decrypt-key: write the image that lands in the slot
+                       (or, for an image without slot TLVs, imgtool's --clear form)
       --base FILE      a delta release's base image (the patch is applied to it)
       --json           one object on stdout; the text on stderr
 Exit status: 0 valid, 1 invalid (the reason is printed), 2 usage error.
@@ -109,6 +120,9 @@ export const command: Command = {
       key: { type: "string", short: "k", multiple: true },
       manifest: { type: "string", short: "m" },
       base: { type: "string" },
+      "decrypt-key": { type: "string" },
+      decrypted: { type: "string" },
+      force: { type: "boolean" },
     });
     if (positionals.length !== 1) throw usageError("expected one FILE");
     if (!values.key?.length) throw usageError("--key is required");
@@ -132,10 +146,13 @@ export const command: Command = {
         checkManifestRelease(file, a, undefined, values.base, out);
       } else if (isImage(bytes)) {
         if (values.base && !values.manifest) throw usageError("--base goes with --manifest");
-        const slot = new BytesFlash(bytes);
+        let image = bytes;
+        if (bytes.length >= 32 && bytes[16] & IMAGE_F_ENCRYPTED) image = decryptForVerify(file, bytes, values["decrypt-key"], values.decrypted, values.force, keyring, out, result);
+        else if (values["decrypt-key"] || values.decrypted) throw usageError("--decrypt-key and --decrypted go with an encrypted image");
+        const slot = new BytesFlash(image);
         const r = verifyImage(slot, { digest: softwareDigest, checkSignature: imageSignatureChecker(keyring) });
         if (!r.ok) throw new Invalid(truncated(r.reason, bytes), `${file}: ${truncatedMessage(r.reason, bytes) ?? r.message}`);
-        const whole = sha256(bytes.subarray(0, r.info.totalLength));
+        const whole = sha256(image.subarray(0, r.info.totalLength));
         out.push(
           `valid: image ${formatVersion(r.info.header.version)}, security counter ${r.info.securityCounter ?? "none"}, ${r.info.totalLength} bytes, ` +
             `SHA256 TLV ${toHex(r.info.hash)}, whole-image SHA-256 ${toHex(whole)}`,
@@ -152,7 +169,7 @@ export const command: Command = {
           const a = manifestOf(values.manifest, keyring);
           const m = checkImageAgainstManifest(slot, r.info, a.manifest, softwareDigest);
           if (m !== Reason.OK) throw new Invalid(m, `${file} is not the image ${values.manifest} names`);
-          checkManifestRelease(values.manifest, a, bytes.subarray(0, r.info.totalLength), values.base, out);
+          checkManifestRelease(values.manifest, a, image.subarray(0, r.info.totalLength), values.base, out);
           out.push(`valid: matches manifest ${values.manifest} (release id ${toHex(a.releaseId)})`);
           result.manifest = { file: values.manifest, releaseId: toHex(a.releaseId) };
         }
@@ -174,6 +191,54 @@ export const command: Command = {
     return 0;
   },
 };
+
+/**
+ * An encrypted image: unwrap its key with --decrypt-key, check the decrypted
+ * image as MCUboot would (imgtool's --clear form: flag set, hash over the
+ * plaintext), and return the image that lands in the slot for the usual checks.
+ */
+function decryptForVerify(
+  file: string,
+  bytes: Uint8Array,
+  keyPath: string | undefined,
+  outPath: string | undefined,
+  force: boolean | undefined,
+  keyring: Keyring,
+  facts: string[],
+  result: { [k: string]: unknown },
+): Uint8Array {
+  if (!keyPath) throw new Invalid(Reason.ENC_NO_KEY, `${file} is encrypted (AES-${keyLengthOfFlags(bytes[16]) * 8}): give --decrypt-key to check it`);
+  let secret: Uint8Array;
+  try {
+    secret = readDecryptionKey(keyPath);
+  } catch (e) {
+    if (e instanceof KeyError) throw new CliError(`--decrypt-key ${e.message}`);
+    throw e;
+  }
+  if (outPath) checkWritable(outPath, force);
+  try {
+    const layout = encryptedLayout(bytes.subarray(0, 32));
+    const area = bytes.subarray(layout.tlvStart);
+    if (area.length < 4) throw new Invalid(Reason.IMAGE_TRUNCATED, `${file}: the file ends before its TLV area`);
+    const { enc } = readEncryptedTlvArea(area.subarray(0, area[2] | (area[3] << 8)));
+    const key = unwrapImageKey(softwareCipher, secret, enc, layout.keyLength);
+    const { clearImage, slotImage } = decryptImageBytes(softwareCipher, key, bytes);
+    key.fill(0);
+    const r = verifyImage(new BytesFlash(clearImage), { digest: softwareDigest, checkSignature: imageSignatureChecker(keyring) });
+    if (!r.ok) throw new Invalid(r.reason, `${file}: decrypted, the image fails MCUboot's check: ${r.message}`);
+    facts.push(`decrypted: ENC_EC256 unwrapped (AES-${layout.keyLength * 8}, HMAC ok); the plaintext matches the SHA256 TLV ${toHex(r.info.hash)} and its signature`);
+    result.encrypted = { keyLength: layout.keyLength * 8, sha256Tlv: toHex(r.info.hash), slotTlvs: slotImage !== undefined };
+    if (outPath) writeOutput(outPath, slotImage ?? clearImage, true);
+    if (!slotImage) {
+      throw new Invalid(Reason.ENC_NO_SLOT_TLVS, `${file}: no slot TLVs (as imgtool writes it): direct-xip MCUboot would not boot it from a slot${outPath ? `; wrote imgtool's --clear form to ${outPath}` : ""}`);
+    }
+    facts.push(`the image that lands in the slot (flag cleared, slot TLVs)${outPath ? ` written to ${outPath}` : ""}:`);
+    return slotImage;
+  } catch (e) {
+    if (e instanceof OtaError) throw new Invalid(e.code, `${file}: ${e.message}`);
+    throw e;
+  }
+}
 
 /** A file that ends before the image its header describes is truncated, not "too large for the slot". */
 function truncated(reason: ReasonCode, bytes: Uint8Array): ReasonCode {

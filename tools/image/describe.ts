@@ -7,6 +7,7 @@ import { sha256 } from "@noble/hashes/sha2.js";
 import { formatVersion, IMAGE_HEADER_SIZE, IMAGE_MAGIC, TLV, TLV_INFO_MAGIC, TLV_PROT_INFO_MAGIC } from "../../src/image/format";
 import { bootMagic, BOOT_FLAG_SET } from "../../src/image/trailer";
 import { toHex } from "../../src/util/bytes";
+import { IMAGE_F_ENCRYPTED, TLV_ENC, TLV_XSOTA_SLOT_TLVS } from "../../src/image/enc";
 
 const TLV_NAMES: { [type: number]: string } = {
   [TLV.KEYHASH]: "KEYHASH",
@@ -21,6 +22,8 @@ const TLV_NAMES: { [type: number]: string } = {
   0x31: "ENC_KW",
   0x32: "ENC_EC256",
   0x33: "ENC_X25519",
+  0x34: "ENC_X25519_SHA512",
+  [TLV_XSOTA_SLOT_TLVS]: "XSOTA_SLOT_TLVS",
   0x40: "DEPENDENCY",
   [TLV.SEC_CNT]: "SEC_CNT",
   0x60: "BOOT_RECORD",
@@ -76,6 +79,17 @@ function dumpArea(b: Uint8Array, at: number, magic: number, title: string, lines
     const name = TLV_NAMES[type] ?? "unknown";
     let shown = toHex(value);
     if (type === TLV.SEC_CNT && len === 4) shown = String(new DataView(value.buffer, value.byteOffset, 4).getUint32(0, true));
+    if (type === TLV_ENC.EC256 && (len === 113 || len === 129)) {
+      shown = `ECIES-P256, AES-${(len - 97) * 8} key wrapped\n      ephemeral key ${toHex(value.subarray(0, 65))}\n      HMAC-SHA256 tag ${toHex(value.subarray(65, 97))}\n      wrapped key ${toHex(value.subarray(97))}`;
+    }
+    if (type === TLV_XSOTA_SLOT_TLVS) {
+      lines.push(`    ${name} (${hex(type)}) ${len} bytes: the TLV area of the image as it lands in the slot (flag cleared, plaintext):`);
+      const nested: string[] = [];
+      dumpArea(value, 0, TLV_INFO_MAGIC, "slot TLV area", nested);
+      for (const l of nested) lines.push("    " + l);
+      off += 4 + len;
+      continue;
+    }
     lines.push(`    ${name} (${hex(type)}) ${len} bytes: ${shown}`);
     off += 4 + len;
   }
@@ -124,9 +138,13 @@ export function describeImage(b: Uint8Array): string {
       if (u16(b, off) === TLV.SHA256) stored = b.subarray(off + 4, off + 4 + u16(b, off + 2));
     }
     const ok = stored !== undefined && toHex(stored) === toHex(hash);
-    lines.push(`  SHA256 TLV:     ${ok ? "ok" : stored ? "MISMATCH" : "MISSING"}, computed ${toHex(hash)} (MCUboot's hash: header, body, protected TLVs)`);
+    if (flags & IMAGE_F_ENCRYPTED && stored !== undefined) {
+      lines.push(`  encrypted:      the body is AES-CTR ciphertext; the SHA256 TLV covers the plaintext (xs-ota verify --decrypt-key KEY checks it)`);
+      lines.push(`  SHA256 TLV:     ${toHex(stored)} (not checkable without the decryption key)`);
+    } else lines.push(`  SHA256 TLV:     ${ok ? "ok" : stored ? "MISMATCH" : "MISSING"}, computed ${toHex(hash)} (MCUboot's hash: header, body, protected TLVs)`);
   }
-  if (end <= b.length) lines.push(`  whole-image SHA-256: ${toHex(sha256(b.subarray(0, end)))} (header through TLV area: what a manifest binds and revoke --block takes)`);
+  if (end <= b.length && flags & IMAGE_F_ENCRYPTED) lines.push(`  file SHA-256:   ${toHex(sha256(b.subarray(0, end)))} (the encrypted payload; a manifest binds the slot image's, which xs-ota verify --decrypt-key prints)`);
+  else if (end <= b.length) lines.push(`  whole-image SHA-256: ${toHex(sha256(b.subarray(0, end)))} (header through TLV area: what a manifest binds and revoke --block takes)`);
   else lines.push(`  TRUNCATED: the file ends at ${hex(b.length)}, the image at ${hex(end)}`);
   if (b.length > end) lines.push(describeTrailer(b));
   return lines.join("\n");
