@@ -231,8 +231,6 @@ export const Reason = Object.freeze({
   IDENTITY_UPLOAD_STATE: 656,
   /** The TLS stack cannot present a client certificate with this key (Moddable: RSA-only CertificateVerify). */
   TLS_CLIENT_AUTH_UNSUPPORTED: 657,
-  /** The broker refused the device's certificate, or the client id does not match it (MQTT CONNACK 4/5 after TLS). */
-  IDENTITY_REFUSED: 658,
 
   // fleet operations: the agent's bounded retry of a trial that found no cloud (issue 18A: 710..729)
   /**
