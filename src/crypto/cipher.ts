@@ -26,7 +26,8 @@ function acheckCtr(key: Uint8Array, iv: Uint8Array, offset: number, data: Uint8A
  * with its all-zero nonce is the case iv = 0.
  */
 export function counterBlockAt(iv: Uint8Array, offset: number): Uint8Array {
-  const out = iv.slice();
+  const out = new Uint8Array(16);
+  out.set(iv);
   let add = Math.floor(offset / 16);
   for (let i = 15; i >= 0 && add > 0; i--) {
     const s = out[i] + (add % 256);
@@ -45,7 +46,7 @@ export const softwareCipher: Cipher = Object.freeze({
     if (skip === 0) return ctr(key, counter).encrypt(data);
     const padded = new Uint8Array(skip + data.length);
     padded.set(data, skip);
-    return ctr(key, counter).encrypt(padded).slice(skip);
+    return ctr(key, counter).encrypt(padded).subarray(skip);
   },
   hmacSha256(key: Uint8Array, ...parts: Uint8Array[]): Uint8Array {
     if (!(key instanceof Uint8Array)) throw new TypeError("hmacSha256: key must be a Uint8Array");

@@ -21,9 +21,20 @@ import { IMAGE_HEADER_SIZE, TLV_INFO_MAGIC, TLV_HEADER_SIZE, TLV_INFO_SIZE, pars
 import { IMAGE_F_ENCRYPTED, TLV_ENC, TLV_XSOTA_SLOT_TLVS, aesCtrAt, keyLengthOfFlags } from "./enc";
 import { MAX_TLV_AREA } from "./verify";
 
+/**
+ * A copy that never shares memory: `slice` on a Node Buffer (a Uint8Array
+ * subclass the host tools pass in) returns a view, and writing the plaintext
+ * into it would decrypt the caller's buffer in place.
+ */
+function copyOf(b: Uint8Array, start = 0, end = b.length): Uint8Array {
+  const out = new Uint8Array(Math.max(0, end - start));
+  out.set(b.subarray(start, end));
+  return out;
+}
+
 /** The header bytes with the encrypted flags cleared (a copy). */
 export function clearEncryptedFlags(header: Uint8Array): Uint8Array {
-  const out = header.slice();
+  const out = copyOf(header);
   out[16] &= ~IMAGE_F_ENCRYPTED & 0xff;
   return out;
 }
@@ -173,7 +184,7 @@ export class EncryptedImageDecoder {
     // TLV area: held in RAM until complete
     const cut = Math.max(0, Math.min(piece.length, L.tlvStart - start));
     if (cut < piece.length) this.holdTail(piece.subarray(cut));
-    const out = piece.slice(0, cut);
+    const out = copyOf(piece, 0, cut);
     const b0 = Math.max(start, L.bodyStart);
     const b1 = Math.min(start + cut, L.bodyEnd);
     if (b0 < b1) out.set(aesCtrAt(this.cipher, this.key, b0 - L.bodyStart, piece.subarray(b0 - start, b1 - start)), b0 - start);
@@ -209,7 +220,7 @@ export class EncryptedImageDecoder {
     if (slotTlvs.length < TLV_INFO_SIZE || (slotTlvs[0] | (slotTlvs[1] << 8)) !== TLV_INFO_MAGIC || (slotTlvs[2] | (slotTlvs[3] << 8)) !== slotTlvs.length) {
       throw new OtaError(Reason.ENC_MALFORMED, "the slot TLVs are not one TLV area");
     }
-    const out = slotTlvs.slice();
+    const out = copyOf(slotTlvs);
     this.tail?.fill(0);
     return out;
   }
@@ -222,7 +233,7 @@ export class EncryptedImageDecoder {
  */
 export function decryptImageBytes(cipher: Cipher, key: Uint8Array, image: Uint8Array): { slotImage: Uint8Array | undefined; clearImage: Uint8Array; layout: EncryptedLayout } {
   const layout = encryptedLayout(image.subarray(0, IMAGE_HEADER_SIZE));
-  const clearImage = image.slice();
+  const clearImage = copyOf(image);
   clearImage.set(aesCtrAt(cipher, key, 0, image.subarray(layout.bodyStart, layout.bodyEnd)), layout.bodyStart);
   const area = image.subarray(layout.tlvStart);
   const total = area.length >= 4 ? area[2] | (area[3] << 8) : 0;

@@ -137,6 +137,20 @@ describe("encrypted images: imgtool's layout", () => {
   });
 });
 
+describe("encrypted images: the caller's buffers", () => {
+  it("the decoder and decryptImageBytes never write into the input, a Node Buffer included (its slice is a view)", () => {
+    const { image, enc } = makeEncrypted(32, 9000);
+    const key = unwrapImageKey(softwareCipher, deviceSecret, enc!);
+    const input = Buffer.from(image);
+    const before = Buffer.from(input);
+    const dec = new EncryptedImageDecoder(softwareCipher, key, 0, undefined, enc!);
+    for (let at = 0; at < input.length; at += 1000) dec.push(input.subarray(at, at + 1000));
+    dec.finish();
+    decryptImageBytes(softwareCipher, key, input);
+    expect(input.equals(before)).toBe(true);
+  });
+});
+
 describe("encrypted images: refusals", () => {
   it("a release encrypted for another device's key is refused at the unwrap (ENC_KEY_UNWRAP), before any byte is decrypted", () => {
     const { enc } = makeEncrypted(32);
