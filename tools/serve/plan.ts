@@ -67,7 +67,7 @@ export interface SignedPlan {
   readonly plan: Plan;
 }
 
-const MAX_PLAN_BYTES = 16 * 1024;
+const MAX_PLAN_BYTES = 8 * 1024;
 const NAME = /^[A-Za-z0-9._-]{1,32}$/;
 const PATTERN = /^[A-Za-z0-9_*-]{1,64}$/;
 
