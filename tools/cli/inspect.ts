@@ -3,6 +3,7 @@ import { inspectPatch, isPatch } from "../delta/inspect";
 import { DEFECT, describeImage, isImage } from "../image/describe";
 import { describeEnvelope, describeManifestBytes, isBareManifest, isEnvelope } from "../release/describe";
 import { describeRevocationBytes, describeRevocationEnvelope, isBareRevocation, isRevocationEnvelope } from "../release/revoke";
+import { describeKeySetEnvelope, isKeySetEnvelope } from "../release/keyset";
 import { CliError, io, parse, readImageInput, usageError, type Command } from "./command";
 
 const usage = `usage: xs-ota inspect FILE
@@ -46,7 +47,8 @@ export const command: Command = {
       const lines = ["revocation record, unsigned (no envelope)"];
       describeRevocationBytes(bytes, lines);
       text = lines.join("\n");
-    } else throw new CliError(`${file}: not an MCUboot image, a release manifest, an xs-ota patch or a revocation record`);
+    } else if (isKeySetEnvelope(bytes)) (text = describeKeySetEnvelope(bytes)), (kind = "keyset");
+    else throw new CliError(`${file}: not an MCUboot image, a release manifest, an xs-ota patch, a revocation record or a key set`);
     const lines = text.split("\n");
     const defects = lines.filter((l) => DEFECT.test(l)).map((l) => l.trim());
     io.say(text);

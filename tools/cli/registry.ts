@@ -12,6 +12,7 @@ export const commands: { [name: string]: () => Promise<Command> } = {
   getpub: async () => (await import("./getpub")).command,
   inspect: async () => (await import("./inspect")).command,
   keygen: async () => (await import("./keygen")).command,
+  keyset: async () => (await import("./keyset")).command,
   release: async () => (await import("./release")).command,
   revoke: async () => (await import("./revoke")).command,
   rollout: async () => (await import("./rollout")).command,

@@ -4,13 +4,43 @@ import { formatVersion } from "../../src/image/format";
 import { KeyError, readSigningKey } from "../keys/pem";
 import { makeRelease, ReleaseError } from "../release/build";
 import { CliError, intOption, io, parse, usageError, type Command } from "./command";
+import { copyFileSync, existsSync, readFileSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
+import { reasonName } from "../../src/errors";
+import type { SigningKey } from "../keys/signer";
+import { checkBatchKey } from "../release/keyset";
+import { readKeySet } from "./keyset";
+
+/**
+ * `--keyset`: refuse a batch key the key set does not let sign this release (the
+ * reason a device would give).
+ * @returns what places the key set next to the manifest (called once it is written)
+ * @throws CliError
+ */
+function certifiedBy(path: string, key: SigningKey, hardwareId: string, issuedAt: number, out: string, force: boolean): () => void {
+  const { bytes, keySet } = readKeySet(path);
+  const why = checkBatchKey(keySet, key.keyId, hardwareId, issuedAt);
+  if (why !== 0) throw new CliError(`--key is not certified by ${path} for ${hardwareId} at ${issuedAt}: a device holding key set ${keySet.epoch}.${keySet.sequence} would refuse it (${reasonName(why)})`);
+  const copy = join(dirname(out), basename(path));
+  if (existsSync(copy)) {
+    const there = new Uint8Array(readFileSync(copy));
+    if (there.length === bytes.length && there.every((b, i) => b === bytes[i])) return () => {};
+    if (!force) throw new CliError(`${copy} exists with other content (--force to replace it)`);
+  }
+  return () => copyFileSync(path, copy);
+}
 
 const usage = `usage: xs-ota release --key KEY.pem --hardware-id ID --image IMAGE --slot 0|1 -o OUT.manifest [options]
 
 Write a signed release manifest (the envelope a device is offered) for the
 image IMAGE, and place the payload next to OUT (copied unless already there);
 the manifest's stream id is the payload's file name in that directory.
-  -k, --key FILE          P-256 private key, PEM (signs the manifest)
+  -k, --key FILE          P-256 private key, PEM (signs the manifest): a batch key of the
+                          devices' key set, or (devices without one) a key of their keyring
+      --keyset FILE       the key set that certifies --key (xs-ota keyset make): the key must
+                          be in it with the manifest role, for --hardware-id, valid at
+                          --issued-at, or nothing is signed (the reason a device would give);
+                          the key set is copied next to OUT so xs-ota serve publishes it
       --hardware-id ID    device class this release is for, e.g. usr-n520
       --image FILE        the target MCUboot image (as signed by xs-ota sign, unpadded)
       --slot 0|1          the slot the image is built for (direct-xip)
@@ -69,6 +99,7 @@ export const command: Command = {
       "max-download": { type: "string" },
       note: { type: "string" },
       "slot-size": { type: "string" },
+      keyset: { type: "string" },
       force: { type: "boolean" },
       output: { type: "string", short: "o" },
     });
@@ -90,6 +121,7 @@ export const command: Command = {
       if ((e as NodeJS.ErrnoException).code === "ENOENT") throw new CliError(`--key ${values.key}: no such file`);
       throw e;
     }
+    const placeKeySet = values.keyset === undefined ? undefined : certifiedBy(values.keyset, key, values["hardware-id"]!, issuedAt, values.output!, values.force === true);
     try {
       const r = makeRelease({
         key,
@@ -111,6 +143,7 @@ export const command: Command = {
         out: values.output!,
       });
       const m = r.accepted.manifest;
+      placeKeySet?.();
       io.say(
         `wrote ${r.envelopePath}: ${m.hardwareId} ${formatVersion(m.version)} ${m.payload.kind} (${m.payload.length} bytes), ` +
           `payload ${r.payloadPath}, release id ${toHex(r.accepted.releaseId)}`,

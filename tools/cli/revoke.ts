@@ -25,9 +25,13 @@ record only with a greater sequence than the one it holds, so each new record
 needs a new, greater --sequence; a newer record replaces the older one
 entirely (to lift a revocation, publish a newer record without it). Put the
 file in xs-ota serve's release directory to publish it.
-  -k, --key FILE              P-256 private key, PEM (a key the devices trust for manifests)
+  -k, --key FILE              P-256 private key, PEM (a key of the revocation role in the devices'
+                              key set; devices without a key set: a key of their keyring)
       --hardware-id ID        device class, e.g. usr-n520
-      --sequence N            1..4294967295, strictly greater than the last record's
+      --sequence N            1..4294967295, greater than the last record's by at most 65536
+                              (devices refuse a bigger step: SEQUENCE_JUMP)
+      --epoch N               the sequence epoch (default 0): after the root opens epoch N with a key
+                              set (xs-ota keyset make --epoch N), records of epoch N start again at 1
       --min-version V         images below major.minor.revision+build are revoked (default 0.0.0+0)
       --min-security-counter N  images with a lower security counter are revoked (default 0)
       --block IMAGE_OR_SHA256 revoke one image: an MCUboot image file (its complete image is
@@ -119,6 +123,7 @@ export const command: Command = {
       key: { type: "string", short: "k" },
       "hardware-id": { type: "string" },
       sequence: { type: "string" },
+      epoch: { type: "string" },
       "min-version": { type: "string" },
       "min-security-counter": { type: "string" },
       block: { type: "string", multiple: true },
@@ -134,6 +139,8 @@ export const command: Command = {
     }
     const sequence = intOption(values.sequence, "sequence");
     if (sequence < 1 || sequence > 0xffffffff) throw usageError("--sequence must be 1..4294967295");
+    const epoch = intOption(values.epoch, "epoch", 0);
+    if (epoch > 0xffffffff) throw usageError("--epoch must be 0..4294967295");
     const minSecurityCounter = intOption(values["min-security-counter"], "min-security-counter", 0);
     if (minSecurityCounter > 0xffffffff) throw usageError("--min-security-counter must be 0..4294967295");
     const issuedAt = values["issued-at"] === undefined ? Math.floor(Date.now() / 1000) : intOption(values["issued-at"], "issued-at");
@@ -166,6 +173,7 @@ export const command: Command = {
         key,
         hardwareId: values["hardware-id"]!,
         sequence,
+        epoch,
         issuedAt,
         minVersion,
         minSecurityCounter,
