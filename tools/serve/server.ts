@@ -570,7 +570,8 @@ export async function startServe(o: ServeOptions): Promise<ServeHandle> {
       });
       if (o.clientCa && (!tlsOptions || o.insecurePlaintext)) throw new Error("--client-ca needs TLS (not --insecure-plaintext)");
       const mqttTls = tlsOptions && o.clientCa ? { ...tlsOptions, ...clientAuthTlsOptions(fs.readFileSync(o.clientCa)) } : tlsOptions;
-      const server = mqttTls && !o.insecurePlaintext ? tls.createServer(mqttTls, broker.handle as never) : net.createServer(broker.handle as never);
+      // No Nagle: a broker's small replies (CONNACK, SUBACK, PUBACK, a short publish) must not wait for the peer's delayed ACK (40 ms).
+      const server = mqttTls && !o.insecurePlaintext ? tls.createServer({ ...mqttTls, noDelay: true }, broker.handle as never) : net.createServer({ noDelay: true }, broker.handle as never);
       if (o.clientCa) o.log(`devices must present a certificate from the fleet CA in ${o.clientCa} (client id = its CN)`);
       if (!tlsOptions || o.insecurePlaintext) o.log("WARNING: the embedded broker is listening WITHOUT TLS (--insecure-plaintext)");
       const closeServer = trackConnections(server);
@@ -637,7 +638,7 @@ export async function startServe(o: ServeOptions): Promise<ServeHandle> {
       rangeBytes += end - start + 1;
       fs.createReadStream(path, { start, end }).pipe(res);
     };
-    const web = tlsOptions && !o.insecurePlaintext ? https.createServer(tlsOptions, onRequest) : http.createServer(onRequest);
+    const web = tlsOptions && !o.insecurePlaintext ? https.createServer({ ...tlsOptions, noDelay: true }, onRequest) : http.createServer({ noDelay: true }, onRequest);
     web.keepAliveTimeout = 30_000;
     const closeWeb = trackConnections(web);
     let httpsPort: number;
