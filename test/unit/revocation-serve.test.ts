@@ -11,14 +11,11 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { NodeClock } from "../../hal/node/clock";
-import { NodeNetwork } from "../../hal/node/socket";
 import { createKeyring } from "../../src/crypto/keyring";
 import { softwareDigest } from "../../src/crypto/sha256";
-import { Backoff, seededRandom } from "../../src/protocol/backoff";
-import { MqttLink } from "../../src/protocol/link";
 import type { MqttMessage } from "../../src/protocol/mqtt";
-import { decodeRevocationPayload, deviceSubscriptions, encodeHeartbeat, topicFor, type Heartbeat } from "../../src/protocol/messages";
+import { decodeRevocationPayload, type Heartbeat } from "../../src/protocol/messages";
+import { connectServeDevice } from "../lib/serve-device";
 import { decodeManifest } from "../../src/update/manifest";
 import { parseSignedRevocation, type RevocationRecord } from "../../src/update/revocation";
 import type { ReleaseManifest } from "../../src/update/types";
@@ -194,59 +191,7 @@ describe("revocation records in the release directory", () => {
 });
 
 function connectDevice(id: string) {
-  const clock = new NodeClock();
-  const network = new NodeNetwork({ connectTimeoutMs: 5000 });
-  const queue: MqttMessage[] = [];
-  const waiters: (() => void)[] = [];
-  let upResolve: () => void;
-  const up = new Promise<void>((r) => (upResolve = r));
-  const link = new MqttLink(
-    {
-      net: network,
-      clock,
-      server: { host: "127.0.0.1", port: serve.mqttPort!, tls: false },
-      clientId: id,
-      keepAliveSec: 30,
-      backoff: new Backoff({ initialMs: 100, maxMs: 1000, random: seededRandom(2) }),
-      subscriptions: deviceSubscriptions(id),
-    },
-    {
-      onUp: () => upResolve(),
-      onDown: () => undefined,
-      onMessage: (m) => {
-        queue.push(m);
-        for (const w of waiters.splice(0)) w();
-      },
-    },
-  );
-  link.start();
-  /** Wait for the heartbeat ack, then a short quiet period, and return everything that arrived. */
-  const exchange = async (h: Heartbeat): Promise<MqttMessage[]> => {
-    queue.length = 0;
-    link.publish(topicFor(id, "hb"), encodeHeartbeat(h), 0);
-    const deadline = Date.now() + 5000;
-    while (!queue.some((m) => m.topic.endsWith("/hb/ack"))) {
-      if (Date.now() > deadline) throw new Error(`no hb/ack for ${id}`);
-      await new Promise<void>((r) => {
-        const t = setTimeout(r, 100);
-        waiters.push(() => {
-          clearTimeout(t);
-          r();
-        });
-      });
-    }
-    await new Promise((r) => setTimeout(r, 150));
-    return queue.splice(0);
-  };
-  return {
-    up,
-    exchange,
-    stop: () => {
-      link.stop();
-      clock.clearAll();
-      network.destroyAll();
-    },
-  };
+  return connectServeDevice(id, serve.mqttPort!);
 }
 
 const hb = (over: Partial<Heartbeat>): Heartbeat => ({
