@@ -31,6 +31,7 @@ import { TIME_ENVELOPE_MAGIC, TIME_FORMAT, TIME_MAGIC, TimeField } from "../../s
 import { toHex, utf8Decode, utf8Encode } from "../../src/util/bytes";
 import type { SigningKey } from "../keys/signer";
 import { encodeEnvelope, encodeRecords, type ManifestRecord } from "./encode";
+import { u32 } from "./revoke";
 
 export class KeySetError extends Error {
   constructor(message: string) {
@@ -39,11 +40,6 @@ export class KeySetError extends Error {
 }
 // Not `this.name = …`: that throws where built-ins are frozen (Moddable); see src/errors.ts.
 Object.defineProperty(KeySetError.prototype, "name", { value: "KeySetError", writable: true, configurable: true });
-
-function u32(n: number): Uint8Array {
-  if (!Number.isInteger(n) || n < 0 || n > 0xffffffff) throw new RangeError(`${n} does not fit a u32`);
-  return Uint8Array.of(n & 0xff, (n >>> 8) & 0xff, (n >>> 16) & 0xff, n >>> 24);
-}
 
 /** One key as the host describes it: the public point, its roles, its scope. */
 export interface KeySetKey {

@@ -34,7 +34,8 @@ export class RevokeError extends Error {
 // Not `this.name = …`: that throws where built-ins are frozen (Moddable); see src/errors.ts.
 Object.defineProperty(RevokeError.prototype, "name", { value: "RevokeError", writable: true, configurable: true });
 
-function u32(n: number): Uint8Array {
+/** A u32 as 4 little-endian bytes (the records' integer encoding). @throws RangeError when it does not fit. */
+export function u32(n: number): Uint8Array {
   if (!Number.isInteger(n) || n < 0 || n > 0xffffffff) throw new RangeError(`${n} does not fit a u32`);
   return Uint8Array.of(n & 0xff, (n >>> 8) & 0xff, (n >>> 16) & 0xff, n >>> 24);
 }
