@@ -26,7 +26,6 @@ import { checkPolicy } from "../update/policy";
 import { acceptKeySet, decodeKeySetState, DeviceTrust, encodeKeySetState, parseSignedKeySet, sameKeySet, type KeySet } from "../update/keyset";
 import { parseSignedTime } from "../update/time-statement";
 import { TrustedTime } from "./trusted-time";
-
 import {
   acceptRevocation,
   checkRevoked,
@@ -46,7 +45,9 @@ import { TRANSITIONS, type AgentEvent, type AgentState } from "./transitions";
 export { TRANSITIONS, type AgentEvent, type AgentState } from "./transitions";
 import { checkConfig, inWindow, type AgentConfig, type ResolvedConfig } from "./config";
 import { CloudLink } from "./cloud";
-import { Download } from "./download";
+import { Download, type DownloadContext } from "./download";
+import { identityDecryptionKey } from "./decryption-key";
+import { softwareCipher } from "../crypto/cipher";
 import { verifySlot } from "./verify-slot";
 import { decideBoot } from "./boot-decision";
 import { Journal, Phase, type Progress } from "./journal";
@@ -111,6 +112,8 @@ export class Agent {
   private verifyAttempt = 0;
   /** After a retryable failure: offers of that release are ignored until `until`. */
   private retryGate: { releaseId: Uint8Array; until: number; pause: number } | undefined;
+  /** Encrypted releases: the cipher and the device key's reader (src/agent/decryption-key.ts). */
+  private readonly decryption: DownloadContext["decryption"];
 
   /**
    * @param storage the mounted storage partition (journal and audit spaces)
@@ -120,6 +123,7 @@ export class Agent {
   constructor(readonly platform: Platform, config: AgentConfig, storage: Storage, auditLog?: AuditLog) {
     this.config = checkConfig(config);
     this.journal = new Journal(storage.journal, storage.trust);
+    this.decryption = { cipher: platform.cipher ?? softwareCipher, privateKey: identityDecryptionKey(storage.identity) };
     this.audit = new AgentAudit(auditLog ?? new AuditLog(storage.audit), platform.clock, () => this.trustedTime());
     this.keyring = createKeyring(this.config.trustedKeys, platform.digest);
     this.trust = new DeviceTrust(this.keyring, createKeyring(this.config.rootKeys, platform.digest), this.storedKeySet());
@@ -426,6 +430,7 @@ export class Agent {
           runningSlot: this.runningSlot,
           running: { length: this.runningLength, sha256: this.runningSha256 },
           releaseId: this.current!.releaseId,
+          decryption: this.decryption,
           done: () => this.fsm.post("downloaded"),
           fail: (reason, message) => this.fsm.post("fail", { reason, message }),
         },

@@ -15,7 +15,7 @@ import { stallLimitMs, type ResolvedConfig } from "./config";
 import { ChunkFetcher } from "./fetch";
 import { HttpFetcher } from "./http-fetch";
 import type { Journal, Progress } from "./journal";
-import { openSink, type PayloadSink } from "./sink";
+import { openSink, type PayloadSink, type SinkOptions } from "./sink";
 import { HeaderHold, headerUnitLength } from "../update/slot-writer";
 import type { Activity, Supervisor } from "./supervisor";
 
@@ -30,6 +30,8 @@ export interface DownloadContext {
   readonly running: { readonly length: number; readonly sha256: Uint8Array };
   /** The release id the journaled progress is tagged with. */
   readonly releaseId: Uint8Array;
+  /** For encrypted payloads: the cipher and the device's decryption key (see SinkOptions.decryption). */
+  readonly decryption?: SinkOptions["decryption"];
   readonly done: () => void;
   readonly fail: (reason: ReasonCode, message: string) => void;
 }
@@ -90,6 +92,7 @@ export class Download {
         digest: x.platform.digest,
         onDurable: (d) => this.saveProgress(d.payloadOffset, d.checkpoint),
         running: x.running,
+        ...(x.decryption ? { decryption: x.decryption } : {}),
       },
       progress,
     );

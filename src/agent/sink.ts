@@ -7,7 +7,9 @@
  * Preconditions (the agent checked them): the manifest passed policy; the
  * inactive slot is not the running one.
  */
-import type { Digest, Flash, HashStream } from "../../hal/types";
+import type { Cipher, Digest, Flash, HashStream } from "../../hal/types";
+import { aesCtrAt, unwrapImageKey } from "../image/enc";
+import { EncryptedImageDecoder } from "../image/enc-stream";
 import { OtaError, Reason } from "../errors";
 import { trailerLayout } from "../image/trailer";
 import { decodeCheckpoint, encodeCheckpoint, type PatchCheckpoint } from "../delta/format";
@@ -99,6 +101,28 @@ export interface SinkOptions {
    * checked in slices by the verification that follows, not by the patcher.
    */
   readonly running?: { readonly length: number; readonly sha256: Uint8Array };
+  /**
+   * For an encrypted payload (`manifest.payload.encryption`): the cipher and
+   * the device's decryption key (read from protected storage when the sink
+   * opens; undefined when none is provisioned). The image key is unwrapped
+   * from the manifest's ENC_EC256, its HMAC checked, before anything is
+   * erased or written; it lives in RAM only, never in the journal: a resume
+   * unwraps it again.
+   */
+  readonly decryption?: { readonly cipher: Cipher; readonly privateKey: () => Uint8Array | undefined };
+}
+
+/** The image key for an encrypted payload. @throws OtaError ENC_NO_KEY, ENC_KEY_UNWRAP, ENC_* (nothing touched yet). */
+function payloadKey(o: SinkOptions): { cipher: Cipher; key: Uint8Array; enc: Uint8Array } | undefined {
+  const enc = o.manifest.payload.encryption;
+  if (!enc) return undefined;
+  const secret = o.decryption?.privateKey();
+  if (!o.decryption || !secret) throw new OtaError(Reason.ENC_NO_KEY, "the release is encrypted and this device has no decryption key");
+  try {
+    return { cipher: o.decryption.cipher, key: unwrapImageKey(o.decryption.cipher, secret, enc), enc };
+  } finally {
+    secret.fill(0);
+  }
 }
 
 /** Bytes of the inactive slot an image may use: everything below the trailer. */
@@ -123,8 +147,10 @@ function heldHeader(o: SinkOptions): Uint8Array {
 class FullImageSink implements PayloadSink {
   private writer: SlotWriter;
   private hash: HashStream | undefined;
+  /** An encrypted image: payload bytes → slot bytes (same offsets below its TLV area). */
+  private decoder: EncryptedImageDecoder | undefined;
 
-  constructor(private readonly o: SinkOptions, resumeFrom: number) {
+  constructor(private readonly o: SinkOptions, resumeFrom: number, decrypt?: { cipher: Cipher; key: Uint8Array; enc: Uint8Array }) {
     const limit = imageCapacity(o.inactiveSlot);
     // Without the held header (lost, or never complete) the image cannot go on: start again.
     if (o.inactiveSlot.bytes() === undefined) resumeFrom = 0;
@@ -138,16 +164,18 @@ class FullImageSink implements PayloadSink {
       // The payload hash cannot be resumed; the image hash (manifest) and MCUboot's checks still cover every byte.
       this.hash = undefined;
     }
+    // The keystream is a function of the offset: the decoder resumes where the writer does, from the held header.
+    if (decrypt) this.decoder = new EncryptedImageDecoder(decrypt.cipher, decrypt.key, this.writer.offset, o.inactiveSlot.bytes(), decrypt.enc);
   }
 
   private readonly queue = new ByteQueue();
 
   get nextOffset(): number {
-    return this.writer.offset;
+    return this.decoder ? this.decoder.offset : this.writer.offset;
   }
 
   get workingMemory(): number {
-    return this.writer.bytes + this.queue.bytes;
+    return this.writer.bytes + this.queue.bytes + (this.decoder?.workingMemory ?? 0);
   }
 
   get imageWritten(): number {
@@ -165,19 +193,33 @@ class FullImageSink implements PayloadSink {
   pump(): boolean {
     const piece = this.queue.take(SINK_SLICE_BYTES);
     if (piece.length > 0) {
-      this.writer.write(piece);
+      // the payload hash is over what was sent (for an encrypted image, the ciphertext)
       this.hash?.update(piece);
+      const out = this.decoder ? this.decoder.push(piece) : piece;
+      if (out.length > 0) this.writer.write(out);
     }
     return this.queue.bytes > 0;
   }
 
   durable(): SinkProgress {
     this.writer.flush();
-    return { payloadOffset: this.writer.durableOffset, checkpoint: new Uint8Array(0), header: heldHeader(this.o) };
+    // an encrypted image's TLV area is held in RAM until the end: durable only up to its start
+    const tlvStart = this.decoder?.layout?.tlvStart;
+    const payloadOffset = tlvStart === undefined ? this.writer.durableOffset : Math.min(this.writer.durableOffset, tlvStart);
+    return { payloadOffset, checkpoint: new Uint8Array(0), header: heldHeader(this.o) };
   }
 
   finish(): number {
     if (this.queue.bytes > 0) throw new Error("sink: finish with payload still queued");
+    if (this.decoder) {
+      if (this.decoder.offset !== this.o.manifest.payload.length) throw new OtaError(Reason.DOWNLOAD_SIZE, `received ${this.decoder.offset} of ${this.o.manifest.payload.length} bytes`);
+      // the slot's TLV area: the slot TLVs the encrypted image carries (ENC_NO_SLOT_TLVS, ENC_MISMATCH)
+      this.writer.write(this.decoder.finish());
+      const n = this.writer.finish();
+      if (this.hash && !equalBytes(this.hash.finish(), this.o.manifest.payload.sha256)) throw new OtaError(Reason.VERIFY_FAILED, "payload SHA-256 differs from the manifest's");
+      if (n !== this.o.manifest.image.length) throw new OtaError(Reason.VERIFY_FAILED, `decrypted image of ${n} bytes, the manifest's is ${this.o.manifest.image.length}`);
+      return n;
+    }
     const n = this.writer.finish();
     if (n !== this.o.manifest.payload.length) throw new OtaError(Reason.DOWNLOAD_SIZE, `received ${n} of ${this.o.manifest.payload.length} bytes`);
     if (this.hash && !equalBytes(this.hash.finish(), this.o.manifest.payload.sha256)) {
@@ -194,7 +236,12 @@ class DeltaSink implements PayloadSink {
   /** The applier has output pending for the input it took. */
   private busy = false;
 
-  constructor(private readonly o: SinkOptions, checkpoint: Uint8Array) {
+  /** An encrypted patch: AES-CTR over the whole patch, at the patch offset. */
+  private decrypt: { cipher: Cipher; key: Uint8Array } | undefined;
+  private cipherOffset = 0;
+
+  constructor(private readonly o: SinkOptions, checkpoint: Uint8Array, decrypt?: { cipher: Cipher; key: Uint8Array }) {
+    this.decrypt = decrypt;
     const options = {
       activeSlot: o.activeSlot,
       inactiveSlot: o.inactiveSlot,
@@ -216,6 +263,7 @@ class DeltaSink implements PayloadSink {
       this.applier = PatchApplier.resume(options, decodeCheckpoint(checkpoint));
       this.hash = undefined;
     }
+    this.cipherOffset = this.applier.patchOffset;
   }
 
   get nextOffset(): number {
@@ -242,8 +290,13 @@ class DeltaSink implements PayloadSink {
     if (!this.busy && this.queue.bytes > 0) {
       const piece = this.queue.take(this.applier.inputBound);
       if (piece.length > 0) {
-        this.applier.update(piece);
+        // the manifest's patch hash is over what was sent (the ciphertext)
         this.hash?.update(piece);
+        if (this.decrypt) {
+          const plain = aesCtrAt(this.decrypt.cipher, this.decrypt.key, this.cipherOffset, piece);
+          this.cipherOffset += piece.length;
+          this.applier.update(plain);
+        } else this.applier.update(piece);
       }
     }
     const before = this.queue.bytes;
@@ -275,9 +328,12 @@ class DeltaSink implements PayloadSink {
 /**
  * A sink for the manifest's payload, fresh (`progress` empty) or resumed from
  * the journal's last durable progress.
- * @throws OtaError from the flash, PATCH_BAD_CHECKPOINT for an unusable checkpoint.
+ * @throws OtaError from the flash, PATCH_BAD_CHECKPOINT for an unusable checkpoint;
+ *   for an encrypted payload ENC_NO_KEY, ENC_KEY_UNWRAP (another device's key,
+ *   tampered) or another ENC_* before anything is erased.
  */
 export function openSink(o: SinkOptions, progress: { payloadOffset: number; checkpoint: Uint8Array }): PayloadSink {
-  if (o.manifest.payload.kind === "full") return new FullImageSink(o, progress.payloadOffset);
-  return new DeltaSink(o, progress.checkpoint);
+  const decrypt = payloadKey(o);
+  if (o.manifest.payload.kind === "full") return new FullImageSink(o, progress.payloadOffset, decrypt);
+  return new DeltaSink(o, progress.checkpoint, decrypt);
 }

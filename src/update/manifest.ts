@@ -72,6 +72,8 @@ export const Field = Object.freeze({
   ISSUED_AT: 0x8e,
   EXPIRES_AT: 0x8f,
   MAX_DOWNLOAD: 0x90,
+  /** The payload is encrypted for the device: the ENC_EC256 value its key is wrapped in (113 or 129 bytes). */
+  PAYLOAD_ENCRYPTION: 0x91,
 });
 
 /**
@@ -113,6 +115,7 @@ const SPECS: { readonly [type: number]: FieldSpec } = Object.freeze<{ [type: num
   [Field.ISSUED_AT]: { kind: "u32" },
   [Field.EXPIRES_AT]: { kind: "u32" },
   [Field.MAX_DOWNLOAD]: { kind: "u32" },
+  [Field.PAYLOAD_ENCRYPTION]: { kind: "bytes", max: 129 },
 });
 
 const FIXED_LENGTH: { readonly [k in ValueKind]: number } = Object.freeze({ u8: 1, u32: 4, version: 8, sha256: 32, text: 0, bytes: 0 });
@@ -277,7 +280,11 @@ export function decodeManifest(bytes: Uint8Array): ReleaseManifest {
   const stream = values[Field.FETCH_STREAM] as string | undefined;
   const url = values[Field.FETCH_URL] as string | undefined;
   const baseSha256 = values[Field.BASE_SHA256] as Uint8Array | undefined;
+  const encryption = values[Field.PAYLOAD_ENCRYPTION] as Uint8Array | undefined;
 
+  if (encryption !== undefined && encryption.length !== 113 && encryption.length !== 129) {
+    throw new OtaError(Reason.MANIFEST_WRONG_TYPE, `payload encryption of ${encryption.length} bytes (113 or 129)`, Field.PAYLOAD_ENCRYPTION);
+  }
   if (slot > 1) throw new OtaError(Reason.MANIFEST_BAD_VALUE, `slot ${slot}`, Field.SLOT);
   if (kindCode >= PAYLOAD_KINDS.length) throw new OtaError(Reason.MANIFEST_BAD_VALUE, `payload kind ${kindCode}`, Field.PAYLOAD_KIND);
   if (imageLength < 32) throw new OtaError(Reason.MANIFEST_BAD_VALUE, `image length ${imageLength}`, Field.IMAGE_LENGTH);
@@ -288,7 +295,8 @@ export function decodeManifest(bytes: Uint8Array): ReleaseManifest {
   if (kind === "delta" && baseSha256 === undefined) throw new OtaError(Reason.MANIFEST_MISSING_FIELD, "a delta needs BASE_SHA256", Field.BASE_SHA256);
   if (kind === "full") {
     if (baseSha256 !== undefined) throw new OtaError(Reason.MANIFEST_INCONSISTENT, "a full payload has no base", Field.BASE_SHA256);
-    if (payloadLength !== imageLength || !equalBytes(payloadSha256, imageSha256)) {
+    // an encrypted full payload is the encrypted image; the image is what it decrypts to in the slot
+    if (encryption === undefined && (payloadLength !== imageLength || !equalBytes(payloadSha256, imageSha256))) {
       throw new OtaError(Reason.MANIFEST_INCONSISTENT, "a full payload is the image: lengths and hashes must agree", Field.PAYLOAD_SHA256);
     }
   }
@@ -297,13 +305,14 @@ export function decodeManifest(bytes: Uint8Array): ReleaseManifest {
   const fetch: { stream?: string; url?: string } = {};
   if (stream !== undefined) fetch.stream = stream;
   if (url !== undefined) fetch.url = url;
-  const payload: { kind: PayloadKind; length: number; sha256: Uint8Array; baseSha256?: Uint8Array; compression: string } = {
+  const payload: { kind: PayloadKind; length: number; sha256: Uint8Array; baseSha256?: Uint8Array; compression: string; encryption?: Uint8Array } = {
     kind,
     length: payloadLength,
     sha256: payloadSha256,
     compression,
   };
   if (baseSha256 !== undefined) payload.baseSha256 = baseSha256;
+  if (encryption !== undefined) payload.encryption = encryption;
   return Object.freeze({
     hardwareId,
     version,

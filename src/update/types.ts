@@ -27,6 +27,14 @@ export interface ReleaseManifest {
     readonly baseSha256?: Uint8Array;
     /** Payload compression, e.g. "none" for a full image; a patch names its codec in its own header. */
     readonly compression: string;
+    /**
+     * Present when the payload is encrypted for this device (MCUboot's ENC_EC256
+     * value: ephemeral key, tag, wrapped key). A full payload is then the
+     * encrypted image (`sha256` over it) and `image` is what it decrypts to in
+     * the slot; a delta's patch is AES-CTR encrypted whole (`sha256` over the
+     * ciphertext). docs/formats.md, "Encrypted images".
+     */
+    readonly encryption?: Uint8Array;
   };
   /** Where to fetch the payload: an MQTT stream id and/or an HTTPS URL. */
   readonly fetch: { readonly stream?: string; readonly url?: string };

@@ -66,6 +66,7 @@ export function manifestRecords(m: ReleaseManifest, note?: string): ManifestReco
   add(Field.ISSUED_AT, u32(m.issuedAt));
   add(Field.EXPIRES_AT, u32(m.expiresAt));
   add(Field.MAX_DOWNLOAD, u32(m.maxDownload));
+  if (m.payload.encryption) add(Field.PAYLOAD_ENCRYPTION, m.payload.encryption);
   return r;
 }
 
