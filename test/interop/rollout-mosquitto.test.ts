@@ -58,8 +58,10 @@ describe("interop: rollouts by plan, two serve instances on mosquitto", () => {
     const [a, b] = await Promise.all([startServeBroker(rf, brokerUrl(), broker.tls.ca, "a"), startServeBroker(rf, brokerUrl(), broker.tls.ca, "b")]);
     procs.push(a, b);
     const planPath = join(sub, "plan.json");
+    // 1 % canary at 1,000 devices (about 10), 10 % at 40.
+    const canaryPercent = Math.max(1, Math.round(400 / DEVICES));
     writeFileSync(planPath, planText([
-      { name: "canary", upToPercent: 10, soakSec: 5, failureBudget: 0 },
+      { name: "canary", upToPercent: canaryPercent, soakSec: 5, failureBudget: 0 },
       { name: "half", upToPercent: 50, soakSec: 5, failureBudget: 2 },
       { name: "rest", upToPercent: 100, soakSec: 0, failureBudget: 5 },
     ], 10));
@@ -69,14 +71,16 @@ describe("interop: rollouts by plan, two serve instances on mosquitto", () => {
     expect(rollout).toMatchObject({ status: "running", signed: true, currentWave: 0 });
 
     const report = join(sub, "fleet.json");
-    const devices = sim(rf, report, 45, "powercut=0.1,linkdrop=0.1");
+    const devices = sim(rf, report, 45 + Math.ceil(DEVICES / 20), "powercut=0.1,linkdrop=0.1");
     // The other instance sees the halt too (shared state), with the reason.
-    await waitFor("the rollout to halt", async () => (await fleetView(rf, b.httpsPort)).rollouts[0]?.status === "halted", 120_000, () => a.out + b.out);
+    await waitFor("the rollout to halt", async () => (await fleetView(rf, b.httpsPort)).rollouts[0]?.status === "halted", 120_000 + DEVICES * 100, () => a.out + b.out);
     const halted = (await fleetView(rf, b.httpsPort)).rollouts[0];
     expect(halted.reason).toBe(Reason.ROLLOUT_HALTED);
     expect(halted.why).toMatch(/^wave canary: \d+ rolled back \+ \d+ failed \+ \d+ bricked-suspect > failure budget 0$/);
     expect(halted.currentWave).toBe(0);
-    expect(await devices.exited, devices.out).toBe(0);
+    // The simulator exits 1 because devices did not end on the release: here, by design.
+    expect(await devices.exited, devices.out).toBe(1);
+    expect(devices.out).toMatch(/did not end on the target 1\.1\.0\+2/);
 
     const plan = parsePlan(readFileSync(planPath, "utf8"));
     const fleet: FleetReport = JSON.parse(readFileSync(report, "utf8"));
@@ -84,9 +88,12 @@ describe("interop: rollouts by plan, two serve instances on mosquitto", () => {
     const canary = fleet.perDevice.filter((d) => waveOf(plan, rollout.id, d.id) === 0);
     const later = fleet.perDevice.filter((d) => waveOf(plan, rollout.id, d.id) > 0);
     expect(canary.length).toBeGreaterThan(0);
-    expect(canary.some((d) => d.outcome === "rolled-back")).toBe(true);
-    // Later waves: never offered (no report about the release from any of them), still on the factory image.
+    // Serve's reports (the simulator without a serve of its own judges from the devices only).
     const reports = reportsOf(rf, ["a", "b"]);
+    const rolledBack = canary.filter((d) => reports.some((r) => r.deviceId === d.id && r.event === "rolled-back"));
+    expect(rolledBack.length).toBeGreaterThan(0);
+    for (const d of canary) expect(d.version, d.id).toBe("1.0.0+1"); // rolled back (or never let past the halt)
+    // Later waves: never offered (no report about the release from any of them), still on the factory image.
     for (const d of later) {
       expect(d.version, d.id).toBe("1.0.0+1");
       expect(reports.filter((r) => r.deviceId === d.id && r.target === "1.1.0+2"), d.id).toEqual([]);
@@ -100,7 +107,7 @@ describe("interop: rollouts by plan, two serve instances on mosquitto", () => {
     expect(status.out).toMatch(/HALTED: ROLLOUT_HALTED \(730\) wave canary/);
     const view = await fleetView(rf, a.httpsPort);
     expect(Object.values(view.failures).some((f) => f.count > 0)).toBe(true);
-    console.log(`halted: ${halted.why}; canary ${canary.length} devices (${canary.map((d) => `${d.id} ${d.outcome}`).join(", ")}); later waves ${later.length} devices on 1.0.0+1; duplicates ignored ${view.duplicateReports}`);
+    console.log(`${DEVICES} devices; halted: ${halted.why}; canary ${canary.length} devices, ${rolledBack.length} rolled back; later waves ${later.length} devices on 1.0.0+1; duplicates ignored ${view.duplicateReports}`);
     await Promise.all([stopProc(a), stopProc(b)]);
   });
 

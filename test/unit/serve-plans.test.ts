@@ -152,6 +152,19 @@ describe("rollouts by plan", () => {
     expect(plans.fleet().rollouts[0].status).toBe("halted");
   });
 
+  it("does not pass a wave none of whose devices finished (not seen yet: a connect storm) unless the plan says minDevices 0", () => {
+    const { plans, clock } = rig();
+    plans.start(planText());
+    clock.t += 3600_000;
+    plans.tick();
+    expect(plans.fleet().rollouts[0].currentWave).toBe(0);
+    const { plans: lax, clock: c2 } = rig();
+    lax.start(planText({ waves: [{ name: "canary", upToPercent: 10, soakSec: 30, failureBudget: 0, minDevices: 0 }, { name: "rest", upToPercent: 100, soakSec: 0, failureBudget: 0 }] }));
+    c2.t += 31_000;
+    lax.tick();
+    expect(lax.fleet().rollouts[0].currentWave).toBe(1);
+  });
+
   it("bounds the rollout's devices in flight, never offers twice, frees a dropped offer's place, and counts a silent update as bricked-suspect", () => {
     const { plans, clock } = rig();
     const v = plans.start(planText({ waves: [{ name: "all", upToPercent: 100, soakSec: 0, failureBudget: 0 }], maxInFlight: 2 }));

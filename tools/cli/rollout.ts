@@ -29,7 +29,7 @@ window:
 
   {"release":{"hardwareId":"usr-n520","version":"1.1.0+2"},
    "groups":{"line-a":["sim-00*"]},"target":{"groups":["line-a"]},
-   "waves":[{"name":"canary","upToPercent":1,"soakSec":600,"failureBudget":0},
+   "waves":[{"name":"canary","upToPercent":1,"soakSec":600,"failureBudget":0,"minDevices":5},
             {"name":"early","upToPercent":10,"soakSec":1800,"failureBudget":2},
             {"name":"rest","upToPercent":100,"soakSec":0,"failureBudget":20}],
    "maxInFlight":25,"window":{"notBefore":"2026-12-01T02:00:00Z"}}
@@ -38,7 +38,8 @@ The rollout id is the SHA-256 of the plan file's bytes; with --key the plan
 is also signed (ECDSA P-256 over that hash), and a serve started with --trust
 accepts only plans signed by one of its keys. A device's wave is fixed by
 SHA-256(rollout id, device id). The next wave opens when the current one has
-nothing in flight or pending and has soaked; a wave whose rolled-back +
+nothing in flight or pending, at least minDevices (default 1) of its devices
+finished, and it has soaked; a wave whose rolled-back +
 failed + bricked-suspect devices exceed its budget halts the rollout: nothing
 more of the release is offered, and status says why. pause and resume are
 the operator's; abort is final; a halted rollout stays halted.

@@ -12,7 +12,7 @@
  *   "target": { "groups": ["line-a"] },
  *   "groups": { "line-a": ["sim-00*", "sim-0100"] },
  *   "waves": [
- *     { "name": "canary", "upToPercent": 1,   "soakSec": 600,  "failureBudget": 0 },
+ *     { "name": "canary", "upToPercent": 1,   "soakSec": 600,  "failureBudget": 0, "minDevices": 5 },
  *     { "name": "early",  "upToPercent": 10,  "soakSec": 1800, "failureBudget": 2 },
  *     { "name": "rest",   "upToPercent": 100, "soakSec": 0,    "failureBudget": 20 }
  *   ],
@@ -42,6 +42,11 @@ export interface Wave {
   readonly soakSec: number;
   /** Rolled-back + failed + bricked-suspect devices this wave may have; one more halts the rollout. */
   readonly failureBudget: number;
+  /**
+   * The wave completes only once at least this many of its devices finished (default 1): a wave
+   * whose devices were not seen yet (a connect storm, devices offline) never passes for done.
+   */
+  readonly minDevices: number;
 }
 
 export interface Plan {
@@ -134,11 +139,11 @@ export function parsePlan(text: string): Plan {
   const waves: Wave[] = [];
   let last = 0;
   for (const [i, w0] of p.waves.entries()) {
-    const w = obj(w0, `waves[${i}]`, ["name", "upToPercent", "soakSec", "failureBudget"]);
+    const w = obj(w0, `waves[${i}]`, ["name", "upToPercent", "soakSec", "failureBudget", "minDevices"]);
     if (typeof w.name !== "string" || !NAME.test(w.name)) fail(`waves[${i}].name must be 1..32 of [A-Za-z0-9._-]`);
     if (typeof w.upToPercent !== "number" || !(w.upToPercent > last) || w.upToPercent > 100) fail(`waves[${i}].upToPercent must be above the previous wave's (${last}) and at most 100`);
     last = w.upToPercent;
-    waves.push({ name: w.name, upToPercent: w.upToPercent, soakSec: int(w.soakSec ?? 0, `waves[${i}].soakSec`, 0, 30 * 86400), failureBudget: int(w.failureBudget ?? 0, `waves[${i}].failureBudget`, 0, 1_000_000) });
+    waves.push({ name: w.name, upToPercent: w.upToPercent, soakSec: int(w.soakSec ?? 0, `waves[${i}].soakSec`, 0, 30 * 86400), failureBudget: int(w.failureBudget ?? 0, `waves[${i}].failureBudget`, 0, 1_000_000), minDevices: int(w.minDevices ?? 1, `waves[${i}].minDevices`, 0, 1_000_000) });
   }
   if (last !== 100) fail("the last wave's upToPercent must be 100 (the rest of the fleet)");
   const maxInFlight = int(p.maxInFlight ?? 0, "maxInFlight", 0, 1_000_000);

@@ -342,8 +342,9 @@ export class RolloutPlans {
       const opened = p.rec.opened[i] ?? 0;
       const failures = (x.stages["rolled-back"] ?? 0) + (x.stages.failed ?? 0) + (x.stages["bricked-suspect"] ?? 0);
       const busy = (x.stages.offered ?? 0) + (x.stages.updating ?? 0) + (x.stages.pending ?? 0);
+      const finished = x.devices - busy - (x.stages.silent ?? 0);
       const soakUntil = opened ? Math.max(opened, x.lastFinal) + w.soakSec * 1000 : 0;
-      return { ...w, opened, complete: opened > 0 && busy === 0 && now >= soakUntil, soakUntil, devices: x.devices, stages: x.stages, failures };
+      return { ...w, opened, complete: opened > 0 && busy === 0 && finished >= w.minDevices && now >= soakUntil, soakUntil, devices: x.devices, stages: x.stages, failures };
     });
     const currentWave = wviews.reduce((acc, w, i) => (w.opened ? i : acc), -1);
     const view: RolloutView = {
