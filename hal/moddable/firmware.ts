@@ -9,6 +9,7 @@ import config from "mc/config";
 import Timer from "timer";
 import { startFirmware } from "../../src/firmware";
 import { defaultSettings } from "../../src/store/settings";
+import { base64Decode } from "../../src/util/base64";
 import { devicePlatform, readDeviceConfig } from "./platform";
 
 function text(name: string, fallback: string): string {
@@ -19,6 +20,20 @@ function text(name: string, fallback: string): string {
 function number(name: string, fallback: number): number {
   const v: unknown = config[name];
   return typeof v === "number" ? v : fallback;
+}
+
+/**
+ * The broker's CA from `mc/config.brokerCa` (the DER certificate, base64), when
+ * the build gives one: the anchor of hal/moddable/cert-manager.ts (builds with
+ * hal/moddable/tls/manifest.json trust nothing else). Absent: the TLS stack's
+ * own list (the SDK's ssl/cert only).
+ */
+function brokerCa(): { ca?: Uint8Array } {
+  const v: unknown = config.brokerCa;
+  if (v === undefined) return {};
+  const der = typeof v === "string" ? base64Decode(v) : undefined;
+  if (!der || der.length === 0) throw new TypeError("mc/config.brokerCa must be a DER certificate in base64");
+  return { ca: der };
 }
 
 /** Start the firmware for a hardware class ("usr-n520", "usr-g771"). */
@@ -33,7 +48,7 @@ export function startDevice(hardwareId: string): void {
   const { agent, noAgentReason } = startFirmware(platform, {
     factory,
     firmware: { version: text("version", "0.0.0"), build: text("build", "device") },
-    agent: { hardwareId, watchdogTimeoutMs: watchdogMs },
+    agent: { hardwareId, watchdogTimeoutMs: watchdogMs, ...brokerCa() },
     log: (line) => trace(`${line}\n`),
   });
   trace(`xs-ota: slot ${platform.system.runningSlot()}, reset cause ${platform.system.resetCause()}, counter ${platform.counter.read()}\n`);

@@ -70,3 +70,16 @@ declare module "rng" {
   };
   export default RNG;
 }
+
+/**
+ * Moddable's X.509 helpers (modules/crypt/etc/x509.js): `decode(buf)` returns
+ * `{tbs, algo, sig, spki}`, `spki` being the public key in the form the SDK's
+ * TLS verifies ServerKeyExchange with (what ssl_cert.js `getKey` returns).
+ * The SDK's typings do not declare it.
+ */
+declare module "x509" {
+  const X509: {
+    decode(buf: ArrayBuffer | Uint8Array): { tbs: ArrayBuffer; algo: unknown; sig: ArrayBuffer; spki: unknown };
+  };
+  export default X509;
+}

@@ -21,12 +21,19 @@
  * ssl/ssl_cert.js registers as trusted. Without a CA the TLS layer uses the
  * certificates built into the firmware. SNI is `serverName ?? host`.
  *
- * CA pin (`caPin`): Moddable's TLS gives the application no view of the
- * verified chain (ssl/ssl_cert.js verify() only answers yes or no), so the
- * adapter cannot check a pin. It fails closed: a TLS connection asked with a
- * pin closes, without connecting, with TLS_PIN_MISMATCH, so the agent audits
- * the refusal and the operator sees it, rather than a pin being silently
- * ignored.
+ * CA pin (`caPin`) and the chain: the SDK's ssl/ssl_cert.js gives the
+ * application no view of the chain (verify() answers yes or no) and its
+ * verify() does not bind the leaf to the chain (see cert-manager.ts). A build
+ * that includes hal/moddable/tls/manifest.json replaces it with
+ * cert-manager.ts, which checks the whole path strictly and the pin, and
+ * reports its verdict through `secure.xsOtaVerdict`; the adapter passes the
+ * pin as `secure.xsOtaCaPin`. A pinned connection is opened to the
+ * application only with a verdict of OK from that manager: a chain without
+ * the pinned CA fails with TLS_PIN_MISMATCH (the handshake stops at the
+ * certificate message), and a TLS stack that never gave a verdict (the SDK's
+ * own ssl/cert, which cannot check a pin) is closed at the end of the
+ * handshake, before any application byte, with TLS_PIN_MISMATCH too: a pin
+ * is never silently ignored.
  *
  * Client certificate (`clientIdentity`, mutual TLS): the SDK's TLS takes
  * one as `secure.clientCertificates` (an array of DER certificates; ssl/ssl_cert.js
@@ -93,6 +100,8 @@ class ModdableSocket implements Socket {
   private queue: Uint8Array[] = [];
   private queued = 0;
   private connectTimer: Timer | undefined;
+  /** The chain check's verdict (cert-manager.ts), when the TLS stack gave one. */
+  private verdict: number | undefined;
 
   constructor(
     private readonly options: SocketOptions,
@@ -104,11 +113,6 @@ class ModdableSocket implements Socket {
       this.connectTimer = undefined;
       if (!this.open) this.fail(Reason.SOCKET_TIMEOUT);
     }, connectTimeoutMs);
-    if (options.tls && options.caPin !== undefined) {
-      // Reported from the event loop, as every other connection outcome is.
-      Timer.set(() => this.fail(Reason.TLS_PIN_MISMATCH), 0);
-      return;
-    }
     if (options.tls && options.clientIdentity !== undefined && !SDK_SIGNS_P256_CLIENT_AUTH) {
       Timer.set(() => this.fail(Reason.TLS_CLIENT_AUTH_UNSUPPORTED), 0);
       return;
@@ -164,7 +168,8 @@ class ModdableSocket implements Socket {
         self.writableNow(bytes);
       },
       onError() {
-        self.fail(self.open ? Reason.SOCKET_CLOSED : options.tls ? Reason.SOCKET_TLS : Reason.SOCKET_REFUSED);
+        const refusedPin = !self.open && self.verdict === Reason.TLS_PIN_MISMATCH;
+        self.fail(self.open ? Reason.SOCKET_CLOSED : refusedPin ? Reason.TLS_PIN_MISMATCH : options.tls ? Reason.SOCKET_TLS : Reason.SOCKET_REFUSED);
       },
     };
     try {
@@ -177,6 +182,11 @@ class ModdableSocket implements Socket {
           TCP: { io: TCP },
           secure: {
             serverName: options.serverName ?? options.host,
+            // Read by hal/moddable/cert-manager.ts when the build includes it (ignored by the SDK's ssl/cert).
+            ...(options.caPin ? { xsOtaCaPin: options.caPin.slice() } : {}),
+            xsOtaVerdict: (reason: number) => {
+              this.verdict = reason;
+            },
             ...(options.ca instanceof Uint8Array ? { certificate: toArrayBuffer(options.ca) } : {}),
             ...(options.clientIdentity
               ? { clientCertificates: [toArrayBuffer(options.clientIdentity.certificate)], clientKey: toArrayBuffer(devicePkcs8(options.clientIdentity.privateKey)) }
@@ -195,6 +205,11 @@ class ModdableSocket implements Socket {
 
   private writableNow(bytes: number): void {
     this.writable = bytes;
+    if (!this.open && !this.closed && this.options.tls && this.options.caPin !== undefined && this.verdict !== Reason.OK) {
+      // The handshake finished but nothing checked the pin (the SDK's ssl/cert): refuse before any byte.
+      this.fail(Reason.TLS_PIN_MISMATCH);
+      return;
+    }
     if (!this.open && !this.closed) {
       this.open = true;
       if (this.connectTimer !== undefined) Timer.clear(this.connectTimer);

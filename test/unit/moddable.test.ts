@@ -646,19 +646,39 @@ describe("ModdableNetwork against fakes shaped like tcp.c, tlssocket.js and the 
     expect(fake.sockets.every((x) => x.closed)).toBe(true);
   });
 
-  it("fails closed on a CA pin it cannot check: TLS_PIN_MISMATCH from the event loop, no socket opened", () => {
+  it("a pin reaches the TLS options; with no verdict from the stack (the SDK's ssl/cert) the handshake's end closes it with TLS_PIN_MISMATCH, before onConnect", () => {
     const closes: number[] = [];
+    let connected = false;
     const net = new ModdableNetwork(1000);
-    net.connect({ host: "192.0.2.9", port: 8883, tls: true, caPin: new Uint8Array(32) }, { onClose: (r) => closes.push(r) });
-    expect(closes).toEqual([]);
-    for (const [id, t] of [...fake.timers.entries()].filter(([, t]) => t.delay === 0)) {
-      fake.timers.delete(id);
-      t.callback();
-    }
+    const pin = new Uint8Array(32).fill(3);
+    net.connect({ host: "192.0.2.9", port: 8883, tls: true, caPin: pin }, { onConnect: () => (connected = true), onClose: (r) => closes.push(r) });
+    const secure = fake.tlsSockets[0].options.secure as { xsOtaCaPin: Uint8Array; xsOtaVerdict: (r: number) => void };
+    expect(Array.from(secure.xsOtaCaPin)).toEqual(Array.from(pin));
+    fake.sockets[0].connect(); // handshake done, no verdict given
+    expect(connected).toBe(false);
     expect(closes).toEqual([Reason.TLS_PIN_MISMATCH]);
-    expect(fake.sockets).toHaveLength(0);
-    expect(fake.tlsSockets).toHaveLength(0);
-    expect(fake.timers.size).toBe(0); // the connect timer is cleared too
+    expect(fake.sockets[0].closed).toBe(true);
+  });
+
+  it("with the strict manager's verdict: OK connects; TLS_PIN_MISMATCH (the handshake fails at the certificate) is reported as such", () => {
+    const net = new ModdableNetwork(1000);
+    const pin = new Uint8Array(32).fill(3);
+    let connected = false;
+    net.connect({ host: "192.0.2.9", port: 8883, tls: true, caPin: pin }, { onConnect: () => (connected = true) });
+    (fake.tlsSockets[0].options.secure as { xsOtaVerdict: (r: number) => void }).xsOtaVerdict(Reason.OK);
+    fake.sockets[0].connect();
+    expect(connected).toBe(true);
+    const closes: number[] = [];
+    net.connect({ host: "192.0.2.9", port: 8883, tls: true, caPin: pin }, { onClose: (r) => closes.push(r) });
+    (fake.tlsSockets[1].options.secure as { xsOtaVerdict: (r: number) => void }).xsOtaVerdict(Reason.TLS_PIN_MISMATCH);
+    fake.sockets[1].error(); // ssl_handshake throws "certificate: auth err"; tlssocket reports onError
+    expect(closes).toEqual([Reason.TLS_PIN_MISMATCH]);
+    // Without a pin, a failed chain stays SOCKET_TLS.
+    const plain: number[] = [];
+    net.connect({ host: "192.0.2.9", port: 8883, tls: true }, { onClose: (r) => plain.push(r) });
+    (fake.tlsSockets[2].options.secure as { xsOtaVerdict: (r: number) => void }).xsOtaVerdict(Reason.SOCKET_TLS);
+    fake.sockets[2].error();
+    expect(plain).toEqual([Reason.SOCKET_TLS]);
   });
 
   it("fails closed on a client certificate the SDK cannot sign for: TLS_CLIENT_AUTH_UNSUPPORTED, no socket opened", () => {

@@ -21,6 +21,9 @@ import { openStorage } from "../../../src/store/layout";
 import { base64Decode, base64Encode, pemLines } from "../../../src/util/base64";
 import { toHex, utf8Encode } from "../../../src/util/bytes";
 import { issueTestCertificate } from "../../lib/test-ca";
+import { checkServerChain } from "../../../src/crypto/server-chain";
+import { fromHex } from "../../../src/util/bytes";
+import { CHAIN_HEX, NOW } from "../../vectors/tls-chain";
 import { assert, runSuites, suite, type Suite } from "../../lib/spec";
 import { serve, task } from "../runtime";
 import { makeRig, type Rig } from "./at";
@@ -247,8 +250,24 @@ export function leaksKey(text: string, key: Uint8Array): boolean {
   return text.toLowerCase().indexOf(toHex(key)) >= 0 || text.indexOf(base64Encode(key).slice(0, 40)) >= 0;
 }
 
+export function chainSuite(): Suite {
+  return suite("server chain check (the Moddable adapter's, portable)", (it) => {
+    const der = (n: keyof typeof CHAIN_HEX) => fromHex(CHAIN_HEX[n])!;
+    const pinOf = (n: keyof typeof CHAIN_HEX) => sha256Of(softwareDigest, der(n));
+    const check = (presented: (keyof typeof CHAIN_HEX)[], pin?: keyof typeof CHAIN_HEX) =>
+      checkServerChain({ presented: presented.map(der), anchors: [der("r")], serverName: "127.0.0.1", ...(pin ? { pin: pinOf(pin) } : {}), now: NOW, digest: softwareDigest });
+    it("the leaf through its intermediate to the configured root", () => assert.equal(check(["l1", "i1"]), Reason.OK));
+    it("an attacker's leaf in front of a genuine chain is refused", () => assert.equal(check(["evil", "l1", "i1"]), Reason.SOCKET_TLS));
+    it("the pinned intermediate passes; another's chain is TLS_PIN_MISMATCH", () => {
+      assert.equal(check(["l1", "i1"], "i1"), Reason.OK);
+      assert.equal(check(["l2", "i2"], "i1"), Reason.TLS_PIN_MISMATCH);
+      assert.equal(check(["l1", "i1"], "b"), Reason.TLS_PIN_MISMATCH);
+    });
+  });
+}
+
 export function allIdentitySuites(): Suite[] {
-  return [keySuite(), recordSuite(), consoleSuite()];
+  return [keySuite(), recordSuite(), consoleSuite(), chainSuite()];
 }
 
 task("identity-suites", () => runSuites(allIdentitySuites()));
