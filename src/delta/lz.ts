@@ -25,6 +25,11 @@ import { blockCrcUpdate } from "./crc";
  * symbol for the most common change instead of two.
  */
 export const Op = Object.freeze({ OLD: 0, ADD: 1, LIT: 2, NEW: 3, OLD_ADD: 4 });
+// The same as plain constants for the decoder's hot paths (a frozen object's property is a lookup on XS).
+const OP_OLD = 0;
+const OP_ADD = 1;
+const OP_NEW = 3;
+const OP_OLD_ADD = 4;
 export const LEN_SYMBOLS = 32;
 /** Op symbol: change the old alignment by a delta (a DELTA symbol and its extra bits follow). */
 export const SEEK_SYMBOL = 5 * LEN_SYMBOLS;
@@ -251,13 +256,15 @@ export function transformUnits(
  * transformUnits for the decoder's hot path, with the same result: the bytes
  * sit in `b8` from index `s0` (`s0` ≡ `at` mod 4, so that halfwords and words
  * of the new image are elements of the `b16` and `b32` views of the same
- * buffer), and each unit is read once as a halfword or a word; words outside
- * the union of the word rules' ranges are passed over after one subtraction.
+ * buffer), and each unit is read once as a halfword or a word; a word whose
+ * top byte no rule covers (`wordMap`, from wordRuleMap) is passed over after
+ * one lookup, and the others are tried from the first rule that may hold them.
  * (On XS a byte access and a loop pass are each an interpreted step: this
  * reads the copy with about a quarter of the steps.) Typed arrays here are
  * little-endian (LZ_LITTLE_ENDIAN); elsewhere the decoder uses transformUnits.
  */
 export function transformUnitsAligned(
+  wordMap: Uint8Array,
   b16: Uint16Array,
   b32: Uint32Array,
   s0: number,
@@ -301,26 +308,36 @@ export function transformUnitsAligned(
   }
   const count = ruleCount * 3;
   if (count === 0) return;
-  let lo = Infinity;
-  let hi = 0;
-  for (let r = 0; r < count; r += 3) {
-    if (rules[r] < lo) lo = rules[r];
-    if (rules[r] + rules[r + 1] > hi) hi = rules[r] + rules[r + 1];
-  }
-  const span = hi - lo;
   const last = (end - 4) >> 2;
-  // Bounded: n / 4 words; those inside the rules' union checked against at most MAX_RULES rules.
+  // Bounded: n / 4 words; those whose top byte a rule covers checked against at most MAX_RULES rules.
   for (let k = (s0 + 3) >> 2; k <= last; k++) {
     const w = b32[k];
-    if ((w - lo) >>> 0 >= span) continue;
+    const first = wordMap[w >>> 24];
+    if (first === 0) continue;
     if (bcount > 0 && (((w >>> 8) & 0xff) >= 0xf0 || w >>> 24 >= 0xf0)) continue;
-    for (let r = 0; r < count; r += 3) {
+    for (let r = (first - 1) * 3; r < count; r += 3) {
       const d = w - rules[r];
       if (d >= 0 && d < rules[r + 1]) {
         b32[k] = w + rules[r + 2];
         break;
       }
     }
+  }
+}
+
+/**
+ * The word rules' map by a word's top byte: 1 + the index of the first rule whose
+ * range holds a word with that top byte, or 0 (no rule can apply: the word is
+ * passed over after one lookup). Rules are tried in order from there, so the
+ * first matching rule wins as in transformUnits.
+ */
+export function wordRuleMap(rules: ArrayLike<number>, ruleCount: number, map: Uint8Array): void {
+  map.fill(0);
+  // Bounded: MAX_RULES rules, each over at most 256 top bytes.
+  for (let r = ruleCount - 1; r >= 0; r--) {
+    const lo = rules[3 * r];
+    const hi = lo + rules[3 * r + 1] - 1;
+    for (let t = Math.floor(lo / 0x1000000); t <= Math.floor(hi / 0x1000000) && t < 256; t++) map[t] = r + 1;
   }
 }
 
@@ -350,6 +367,8 @@ export class LzBlockDecoder {
   private readonly units = new Uint8Array(LZ_OLD_CHUNK + 12); // s0 (< 4) + a chunk and its two margins, a multiple of 4
   private readonly units16 = new Uint16Array(this.units.buffer);
   private readonly units32 = new Uint32Array(this.units.buffer);
+  /** wordRuleMap of the block's word rules. */
+  private readonly wordMap = new Uint8Array(256);
 
   private block = 0;
   private span = 0;
@@ -390,13 +409,17 @@ export class LzBlockDecoder {
   /** OLD_ADD: one ADD byte follows the current OLD run. */
   private addAfter = false;
 
+  /** tables[Alphabet.OP]. */
+  private readonly opTable: Uint16Array;
+
   constructor() {
     for (let a = 0; a < ALPHABETS; a++) this.tables.push(new Uint16Array(1 << ALPHABET_MAX_BITS[a]));
+    this.opTable = this.tables[0];
   }
 
   /** RAM held by the decoder's own buffers. */
   get bytes(): number {
-    let n = this.lengths.byteLength + this.clLengths.byteLength + this.clTable.byteLength + this.counts.byteLength + this.next.byteLength + this.stage.byteLength + this.out.byteLength + this.units.byteLength + this.tableBits.byteLength + this.rules.byteLength + this.branches.byteLength + 2 * UNIT_MARGIN;
+    let n = this.lengths.byteLength + this.clLengths.byteLength + this.clTable.byteLength + this.counts.byteLength + this.next.byteLength + this.stage.byteLength + this.out.byteLength + this.units.byteLength + this.wordMap.byteLength + this.tableBits.byteLength + this.rules.byteLength + this.branches.byteLength + 2 * UNIT_MARGIN;
     for (const t of this.tables) n += t.byteLength;
     return n;
   }
@@ -493,7 +516,9 @@ export class LzBlockDecoder {
     if (sym < direct) return sym;
     const s = sym - direct;
     const bits = (s >>> m) + 1;
-    return ((1 << m) + (s & ((1 << m) - 1))) * 2 ** bits + this.bits(input, bits);
+    const base = (1 << m) + (s & ((1 << m) - 1));
+    // A shift while the value stays below 2^31 (every length and distance of a 16 MiB image); a product beyond.
+    return (bits < 24 ? base << bits : base * 2 ** bits) + this.bits(input, bits);
   }
 
   /**
@@ -600,7 +625,9 @@ export class LzBlockDecoder {
           return BLOCK_END;
         }
         if (this.produced >= limit) return BUDGET_SPENT;
-        if (this.available(input) < NEED_OP_BITS) return NEED_INPUT;
+        // available(input) < NEED_OP_BITS, written out.
+        const inWindow = input.end - input.pos;
+        if (inWindow < this.payloadLeft && this.bitCount + inWindow * 8 < NEED_OP_BITS) return NEED_INPUT;
         this.op(input);
         continue;
       }
@@ -630,7 +657,10 @@ export class LzBlockDecoder {
   /** The next rule: word rules, then the branch-rule count, then branch rules. */
   private rule(input: LzInput): void {
     if (this.rulesLeft === 0) {
-      if (this.branchesLeft < 0) this.branchesLeft = this.bits(input, 5);
+      if (this.branchesLeft < 0) {
+        this.branchesLeft = this.bits(input, 5);
+        wordRuleMap(this.rules, this.ruleCount, this.wordMap);
+      }
       if (this.branchesLeft === 0) {
         this.state = S_OP;
         return;
@@ -683,7 +713,16 @@ export class LzBlockDecoder {
   }
 
   private op(input: LzInput): void {
-    const sym = this.symbol(input, Alphabet.OP);
+    // symbol(input, Alphabet.OP) and the length's bucketValue, written out: one op per call, the
+    // decoder's most frequent step after the byte loops.
+    const opBits = this.tableBits[0];
+    if (opBits === 0) throw malformed(this.block, `symbol from empty alphabet ${Alphabet.OP}`);
+    if (this.bitCount < opBits) this.refill(input);
+    const e = this.opTable[this.bitBuf & ((1 << opBits) - 1)];
+    if (e === 0) throw malformed(this.block, "bit pattern outside the Huffman code");
+    this.bitBuf >>>= e & 15;
+    this.bitCount -= e & 15;
+    const sym = e >>> 4;
     if (sym === SEEK_SYMBOL) {
       const delta = unzigzag(this.bucket(input, Alphabet.DELTA, DIST_M));
       if (this.padBits > this.bitCount) throw malformed(this.block, "payload ends inside an operation");
@@ -700,27 +739,36 @@ export class LzBlockDecoder {
       return;
     }
     const kind = sym >>> 5;
-    const length = this.bucketValue(input, sym & (LEN_SYMBOLS - 1), LEN_M) + 1;
+    // bucketValue(sym & 31, LEN_M = 1): 0..3 direct, then (2 + mantissa) << extra, plus `extra` bits (at most 14).
+    let length = (sym & (LEN_SYMBOLS - 1)) + 1;
+    if (length > 4) {
+      const s = length - 5;
+      const extra = (s >>> 1) + 1;
+      if (this.bitCount < extra) this.refill(input);
+      length = ((2 + (s & 1)) << extra) + (this.bitBuf & ((1 << extra) - 1)) + 1;
+      this.bitBuf >>>= extra;
+      this.bitCount -= extra;
+    }
     if (this.padBits > this.bitCount) throw malformed(this.block, "payload ends inside an operation");
     if (length > this.span - this.produced) throw outOfRange(this.block, `operation of ${length} bytes past the span`);
     const at = this.newStart + this.produced;
-    if (kind === Op.OLD || kind === Op.ADD || kind === Op.OLD_ADD) {
+    if (kind === OP_OLD || kind === OP_ADD || kind === OP_OLD_ADD) {
       const from = at + this.alignment;
       if (from < 0 || from + length > this.oldLength) throw outOfRange(this.block, `old read ${from}+${length} outside the old image`);
-    } else if (kind === Op.NEW) {
+    } else if (kind === OP_NEW) {
       const distance = this.bucket(input, Alphabet.DIST, DIST_M) + 1;
       if (this.padBits > this.bitCount) throw malformed(this.block, "payload ends inside an operation");
       if (distance > at) throw outOfRange(this.block, `copy from ${distance} bytes back, ${at} written`);
       this.runDistance = distance;
     }
-    if (kind === Op.OLD_ADD) {
+    if (kind === OP_OLD_ADD) {
       this.addAfter = true;
       if (length === 1) {
-        this.runKind = Op.ADD;
+        this.runKind = OP_ADD;
         this.runLeft = 1;
         this.addAfter = false;
       } else {
-        this.runKind = Op.OLD;
+        this.runKind = OP_OLD;
         this.runLeft = length - 1;
       }
     } else {
@@ -738,8 +786,8 @@ export class LzBlockDecoder {
     const kind = this.runKind;
     const at = this.newStart + this.produced;
     let n = Math.min(this.runLeft, room);
-    if (kind === Op.OLD) {
-      n = Math.min(n, LZ_OLD_CHUNK);
+    if (kind === OP_OLD) {
+      if (n > LZ_OLD_CHUNK) n = LZ_OLD_CHUNK;
       if (this.ruleCount > 0 || this.branchCount > 0) {
         // Units (words, calls) are transformed only when wholly inside the copy; read a
         // margin around the slice so that one cut by the slice is seen whole, either side.
@@ -749,40 +797,60 @@ export class LzBlockDecoder {
         if (LZ_LITTLE_ENDIAN) {
           const s0 = from & 3;
           this.units.set(buf, s0);
-          transformUnitsAligned(this.units16, this.units32, s0, from, to - from, this.alignment, this.rules, this.ruleCount, this.branches, this.branchCount);
+          transformUnitsAligned(this.wordMap, this.units16, this.units32, s0, from, to - from, this.alignment, this.rules, this.ruleCount, this.branches, this.branchCount);
           this.emit(io, this.units.subarray(s0 + at - from, s0 + at - from + n));
         } else {
           this.relocate(buf, from, to - from);
           this.emit(io, buf.subarray(at - from, at - from + n));
         }
       } else this.emit(io, io.readOld(n, at + this.alignment));
-    } else if (kind === Op.NEW) {
-      n = Math.min(n, LZ_OUT_CHUNK, this.runDistance);
-      // Only when the source reaches into the batch not yet written.
-      if (at - this.runDistance + n > at - this.outLength) this.flushOut(io);
-      this.emit(io, io.readNew(at - this.runDistance, n));
+    } else if (kind === OP_NEW) {
+      const distance = this.runDistance;
+      n = Math.min(n, LZ_OUT_CHUNK, distance);
+      const held = this.outLength;
+      if (distance <= held && held + n <= this.out.length) {
+        // The source is in the batch not yet written: copy it there (one native copy, no flash read).
+        this.out.copyWithin(held, held - distance, held - distance + n);
+        this.outLength = held + n;
+        this.produced += n;
+      } else {
+        // Only when the source reaches into the batch not yet written.
+        if (at - distance + n > at - held) this.flushOut(io);
+        this.emit(io, io.readNew(at - distance, n));
+      }
     } else {
-      const alphabet = kind === Op.ADD ? Alphabet.DIFF : Alphabet.LIT;
+      const alphabet = kind === OP_ADD ? Alphabet.DIFF : Alphabet.LIT;
       const avail = this.available(input);
-      const per = kind === Op.ADD ? this.tableBits[alphabet] : Math.max(this.tableBits[Alphabet.LIT], this.tableBits[Alphabet.LIT_ODD]);
+      const per = kind === OP_ADD ? this.tableBits[alphabet] : Math.max(this.tableBits[Alphabet.LIT], this.tableBits[Alphabet.LIT_ODD]);
       if (per === 0) throw malformed(this.block, `symbol from empty alphabet ${alphabet}`);
       if (avail !== Infinity) n = Math.min(n, Math.floor((avail - 16) / per));
       if (n <= 0) return false;
       // The symbol loops are written out (no call per byte): this is the codec's hot path on a device.
       let bitBuf = this.bitBuf;
       let bitCount = this.bitCount;
-      if (kind === Op.ADD) {
+      const src = input.buf;
+      const end = input.end;
+      let pos = input.pos;
+      let left = this.payloadLeft;
+      let pulled = this.pulledBits;
+      let pad = this.padBits;
+      if (kind === OP_ADD) {
         n = Math.min(n, LZ_OLD_CHUNK);
         const buf = io.readOld(n, at + this.alignment);
         const table = this.tables[Alphabet.DIFF];
         const mask = (1 << per) - 1;
         for (let i = 0; i < n; i++) {
           if (bitCount < MAX_CODE_BITS) {
-            this.bitBuf = bitBuf;
-            this.bitCount = bitCount;
-            this.refill(input);
-            bitBuf = this.bitBuf;
-            bitCount = this.bitCount;
+            // refill(), written out: to more than 16 bits, zero padding past the payload. Bounded: 3 bytes.
+            while (bitCount <= 16) {
+              if (left > 0) {
+                if (pos === end) break;
+                bitBuf |= src[pos++] << bitCount;
+                left--;
+                pulled += 8;
+              } else pad += 8;
+              bitCount += 8;
+            }
           }
           const e = table[bitBuf & mask];
           if (e === 0) throw malformed(this.block, "bit pattern outside the Huffman code");
@@ -792,6 +860,10 @@ export class LzBlockDecoder {
         }
         this.bitBuf = bitBuf;
         this.bitCount = bitCount;
+        input.pos = pos;
+        this.payloadLeft = left;
+        this.pulledBits = pulled;
+        this.padBits = pad;
         if (this.padBits > this.bitCount) throw malformed(this.block, "payload ends inside an operation");
         this.emit(io, buf);
       } else {
@@ -803,11 +875,16 @@ export class LzBlockDecoder {
         const oddMask = (1 << this.tableBits[Alphabet.LIT_ODD]) - 1;
         for (let i = 0; i < n; i++) {
           if (bitCount < MAX_CODE_BITS) {
-            this.bitBuf = bitBuf;
-            this.bitCount = bitCount;
-            this.refill(input);
-            bitBuf = this.bitBuf;
-            bitCount = this.bitCount;
+            // refill(), written out: to more than 16 bits, zero padding past the payload. Bounded: 3 bytes.
+            while (bitCount <= 16) {
+              if (left > 0) {
+                if (pos === end) break;
+                bitBuf |= src[pos++] << bitCount;
+                left--;
+                pulled += 8;
+              } else pad += 8;
+              bitCount += 8;
+            }
           }
           // An unused alphabet has mask 0 and an all-zero table: its entry 0 is refused below.
           const e = (at + i) & 1 ? oddTable[bitBuf & oddMask] : evenTable[bitBuf & evenMask];
@@ -818,6 +895,10 @@ export class LzBlockDecoder {
         }
         this.bitBuf = bitBuf;
         this.bitCount = bitCount;
+        input.pos = pos;
+        this.payloadLeft = left;
+        this.pulledBits = pulled;
+        this.padBits = pad;
         if (this.padBits > this.bitCount) throw malformed(this.block, "payload ends inside an operation");
         this.emit(io, stage.subarray(0, n));
       }
@@ -827,7 +908,7 @@ export class LzBlockDecoder {
       if (this.addAfter) {
         // OLD_ADD: the copy is done, one added byte follows.
         this.addAfter = false;
-        this.runKind = Op.ADD;
+        this.runKind = OP_ADD;
         this.runLeft = 1;
       } else this.state = S_OP;
     }

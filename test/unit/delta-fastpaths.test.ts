@@ -8,7 +8,7 @@
 import { describe, expect, it } from "vitest";
 import { Prng } from "../../hal/mock/prng";
 import { blockCrcUpdate } from "../../src/delta/crc";
-import { transformUnits, transformUnitsAligned } from "../../src/delta/lz";
+import { transformUnits, transformUnitsAligned, wordRuleMap } from "../../src/delta/lz";
 import { crc32Update } from "../../src/util/crc32";
 
 /** Thumb-like bytes: random halfwords with many BL pairs (F000..F7FF then F800..FFFF) and pointer-like words. */
@@ -43,6 +43,7 @@ describe("codec 3 fast paths", () => {
     const units = new Uint8Array(1024 + 12);
     const u16 = new Uint16Array(units.buffer);
     const u32 = new Uint32Array(units.buffer);
+    const map = new Uint8Array(256);
     let changed = 0;
     for (let t = 0; t < 2000; t++) {
       const base = [0x08000000, 0x20000000, 0, 0xfffc0000][t % 4];
@@ -50,10 +51,11 @@ describe("codec 3 fast paths", () => {
       const at = prng.below(200000);
       const alignment = prng.below(4000) - 2000;
       const bytes = thumbish(prng, n, base);
-      const ruleCount = prng.below(4);
+      const ruleCount = prng.below(5);
       const rules: number[] = [];
       for (let r = 0; r < ruleCount; r++) {
-        const size = 1 + prng.below(0x30000);
+        // Mostly narrow ranges; some spanning several top bytes, overlapping the others.
+        const size = r === 3 ? 1 + prng.below(0x8000000) : 1 + prng.below(0x30000);
         const lo = Math.min(base + prng.below(0x20000), 0x100000000 - size);
         rules.push(lo, size, (prng.below(2) ? 1 : -1) * (1 + prng.below(0x1000)));
       }
@@ -66,7 +68,8 @@ describe("codec 3 fast paths", () => {
       const s0 = at & 3;
       units.fill(0);
       units.set(bytes, s0);
-      transformUnitsAligned(u16, u32, s0, at, n, alignment, rules, ruleCount, branches, branchCount);
+      wordRuleMap(rules, ruleCount, map);
+      transformUnitsAligned(map, u16, u32, s0, at, n, alignment, rules, ruleCount, branches, branchCount);
       expect(units.subarray(s0, s0 + n)).toEqual(reference);
       if (!reference.every((v, i) => v === bytes[i])) changed++;
     }
