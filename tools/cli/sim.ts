@@ -43,8 +43,8 @@ releases (default: none — a factory image only; the devices heartbeat and idle
   --demo-releases        sign factory 1.0.0+1 and release 1.1.0+2 with a generated key the devices trust
   --delta                with --demo-releases: also publish a delta from the factory image (serve prefers it)
   --image-kib K          demo image body size, KiB (default 16)
-  --https                with --demo-releases: the release has no MQTT stream, only a URL on serve's HTTPS
-                         Range server (big images through Range requests)
+  --https                with --demo-releases: the release also carries a URL on serve's HTTPS Range server
+                         and the devices prefer it (big images through Range requests)
   --releases DIR         serve the releases in DIR instead; needs --trust and --factory
   --trust PUB.pem        a public key the devices trust (repeatable)
   --factory IMAGE        the signed, confirmed image programmed into slot 0 of every device

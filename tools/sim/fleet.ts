@@ -83,7 +83,7 @@ export type ReleaseSpec =
       readonly kind: "demo";
       readonly delta: boolean;
       readonly imageBytes: number;
-      /** The release has no MQTT stream, only an HTTPS URL on serve's Range server: the devices fetch it with Range requests. */
+      /** The release carries an HTTPS URL on serve's Range server beside its MQTT stream, and the devices prefer it: they fetch with Range requests. */
       readonly https?: boolean;
     }
   /** Serve DIR; the devices trust `trust` and start from `factory` (a signed, confirmed slot-0 image). */
@@ -358,6 +358,7 @@ export class SimFleet {
           backoffInitialMs: 1000,
           backoffMaxMs: 30_000,
           seed: seed * 7919 + k + 1,
+          ...(o.releases?.kind === "demo" && o.releases.https ? { preferHttps: true } : {}),
           ...o.agent,
           log: (line) => {
             o.agent?.log?.(line);
@@ -462,7 +463,7 @@ export class SimFleet {
         if (spec.kind === "demo") {
           const next = buildImage(map, key, "1.1.0+2", 1, { size, securityCounter: 2 });
           const dates = { issuedAt: DEMO_EPOCH - 60, expiresAt: DEMO_EPOCH + 7 * 86400, hardwareId };
-          const url = httpsPort !== undefined ? { url: (stream: string) => `https://127.0.0.1:${httpsPort}/streams/${stream}`, httpsOnly: true } : {};
+          const url = httpsPort !== undefined ? { url: (stream: string) => `https://127.0.0.1:${httpsPort}/streams/${stream}` } : {};
           const full = release(key, next, { ...dates, ...url });
           publishRelease(releasesDir, full);
           target = { version: next.version, kind: "full", payloadBytes: full.payload.length, imageBytes: full.manifest.image.length };
@@ -593,7 +594,8 @@ export class SimFleet {
   /** Judge the devices whose outcome may have changed; note when the whole fleet is done. */
   private judge(): void {
     if (this.dirty.size === 0) return;
-    const judging = this.target !== null && this.serve !== undefined;
+    // Without a serve here (cloud "none") only the devices are judged: committed on the device, or bricked.
+    const judging = this.target !== null;
     for (const t of this.dirty) {
       const done = judging && this.outcomeOf(t) !== "running";
       if (done !== t.done) {
@@ -674,11 +676,14 @@ export class SimFleet {
     return "running";
   }
 
-  /** Every device committed the target or reported a final failure (false with no target or no serve). */
+  /**
+   * Every device committed the target or reported a final failure (false with
+   * no target; with no serve here, only a commit seen on the device counts).
+   */
   allDone(): boolean {
     for (const t of this.tracked) this.dirty.add(t);
     this.judge();
-    return this.target !== null && this.serve !== undefined && this.notDone === 0;
+    return this.target !== null && this.notDone === 0;
   }
 
   /**
