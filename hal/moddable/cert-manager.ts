@@ -26,6 +26,7 @@
 import X509 from "x509";
 import { checkServerChain } from "../../src/crypto/server-chain";
 import { Reason } from "../../src/errors";
+import { equalBytes as same } from "../../src/util/bytes";
 import { nativeDigest } from "./digest";
 
 type Buffer = ArrayBuffer | Uint8Array;
@@ -42,12 +43,6 @@ export interface StrictTlsOptions {
 
 function bytes(b: Buffer): Uint8Array {
   return b instanceof Uint8Array ? b : new Uint8Array(b);
-}
-
-function same(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
 }
 
 const registered: Uint8Array[] = [];

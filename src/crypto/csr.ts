@@ -57,10 +57,17 @@ function bytesOf(a: readonly number[]): Uint8Array {
   return Uint8Array.from(a);
 }
 
-function same(b: Uint8Array, e: DerElement, want: readonly number[]): boolean {
+/** True when the whole TLV `e` of `b` is the bytes `want` (an OID, a fixed encoding). */
+export function sameTlv(b: Uint8Array, e: DerElement, want: readonly number[]): boolean {
   if (e.end - e.start !== want.length) return false;
   for (let i = 0; i < want.length; i++) if (b[e.start + i] !== want[i]) return false;
   return true;
+}
+
+/** True for an AlgorithmIdentifier `SEQUENCE { ecdsa-with-SHA256 }` (no parameters). */
+export function isEcdsaSha256(b: Uint8Array, e: DerElement): boolean {
+  const c = e.tag === DerTag.SEQUENCE ? derChildren(b, e, 1) : undefined;
+  return !!c && c.length === 1 && sameTlv(b, c[0], OID.ECDSA_SHA256);
 }
 
 /** `SEQUENCE { ecdsa-with-SHA256 }`: the signature algorithm of CSRs and certificates here. */
@@ -146,7 +153,7 @@ export function singleCommonName(b: Uint8Array, name: DerElement): string | unde
   const atvs = derChildren(b, rdns[0], 1);
   if (!atvs || atvs.length !== 1 || atvs[0].tag !== DerTag.SEQUENCE) return undefined;
   const kv = derChildren(b, atvs[0], 2);
-  if (!kv || kv.length !== 2 || !same(b, kv[0], OID.COMMON_NAME)) return undefined;
+  if (!kv || kv.length !== 2 || !sameTlv(b, kv[0], OID.COMMON_NAME)) return undefined;
   if (kv[1].tag !== DerTag.UTF8_STRING && kv[1].tag !== DerTag.PRINTABLE_STRING) return undefined;
   const s = utf8Decode(b.subarray(kv[1].contentStart, kv[1].end));
   return s && s.length > 0 ? s : undefined;
@@ -182,7 +189,7 @@ export function parseCsr(der: Uint8Array): CsrRequest | undefined {
   const [info, alg, sig] = parts;
   if (info.tag !== DerTag.SEQUENCE || alg.tag !== DerTag.SEQUENCE) return undefined;
   const algs = derChildren(der, alg, 1);
-  if (!algs || algs.length !== 1 || !same(der, algs[0], OID.ECDSA_SHA256)) return undefined;
+  if (!algs || algs.length !== 1 || !sameTlv(der, algs[0], OID.ECDSA_SHA256)) return undefined;
   const fields = derChildren(der, info, 4);
   if (!fields || fields.length !== 4) return undefined;
   const [version, subject, spki, attributes] = fields;

@@ -10,6 +10,7 @@
  * MCUboot and hashes them for the KEYHASH TLV).
  */
 
+import { concat } from "../util/bytes";
 import { P256_DOMAIN } from "./p256";
 
 /** The P-256 group order n. */
@@ -172,22 +173,9 @@ export function derTlv(tag: number, content: Uint8Array): Uint8Array {
   return out;
 }
 
-/** The concatenation of DER parts (no header). */
-export function derJoin(parts: readonly Uint8Array[]): Uint8Array {
-  let n = 0;
-  for (const p of parts) n += p.length;
-  const out = new Uint8Array(n);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
-
 /** SEQUENCE of the parts. */
 export function derSequence(...parts: Uint8Array[]): Uint8Array {
-  return derTlv(DerTag.SEQUENCE, derJoin(parts));
+  return derTlv(DerTag.SEQUENCE, concat(...parts));
 }
 
 /** A non-negative INTEGER from big-endian magnitude bytes (leading zeros stripped, a 0x00 added before a high bit). */

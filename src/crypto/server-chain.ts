@@ -23,8 +23,8 @@
  */
 import type { Digest } from "../../hal/types";
 import { Reason } from "../errors";
-import { utf8Decode } from "../util/bytes";
-import { bitStringBytes, OID, spkiPoint } from "./csr";
+import { equalBytes as equal, utf8Decode } from "../util/bytes";
+import { bitStringBytes, isEcdsaSha256, sameTlv as sameBytes, spkiPoint } from "./csr";
 import { derChildren, derRead, DerTag, type DerElement } from "./der";
 import { verifyP256 } from "./ecdsa";
 import { sha256Of } from "./hash";
@@ -47,17 +47,6 @@ export interface Certificate {
   readonly isCa: boolean;
   readonly dnsNames: readonly string[];
   readonly ipAddresses: readonly string[];
-}
-
-function sameBytes(b: Uint8Array, e: DerElement, want: readonly number[]): boolean {
-  if (e.end - e.start !== want.length) return false;
-  for (let i = 0; i < want.length; i++) if (b[e.start + i] !== want[i]) return false;
-  return true;
-}
-
-function isEcdsaSha256(b: Uint8Array, e: DerElement): boolean {
-  const c = e.tag === DerTag.SEQUENCE ? derChildren(b, e, 1) : undefined;
-  return !!c && c.length === 1 && sameBytes(b, c[0], OID.ECDSA_SHA256);
 }
 
 function digits(b: Uint8Array, at: number, n: number): number {
@@ -178,12 +167,6 @@ export function parseCertificate(der: Uint8Array): Certificate | undefined {
     dnsNames: Object.freeze(dnsNames),
     ipAddresses: Object.freeze(ipAddresses),
   });
-}
-
-function equal(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
 }
 
 /** The server name matches a SAN of the leaf (case-insensitive; `*.` only as the whole leftmost label). */

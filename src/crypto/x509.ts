@@ -10,8 +10,8 @@
  * signature algorithms both ECDSA-SHA256, a subject of exactly one
  * commonName, a P-256 SubjectPublicKeyInfo of the 91-byte form.
  */
-import { bitStringBytes, OID, singleCommonName, spkiPoint } from "./csr";
-import { derChildren, derRead, DerTag, type DerElement } from "./der";
+import { bitStringBytes, isEcdsaSha256, singleCommonName, spkiPoint } from "./csr";
+import { derChildren, derRead, DerTag } from "./der";
 
 /** The largest certificate the device stores (ours are ~420 bytes; headroom for longer names and extensions). */
 export const MAX_DEVICE_CERT = 1024;
@@ -25,14 +25,6 @@ export interface DeviceCertificate {
   readonly tbs: Uint8Array;
   /** The issuer's signature (DER ECDSA). */
   readonly signature: Uint8Array;
-}
-
-function isEcdsaSha256(b: Uint8Array, e: DerElement): boolean {
-  if (e.tag !== DerTag.SEQUENCE) return false;
-  const c = derChildren(b, e, 1);
-  if (!c || c.length !== 1 || c[0].end - c[0].start !== OID.ECDSA_SHA256.length) return false;
-  for (let i = 0; i < OID.ECDSA_SHA256.length; i++) if (b[c[0].start + i] !== OID.ECDSA_SHA256[i]) return false;
-  return true;
 }
 
 /**
