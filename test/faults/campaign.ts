@@ -34,6 +34,8 @@ import type { VirtualDevice } from "../../targets/sim/device";
 import { makePatch } from "../../tools/delta/index";
 import { buildImage, release } from "../../tools/demo/firmware";
 import { makeWorld, type World } from "../lib/sim-world";
+import { TestOnlySeededRandom } from "../../hal/mock/random";
+import { buildEncryptedImage, encryptedDeltaRelease, encryptedFullRelease, provisionDeviceKey, recordingRandom } from "../lib/enc-fixtures";
 
 export const PHASES = Object.freeze(["download", "patch", "staged", "trial", "commit", "rollback"] as const);
 export type PhaseName = (typeof PHASES)[number];
@@ -47,6 +49,8 @@ export interface Scenario {
   build(w: World): void;
   /** Run the device up to where the cut window starts (default: power-on). */
   prepare?(w: World, d: VirtualDevice): void;
+  /** Provision the device before its first boot (an encrypted release needs its key). */
+  provision?(w: World, d: VirtualDevice): void;
   /** The install waits (busy) until this virtual time: a staged stretch with resets in it. */
   readonly busyUntilMs?: number;
 }
@@ -70,6 +74,28 @@ export const SCENARIOS: readonly Scenario[] = Object.freeze([
     endVersion: "1.1.0+0",
     fetchPhase: "patch",
     build: (w) => (w.cloud.releases = [release(w.key, buildImage(w.map, w.key, "1.1.0", 1, { securityCounter: 2 }), { base: w.factory, diff })]),
+  },
+  {
+    name: "encrypted full update",
+    expect: "committed",
+    endVersion: "1.1.0+0",
+    fetchPhase: "download",
+    build: () => undefined,
+    provision: (w, d) => {
+      const pub = provisionDeviceKey(d.storage, new TestOnlySeededRandom(11));
+      w.cloud.releases = [encryptedFullRelease(w.key, buildEncryptedImage(w.map, w.key, "1.1.0", 1, pub, recordingRandom(5).random, { securityCounter: 2 }))];
+    },
+  },
+  {
+    name: "encrypted delta update",
+    expect: "committed",
+    endVersion: "1.1.0+0",
+    fetchPhase: "patch",
+    build: () => undefined,
+    provision: (w, d) => {
+      const pub = provisionDeviceKey(d.storage, new TestOnlySeededRandom(12));
+      w.cloud.releases = [encryptedDeltaRelease(w.key, buildImage(w.map, w.key, "1.1.0", 1, { securityCounter: 2 }), w.factory, diff, pub, recordingRandom(6).random)];
+    },
   },
   {
     name: "staged",
@@ -149,6 +175,7 @@ function world(s: Scenario, seed: number): Run {
   };
   // factory provisioning: settings saved before the first boot (the agent runs on them)
   new SettingsManager(openStorage(d.storage, undefined, AGENT_JOURNAL_SPACE).settings, provisioned(w)).save();
+  s.provision?.(w, d);
   return { w, d, transitions };
 }
 
