@@ -98,3 +98,11 @@ export function encryptedDeltaRelease(
   const { payload, enc } = encryptPayload(plain.payload, { recipient, keyLength, random, cipher: softwareCipher });
   return signed(key, plain, payload, enc);
 }
+
+/** The XS lane's images (deterministic keys, signatures and random draws: the Node side builds the same bytes). */
+export function encImages(w: { map: FlashMapSpec; key: SigningKey }, pub: Uint8Array) {
+  const rnd = recordingRandom(9);
+  const full = buildEncryptedImage(w.map, w.key, "1.1.0+2", 1, pub, rnd.random, { securityCounter: 2, keyLength: 32 });
+  const target = buildEncryptedImage(w.map, w.key, "1.2.0+3", 0, pub, rnd.random, { securityCounter: 2 }).target;
+  return { full, target, rnd };
+}

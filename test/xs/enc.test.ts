@@ -5,11 +5,21 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createCipheriv } from "node:crypto";
 import { startXs, type XsWorker } from "./harness";
+import { TestOnlySeededRandom } from "../../hal/mock/random";
+import { makePatch } from "../../tools/delta/index";
+import { deltaEntry } from "../fixtures/firmware/xs-data";
+import { encImages, provisionDeviceKey } from "../lib/enc-fixtures";
+import { makeWorld } from "../lib/sim-world";
 import type { RunReport } from "../lib/spec";
 
 let xs: XsWorker;
 beforeAll(async () => {
-  xs = await startXs(new URL("./entries/enc.ts", import.meta.url).pathname);
+  // the delta's patch, made here from the same deterministic images the entry builds inside XS
+  const w = makeWorld();
+  const d = w.addDevice("xs-enc");
+  const { full, target } = encImages(w, provisionDeviceKey(d.storage, new TestOnlySeededRandom(21)));
+  const encPatch = Buffer.from(makePatch(full.target.bytes, target.bytes).bytes).toString("hex");
+  xs = await startXs(deltaEntry({ encPatch }, new URL("./entries/enc.ts", import.meta.url).pathname));
 });
 afterAll(async () => xs?.close());
 
@@ -29,5 +39,16 @@ describe("XS lane: encrypted images", () => {
     for (let off = 0; off < 65536; off += 1024) x ^= ks[off + (off & 1023)];
     console.log(`[xs] AES-256-CTR 64 KiB: ${computrons} computrons (${Math.round(computrons / 65536)} per byte)`);
     expect(value).toBe(x);
+  });
+  it("an encrypted full release then an encrypted delta install and commit through the agent inside XS", async () => {
+    const { value, computrons } = await xs.run<{ events: string[]; afterFull: { slot: number; version: string }; slot: number; version: string; log: string[] }>("enc-updates");
+    console.log(`[xs] encrypted full + delta updates through the agent: ${computrons} computrons`);
+    expect(value.events, value.log.join("\n")).toEqual([
+      "offer-accepted", "download-started", "download-done", "verified", "committed",
+      "offer-accepted", "download-started", "download-done", "verified", "committed",
+    ]);
+    expect(value.afterFull).toEqual({ slot: 1, version: "1.1.0+2" });
+    expect(value.slot).toBe(0);
+    expect(value.version).toBe("1.2.0+3");
   });
 });

@@ -4,6 +4,11 @@
  * inside the real XS engine.
  */
 import { softwareCipher } from "../../../src/crypto/cipher";
+import { formatVersion } from "../../../src/image/format";
+import { TestOnlySeededRandom } from "../../../hal/mock/random";
+import { fromHex } from "../../../src/util/bytes";
+import { encImages, encryptedDeltaRelease, encryptedFullRelease, provisionDeviceKey } from "../../lib/enc-fixtures";
+import { makeWorld } from "../../lib/sim-world";
 import { cipherConformance } from "../../conformance/cipher";
 import { runSuites } from "../../lib/spec";
 import { serve, task } from "../runtime";
@@ -21,6 +26,31 @@ task("aes-ctr-64k", () => {
     x ^= out[off & 1023];
   }
   return x;
+});
+
+/**
+ * An encrypted full release (AES-256) then an encrypted delta (AES-128) through the agent, inside XS.
+ * The patch (codec 3; its encoder needs node:zlib for the other codecs) comes from the Node side.
+ */
+task("enc-updates", () => {
+  const w = makeWorld();
+  const d = w.addDevice("xs-enc");
+  const pub = provisionDeviceKey(d.storage, new TestOnlySeededRandom(21));
+  const { full, target, rnd } = encImages(w, pub);
+  const patch = fromHex(((globalThis as { __xsOtaDelta?: { encPatch?: string } }).__xsOtaDelta?.encPatch) ?? "");
+  if (!patch || patch.length === 0) throw new Error("no patch passed in");
+  w.cloud.releases = [encryptedFullRelease(w.key, full)];
+  d.run(5 * 60_000);
+  const afterFull = { slot: d.runningSlot, version: d.lastBoot?.info ? formatVersion(d.lastBoot.info.header.version) : "" };
+  w.cloud.releases = [encryptedDeltaRelease(w.key, target, full.target, () => patch, pub, rnd.random, 16)];
+  d.run(5 * 60_000);
+  return {
+    events: w.cloud.reportsOf("xs-enc").map((r) => r.event),
+    afterFull,
+    slot: d.runningSlot,
+    version: d.lastBoot?.info ? formatVersion(d.lastBoot.info.header.version) : "",
+    log: w.logs.slice(-12),
+  };
 });
 
 serve();
