@@ -5,8 +5,9 @@
  * records), with `xs-ota sim --no-serve` devices and `xs-ota rollout` as
  * the operator runs them.
  *
- *  1. A release that crash-loops in its trial, with faults (power cuts, link
- *     drops): the canary wave rolls back, the rollout halts itself with the
+ *  1. The must-show: 1,000 devices (ROLLOUT_DEVICES=N for another size), a
+ *     release that crash-loops in its trial, with faults (power cuts, link
+ *     drops): the 1 % canary wave rolls back, the rollout halts itself with the
  *     reason, devices of later waves never receive the release, none bricked.
  *  2. A good release: one serve instance is killed (SIGKILL, by PID) mid-rollout
  *     and the devices finish through the other; a new instance started after
@@ -15,34 +16,45 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { Reason } from "../../src/errors";
 import type { FleetReport } from "../../tools/sim/fleet";
 import { parsePlan, waveOf } from "../../tools/serve/plan";
 import { HOST, Mosquitto } from "../lib/mosquitto";
 import { fleetView, planText, releaseFolder, reportsOf, startCli, startServeBroker, stopProc, waitFor, type Proc } from "../lib/rollout-rig";
 
-const DEVICES = Number(process.env.ROLLOUT_DEVICES ?? 40);
-const broker = new Mosquitto(["max_connections -1"]);
+/** The must-show: 1,000 devices (ROLLOUT_DEVICES=N for another size). */
+const HALT_DEVICES = Number(process.env.ROLLOUT_DEVICES ?? 1000);
+/** The instance-kill run: 40 devices. */
+const KILL_DEVICES = 40;
+let broker: Mosquitto;
 let work: string;
 const procs: Proc[] = [];
 
-beforeAll(async () => {
-  await broker.start();
+beforeAll(() => {
   work = mkdtempSync(join(tmpdir(), "xs-ota-rollout-interop-"));
+});
+
+// A broker per test: its retained records are that fleet's state, not the previous test's.
+beforeEach(async () => {
+  broker = new Mosquitto(["max_connections -1"]);
+  await broker.start();
 }, 60_000);
 
-afterAll(async () => {
-  for (const p of procs) await stopProc(p);
+afterEach(async () => {
+  for (const p of procs.splice(0)) await stopProc(p);
   await broker.close();
+}, 60_000);
+
+afterAll(() => {
   if (work) rmSync(work, { recursive: true, force: true });
 });
 
 const brokerUrl = () => `mqtts://${HOST}:${broker.port}`;
 
-function sim(rf: ReturnType<typeof releaseFolder>, report: string, seconds: number, faults: string): Proc {
+function sim(rf: ReturnType<typeof releaseFolder>, report: string, seconds: number, faults: string, devices: number): Proc {
   const p = startCli([
-    "sim", "--devices", String(DEVICES), "--broker", brokerUrl(), "--ca", broker.tls.ca, "--no-serve",
+    "sim", "--devices", String(devices), "--broker", brokerUrl(), "--ca", broker.tls.ca, "--no-serve",
     "--releases", rf.dir, "--trust", rf.pubPath, "--factory", rf.factoryPath,
     "--speed", "50", "--seed", "11", "--faults", faults, "--duration", String(seconds), "--report", report, "--progress", "0",
   ]);
@@ -59,7 +71,7 @@ describe("interop: rollouts by plan, two serve instances on mosquitto", () => {
     procs.push(a, b);
     const planPath = join(sub, "plan.json");
     // 1 % canary at 1,000 devices (about 10), 10 % at 40.
-    const canaryPercent = Math.max(1, Math.round(400 / DEVICES));
+    const canaryPercent = Math.max(1, Math.round(400 / HALT_DEVICES));
     writeFileSync(planPath, planText([
       { name: "canary", upToPercent: canaryPercent, soakSec: 5, failureBudget: 0 },
       { name: "half", upToPercent: 50, soakSec: 5, failureBudget: 2 },
@@ -71,13 +83,18 @@ describe("interop: rollouts by plan, two serve instances on mosquitto", () => {
     expect(rollout).toMatchObject({ status: "running", signed: true, currentWave: 0 });
 
     const report = join(sub, "fleet.json");
-    const devices = sim(rf, report, 45 + Math.ceil(DEVICES / 20), "powercut=0.1,linkdrop=0.1");
+    const started = Date.now();
+    const devices = sim(rf, report, 900, "powercut=0.1,linkdrop=0.1", HALT_DEVICES);
     // The other instance sees the halt too (shared state), with the reason.
-    await waitFor("the rollout to halt", async () => (await fleetView(rf, b.httpsPort)).rollouts[0]?.status === "halted", 120_000 + DEVICES * 100, () => a.out + b.out);
+    await waitFor("the rollout to halt", async () => (await fleetView(rf, b.httpsPort)).rollouts[0]?.status === "halted", 300_000, () => a.out + b.out);
     const halted = (await fleetView(rf, b.httpsPort)).rollouts[0];
     expect(halted.reason).toBe(Reason.ROLLOUT_HALTED);
     expect(halted.why).toMatch(/^wave canary: \d+ rolled back \+ \d+ failed \+ \d+ bricked-suspect > failure budget 0$/);
     expect(halted.currentWave).toBe(0);
+    // The devices run on for 15 s (a minute and more of virtual time: every device heartbeats again) after the halt, then stop.
+    await new Promise((r) => setTimeout(r, 15_000));
+    expect(devices.child.exitCode).toBeNull();
+    devices.child.kill("SIGINT");
     // The simulator exits 1 because devices did not end on the release: here, by design.
     expect(await devices.exited, devices.out).toBe(1);
     expect(devices.out).toMatch(/did not end on the target 1\.1\.0\+2/);
@@ -107,7 +124,9 @@ describe("interop: rollouts by plan, two serve instances on mosquitto", () => {
     expect(status.out).toMatch(/HALTED: ROLLOUT_HALTED \(730\) wave canary/);
     const view = await fleetView(rf, a.httpsPort);
     expect(Object.values(view.failures).some((f) => f.count > 0)).toBe(true);
-    console.log(`${DEVICES} devices; halted: ${halted.why}; canary ${canary.length} devices, ${rolledBack.length} rolled back; later waves ${later.length} devices on 1.0.0+1; duplicates ignored ${view.duplicateReports}`);
+    const haltedAfter = ((Date.now() - started) / 1000).toFixed(1);
+    console.log(`${HALT_DEVICES} devices; halted ${haltedAfter} s after the devices started: ${halted.why}; canary ${canary.length} devices, ${rolledBack.length} rolled back; later waves ${later.length} devices on 1.0.0+1; duplicates ignored ${view.duplicateReports}`);
+    console.log(devices.out.split("\n").slice(0, 12).join("\n"));
     await Promise.all([stopProc(a), stopProc(b)]);
   });
 
@@ -130,7 +149,7 @@ describe("interop: rollouts by plan, two serve instances on mosquitto", () => {
     expect(await start.exited, start.out).toBe(0);
     const id: string = JSON.parse(start.out.slice(start.out.indexOf("{"))).id;
     const report = join(sub, "fleet.json");
-    const devices = sim(rf, report, 75, "powercut=0.1,linkdrop=0.1");
+    const devices = sim(rf, report, 75, "powercut=0.1,linkdrop=0.1", KILL_DEVICES);
     // The plan's bound over both instances, sampled as the live instance sees it.
     let peak = 0;
     const sampler = setInterval(() => void fleetView(rf, b.httpsPort).then((f) => (peak = Math.max(peak, f.rollouts[0]?.inFlight ?? 0)), () => {}), 250);
@@ -162,7 +181,7 @@ describe("interop: rollouts by plan, two serve instances on mosquitto", () => {
     expect(notCommitted.map((d) => `${d.id} ${d.outcome} ${d.reasonName ?? ""}`)).toEqual([]);
     const done = (await fleetView(rf, c.httpsPort)).rollouts[0];
     expect(done.inFlight).toBe(0);
-    expect(done.waves.reduce((n, w) => n + (w.stages.committed ?? 0) + (w.stages["up-to-date"] ?? 0), 0)).toBe(DEVICES);
-    console.log(`killed instance a mid-rollout (wave 2: ${JSON.stringify(mid.waves[1].stages)}); peak in flight ${peak} of 8; all ${DEVICES} committed through b and c; duplicates ignored ${done.waves.length && (await fleetView(rf, b.httpsPort)).duplicateReports}`);
+    expect(done.waves.reduce((n, w) => n + (w.stages.committed ?? 0) + (w.stages["up-to-date"] ?? 0), 0)).toBe(KILL_DEVICES);
+    console.log(`killed instance a mid-rollout (wave 2: ${JSON.stringify(mid.waves[1].stages)}); peak in flight ${peak} of 8; all ${KILL_DEVICES} committed through b and c; duplicates ignored ${done.waves.length && (await fleetView(rf, b.httpsPort)).duplicateReports}`);
   });
 });

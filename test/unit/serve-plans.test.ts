@@ -165,6 +165,27 @@ describe("rollouts by plan", () => {
     expect(lax.fleet().rollouts[0].currentWave).toBe(1);
   });
 
+  it("a device gone offline (no heartbeat for the silence window) stops holding its wave back", () => {
+    const clock = { t: 1_800_000_000_000 };
+    const store = new SharedState({ merge: mergeRecord });
+    const plans = new RolloutPlans({ store, inFlightTimeoutMs: 600_000, silentAfterMs: 180_000, now: () => clock.t });
+    const v = plans.start(planText({ waves: [{ name: "canary", upToPercent: 50, soakSec: 10, failureBudget: 0 }, { name: "rest", upToPercent: 100, soakSec: 0, failureBudget: 0 }] }));
+    const plan = parsePlan(planText({ waves: [{ name: "canary", upToPercent: 50, soakSec: 10, failureBudget: 0 }, { name: "rest", upToPercent: 100, soakSec: 0, failureBudget: 0 }] }));
+    const canary = ids.filter((id) => waveOf(plan, v.id, id) === 0);
+    for (const id of canary) plans.heartbeat(id, hb());
+    update(plans, canary[0], "committed", 1);
+    clock.t += 60_000;
+    plans.tick();
+    expect(plans.fleet().rollouts[0].waves[0].stages.pending).toBe(canary.length - 1);
+    expect(plans.fleet().rollouts[0].currentWave).toBe(0);
+    clock.t += 121_000;
+    plans.heartbeat(canary[0], hb("1.1.0+2"));
+    plans.tick();
+    const r = plans.fleet().rollouts[0];
+    expect(r.waves[0].stages.silent).toBe(canary.length - 1);
+    expect(r.currentWave).toBe(1);
+  });
+
   it("bounds the rollout's devices in flight, never offers twice, frees a dropped offer's place, and counts a silent update as bricked-suspect", () => {
     const { plans, clock } = rig();
     const v = plans.start(planText({ waves: [{ name: "all", upToPercent: 100, soakSec: 0, failureBudget: 0 }], maxInFlight: 2 }));

@@ -198,6 +198,11 @@ export interface PlansOptions {
   readonly inFlightTimeoutMs: number;
   /** An offer not answered within this is taken as lost: its place is freed and it may be sent again. */
   readonly offerTimeoutMs?: number;
+  /**
+   * A device not updating and not heard from for this long is silent (offline): it no longer holds
+   * its wave back. Default: the in-flight timeout; serve passes 3 heartbeat intervals.
+   */
+  readonly silentAfterMs?: number;
   readonly now?: () => number;
   readonly log?: (line: string) => void;
   /** This instance's id (default: random). */
@@ -311,7 +316,7 @@ export class RolloutPlans {
     if (offerAt > Math.max(startAt, finalAt) && now - offerAt <= this.offerTimeoutMs) return "offered";
     if (startAt > finalAt) return now - life > this.o.inFlightTimeoutMs ? "bricked-suspect" : "updating";
     if (f) return f.event as DeviceStage;
-    return now - d.seen > this.o.inFlightTimeoutMs ? "silent" : "pending";
+    return now - d.seen > (this.o.silentAfterMs ?? this.o.inFlightTimeoutMs) ? "silent" : "pending";
   }
 
   /** The rollout's waves and counts (cached for 250 ms). */
