@@ -13,6 +13,7 @@ import { makePatch } from "../../tools/delta/index";
 import { buildEncryptedImage, encryptedDeltaRelease, encryptedFullRelease, provisionDeviceKey, recordingRandom } from "../lib/enc-fixtures";
 import { makeWorld } from "../lib/sim-world";
 import { toHex } from "../../src/util/bytes";
+import { encryptedLayout } from "../../src/image/enc-stream";
 
 const diff = (a: Uint8Array, b: Uint8Array) => makePatch(a, b).bytes;
 
@@ -111,6 +112,29 @@ describe("encrypted releases through the agent (simulator)", () => {
     expect(slotErases(d)).toBe(erasesBefore);
     expect(Buffer.from(readAll(d.slots[1])).equals(Buffer.from(before))).toBe(true);
   });
+});
+
+describe("encrypted releases: damaged payloads through the agent", () => {
+  for (const where of ["ciphertext", "the encrypted form's own SHA256 TLV"] as const) {
+    it(`a byte of ${where} changed on the way is refused by the manifest's payload hash (VERIFY_FAILED), and nothing boots`, () => {
+      const w = makeWorld();
+      const d = w.addDevice("enc-t");
+      const pub = provisionDeviceKey(d.storage, new TestOnlySeededRandom(8));
+      const b = buildEncryptedImage(w.map, w.key, "1.1.0+2", 1, pub, recordingRandom(2).random, { securityCounter: 2 });
+      const r = encryptedFullRelease(w.key, b);
+      const bad = r.payload.slice();
+      // the encrypted form's TLV area starts with its SHA256 TLV (info 4 bytes, TLV header 4 bytes)
+      const at = where === "ciphertext" ? 0x200 + 5000 : encryptedLayout(bad.subarray(0, 32)).tlvStart + 8 + 5;
+      bad[at] ^= 0x10;
+      w.cloud.releases = [{ ...r, payload: bad }];
+      d.run(3 * 60_000);
+      const failed = w.cloud.reportsOf("enc-t", "failed");
+      expect(failed.length, w.logs.slice(-20).join("\n")).toBeGreaterThanOrEqual(1);
+      expect(failed[0].reason).toBe(Reason.VERIFY_FAILED);
+      expect(w.cloud.reportsOf("enc-t", "committed")).toHaveLength(0);
+      expect(d.runningSlot).toBe(0);
+    });
+  }
 });
 
 /** Erases of the inactive slot's blocks so far (the mock chip's wear counters). */
