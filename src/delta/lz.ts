@@ -140,13 +140,39 @@ function outOfRange(block: number, why: string): OtaError {
   return new OtaError(Reason.PATCH_OUT_OF_RANGE, `block ${block}: ${why}`, block);
 }
 
+/** Bit reversal of a byte (for the LSB-first table index of a canonical code). */
+const REVERSED = new Uint8Array(256);
+for (let i = 0; i < 256; i++) {
+  let r = 0;
+  for (let k = 0; k < 8; k++) r |= ((i >>> k) & 1) << (7 - k);
+  REVERSED[i] = r;
+}
+
 /**
  * Build a decode table for canonical code lengths `lengths[0, n)`: entries
  * (symbol << 4) | length, indexed by the next `bits` input bits (LSB first);
  * 0 marks a bit pattern no code has. Returns `bits` (0 for an empty code).
+ *
+ * The table is built doubling: the codes of length 1 go into a 2-entry table,
+ * which is then copied onto its upper half (one native copy) before the codes
+ * of length 2 go in, and so on up to `bits`. A code of length l lands at its
+ * bit-reversed value, which no shorter code's entry occupies (the code is
+ * prefix-free), and the copies repeat it every 2^l entries: what writing each
+ * code's 2^(bits-l) entries one by one gives, in about one step per symbol.
+ * `order` (n bytes) and `start` (16 entries) are scratch.
  * @throws OtaError PATCH_MALFORMED for an over-subscribed code.
  */
-export function buildDecodeTable(lengths: Uint8Array, n: number, table: Uint16Array, counts: Uint16Array, next: Uint16Array, block: number, maxBits = MAX_CODE_BITS): number {
+export function buildDecodeTable(
+  lengths: Uint8Array,
+  n: number,
+  table: Uint16Array,
+  counts: Uint16Array,
+  next: Uint16Array,
+  block: number,
+  maxBits = MAX_CODE_BITS,
+  order: Uint8Array = new Uint8Array(n),
+  start: Uint16Array = new Uint16Array(16),
+): number {
   counts.fill(0);
   let bits = 0;
   for (let s = 0; s < n; s++) {
@@ -163,23 +189,27 @@ export function buildDecodeTable(lengths: Uint8Array, n: number, table: Uint16Ar
     if (left < 0) throw malformed(block, "over-subscribed Huffman code");
   }
   let code = 0;
+  start[1] = 0;
   for (let l = 1; l <= bits; l++) {
     code = (code + counts[l - 1]) << 1;
     next[l] = code;
+    if (l > 1) start[l] = start[l - 1] + counts[l - 1];
   }
-  const size = 1 << bits;
-  table.fill(0, 0, size);
+  // The symbols grouped by length, in symbol order within a length (the canonical order).
   for (let s = 0; s < n; s++) {
     const l = lengths[s];
-    if (l === 0) continue;
-    let c = next[l]++;
-    let r = 0;
-    for (let i = 0; i < l; i++) {
-      r = (r << 1) | (c & 1);
-      c >>>= 1;
+    if (l !== 0) order[start[l]++] = s;
+  }
+  table[0] = 0;
+  table[1] = 0;
+  let j = 0;
+  // Bounded: `bits` doublings (at most 2^bits entries copied in all) and one step per coded symbol.
+  for (let l = 1; l <= bits; l++) {
+    if (l > 1) table.copyWithin(1 << (l - 1), 0, 1 << (l - 1));
+    for (const end = j + counts[l]; j < end; j++) {
+      const c = next[l]++;
+      table[((REVERSED[c & 0xff] << 8) | REVERSED[c >>> 8]) >>> (16 - l)] = (order[j] << 4) | l;
     }
-    const entry = (s << 4) | l;
-    for (let k = r; k < size; k += 1 << l) table[k] = entry;
   }
   return bits;
 }
@@ -360,6 +390,9 @@ export class LzBlockDecoder {
   private readonly clTable = new Uint16Array(1 << CL_MAX_BITS);
   private readonly counts = new Uint16Array(16);
   private readonly next = new Uint16Array(16);
+  /** buildDecodeTable's scratch: the symbols by length, and each length's place among them. */
+  private readonly order = new Uint8Array(256);
+  private readonly start = new Uint16Array(16);
   private readonly stage = new Uint8Array(LZ_OUT_CHUNK);
   private readonly out = new Uint8Array(LZ_OUT_BATCH);
   private outLength = 0;
@@ -419,7 +452,7 @@ export class LzBlockDecoder {
 
   /** RAM held by the decoder's own buffers. */
   get bytes(): number {
-    let n = this.lengths.byteLength + this.clLengths.byteLength + this.clTable.byteLength + this.counts.byteLength + this.next.byteLength + this.stage.byteLength + this.out.byteLength + this.units.byteLength + this.wordMap.byteLength + this.tableBits.byteLength + this.rules.byteLength + this.branches.byteLength + 2 * UNIT_MARGIN;
+    let n = this.lengths.byteLength + this.clLengths.byteLength + this.clTable.byteLength + this.counts.byteLength + this.next.byteLength + this.order.byteLength + this.start.byteLength + REVERSED.byteLength + this.stage.byteLength + this.out.byteLength + this.units.byteLength + this.wordMap.byteLength + this.tableBits.byteLength + this.rules.byteLength + this.branches.byteLength + 2 * UNIT_MARGIN;
     for (const t of this.tables) n += t.byteLength;
     return n;
   }
@@ -560,12 +593,19 @@ export class LzBlockDecoder {
       return;
     }
     for (let i = 0; i < CL_SYMBOLS; i++) this.clLengths[i] = this.bits(input, 3);
-    this.clBits = buildDecodeTable(this.clLengths, CL_SYMBOLS, this.clTable, this.counts, this.next, this.block);
+    this.clBits = buildDecodeTable(this.clLengths, CL_SYMBOLS, this.clTable, this.counts, this.next, this.block, MAX_CODE_BITS, this.order, this.start);
     if (this.clBits === 0) throw malformed(this.block, "empty code-length code");
     this.state = S_TABLE_LENGTHS;
   }
 
   private tableLength(input: LzInput): void {
+    // Bounded: each pass takes one code-length symbol (at most 256 per alphabet); as many as
+    // runSlice would take, one per pass, with the same check of the input before each.
+    do this.tableLengthSymbol(input);
+    while (this.state === S_TABLE_LENGTHS && this.available(input) >= NEED_TABLE_BITS);
+  }
+
+  private tableLengthSymbol(input: LzInput): void {
     const sym = this.clSymbol(input);
     const count = this.tableCount;
     let at = this.tableFilled;
@@ -585,7 +625,7 @@ export class LzBlockDecoder {
     }
     this.tableFilled = at;
     if (at === count) {
-      const bits = buildDecodeTable(this.lengths, count, this.tables[this.alphabet], this.counts, this.next, this.block, ALPHABET_MAX_BITS[this.alphabet]);
+      const bits = buildDecodeTable(this.lengths, count, this.tables[this.alphabet], this.counts, this.next, this.block, ALPHABET_MAX_BITS[this.alphabet], this.order, this.start);
       if (bits === 0) throw malformed(this.block, `alphabet ${this.alphabet}: no code`);
       this.tableBits[this.alphabet] = bits;
       this.nextTable();

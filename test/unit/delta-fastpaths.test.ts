@@ -8,7 +8,8 @@
 import { describe, expect, it } from "vitest";
 import { Prng } from "../../hal/mock/prng";
 import { blockCrcUpdate } from "../../src/delta/crc";
-import { transformUnits, transformUnitsAligned, wordRuleMap } from "../../src/delta/lz";
+import { buildDecodeTable, transformUnits, transformUnitsAligned, wordRuleMap } from "../../src/delta/lz";
+import { OtaError } from "../../src/errors";
 import { crc32Update } from "../../src/util/crc32";
 
 /** Thumb-like bytes: random halfwords with many BL pairs (F000..F7FF then F800..FFFF) and pointer-like words. */
@@ -91,5 +92,46 @@ describe("codec 3 fast paths", () => {
       }
     }
     expect(blockCrcUpdate(0, new TextEncoder().encode("123456789"))).toBe(0xcbf43926);
+  });
+
+  it("the decode table built by doubling equals the one-entry-at-a-time canonical table (3,000 seeded codes, complete and not)", () => {
+    const prng = new Prng(15);
+    const table = new Uint16Array(2048);
+    const counts = new Uint16Array(16);
+    const next = new Uint16Array(16);
+    for (let t = 0; t < 3000; t++) {
+      const n = 1 + prng.below(256);
+      const lengths = new Uint8Array(256);
+      // Kraft-valid lengths: give symbols lengths while the code has room.
+      let room = 1 << 11;
+      for (let s = 0; s < n; s++) {
+        if (prng.below(4) === 0) continue;
+        const l = 1 + prng.below(11);
+        if (room >= 1 << (11 - l)) {
+          lengths[s] = l;
+          room -= 1 << (11 - l);
+        }
+      }
+      const bits = Math.max(0, ...lengths.subarray(0, n));
+      const expected = new Uint16Array(2048);
+      const byLength = new Uint16Array(16);
+      for (let s = 0; s < n; s++) byLength[lengths[s]]++;
+      byLength[0] = 0;
+      const code = new Uint16Array(16);
+      for (let l = 1, c = 0; l <= bits; l++) code[l] = c = (c + byLength[l - 1]) << 1;
+      for (let s = 0; s < n; s++) {
+        const l = lengths[s];
+        if (!l) continue;
+        const c = code[l]++;
+        let r = 0;
+        for (let i = 0; i < l; i++) r |= ((c >>> i) & 1) << (l - 1 - i);
+        for (let k = r; k < 1 << bits; k += 1 << l) expected[k] = (s << 4) | l;
+      }
+      table.fill(0xffff);
+      expect(buildDecodeTable(lengths, n, table, counts, next, 0)).toBe(bits);
+      if (bits > 0) expect(table.subarray(0, 1 << bits)).toEqual(expected.subarray(0, 1 << bits));
+    }
+    // Over-subscribed: three codes of length 1.
+    expect(() => buildDecodeTable(Uint8Array.of(1, 1, 1), 3, table, counts, next, 0)).toThrow(OtaError);
   });
 });
