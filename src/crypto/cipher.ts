@@ -1,10 +1,11 @@
 /**
- * The pure-JS `Cipher` (hal/types.ts): AES-CTR from @noble/ciphers, HMAC-SHA-256
- * from @noble/hashes. The default where a device has no crypto engine; the
- * conformance suite (test/conformance/cipher.ts) holds every implementation to
- * the NIST and RFC vectors.
+ * The pure-JS `Cipher` (hal/types.ts): AES-CTR from ./aes (FIPS 197; why not
+ * @noble/ciphers: see there), HMAC-SHA-256 from @noble/hashes. The default
+ * where a device has no crypto engine; the conformance suite
+ * (test/conformance/cipher.ts) holds every implementation to the NIST and RFC
+ * vectors, and the unit lane checks this one against @noble/ciphers and OpenSSL.
  */
-import { ctr } from "@noble/ciphers/aes.js";
+import { ctrXor, expandKey } from "./aes";
 import { hmac } from "@noble/hashes/hmac.js";
 import { sha256 } from "@noble/hashes/sha2.js";
 import type { Cipher } from "../../hal/types";
@@ -41,12 +42,10 @@ export const softwareCipher: Cipher = Object.freeze({
   aesCtr(key: Uint8Array, iv: Uint8Array, offset: number, data: Uint8Array): Uint8Array {
     acheckCtr(key, iv, offset, data);
     if (data.length === 0) return new Uint8Array(0);
-    const skip = offset % 16;
-    const counter = counterBlockAt(iv, offset);
-    if (skip === 0) return ctr(key, counter).encrypt(data);
-    const padded = new Uint8Array(skip + data.length);
-    padded.set(data, skip);
-    return ctr(key, counter).encrypt(padded).subarray(skip);
+    const k = expandKey(key);
+    const out = ctrXor(k, counterBlockAt(iv, offset), offset % 16, data);
+    k.words.fill(0);
+    return out;
   },
   hmacSha256(key: Uint8Array, ...parts: Uint8Array[]): Uint8Array {
     if (!(key instanceof Uint8Array)) throw new TypeError("hmacSha256: key must be a Uint8Array");

@@ -27,7 +27,7 @@ function files(dir: string): string[] {
 
 const NODE_MODULES = /from\s+["'](node:[^"']+|fs|path|os|crypto|child_process|net|tls|http|https|events|stream|util|buffer|url|worker_threads)["']/;
 const NODE_GLOBALS = /(?<![.\w])(Buffer\.|process\.|require\(|__dirname|__filename|setTimeout\(|setInterval\(|setImmediate\(|queueMicrotask\(|console\.|globalThis\.crypto|(?<![.\w])document\.|(?<![.\w])window\.)/;
-const ALLOWED_PACKAGES = /^(@noble\/curves|@noble\/hashes|@noble\/ciphers)(\/|$)/;
+const ALLOWED_PACKAGES = /^(@noble\/curves|@noble\/hashes)(\/|$)/;
 
 function stripComments(s: string): string {
   return s.replace(/\/\*[\s\S]*?\*\//g, "").replace(/(^|[^:])\/\/.*$/gm, "$1");
