@@ -21,7 +21,10 @@ import { signRevocation } from "../../tools/release/revoke";
 import { readKeySets } from "../../tools/serve/keysets";
 import { maySubscribe, startServe, type ServeHandle } from "../../tools/serve/server";
 import { connectServeDevice } from "../lib/serve-device";
-import { BATCH_1, fleetKeySet, ROOT, TIME_KEY } from "../lib/trust";
+import { BATCH_1, BATCH_2, fleetKeySet, ROOT, TIME_KEY } from "../lib/trust";
+import { signManifest } from "../../tools/release/encode";
+import { decodeEnvelope, decodeManifest } from "../../src/update/manifest";
+import type { ReleaseManifest } from "../../src/update/types";
 
 const NOW = 1_790_000_500;
 let dir: string;
@@ -117,6 +120,43 @@ describe("serve: key sets and signed time", () => {
       expect(leaves(behind)).toEqual(["hb/ack", "revocation"]);
     } finally {
       d.stop();
+    }
+  });
+});
+
+describe("serve: a release signed by a retired key is never offered", () => {
+  it("skips it (logged) and offers the one signed by the new batch key", async () => {
+    const dir2 = mkdtempSync(join(tmpdir(), "xs-ota-serve-retired-"));
+    const seen: string[] = [];
+    const full = (minor: number, tag: number): ReleaseManifest => ({
+      hardwareId: "usr-n520",
+      version: { major: 1, minor, revision: 0, build: 0 },
+      securityCounter: 1,
+      slot: 1,
+      image: { length: 1000, sha256: new Uint8Array(32).fill(tag) },
+      payload: { kind: "full", length: 1000, sha256: new Uint8Array(32).fill(tag), compression: "none" },
+      fetch: { stream: `app-${minor}.bin` },
+      issuedAt: NOW - 100,
+      expiresAt: NOW + 86400,
+      maxDownload: 2000,
+    });
+    writeFileSync(join(dir2, "fleet-2.keyset"), fleetKeySet({ sequence: 2, batch: [BATCH_2], retired: [BATCH_1] }));
+    for (const [m, key, name] of [[full(2, 2), BATCH_1, "by-old"], [full(1, 1), BATCH_2, "by-new"]] as const) {
+      writeFileSync(join(dir2, m.fetch.stream!), new Uint8Array(1000));
+      writeFileSync(join(dir2, `${name}.manifest`), signManifest(m, key));
+    }
+    const s2 = await startServe({ releasesDir: dir2, host: "127.0.0.1", mqttPort: 0, httpsPort: 0, insecurePlaintext: true, heartbeatIntervalSec: 60, reportsPath: join(dir2, "reports.jsonl"), log: (l) => seen.push(l), now: () => NOW });
+    const d = connectServeDevice("ks-3", s2.mqttPort!);
+    try {
+      await d.up;
+      const got = await d.exchange(hb({ keySet: { epoch: 0, sequence: 2 } }));
+      const offers = got.filter((m) => m.topic.endsWith("/offer")).map((m) => decodeManifest(decodeEnvelope(m.payload).manifest).version.minor);
+      expect(offers).toEqual([1]);
+      expect(seen.some((l) => l.startsWith(`skipping ${join(dir2, "by-old.manifest")}: signed by a key that key set 0.2 retired`))).toBe(true);
+    } finally {
+      d.stop();
+      await s2.close();
+      rmSync(dir2, { recursive: true, force: true });
     }
   });
 });

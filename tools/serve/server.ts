@@ -24,7 +24,7 @@ import { randomBytes } from "node:crypto";
 import { Aedes } from "aedes";
 import { NodeClock } from "../../hal/node/clock";
 import { NodeNetwork } from "../../hal/node/socket";
-import { OtaError, reasonName } from "../../src/errors";
+import { OtaError, Reason, reasonName } from "../../src/errors";
 import { Backoff, seededRandom } from "../../src/protocol/backoff";
 import { MqttLink } from "../../src/protocol/link";
 import {
@@ -56,7 +56,7 @@ import { PublishQueue } from "./publish-queue";
 import { SharedState, STATE_FILTER, STATE_TOPIC_PREFIX } from "./store";
 import { readRevocations } from "./revocations";
 import { readKeySets } from "./keysets";
-import { keySetOrder, newestKeySet, signTimeStatement, type KeySetEntryFile } from "../release/keyset";
+import { checkBatchKey, keySetOrder, newestKeySet, signTimeStatement, type KeySetEntryFile } from "../release/keyset";
 import type { SigningKey } from "../keys/signer";
 
 export interface ServeOptions {
@@ -331,16 +331,18 @@ export async function startServe(o: ServeOptions): Promise<ServeHandle> {
       if (!skipped.has(said)) o.log(`skipping ${p}: ${e.message}`);
       skipped.add(said);
     };
-    const entries = readReleaseDir(o.releasesDir, { keyring: o.keyring, onError: skip }).map((e) => ({
-      manifest: e.manifest,
-      envelope: e.bytes,
-      payloadPath: e.payloadPath,
-      releaseId: toHex(e.accepted.releaseId),
-    }));
+    const keySet = newestKeySet(readKeySets(o.releasesDir, { onError: skip }));
+    // A release signed by a key the newest key set retired is never offered (devices refuse it: KEY_RETIRED).
+    const retiredSigner = (keyId: Uint8Array) => keySet !== undefined && checkBatchKey(keySet.keySet, keyId, "", 0) === Reason.KEY_RETIRED;
+    const entries: Entry[] = [];
+    for (const e of readReleaseDir(o.releasesDir, { keyring: o.keyring, onError: skip })) {
+      if (retiredSigner(e.accepted.keyId)) skip(e.path, new Error(`signed by a key that key set ${keySet!.keySet.epoch}.${keySet!.keySet.sequence} retired`));
+      else entries.push({ manifest: e.manifest, envelope: e.bytes, payloadPath: e.payloadPath, releaseId: toHex(e.accepted.releaseId) });
+    }
     const revocations = newestRevocations(readRevocations(o.releasesDir, { onError: skip }), (kept, dropped) =>
       o.log(`revocation ${dropped.path} has the same hardware id and sequence as ${kept.path} but other content; publishing ${kept.path}`),
     );
-    cache = { at: t, entries, revocations, keySet: newestKeySet(readKeySets(o.releasesDir, { onError: skip })) };
+    cache = { at: t, entries, revocations, keySet };
     return cache;
   };
   const releases = (): Entry[] => load().entries;
