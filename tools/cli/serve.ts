@@ -25,7 +25,8 @@ is offered the newest allowed release as a replacement, older ones included.
 
 Key sets: the *.keyset files in DIR (written by xs-ota keyset make; the
 greatest epoch.sequence wins) are sent to every device whose heartbeat holds
-an older one (or none), before any revocation record or offer.
+an older one (or none), before any revocation record or offer; a release
+signed by a key the newest key set retires is never offered.
 
 TLS is on by default: unless --tls-cert/--tls-key are given, a throwaway CA
 and a server certificate for 127.0.0.1 and localhost are written to DIR/tls/
