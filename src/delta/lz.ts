@@ -111,7 +111,7 @@ export const BLOCK_END = 2;
 /** Bytes decoded per staging step (literals, copies from new). */
 export const LZ_OUT_CHUNK = 256;
 /** Output gathered before one CRC update and one write. */
-export const LZ_OUT_BATCH = 512;
+export const LZ_OUT_BATCH = 1024;
 /** Old-image bytes per flash read. */
 export const LZ_OLD_CHUNK = 1024;
 
