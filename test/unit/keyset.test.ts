@@ -5,7 +5,11 @@
  * checked against key set roles and scopes, signed time statements, and the
  * trusted-time clock that only moves forward.
  */
+import { readFileSync } from "node:fs";
+import { sha256 } from "@noble/hashes/sha2.js";
 import { describe, expect, it } from "vitest";
+import { p256 } from "../../src/crypto/p256";
+import { signerFromSecret } from "../../tools/keys/signer";
 import { createKeyring, KeyRole } from "../../src/crypto/keyring";
 import { softwareDigest } from "../../src/crypto/sha256";
 import { isOtaError, Reason, reasonName } from "../../src/errors";
@@ -19,6 +23,7 @@ import {
   encodeKeySetState,
   MAX_KEYSET_STATE_BYTES,
   MAX_SEQUENCE_STEP,
+  KEYSET_MAGIC,
   parseSignedKeySet,
   sameKeySet,
   sequenceOrder,
@@ -28,7 +33,7 @@ import { parseSignedRevocation } from "../../src/update/revocation";
 import { parseSignedTime } from "../../src/update/time-statement";
 import { FLOOR_PERSIST_STEP_S, TrustedTime } from "../../src/agent/trusted-time";
 import { TRUST_SPACE } from "../../src/store/layout";
-import { toHex } from "../../src/util/bytes";
+import { fromHex, toHex } from "../../src/util/bytes";
 import { checkBatchKey, encodeKeySet, KeySetError, makeKeySet, signKeySet, signKeySetBytes, signTimeStatement, type KeySetSpec } from "../../tools/release/keyset";
 import { signManifest } from "../../tools/release/encode";
 import { signRevocation } from "../../tools/release/revoke";
@@ -71,6 +76,7 @@ function code(f: () => unknown): string {
   return "OK";
 }
 
+const KEYSET_MAGIC_BYTES = KEYSET_MAGIC;
 const roots = createKeyring([root.publicKey], softwareDigest);
 const keyring = createKeyring([legacy.publicKey], softwareDigest);
 
@@ -283,5 +289,76 @@ describe("TrustedTime: only forward, only signed, the floor survives", () => {
     expect(again.observeStatement(T0)).toBe(Reason.TIME_BEHIND);
     again.reset(T0);
     expect(again.now(), "only the root's reset goes back").toBe(T0);
+  });
+});
+
+describe("vectors (test/vectors/keyset-v1.json) and random input", () => {
+  const v = JSON.parse(readFileSync(new URL("../vectors/keyset-v1.json", import.meta.url), "utf8"));
+  const key = (name: string) => signerFromSecret(fromHex(v[`${name}Secret`])!);
+  const vSpec: KeySetSpec = {
+    sequence: v.keySet.spec.sequence,
+    epoch: v.keySet.spec.epoch,
+    issuedAt: v.keySet.spec.issuedAt,
+    keys: v.keySet.spec.keys.map((k: { key: string; roles: number; hardwareId?: string; notBefore: number; notAfter: number }) => ({
+      publicKey: key(k.key).publicKey,
+      roles: k.roles,
+      scope: k.hardwareId === undefined ? { notBefore: k.notBefore, notAfter: k.notAfter } : { hardwareId: k.hardwareId, notBefore: k.notBefore, notAfter: k.notAfter },
+    })),
+    retired: v.keySet.spec.retired.map((n: string) => key(n).keyId),
+  };
+
+  it("the record and envelope bytes of a fixed key set and root do not drift, and lay out as docs/formats.md says", () => {
+    const record = encodeKeySet(vSpec, v.keySet.spec.note);
+    expect(toHex(record)).toBe(v.keySet.record);
+    expect(toHex(signKeySetBytes(record, key("root")))).toBe(v.keySet.envelope);
+    // "XSKS", format 1, then NOTE (0x01, 6 bytes), SEQUENCE, EPOCH, ISSUED_AT, KEYS, RETIRED
+    expect(toHex(record.subarray(0, 5))).toBe("58534b5301");
+    const at = 5 + 3 + 6 + 3 * 7; // after note and the three u32 records
+    expect(record[at]).toBe(0x84);
+    const entry = record.subarray(at + 3);
+    expect(toHex(entry.subarray(0, 65))).toBe(toHex(key("batch").publicKey));
+    expect(entry[65]).toBe(3);
+    expect(new DataView(entry.buffer, entry.byteOffset).getUint32(66, true)).toBe(1_780_000_000);
+    expect(new DataView(entry.buffer, entry.byteOffset).getUint32(70, true)).toBe(1_850_000_000);
+    expect(entry[74]).toBe(8);
+    expect(new TextDecoder().decode(entry.subarray(75, 83))).toBe("usr-n520");
+    // the root's signature verifies with noble directly (not our verifier) over SHA-256(record)
+    const env = fromHex(v.keySet.envelope)!;
+    const sig = env.subarray(8 + record.length + 32 + 1);
+    expect(p256.verify(sig, sha256(record), key("root").publicKey, { prehash: false, format: "der", lowS: false })).toBe(true);
+    const parsed = parseSignedKeySet(env, createKeyring([key("root").publicKey], softwareDigest), softwareDigest);
+    if (!parsed.ok) throw new Error(parsed.message);
+    expect(toHex(parsed.id)).toBe(v.keySet.id);
+    expect(parsed.keySet.keys.map((k) => toHex(k.keyId))).toEqual([v.keySet.keyIds.batch, v.keySet.keyIds.time]);
+    expect(parsed.keySet.retired.map(toHex)).toEqual([v.keySet.keyIds.retired.slice(0, 16)]);
+    const t = parseSignedTime(fromHex(v.timeStatement.envelope)!, new DeviceTrust(keyring, roots, parsed.keySet), softwareDigest);
+    expect(t.ok && t.time).toBe(v.timeStatement.time);
+    expect(toHex(signTimeStatement(v.timeStatement.time, key("time")))).toBe(v.timeStatement.envelope);
+  });
+
+  it("random and mutated input: every decoder refuses with an OtaError or a refusal, never anything else", () => {
+    let seed = 0x16b;
+    const rnd = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) >>> 8) & 0xff;
+    const record = fromHex(v.keySet.record)!;
+    const envelope = fromHex(v.keySet.envelope)!;
+    const trust = new DeviceTrust(keyring, roots, decodeOk(spec()));
+    for (let i = 0; i < 400; i++) {
+      const len = rnd() * 4;
+      const junk = Uint8Array.from({ length: len }, rnd);
+      const mutated = Uint8Array.from(i % 2 ? record : envelope);
+      for (let k = 0; k < 1 + (i % 4); k++) mutated[(rnd() << 8 | rnd()) % mutated.length] = rnd();
+      for (const bytes of [junk, mutated, Uint8Array.from([...KEYSET_MAGIC_BYTES, 1, ...junk])]) {
+        for (const f of [() => decodeKeySet(bytes, softwareDigest), () => decodeKeySetState(bytes, softwareDigest)]) {
+          try {
+            f();
+          } catch (e) {
+            expect(isOtaError(e), String(e)).toBe(true);
+          }
+        }
+        // the fixture root is not the vector's root, and a changed envelope never verifies: always a refusal
+        expect(parseSignedKeySet(bytes, roots, softwareDigest).ok).toBe(false);
+        expect(parseSignedTime(bytes, trust, softwareDigest).ok).toBe(false);
+      }
+    }
   });
 });
