@@ -740,6 +740,13 @@ export class Agent {
     else this.time.observeIssuedAt(r.keySet.issuedAt);
     this.audit.event("KEYSET_ACCEPTED", Reason.OK, this.runningVersion);
     this.log(`key set ${r.keySet.epoch}.${r.keySet.sequence} accepted (${r.keySet.keys.length} keys, ${r.keySet.retired.length} retired)`);
+    // A release in hand that the new key set no longer lets through stops before it is installed
+    // (one already installed finishes its trial: its image was checked against MCUboot's key).
+    const s = this.fsm.state;
+    if (this.current && (s === "downloading" || s === "verifying" || s === "staged")) {
+      const again = parseSignedManifest(this.release.session.envelope, this.trust, this.platform.digest);
+      if (!again.ok) this.fsm.post("fail", { reason: again.reason, message: `key set ${r.keySet.epoch}.${r.keySet.sequence}: ${again.message}` });
+    }
     this.cloud.heartbeatNow();
   }
 

@@ -133,6 +133,22 @@ describe("key roles: rotating a batch key over the air", () => {
     expect(formatVersion(d.lastBoot!.info!.header.version)).toBe("1.1.0+0");
   });
 
+  it("a release being downloaded when its batch key is retired stops with KEY_RETIRED and is not installed", () => {
+    const w = makeWorld({ bytesPerMs: 4 }); // 24 KiB at 4 bytes/ms: the download takes about 6 s
+    trustWorld(w, fleetKeySet({ sequence: 1, batch: [BATCH_1] }));
+    const d = w.addDevice("dev", TRUSTED_DEVICE);
+    d.run(12_000);
+    w.cloud.releases = [release(BATCH_1, buildImage(w.map, w.key, "1.1.0", 1))];
+    d.run(11_000); // offered at the heartbeat at about 20 s
+    expect(w.agents.get(d)!.state).toBe("downloading");
+    w.cloud.pushKeySet("dev", fleetKeySet({ sequence: 2, batch: [BATCH_2], retired: [BATCH_1] }));
+    d.run(60_000);
+    const failed = w.cloud.reportsOf("dev", "failed");
+    expect(failed.map((r) => r.reason), w.logs.slice(-30).join("\n")).toEqual([Reason.KEY_RETIRED]);
+    expect(w.cloud.reportsOf("dev", "committed")).toHaveLength(0);
+    expect(d.runningSlot).toBe(0);
+  });
+
   it("an older key set, one from another root, or a sequence jump is refused and the held one stays", () => {
     const w = makeWorld();
     trustWorld(w, fleetKeySet({ sequence: 5 }));
