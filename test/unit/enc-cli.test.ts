@@ -60,4 +60,32 @@ describe("xs-ota sign --encrypt / verify --decrypt-key / inspect", () => {
     expect(xsOta(["sign", "-k", p("sign.pem"), "-v", "1.0.0", "--pad-header", "--encrypt", p("enc.pub.pem"), "--encrypt-keylen", "192", p("app.bin"), p("x.img")]).status).toBe(2);
     expect(xsOta(["sign", "-k", p("sign.pem"), "-v", "1.0.0", "--pad-header", "--encrypt-keylen", "256", p("app.bin"), p("x.img")]).status).toBe(2);
   });
+
+  it("release: a full encrypted release (payload: the encrypted image, image: its --slot-image) and a delta encrypted with --encrypt", () => {
+    const s1 = xsOta(["sign", "-k", p("sign.pem"), "-v", "1.0.0+1", "-s", "1", "--pad-header", p("app.bin"), p("base.img")]);
+    expect(s1.status, s1.stderr).toBe(0);
+    const bin2 = Buffer.from(readFileSync(p("app.bin")));
+    bin2[100] ^= 0xff;
+    writeFileSync(p("app2.bin"), bin2);
+    const s2 = xsOta(["sign", "-k", p("sign.pem"), "-v", "1.1.0+2", "-s", "2", "--pad-header", "--encrypt", p("enc.pub.pem"), "--slot-image", p("new-slot.img"), p("app2.bin"), p("new-enc.img")]);
+    expect(s2.status, s2.stderr).toBe(0);
+    const full = xsOta(["release", "-k", p("sign.pem"), "--hardware-id", "usr-n520", "--image", p("new-slot.img"), "--payload", p("new-enc.img"), "--slot", "1", "-o", p("rel/full.manifest"), "--json"]);
+    expect(full.status, full.stdout + full.stderr).toBe(0);
+    const insp = xsOta(["inspect", p("rel/full.manifest")]);
+    expect(insp.stdout).toMatch(/0x91|encryption/i);
+    // the encrypted image with another image: refused before signing
+    const wrong = xsOta(["release", "-k", p("sign.pem"), "--hardware-id", "usr-n520", "--image", p("base.img"), "--payload", p("new-enc.img"), "--slot", "1", "-o", p("rel/wrong.manifest")]);
+    expect(wrong.status).not.toBe(0);
+    expect(wrong.stdout + wrong.stderr).toMatch(/not the encrypted form of the image/);
+    // a delta: the patch between the slot images, encrypted for the device key
+    expect(xsOta(["diff", p("base.img"), p("new-slot.img"), "-o", p("d.xsdp")]).status).toBe(0);
+    const delta = xsOta(["release", "-k", p("sign.pem"), "--hardware-id", "usr-n520", "--image", p("new-slot.img"), "--slot", "1", "--kind", "delta", "--payload", p("d.xsdp"), "--base", p("base.img"), "--encrypt", p("enc.pub.pem"), "-o", p("rel/delta.manifest")]);
+    expect(delta.status, delta.stdout + delta.stderr).toBe(0);
+    const patch = readFileSync(p("d.xsdp"));
+    const shipped = readFileSync(p("rel/d.xsdp.enc"));
+    expect(shipped.length).toBe(patch.length);
+    expect(shipped.subarray(0, 4).toString()).not.toBe("XSDP");
+    const v = xsOta(["verify", "-k", p("sign.pub.pem"), p("rel/delta.manifest")]);
+    expect(v.status, v.stdout + v.stderr).toBe(0);
+  });
 });

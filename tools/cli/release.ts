@@ -1,7 +1,7 @@
 /** `xs-ota release`: a signed release manifest for a full image or a delta, with the payload placed next to it. */
 import { toHex } from "../../src/util/bytes";
 import { formatVersion } from "../../src/image/format";
-import { KeyError, readSigningKey } from "../keys/pem";
+import { KeyError, readPublicKey, readSigningKey } from "../keys/pem";
 import { makeRelease, ReleaseError } from "../release/build";
 import { CliError, intOption, io, parse, usageError, type Command } from "./command";
 import { copyFileSync, existsSync, readFileSync } from "node:fs";
@@ -47,6 +47,9 @@ the manifest's stream id is the payload's file name in that directory.
       --kind full|delta   default full
       --payload FILE      the download: the patch for a delta (default: IMAGE for full)
       --base FILE         delta only: the base image the patch applies to
+      --encrypt PUB.pem   delta only: encrypt the patch for this device key (MCUboot's ENC_EC256
+                          scheme, AES-256); a full release is encrypted when --payload is the
+                          image xs-ota sign --encrypt wrote (--image: its --slot-image)
       --compression NAME  payload compression label (default none)
       --stream ID         stream id (default: the payload's file name)
       --url URL           HTTPS (or http) URL of the payload, for Range downloads
@@ -100,6 +103,7 @@ export const command: Command = {
       note: { type: "string" },
       "slot-size": { type: "string" },
       keyset: { type: "string" },
+      encrypt: { type: "string" },
       force: { type: "boolean" },
       output: { type: "string", short: "o" },
     });
@@ -141,6 +145,7 @@ export const command: Command = {
         slotSize: values["slot-size"] === undefined ? undefined : intOption(values["slot-size"], "slot-size"),
         force: values.force === true,
         out: values.output!,
+        ...(values.encrypt ? { encryptFor: readRecipient(values.encrypt) } : {}),
       });
       const m = r.accepted.manifest;
       placeKeySet?.();
@@ -173,3 +178,13 @@ export const command: Command = {
     return 0;
   },
 };
+
+function readRecipient(path: string): Uint8Array {
+  try {
+    return readPublicKey(path);
+  } catch (e) {
+    if (e instanceof KeyError) throw new CliError(`--encrypt ${e.message}`);
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") throw new CliError(`--encrypt ${path}: no such file`);
+    throw e;
+  }
+}

@@ -38,6 +38,9 @@ Options mean what imgtool's do:
                                half is used): imgtool's ENC_EC256 (ECIES-P256, HKDF-SHA256,
                                AES-CTR, HMAC-SHA256), plus the slot TLVs direct-xip boots
       --encrypt-keylen 128|256 AES key length (default 128, as imgtool)
+      --slot-image FILE        with --encrypt: also write the image as it lands in the slot
+                               (flag cleared, plaintext: keep it with the firmware; xs-ota
+                               release --image takes it, the encrypted OUT is the --payload)
   -x, --hex-addr ADDR          address of the image in a .hex OUT (default: IN's .hex address)
       --force                  overwrite OUT if it exists
       --json                   one object on stdout (file, version, lengths, hashes); text on stderr
@@ -72,6 +75,7 @@ export const command: Command = {
       "hex-addr": { type: "string", short: "x" },
       encrypt: { type: "string", short: "E" },
       "encrypt-keylen": { type: "string" },
+      "slot-image": { type: "string" },
       force: { type: "boolean" },
     });
     if (positionals.length !== 2) throw usageError("expected IN and OUT");
@@ -111,6 +115,10 @@ export const command: Command = {
     }
     const hexOut = isHexPath(output);
     checkWritable(output, values.force);
+    if (values["slot-image"] !== undefined) {
+      if (!values.encrypt) throw usageError("--slot-image goes with --encrypt");
+      checkWritable(values["slot-image"], values.force);
+    }
     const read = readImageInput(input, "IN");
     let hexAddr = values["hex-addr"] === undefined ? undefined : intOption(values["hex-addr"], "hex-addr");
     if (hexOut && hexAddr === undefined) {
@@ -159,6 +167,7 @@ export const command: Command = {
       if (tail < image.length) segments.push({ address: hexAddr! + tail, bytes: image.subarray(tail) });
       writeOutput(output, encodeIntelHex(segments), true);
     } else writeOutput(output, image, true);
+    if (slotImage && values["slot-image"] !== undefined) writeOutput(values["slot-image"], slotImage, true);
     const whole = sha256(image.subarray(0, totalLength));
     const slotWhole = slotImage ? sha256(slotImage) : undefined;
     io.say(

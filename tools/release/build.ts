@@ -13,6 +13,11 @@ import { scanImage, type ImageInfo } from "../../src/image/verify";
 import { decodeManifest, MAX_MANIFEST_BYTES } from "../../src/update/manifest";
 import type { AcceptedManifest, PayloadKind, ReleaseManifest } from "../../src/update/types";
 import { BytesFlash } from "../image/bytes-flash";
+import { randomBytes } from "node:crypto";
+import { softwareCipher } from "../../src/crypto/cipher";
+import { IMAGE_F_ENCRYPTED } from "../../src/image/enc";
+import { clearEncryptedFlags, encryptedLayout, readEncryptedTlvArea } from "../../src/image/enc-stream";
+import { encryptPayload } from "../image/encrypt";
 import type { SigningKey } from "../keys/signer";
 import { checkRelease } from "./check";
 import { encodeManifest, signManifestBytes } from "./encode";
@@ -49,6 +54,13 @@ export interface ReleaseOptions {
   slotSize?: number;
   /** Overwrite an existing output (manifest or payload copy). */
   force?: boolean;
+  /**
+   * A delta encrypted for this P-256 public key (65-byte point): the patch is
+   * AES-CTR encrypted whole, its key wrapped as MCUboot's ENC_EC256, and the
+   * ciphertext is the payload (docs/formats.md, "Encrypted images"). A full
+   * release is encrypted when its payload is `sign --encrypt`'s output.
+   */
+  encryptFor?: Uint8Array;
   /** Output envelope path; the payload is copied into its directory. */
   out: string;
 }
@@ -112,12 +124,25 @@ export function makeRelease(o: ReleaseOptions): ReleaseResult {
     if (code === "EISDIR") throw new ReleaseError(`--payload ${payloadPath} is a directory, not a file`);
     throw e;
   }
-  if (o.kind === "full" && payload.length !== imageLength) {
+  let encryption: Uint8Array | undefined;
+  let payloadFile = true;
+  if (o.kind === "full" && payload.length >= 32 && payload[16] & IMAGE_F_ENCRYPTED) {
+    if (o.encryptFor) throw new ReleaseError("--encrypt is for a delta; a full release's payload is encrypted by xs-ota sign --encrypt");
+    encryption = encryptedPayloadOf(payload, target.bytes.subarray(0, imageLength), payloadPath);
+  } else if (o.kind === "full" && o.encryptFor) {
+    throw new ReleaseError("--encrypt is for a delta; for a full release give --payload the image xs-ota sign --encrypt wrote");
+  } else if (o.kind === "delta" && o.encryptFor) {
+    const e = encryptPayload(payload, { recipient: o.encryptFor, keyLength: 32, random: (n) => new Uint8Array(randomBytes(n)), cipher: softwareCipher });
+    payload = e.payload;
+    encryption = e.enc;
+    payloadFile = false;
+  }
+  if (o.kind === "full" && !encryption && payload.length !== imageLength) {
     throw new ReleaseError(
       `${payloadPath} is ${payload.length} bytes but the image ends at ${imageLength}: a full release needs the unpadded image (sign without --pad)`,
     );
   }
-  const stream = o.stream ?? basename(payloadPath);
+  const stream = o.stream ?? (payloadFile ? basename(payloadPath) : `${basename(payloadPath)}.enc`);
   const manifest: ReleaseManifest = {
     hardwareId: o.hardwareId,
     version: target.info.header.version,
@@ -130,6 +155,7 @@ export function makeRelease(o: ReleaseOptions): ReleaseResult {
       sha256: sha256(payload),
       ...(baseSha256 ? { baseSha256 } : {}),
       compression: o.compression ?? "none",
+      ...(encryption ? { encryption } : {}),
     },
     fetch: { stream, ...(o.url !== undefined ? { url: o.url } : {}) },
     issuedAt: o.issuedAt,
@@ -165,7 +191,10 @@ export function makeRelease(o: ReleaseOptions): ReleaseResult {
   if (existsSync(o.out) && !o.force) throw new ReleaseError(`${o.out} exists; use --force to overwrite`);
   const dest = join(outDir, stream);
   mkdirSync(outDir, { recursive: true });
-  if (!samePath(payloadPath, dest)) {
+  if (!payloadFile) {
+    if (existsSync(dest) && !equalFiles(dest, payload) && !o.force) throw new ReleaseError(`${dest} exists with different content; use --force to overwrite`);
+    writeFileSync(dest, payload);
+  } else if (!samePath(payloadPath, dest)) {
     if (existsSync(dest) && !equalFiles(dest, payload) && !o.force) throw new ReleaseError(`${dest} exists with different content; use --force to overwrite`);
     if (!existsSync(dest) || !equalFiles(dest, payload)) copyFileSync(payloadPath, dest);
   }
@@ -176,6 +205,30 @@ export function makeRelease(o: ReleaseOptions): ReleaseResult {
     envelope,
     accepted: Object.freeze({ manifest: decoded, releaseId: sha256(bytes), keyId: o.key.keyId }),
   });
+}
+
+/**
+ * The ENC_EC256 value of an encrypted full payload, after checking without the
+ * key that it is the image's encrypted form: the same header but the flag, and
+ * slot TLVs that are the image's own TLV area (so the image's signature is the
+ * one the device will check).
+ */
+function encryptedPayloadOf(payload: Uint8Array, image: Uint8Array, path: string): Uint8Array {
+  try {
+    const L = encryptedLayout(payload.subarray(0, 32));
+    const area = payload.subarray(L.tlvStart);
+    const { enc, slotTlvs } = readEncryptedTlvArea(area.subarray(0, area.length >= 4 ? area[2] | (area[3] << 8) : 0));
+    if (!slotTlvs) throw new ReleaseError(`${path} has no slot TLVs (imgtool's output): direct-xip MCUboot cannot boot it; sign with xs-ota sign --encrypt`);
+    const header = clearEncryptedFlags(payload.subarray(0, L.bodyStart));
+    const same = (a: Uint8Array, b: Uint8Array) => a.length === b.length && a.every((x, i) => x === b[i]);
+    if (!same(header, image.subarray(0, L.bodyStart)) || !same(slotTlvs, image.subarray(L.tlvStart)) || image.length !== L.tlvStart + slotTlvs.length) {
+      throw new ReleaseError(`${path} is not the encrypted form of the image (header or slot TLVs differ): give --image the slot image xs-ota sign --encrypt --slot-image wrote`);
+    }
+    return enc;
+  } catch (e) {
+    if (e instanceof OtaError) throw new ReleaseError(`${path}: ${e.message}`);
+    throw e;
+  }
 }
 
 function samePath(a: string, b: string): boolean {

@@ -63,7 +63,10 @@ export function checkRelease(o: ReleaseCheckInput): ReleaseProblem | undefined {
   if (o.image && (o.image.length !== m.image.length || !equalBytes(sha256(o.image), m.image.sha256))) {
     return { reason: Reason.MANIFEST_IMAGE_MISMATCH, message: "the image is not the one the manifest names (length or whole-image SHA-256)" };
   }
-  if (m.payload.kind === "full") {
+  if (m.payload.encryption) {
+    // Encrypted: the payload cannot be read without the device's key; the manifest binds both hashes
+    // and the device checks the decrypted image against image.sha256 (docs/formats.md, "Encrypted images").
+  } else if (m.payload.kind === "full") {
     if (m.payload.length !== m.image.length || !equalBytes(m.payload.sha256, m.image.sha256)) {
       return { reason: Reason.MANIFEST_INCONSISTENT, message: "a full release's payload must be the image itself" };
     }

@@ -45,6 +45,11 @@ export function describeManifestBytes(manifest: Uint8Array, lines: string[]): vo
   lines.push(`  image:          ${m.image.length} bytes, whole-image SHA-256 ${toHex(m.image.sha256)}`);
   lines.push(`  payload:        ${m.payload.kind}, ${m.payload.length} bytes, payload SHA-256 ${toHex(m.payload.sha256)}, compression ${m.payload.compression}`);
   if (m.payload.baseSha256) lines.push(`  base image:     whole-image SHA-256 ${toHex(m.payload.baseSha256)}`);
+  if (m.payload.encryption) {
+    const e = m.payload.encryption;
+    lines.push(`  encryption:     ENC_EC256 (ECIES-P256, AES-${(e.length - 97) * 8}-CTR), ephemeral key ${toHex(e.subarray(0, 65))}`);
+    lines.push(`                  (the payload is encrypted for one device key; the image is what it decrypts to in the slot)`);
+  }
   if (m.fetch.stream !== undefined) lines.push(`  stream:         ${m.fetch.stream}`);
   if (m.fetch.url !== undefined) lines.push(`  url:            ${m.fetch.url}`);
   lines.push(`  issued at:      ${time(m.issuedAt)}`);
