@@ -49,6 +49,14 @@ rows.push({ workload: "AT console, command table + lock + echo suites", instruct
 for (const name of ["at-timing", "at-parse-cost"]) rows.push({ workload: `AT console ${name}`, instructions: okTask(runs.at, name).instructions, task: okTask(runs.at, name) });
 const agent = okTask(runs.agent, "full-update");
 rows.push({ workload: "whole update through the agent (sim world)", instructions: agent.instructions, task: agent });
+// encrypted images (issue 19): AES-CTR, the key unwrap, the same update plain and encrypted (the device's run alone)
+const aes = okTask(runs.enc, "aes-ctr-64k");
+rows.push({ workload: "AES-256-CTR (JS), 64 KiB in 1 KiB calls", instructions: aes.instructions, bytes: 64 * 1024, task: aes });
+const unwrap = okTask<{ instructions: number }>(runs.enc, "unwrap-timed");
+rows.push({ workload: "key unwrap: ECDH P-256 + HKDF + HMAC + AES", instructions: unwrap.value.instructions, task: unwrap });
+const pve = okTask<{ plain: { instructions: number; bytes: number }; enc: { instructions: number; bytes: number } }>(runs.enc, "install-plain-vs-enc");
+rows.push({ workload: "whole update, plain (device run alone)", instructions: pve.value.plain.instructions, bytes: pve.value.plain.bytes, task: pve });
+rows.push({ workload: "whole update, encrypted AES-256 (device run alone)", instructions: pve.value.enc.instructions, bytes: pve.value.enc.bytes, task: pve });
 
 console.log(`XS engine (arm-none-eabi, -Os, Cortex-M7 hard float): .text+.rodata ${lane.elves.foundation.xsText} B; arena ${f.load!.memory.arenaSize} B`);
 console.log("\n| workload | instructions | instructions/byte | XS memory before (chunks+slots) | at peak | difference | time at 400 MHz (1 IPC) | flash erase, STM32H743 (lower bound) |");

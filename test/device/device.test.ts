@@ -188,6 +188,42 @@ describe("device lane: console and agent", () => {
   });
 });
 
+describe("device lane: encrypted images (issue 19)", () => {
+  it("the Cipher conformance suite passes inside the M7; AES-CTR, the key unwrap and a whole install with and without encryption are counted", async () => {
+    const run = await boot("enc");
+    expectClean(run);
+    const conf = okTask<{ passed: number; failed: unknown[] }>(run, "cipher-conformance");
+    expect(conf.value.failed).toEqual([]);
+    expect(conf.value.passed).toBeGreaterThan(10);
+    const aes = okTask<number>(run, "aes-ctr-64k");
+    report({ workload: "AES-256-CTR (JS), 64 KiB in 1 KiB calls", instructions: aes.instructions, bytes: 64 * 1024, task: aes });
+    const unwrap = okTask<{ ok: boolean; instructions: number }>(run, "unwrap-timed");
+    expect(unwrap.value.ok).toBe(true);
+    report({ workload: "key unwrap: ECDH P-256 + HKDF + HMAC + AES (counted inside the task)", instructions: unwrap.value.instructions, task: unwrap });
+    type Side = { events: string[]; version: string; instructions: number; bytes: number };
+    const both = okTask<{ plain: Side; enc: Side }>(run, "install-plain-vs-enc");
+    for (const side of [both.value.plain, both.value.enc]) {
+      expect(side.events).toEqual(["offer-accepted", "download-started", "download-done", "verified", "committed"]);
+      expect(side.version).toBe("1.1.0+2");
+    }
+    report({ workload: "whole update through the agent, plain (device run counted, sim world)", instructions: both.value.plain.instructions, bytes: both.value.plain.bytes, task: both });
+    report({ workload: "the same update encrypted (AES-256; device run counted)", instructions: both.value.enc.instructions, bytes: both.value.enc.bytes, task: both });
+  });
+
+  it("an encrypted full release then an encrypted delta install and commit through the agent inside the M7", async () => {
+    const run = await boot("enc-updates");
+    expectClean(run);
+    const t = okTask<{ events: string[]; slot: number; version: string; log: string[] }>(run, "enc-updates");
+    expect(t.value.events, t.value.log.join("\n")).toEqual([
+      "offer-accepted", "download-started", "download-done", "verified", "committed",
+      "offer-accepted", "download-started", "download-done", "verified", "committed",
+    ]);
+    expect(t.value.slot).toBe(0);
+    expect(t.value.version).toBe("1.2.0+3");
+    report({ workload: "encrypted full + encrypted delta update through the agent (sim world, incl. building the releases)", instructions: t.instructions, task: t });
+  });
+});
+
 describe("device lane: only what Moddable provides", () => {
   it("a module that reads TextEncoder at import fails to load", async () => {
     const run = await boot("strict-textencoder");

@@ -18,6 +18,7 @@ import { deltaEntry } from "../fixtures/firmware/xs-data";
 import { hashInput, type VerifyInput } from "./entries/verify-data";
 import { buildDevice, runDevice, type DeviceRun, type DeviceTask, type Elf } from "./harness";
 import { outDir, root } from "./build";
+import { encEntry } from "../xs/enc-data";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 
@@ -108,8 +109,13 @@ export async function buildLane(): Promise<Lane> {
     ["agent", entry("test/xs/entries/agent.ts")],
     ["strict-textencoder", entry("test/xs/entries/strict-textencoder.ts")],
     ["strict-frozen", entry("test/xs/entries/strict-frozen.ts")],
+    ["enc", encEntry(entry("test/device/entries/enc.ts"))],
   ];
-  for (const [name, path] of specs) elves[name] = await buildDevice(name, path);
+  // The encrypted-image ELF's bundle (the agent, the sim world, the encryptor and the Cipher suite) needs more
+  // parser heap than the default split leaves (harness/device.ld): 12 MiB of PSRAM for the C heap, 4 MiB of arena
+  // (its tasks peak below 3 MiB). A device does not parse: this is the lane's cost, not the device's.
+  const defsyms: { [name: string]: { [symbol: string]: number } } = { enc: { XS_ARENA_SIZE: 4 * 1024 * 1024, C_HEAP_SIZE: 12 * 1024 * 1024 } };
+  for (const [name, path] of specs) elves[name] = await buildDevice(name, path, defsyms[name]);
   const pairTasks = [0, 1, 2, 3].map((i) => `pair-${i}`);
   const boots: Boot[] = [
     { id: "foundation", elf: elves.foundation.path, tasks: ["@calibrate-long", "conformance", "powercut", "bootloader"] },
@@ -124,6 +130,9 @@ export async function buildLane(): Promise<Lane> {
     { id: "agent", elf: elves.agent.path, tasks: ["full-update"] },
     { id: "strict-textencoder", elf: elves["strict-textencoder"].path, tasks: ["encoded"] },
     { id: "strict-frozen", elf: elves["strict-frozen"].path, tasks: ["assign-error-name", "patch-builtin-prototype", "define-error-name", "realm"] },
+    // encrypted images (issue 19): AES-CTR's cost, the key unwrap, the same full update plain and encrypted, and full + delta
+    { id: "enc", elf: elves.enc.path, tasks: ["cipher-conformance", "aes-ctr-64k", "unwrap-timed", "install-plain-vs-enc"] },
+    { id: "enc-updates", elf: elves.enc.path, tasks: ["enc-updates"] },
   ];
   // The AT command-table suites (18 sessions, each with PBKDF2 password checks) take ~1.3 × 10¹¹
   // instructions, over five minutes of QEMU: the bench runs them, the lane runs the scripted sessions.

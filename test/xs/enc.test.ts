@@ -5,21 +5,12 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createCipheriv } from "node:crypto";
 import { startXs, type XsWorker } from "./harness";
-import { TestOnlySeededRandom } from "../../hal/mock/random";
-import { makePatch } from "../../tools/delta/index";
-import { deltaEntry } from "../fixtures/firmware/xs-data";
-import { encImages, provisionDeviceKey } from "../lib/enc-fixtures";
-import { makeWorld } from "../lib/sim-world";
+import { encEntry } from "./enc-data";
 import type { RunReport } from "../lib/spec";
 
 let xs: XsWorker;
 beforeAll(async () => {
-  // the delta's patch, made here from the same deterministic images the entry builds inside XS
-  const w = makeWorld();
-  const d = w.addDevice("xs-enc");
-  const { full, target } = encImages(w, provisionDeviceKey(d.storage, new TestOnlySeededRandom(21)));
-  const encPatch = Buffer.from(makePatch(full.target.bytes, target.bytes).bytes).toString("hex");
-  xs = await startXs(deltaEntry({ encPatch }, new URL("./entries/enc.ts", import.meta.url).pathname));
+  xs = await startXs(encEntry());
 });
 afterAll(async () => xs?.close());
 
@@ -50,5 +41,12 @@ describe("XS lane: encrypted images", () => {
     expect(value.afterFull).toEqual({ slot: 1, version: "1.1.0+2" });
     expect(value.slot).toBe(0);
     expect(value.version).toBe("1.2.0+3");
+  });
+  it("an encrypted full release alone installs and commits inside XS (the device lane's comparison with the plain one)", async () => {
+    const { value, computrons } = await xs.run<{ events: string[]; slot: number; version: string; log: string[] }>("enc-full-update");
+    console.log(`[xs] encrypted full update through the agent: ${computrons} computrons`);
+    expect(value.events, value.log.join("\n")).toEqual(["offer-accepted", "download-started", "download-done", "verified", "committed"]);
+    expect(value.slot).toBe(1);
+    expect(value.version).toBe("1.1.0+2");
   });
 });

@@ -7,6 +7,7 @@ import { softwareCipher } from "../../../src/crypto/cipher";
 import { formatVersion } from "../../../src/image/format";
 import { TestOnlySeededRandom } from "../../../hal/mock/random";
 import { fromHex } from "../../../src/util/bytes";
+
 import { encImages, encryptedDeltaRelease, encryptedFullRelease, provisionDeviceKey } from "../../lib/enc-fixtures";
 import { makeWorld } from "../../lib/sim-world";
 import { cipherConformance } from "../../conformance/cipher";
@@ -26,6 +27,25 @@ task("aes-ctr-64k", () => {
     x ^= out[off & 1023];
   }
   return x;
+});
+
+/**
+ * An encrypted full release alone (AES-256), the same firmware size and version as
+ * test/xs/entries/agent.ts's plain "full-update": the device lane compares the two.
+ */
+task("enc-full-update", () => {
+  const w = makeWorld();
+  const d = w.addDevice("xs-enc");
+  const { full } = encImages(w, provisionDeviceKey(d.storage, new TestOnlySeededRandom(21)));
+  w.cloud.releases = [encryptedFullRelease(w.key, full)];
+  d.run(5 * 60_000);
+  return {
+    events: w.cloud.reportsOf("xs-enc").map((r) => r.event),
+    slot: d.runningSlot,
+    version: d.lastBoot?.info ? formatVersion(d.lastBoot.info.header.version) : "",
+    bytes: full.encrypted.length,
+    log: w.logs.slice(-12),
+  };
 });
 
 /**
