@@ -213,7 +213,7 @@ const UPDATING: readonly AgentState[] = Object.freeze(["checking", "downloading"
 /**
  * Virtual time 0 in unix seconds for generated releases (serve's clock is the
  * fleet's virtual clock from there): fixed, so a run repeats byte for byte.
- * With --releases DIR it is the real time at the start (the releases' dates are real).
+ * With --releases DIR, or with no serve here, it is the real time at the start.
  */
 export const DEMO_EPOCH = 1_767_225_600; // 2026-01-01T00:00:00Z
 
@@ -436,7 +436,10 @@ export class SimFleet {
       let factory: Uint8Array;
       let trust: readonly Uint8Array[];
       let target: FleetReport["target"] = null;
-      // An HTTPS-only release names serve's Range server in its signed URL: pick the port before signing.
+      // Virtual time 0 in unix seconds: fixed when serve runs here on the fleet's clock; real when the releases'
+      // dates are real (DIR) or another serve judges them by its own clock (cloud "none").
+      const epoch = spec.kind === "dir" || cloud.mode === "none" ? Math.floor(Date.now() / 1000) : DEMO_EPOCH;
+      // A release with a URL names serve's Range server in its signed URL: pick the port before signing.
       const httpsPort = spec.kind === "demo" && spec.https ? await freePort() : undefined;
       if (spec.kind === "dir") {
         releasesDir = spec.dir;
@@ -462,7 +465,7 @@ export class SimFleet {
         factory = base.bytes;
         if (spec.kind === "demo") {
           const next = buildImage(map, key, "1.1.0+2", 1, { size, securityCounter: 2 });
-          const dates = { issuedAt: DEMO_EPOCH - 60, expiresAt: DEMO_EPOCH + 7 * 86400, hardwareId };
+          const dates = { issuedAt: epoch - 60, expiresAt: epoch + 7 * 86400, hardwareId };
           const url = httpsPort !== undefined ? { url: (stream: string) => `https://127.0.0.1:${httpsPort}/streams/${stream}` } : {};
           const full = release(key, next, { ...dates, ...url });
           publishRelease(releasesDir, full);
@@ -479,7 +482,6 @@ export class SimFleet {
       let server: { host: string; port: number; ca: string };
       const fleetRef: { fleet?: SimFleet } = {};
       // serve's clock is the fleet's virtual clock (offers, in-flight places and their timeouts follow virtual time).
-      const epoch = spec.kind === "dir" ? Math.floor(Date.now() / 1000) : DEMO_EPOCH;
       const serveOptions = {
         releasesDir,
         host: "127.0.0.1",
