@@ -11,7 +11,7 @@
  *   read its topics.
  */
 import { spawnSync } from "node:child_process";
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -25,6 +25,8 @@ import { MqttLink } from "../../src/protocol/link";
 import type { MqttMessage } from "../../src/protocol/mqtt";
 import { topicFor } from "../../src/protocol/messages";
 import { toPem } from "../../tools/ca/ca";
+import { decodeHeartbeatAck, encodeHeartbeat } from "../../src/protocol/messages";
+import { startServe } from "../../tools/serve/server";
 import { xsOta } from "../lib/cli";
 import { HOST, Mosquitto, until } from "../lib/mosquitto";
 
@@ -199,6 +201,46 @@ describe("mosquitto with require_certificate, use_identity_as_username and a %u 
       real.stop();
       cloud.stop();
       rogue.stop();
+    }
+  });
+
+  it("serve --broker with its own certificate (openssl key and CSR, signed by xs-ota ca sign) answers a device through this mosquitto", async () => {
+    const s = join(dir, "serve-id");
+    mkdirSync(s);
+    const key = join(s, "serve-key.pem");
+    expect(openssl(["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", key]).status).toBe(0);
+    expect(openssl(["req", "-new", "-key", key, "-subj", "/CN=xs-ota-serve", "-out", join(s, "serve.csr")]).status).toBe(0);
+    const cert = join(s, "serve.pem");
+    const signed = xsOta(["ca", "sign", "--dir", fleet, join(s, "serve.csr"), "-o", cert]);
+    expect(signed.status, signed.stderr).toBe(0);
+    const releases = join(s, "releases");
+    mkdirSync(releases);
+    const logs: string[] = [];
+    const serve = await startServe({
+      releasesDir: releases,
+      host: HOST,
+      mqttPort: 0,
+      httpsPort: 0,
+      insecurePlaintext: false,
+      broker: `mqtts://${HOST}:${broker.port}`,
+      ca: broker.tls.ca,
+      brokerCert: cert,
+      brokerKey: key,
+      heartbeatIntervalSec: 30,
+      reportsPath: join(s, "reports.jsonl"),
+      log: (l) => logs.push(l),
+    });
+    const d = connect("dev-1", ids.dev1, [topicFor("dev-1", "hb/ack")]);
+    try {
+      await until("serve connected to mosquitto", () => logs.some((l) => l.startsWith("connected to")));
+      await until("dev-1 up", () => d.ups() > 0);
+      const hb = encodeHeartbeat({ seq: 5, hardwareId: "usr-n520", version: { major: 1, minor: 0, revision: 0, build: 0 }, slot: 0, imageSha256: new Uint8Array(32), state: "idle", progress: 0, reason: 0, uptime: 5, supplyMv: 3300 });
+      d.link.publish(topicFor("dev-1", "hb"), hb, 0);
+      await until("hb/ack from serve through mosquitto", () => d.messages.some((m) => m.topic === topicFor("dev-1", "hb/ack")));
+      expect(decodeHeartbeatAck(d.messages.find((m) => m.topic.endsWith("/hb/ack"))!.payload).seq).toBe(5);
+    } finally {
+      d.stop();
+      await serve.close();
     }
   });
 });

@@ -55,6 +55,8 @@ line and exit 1.
   --ca FILE                CA to announce to devices; with --broker, the CA the broker's certificate must chain to
   --client-ca FILE         the fleet CA (xs-ota ca init): the embedded broker requires each device's certificate
                            from it and binds the MQTT client id to the certificate's CN (mutual TLS)
+  --broker-cert FILE       with --broker: serve's own client certificate (PEM), for a broker that requires one
+  --broker-key FILE        its P-256 private key (PEM)
   --broker URL             use an existing broker (mqtts://host:port) instead of the embedded one;
                            serve joins the shared subscription group xs-ota-serve
   --insecure-plaintext     listen (or connect to --broker mqtt://) WITHOUT TLS; for lab use only
@@ -100,6 +102,8 @@ export const command: Command = {
         "tls-key": { type: "string" },
         ca: { type: "string" },
         "client-ca": { type: "string" },
+        "broker-cert": { type: "string" },
+        "broker-key": { type: "string" },
         broker: { type: "string" },
         "insecure-plaintext": { type: "boolean" },
         "heartbeat-interval": { type: "string" },
@@ -143,7 +147,9 @@ export const command: Command = {
     if (inFlightTimeout < 1 || inFlightTimeout > 7 * 86400) throw usageError("--in-flight-timeout must be 1..604800 seconds");
     if (values.broker !== undefined && !/^mqtts?:\/\/[A-Za-z0-9.-]+:\d{1,5}$/.test(values.broker)) throw usageError(`--broker must be mqtts://host:port, got "${values.broker}"`);
     if (values.broker?.startsWith("mqtt://") && !values["insecure-plaintext"]) throw usageError("--broker mqtt:// (plaintext) needs --insecure-plaintext");
-    for (const f of ["tls-cert", "tls-key", "ca", "client-ca"] as const) if (values[f] !== undefined) readInput(values[f]!, `--${f}`);
+    if ((values["broker-cert"] === undefined) !== (values["broker-key"] === undefined)) throw usageError("--broker-cert and --broker-key go together");
+    if (values["broker-cert"] !== undefined && values.broker === undefined) throw usageError("--broker-cert goes with --broker");
+    for (const f of ["tls-cert", "tls-key", "ca", "client-ca", "broker-cert", "broker-key"] as const) if (values[f] !== undefined) readInput(values[f]!, `--${f}`);
     if (values["tls-cert"] !== undefined && values["tls-key"] === undefined) throw usageError("--tls-cert needs --tls-key");
     if (values["tls-key"] !== undefined && values["tls-cert"] === undefined) throw usageError("--tls-key needs --tls-cert");
     const inv = inventory(dir, keyring);
@@ -158,6 +164,8 @@ export const command: Command = {
       tlsKey: values["tls-key"],
       ca: values.ca,
       clientCa: values["client-ca"],
+      brokerCert: values["broker-cert"],
+      brokerKey: values["broker-key"],
       broker: values.broker,
       insecurePlaintext: values["insecure-plaintext"] === true,
       heartbeatIntervalSec: interval,

@@ -16,6 +16,8 @@
  * session, read A's offers or publish A's reports): topics are bound to the
  * client id (mayPublish / maySubscribe).
  */
+import { createPrivateKey, X509Certificate } from "node:crypto";
+import { readFileSync } from "node:fs";
 import type * as tls from "node:tls";
 
 /** TLS server options that ask for (but do not require) a client certificate chaining to `fleetCaPem`. */
@@ -43,4 +45,20 @@ export function checkClientCertificate(conn: unknown, clientId: string): ClientC
   if (typeof name !== "string" || name.length === 0) return { ok: false, presented: true, why: "client certificate has no single commonName" };
   if (name !== clientId) return { ok: false, presented: true, why: `client id "${clientId}" is not the certificate's CN "${name}"` };
   return { ok: true, commonName: name };
+}
+
+/**
+ * serve's own client certificate for `--broker` (a broker that requires one,
+ * e.g. mosquitto with require_certificate): the certificate PEM and its
+ * P-256 private key PEM (PKCS#8 or SEC1, as `xs-ota keygen` or openssl write
+ * it), as the HAL's `clientIdentity` (DER certificate, 32-byte scalar).
+ * @throws Error naming the file when either is not a P-256 certificate or key.
+ */
+export function brokerIdentityFromFiles(certPath: string, keyPath: string): { certificate: Uint8Array; privateKey: Uint8Array } {
+  const cert = new X509Certificate(readFileSync(certPath));
+  const key = createPrivateKey(readFileSync(keyPath));
+  const jwk = key.export({ format: "jwk" });
+  if (jwk.kty !== "EC" || jwk.crv !== "P-256" || typeof jwk.d !== "string") throw new Error(`${keyPath}: not a P-256 private key`);
+  if (!cert.checkPrivateKey(key)) throw new Error(`${certPath}: the certificate is not for the key in ${keyPath}`);
+  return { certificate: new Uint8Array(cert.raw), privateKey: new Uint8Array(Buffer.from(jwk.d, "base64url")) };
 }

@@ -47,7 +47,7 @@ import { readReleaseDir } from "../release/read";
 import type { Keyring } from "../../src/crypto/keyring";
 import { newestRevocations, revocationOrder, type RevocationEntry } from "../release/revoke";
 import { ensureTlsFiles } from "./certs";
-import { checkClientCertificate, clientAuthTlsOptions } from "./client-auth";
+import { brokerIdentityFromFiles, checkClientCertificate, clientAuthTlsOptions } from "./client-auth";
 import { chooseOffer, offerContext, type OfferCandidate } from "./offers";
 import { Rollout } from "./rollout";
 import { dashboard } from "./dashboard";
@@ -87,6 +87,9 @@ export interface ServeOptions {
    * a device certificate from it and binds the client id to its CN (tools/serve/client-auth.ts).
    */
   readonly clientCa?: string;
+  /** With `broker`: serve's own client certificate and key files (PEM), for a broker that requires one. */
+  readonly brokerCert?: string;
+  readonly brokerKey?: string;
   /** Heartbeat interval told to devices, seconds. */
   readonly heartbeatIntervalSec: number;
   /** JSON-lines log of status reports. */
@@ -501,7 +504,7 @@ export async function startServe(o: ServeOptions): Promise<ServeHandle> {
         {
           net: network,
           clock,
-          server: { host: m[2], port: +m[3], tls: useTls, ...(ca ? { ca } : {}) },
+          server: { host: m[2], port: +m[3], tls: useTls, ...(ca ? { ca } : {}), ...(o.brokerCert && o.brokerKey ? { clientIdentity: brokerIdentityFromFiles(o.brokerCert, o.brokerKey) } : {}) },
           clientId: `xs-ota-serve-${randomBytes(6).toString("hex")}`,
           keepAliveSec: 30,
           maxPacket: 64 * 1024,
