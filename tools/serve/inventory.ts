@@ -22,7 +22,7 @@ export interface Inventory {
   readonly revocations: string[];
   /** Files left out, or served but broken, with the reason. */
   readonly problems: { readonly path: string; readonly reason: string }[];
-  /** Files that are none of the above (payloads, tls/, the reports log excluded). */
+  /** Files that are none of the above (payloads, tls/, the reports log, the token and the rollout state excluded). */
   readonly ignored: string[];
 }
 
@@ -62,7 +62,7 @@ export function inventory(dir: string, keyring?: Keyring, nowSec = Math.floor(Da
   const ignored: string[] = [];
   for (const name of readdirSync(dir).sort()) {
     const path = join(dir, name);
-    if (used.has(path) || name === "tls" || name === "reports.jsonl" || name === "operator.token" || name.startsWith(".")) continue;
+    if (used.has(path) || name === "tls" || name === "reports.jsonl" || name === "operator.token" || name === "rollout-state.json" || name.startsWith(".")) continue;
     if (!statSync(path).isFile()) continue;
     ignored.push(path);
   }
