@@ -3,11 +3,12 @@
  * start a signed plan, status, pause, resume, abort, misuse and refusals,
  * and the rollout kept across a restart of serve on the same folder.
  */
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { generateKeyPem, parsePublicKeyPem } from "../../tools/keys/pem";
+import { inventory } from "../../tools/serve/inventory";
 import { startServe, type ServeHandle } from "../../tools/serve/server";
 import { repoRoot } from "../lib/cli";
 import { spawn } from "node:child_process";
@@ -84,6 +85,9 @@ describe("xs-ota rollout", () => {
     const id = v.id.slice(0, 8);
     expect((await xsOta(["rollout", "pause", id, "--note", "line A maintenance", ...server()])).stdout).toMatch(/PAUSED: ROLLOUT_PAUSED \(731\) line A maintenance/);
     await serve.close();
+    // the state file is serve's own: not listed among the folder's stray files
+    expect(existsSync(join(dir, "rel", "rollout-state.json"))).toBe(true);
+    expect(inventory(join(dir, "rel")).ignored).toEqual([]);
     serve = await start();
     const status = await xsOta(["rollout", "status", ...server()]);
     expect(status.stdout).toMatch(new RegExp(`rollout ${v.id.slice(0, 12)}  usr-n520 1\\.1\\.0\\+2  PAUSED`));
