@@ -24,7 +24,7 @@ import { AuditLog } from "../store/audit";
 import { parseSignedManifest } from "../update/manifest";
 import { checkPolicy } from "../update/policy";
 import { acceptKeySet, decodeKeySetState, DeviceTrust, encodeKeySetState, parseSignedKeySet, sameKeySet, type KeySet } from "../update/keyset";
-import { parseSignedTime } from "../update/time-statement";
+import { claimedTime, parseSignedTime } from "../update/time-statement";
 import { TrustedTime } from "./trusted-time";
 import {
   acceptRevocation,
@@ -752,6 +752,8 @@ export class Agent {
 
   /** A signed time statement on an ack: moves trusted time forward, or is refused (logged, audited once per reason in a row). */
   private onTimeStatement(statement: Uint8Array): void {
+    const claimed = claimedTime(statement);
+    if (claimed !== undefined && !this.time.worthVerifying(claimed)) return; // nothing to learn: spare the ECDSA verify
     const t = parseSignedTime(statement, this.trust, this.platform.digest);
     const why = t.ok ? this.time.observeStatement(t.time) : t.reason;
     if (why === Reason.OK) {

@@ -54,6 +54,19 @@ export function decodeTimeStatement(bytes: Uint8Array): number {
   return requireField(decodeRecords(bytes, LAYOUT), TimeField.TIME, LAYOUT) as number;
 }
 
+/**
+ * The time a statement claims, read without checking its signature (undefined
+ * when it does not decode): only to decide whether it is worth verifying.
+ */
+export function claimedTime(bytes: Uint8Array): number | undefined {
+  try {
+    return decodeTimeStatement(decodeEnvelopeOf(bytes, ENVELOPE).manifest);
+  } catch (e) {
+    if (e instanceof OtaError) return undefined;
+    throw e;
+  }
+}
+
 export type TimeResult = { readonly ok: true; readonly time: number } | { readonly ok: false; readonly reason: ReasonCode; readonly message: string };
 
 /**

@@ -31,7 +31,7 @@ import {
 } from "../../src/update/keyset";
 import { parseSignedRevocation } from "../../src/update/revocation";
 import { parseSignedTime } from "../../src/update/time-statement";
-import { FLOOR_PERSIST_STEP_S, TrustedTime } from "../../src/agent/trusted-time";
+import { FLOOR_PERSIST_STEP_S, STATEMENT_VERIFY_AHEAD_S, TrustedTime } from "../../src/agent/trusted-time";
 import { TRUST_SPACE } from "../../src/store/layout";
 import { fromHex, toHex } from "../../src/util/bytes";
 import { checkBatchKey, encodeKeySet, KeySetError, makeKeySet, signKeySet, signKeySetBytes, signTimeStatement, type KeySetSpec } from "../../tools/release/keyset";
@@ -289,6 +289,11 @@ describe("TrustedTime: only forward, only signed, the floor survives", () => {
     expect(again.observeStatement(T0)).toBe(Reason.TIME_BEHIND);
     again.reset(T0);
     expect(again.now(), "only the root's reset goes back").toBe(T0);
+    expect(again.worthVerifying(T0 - 10), "before the clock runs every statement is checked").toBe(true);
+    again.observeStatement(T0);
+    expect(again.worthVerifying(T0 + 60)).toBe(false);
+    expect(again.worthVerifying(T0 - 10)).toBe(false);
+    expect(again.worthVerifying(T0 + STATEMENT_VERIFY_AHEAD_S)).toBe(true);
   });
 });
 

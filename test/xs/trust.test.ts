@@ -38,4 +38,12 @@ describe("XS lane: key roles and trusted time (issue 16B)", () => {
     expect(value.keys).toBe(2);
     expect([value.jump, value.forged]).toEqual(value.expected);
   });
+
+  it("what a device pays: a key set's root signature and decode; then a time statement (key set parse included)", async () => {
+    const ks = await xs.run<{ ok: boolean; bytes: number }>("keyset-parse-cost");
+    const both = await xs.run<{ ok: boolean }>("time-parse-cost");
+    console.log(`[xs] parse a ${ks.value.bytes}-byte key set: ${ks.computrons} computrons; key set + time statement: ${both.computrons}`);
+    expect(ks.value.ok).toBe(true);
+    expect(both.value.ok).toBe(true);
+  });
 });

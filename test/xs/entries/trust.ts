@@ -10,7 +10,8 @@ import { Reason } from "../../../src/errors";
 import { formatVersion, parseVersion } from "../../../src/image/format";
 import { softwareDigest } from "../../../src/crypto/sha256";
 import { createKeyring } from "../../../src/crypto/keyring";
-import { acceptKeySet, parseSignedKeySet } from "../../../src/update/keyset";
+import { acceptKeySet, DeviceTrust, parseSignedKeySet } from "../../../src/update/keyset";
+import { parseSignedTime } from "../../../src/update/time-statement";
 import { signRevocation } from "../../../tools/release/revoke";
 import { signTimeStatement } from "../../../tools/release/keyset";
 import { AgentAuditEvent } from "../../../src/agent/events";
@@ -109,5 +110,20 @@ task("keyset-decode", () => {
     forged: bad.ok ? 0 : bad.reason,
     expected: [Reason.SEQUENCE_JUMP, Reason.KEYSET_BAD_SIGNATURE],
   };
+});
+// Made when the bundle loads (not metered): the task below pays only for what a device does.
+const PARSE_INPUT = { keySet: fleetKeySet({ sequence: 9 }), statement: signTimeStatement(T0 + 5, TIME_KEY) };
+task("keyset-parse-cost", () => {
+  const roots = createKeyring([ROOT.publicKey], softwareDigest);
+  const r = parseSignedKeySet(PARSE_INPUT.keySet, roots, softwareDigest);
+  return { ok: r.ok, bytes: PARSE_INPUT.keySet.length };
+});
+task("time-parse-cost", () => {
+  const roots = createKeyring([ROOT.publicKey], softwareDigest);
+  const r = parseSignedKeySet(PARSE_INPUT.keySet, roots, softwareDigest);
+  if (!r.ok) return { ok: false };
+  const trust = new DeviceTrust(createKeyring([BATCH_1.publicKey], softwareDigest), roots, r.keySet);
+  const t = parseSignedTime(PARSE_INPUT.statement, trust, softwareDigest);
+  return { ok: t.ok };
 });
 serve();
