@@ -15,6 +15,9 @@ import {
   encodeHeartbeat,
   encodeStatusReport,
   MAX_CONTROL_PAYLOAD,
+  MAX_TIME_STATEMENT,
+  encodeHeartbeatAck,
+  decodeHeartbeatAck,
   MAX_REVOCATION,
   STATUS_EVENTS,
   topicFor,
@@ -76,6 +79,16 @@ describe("heartbeat.revocation", () => {
     const big = encodeHeartbeat({ ...hb, seq: 0xffffffff, hardwareId: "h".repeat(64), state: "a".repeat(32), progress: 100, reason: 65535, uptime: 0xffffffff, supplyMv: 65535, version: { major: 255, minor: 255, revision: 65535, build: 0xffffffff }, revocation: 0xffffffff });
     expect(big.length).toBeLessThanOrEqual(MAX_CONTROL_PAYLOAD);
   });
+  it("key set and revocation epoch fields (issue 16B): round-trip, strict, and the largest heartbeat with them still fits", () => {
+    const withAll = { ...hb, revocation: 3, revocationEpoch: 2, keySet: { epoch: 1, sequence: 9 } };
+    expect(decodeHeartbeat(encodeHeartbeat(withAll))).toEqual(withAll);
+    const base = JSON.parse(new TextDecoder().decode(encodeHeartbeat(hb)));
+    for (const bad of ["1", "1.", ".1", "01.2", "1.2.3", "4294967296.1", 7]) {
+      expect(code(() => decodeHeartbeat(utf8Encode(JSON.stringify({ ...base, keyset: bad }))))).toBe(Reason.MESSAGE_MALFORMED);
+    }
+    const big = encodeHeartbeat({ ...hb, seq: 0xffffffff, hardwareId: "h".repeat(64), state: "a".repeat(32), progress: 100, reason: 65535, uptime: 0xffffffff, supplyMv: 65535, version: { major: 255, minor: 255, revision: 65535, build: 0xffffffff }, revocation: 0xffffffff, revocationEpoch: 0xffffffff, keySet: { epoch: 0xffffffff, sequence: 0xffffffff } });
+    expect(big.length).toBeLessThanOrEqual(MAX_CONTROL_PAYLOAD);
+  });
 });
 
 describe("the revocation leaf", () => {
@@ -98,5 +111,20 @@ describe("the revoked status event", () => {
     expect(STATUS_EVENTS).toContain("revoked");
     const s = { seq: 3, event: "revoked" as const, version: hb.version, reason: Reason.REVOKED };
     expect(decodeStatusReport(encodeStatusReport(s))).toEqual(s);
+  });
+});
+
+describe("the ack's time statement (issue 16B)", () => {
+  it("round-trips as hex, is optional, and is strict about hex and length", () => {
+    const statement = Uint8Array.from({ length: MAX_TIME_STATEMENT }, (_, i) => i);
+    const ack = { seq: 0xffffffff, interval: 86400, time: 2 ** 40, statement };
+    const bytes = encodeHeartbeatAck(ack);
+    expect(bytes.length).toBeLessThanOrEqual(MAX_CONTROL_PAYLOAD);
+    expect(decodeHeartbeatAck(bytes)).toEqual(ack);
+    expect(decodeHeartbeatAck(encodeHeartbeatAck({ seq: 1, interval: 60, time: 5 }))).toEqual({ seq: 1, interval: 60, time: 5 });
+    for (const stmt of ["zz", "abc", "", "AB", "00".repeat(MAX_TIME_STATEMENT + 1), 5]) {
+      expect(code(() => decodeHeartbeatAck(utf8Encode(JSON.stringify({ seq: 1, interval: 60, time: 5, stmt }))))).toBe(Reason.MESSAGE_MALFORMED);
+    }
+    expect(() => encodeHeartbeatAck({ seq: 1, interval: 60, time: 5, statement: new Uint8Array(MAX_TIME_STATEMENT + 1) })).toThrow(RangeError);
   });
 });
