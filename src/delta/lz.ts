@@ -30,6 +30,9 @@ const OP_OLD = 0;
 const OP_ADD = 1;
 const OP_NEW = 3;
 const OP_OLD_ADD = 4;
+const A_LIT = 1;
+const A_DIFF = 2;
+const A_LIT_ODD = 5;
 export const LEN_SYMBOLS = 32;
 /** Op symbol: change the old alignment by a delta (a DELTA symbol and its extra bits follow). */
 export const SEEK_SYMBOL = 5 * LEN_SYMBOLS;
@@ -825,14 +828,15 @@ export class LzBlockDecoder {
   private runStep(input: LzInput, io: LzIo, room: number): boolean {
     const kind = this.runKind;
     const at = this.newStart + this.produced;
-    let n = Math.min(this.runLeft, room);
+    // (No Math.min/max here: on XS each is a lookup and a native call, several per operation.)
+    let n = this.runLeft < room ? this.runLeft : room;
     if (kind === OP_OLD) {
       if (n > LZ_OLD_CHUNK) n = LZ_OLD_CHUNK;
       if (this.ruleCount > 0 || this.branchCount > 0) {
         // Units (words, calls) are transformed only when wholly inside the copy; read a
         // margin around the slice so that one cut by the slice is seen whole, either side.
-        const from = Math.max(this.copyStart, at - UNIT_MARGIN);
-        const to = Math.min(this.copyEnd, at + n + UNIT_MARGIN);
+        const from = this.copyStart > at - UNIT_MARGIN ? this.copyStart : at - UNIT_MARGIN;
+        const to = this.copyEnd < at + n + UNIT_MARGIN ? this.copyEnd : at + n + UNIT_MARGIN;
         const buf = io.readOld(to - from, from + this.alignment);
         if (LZ_LITTLE_ENDIAN) {
           const s0 = from & 3;
@@ -846,7 +850,8 @@ export class LzBlockDecoder {
       } else this.emit(io, io.readOld(n, at + this.alignment));
     } else if (kind === OP_NEW) {
       const distance = this.runDistance;
-      n = Math.min(n, LZ_OUT_CHUNK, distance);
+      if (n > LZ_OUT_CHUNK) n = LZ_OUT_CHUNK;
+      if (n > distance) n = distance;
       const held = this.outLength;
       if (distance <= held && held + n <= this.out.length) {
         // The source is in the batch not yet written: copy it there (one native copy, no flash read).
@@ -859,11 +864,16 @@ export class LzBlockDecoder {
         this.emit(io, io.readNew(at - distance, n));
       }
     } else {
-      const alphabet = kind === OP_ADD ? Alphabet.DIFF : Alphabet.LIT;
+      const alphabet = kind === OP_ADD ? A_DIFF : A_LIT;
       const avail = this.available(input);
-      const per = kind === OP_ADD ? this.tableBits[alphabet] : Math.max(this.tableBits[Alphabet.LIT], this.tableBits[Alphabet.LIT_ODD]);
+      const even = this.tableBits[A_LIT];
+      const odd = this.tableBits[A_LIT_ODD];
+      const per = kind === OP_ADD ? this.tableBits[alphabet] : even > odd ? even : odd;
       if (per === 0) throw malformed(this.block, `symbol from empty alphabet ${alphabet}`);
-      if (avail !== Infinity) n = Math.min(n, Math.floor((avail - 16) / per));
+      if (avail !== Infinity) {
+        const fits = ((avail - 16) / per) | 0; // avail < 2^31 here (bits in the window)
+        if (fits < n) n = fits;
+      }
       if (n <= 0) return false;
       // The symbol loops are written out (no call per byte): this is the codec's hot path on a device.
       let bitBuf = this.bitBuf;
@@ -875,9 +885,9 @@ export class LzBlockDecoder {
       let pulled = this.pulledBits;
       let pad = this.padBits;
       if (kind === OP_ADD) {
-        n = Math.min(n, LZ_OLD_CHUNK);
+        if (n > LZ_OLD_CHUNK) n = LZ_OLD_CHUNK;
         const buf = io.readOld(n, at + this.alignment);
-        const table = this.tables[Alphabet.DIFF];
+        const table = this.tables[A_DIFF];
         const mask = (1 << per) - 1;
         for (let i = 0; i < n; i++) {
           if (bitCount < MAX_CODE_BITS) {
@@ -907,12 +917,12 @@ export class LzBlockDecoder {
         if (this.padBits > this.bitCount) throw malformed(this.block, "payload ends inside an operation");
         this.emit(io, buf);
       } else {
-        n = Math.min(n, LZ_OUT_CHUNK);
+        if (n > LZ_OUT_CHUNK) n = LZ_OUT_CHUNK;
         const stage = this.stage;
-        const evenTable = this.tables[Alphabet.LIT];
-        const oddTable = this.tables[Alphabet.LIT_ODD];
-        const evenMask = (1 << this.tableBits[Alphabet.LIT]) - 1;
-        const oddMask = (1 << this.tableBits[Alphabet.LIT_ODD]) - 1;
+        const evenTable = this.tables[A_LIT];
+        const oddTable = this.tables[A_LIT_ODD];
+        const evenMask = (1 << this.tableBits[A_LIT]) - 1;
+        const oddMask = (1 << this.tableBits[A_LIT_ODD]) - 1;
         for (let i = 0; i < n; i++) {
           if (bitCount < MAX_CODE_BITS) {
             // refill(), written out: to more than 16 bits, zero padding past the payload. Bounded: 3 bytes.
