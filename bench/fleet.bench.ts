@@ -8,7 +8,8 @@
  *     would take) against the brief's hour, and the real time the
  *     simulation took. The same run with the image fetched by HTTPS Range
  *     (the release carries a URL the devices prefer; 48 KiB image) beside it.
- *  2. Server cost per device at 200, 500 and 1,000 devices: mosquitto (TLS)
+ *  2. Server cost per device at 200, 500 and 1,000 devices (FLEET_SIZES to
+ *     choose others), power cuts on: mosquitto (TLS)
  *     and `xs-ota serve --broker` each in their own process — CPU seconds
  *     and peak RSS read from /proc — and the devices in this one, paced at
  *     most ×50 (serve is not in this process, so its replies are not
@@ -36,14 +37,14 @@ function procStat(pid: number): { cpuS: number; peakRssMiB: number } {
   return { cpuS: (Number(fields[11]) + Number(fields[12])) / 100, peakRssMiB: hwm ? Number(hwm[1]) / 1024 : 0 };
 }
 
-async function runFleet(o: SimFleetOptions, timeoutS: number, before?: (fleet: SimFleet) => Promise<void>): Promise<{ r: FleetReport; cpuS: number; rssMiB: number }> {
+async function runFleet(o: SimFleetOptions, timeoutS: number, before?: (fleet: SimFleet) => Promise<void>, mustFinish = true): Promise<{ r: FleetReport; cpuS: number; rssMiB: number }> {
   const fleet = await SimFleet.create(o);
   const cpu0 = process.cpuUsage();
   try {
     await before?.(fleet);
     const why = await fleet.run({ untilDone: true, timeoutS });
     const r = fleet.report();
-    if (why !== "done" || r.bricked > 0) throw new Error(`${o.devices} devices: ${why}, ${JSON.stringify(r.outcomes)}, stalls ${r.scheduler.stalls}`);
+    if (r.bricked > 0 || (mustFinish && why !== "done")) throw new Error(`${o.devices} devices: ${why}, ${JSON.stringify(r.outcomes)}, stalls ${r.scheduler.stalls}`);
     const c = process.cpuUsage(cpu0);
     return { r, cpuS: (c.user + c.system) / 1e6, rssMiB: process.resourceUsage().maxRSS / 1024 };
   } finally {
@@ -95,6 +96,7 @@ function startServe(releases: string, port: number): Promise<ChildProcess> {
 
 interface Row {
   devices: number;
+  committed: number;
   serves: number;
   wallS: number;
   virtualS: number;
@@ -106,23 +108,29 @@ interface Row {
   simRssMiB: number;
 }
 const rows: Row[] = [];
+const sizes = (process.env.FLEET_SIZES ?? "200,500,1000").split(",").map(Number);
+const plan: [number, number][] = [...sizes.map((d) => [d, 1] as [number, number]), [sizes[sizes.length - 1], 2]];
 const brokerPid = (broker as unknown as { child: ChildProcess }).child.pid!;
 try {
-  for (const [devices, serves] of [[200, 1], [500, 1], [1000, 1], [1000, 2]] as const) {
+  for (const [devices, serves] of plan) {
     const b0 = procStat(brokerPid);
     let children: ChildProcess[] = [];
     try {
       const x = await runFleet(
-        { devices, seed: 8, speed: 50, faults: FAULTS, releases: { kind: "demo", delta: false, imageBytes: 16 * 1024 }, cloud: { mode: "none", url: `mqtts://127.0.0.1:${broker.port}`, caPath: broker.tls.ca } },
-        1800,
+        // Power cuts only: without serve's replies accounted (it is not in this process) link drops make re-asks that
+        // can spend a device's download budget (DOWNLOAD_BUDGET, final), and such a device is never done here.
+        { devices, seed: 8, speed: 50, faults: { powercut: 0.2, linkdrop: 0 }, releases: { kind: "demo", delta: false, imageBytes: 16 * 1024 }, cloud: { mode: "none", url: `mqtts://127.0.0.1:${broker.port}`, caPath: broker.tls.ca } },
+        900,
         async (fleet) => {
           children = await Promise.all(Array.from({ length: serves }, () => startServe(join(fleet.work, "releases"), broker.port)));
         },
+        false,
       );
       const s = children.map((c) => procStat(c.pid!));
       const b1 = procStat(brokerPid);
       rows.push({
         devices,
+        committed: x.r.outcomes.committed,
         serves,
         wallS: x.r.completion.realSeconds,
         virtualS: x.r.completion.virtualSeconds,
@@ -141,13 +149,13 @@ try {
   await broker.close();
 }
 console.log("");
-console.log("server cost per device: mosquitto (TLS) and xs-ota serve --broker (at most 100 in flight, heartbeat 30 s) in their own processes (/proc), the devices in this one (at most ×50), faults on, 16 KiB image, every device committed");
+console.log("server cost per device: mosquitto (TLS) and xs-ota serve --broker (at most 100 in flight, heartbeat 30 s) in their own processes (/proc), the devices in this one (at most ×50), 20 % power cuts, 16 KiB image");
 console.log("");
-console.log("| devices | serve instances | wall time | devices/s (brief: 0.056) | serve CPU | serve CPU / device | serve peak RSS | serve RSS / device | mosquitto CPU / device | mosquitto peak RSS | simulator CPU / device | simulator peak RSS |");
-console.log("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+console.log("| devices | committed | serve instances | wall time | devices/s (brief: 0.056) | serve CPU | serve CPU / device | serve peak RSS | serve RSS / device | mosquitto CPU / device | mosquitto peak RSS | simulator CPU / device | simulator peak RSS |");
+console.log("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
 for (const x of rows) {
   console.log(
-    `| ${n(x.devices)} | ${x.serves} | ${n(x.wallS, 1)} s | ${n(x.devices / x.wallS, 2)} | ${n(x.serveCpuS, 1)} s (${n((100 * x.serveCpuS) / x.wallS, 0)} % of a core) | ${n((1000 * x.serveCpuS) / x.devices, 1)} ms | ${n(x.serveRssMiB, 0)} MiB | ${n((1024 * x.serveRssMiB) / x.devices, 0)} KiB | ${n((1000 * x.brokerCpuS) / x.devices, 1)} ms | ${n(x.brokerRssMiB, 0)} MiB | ${n((1000 * x.simCpuS) / x.devices, 0)} ms | ${n(x.simRssMiB, 0)} MiB |`,
+    `| ${n(x.devices)} | ${n(x.committed)} | ${x.serves} | ${n(x.wallS, 1)} s | ${n(x.committed / x.wallS, 2)} | ${n(x.serveCpuS, 1)} s (${n((100 * x.serveCpuS) / x.wallS, 0)} % of a core) | ${n((1000 * x.serveCpuS) / x.devices, 1)} ms | ${n(x.serveRssMiB, 0)} MiB | ${n((1024 * x.serveRssMiB) / x.devices, 0)} KiB | ${n((1000 * x.brokerCpuS) / x.devices, 1)} ms | ${n(x.brokerRssMiB, 0)} MiB | ${n((1000 * x.simCpuS) / x.devices, 0)} ms | ${n(x.simRssMiB, 0)} MiB |`,
   );
 }
 console.log("");

@@ -17,7 +17,7 @@
  * received (its status reports) and from the device itself (the version it
  * runs, whether the bootloader found anything to boot).
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { VirtualClock } from "../../hal/mock/clock";
@@ -507,7 +507,13 @@ export class SimFleet {
       } else {
         const { host, port } = parseBroker(cloud.url);
         server = { host, port, ca: readFileSync(cloud.caPath, "utf8") };
-        if (cloud.mode === "broker") serve = await startServe({ ...serveOptions, broker: cloud.url, ca: cloud.caPath });
+        if (cloud.mode === "broker") {
+          serve = await startServe({ ...serveOptions, broker: cloud.url, ca: cloud.caPath });
+          // serve's HTTPS Range server has a certificate from its own throwaway CA (DIR/tls), not the broker's:
+          // the devices trust both (one PEM bundle), as a device trusts its broker's CA and its CDN's.
+          const rangeCa = join(releasesDir, "tls", "ca.pem");
+          if (existsSync(rangeCa)) server = { ...server, ca: server.ca + readFileSync(rangeCa, "utf8") };
+        }
       }
       const fleet = new SimFleet(o, work, serve, server, target, hardwareId, map, factory, trust);
       fleetRef.fleet = fleet;
