@@ -8,14 +8,14 @@
  * back and the rollout halts; the test reads what the page shows from its
  * DOM: the waves, devices by state, failures by reason code, versions in the
  * field, each drawn by the page's script from the live feed and equal to
- * the JSON API. The screenshot is kept as docs/dashboard.png
- * (DASHBOARD_SCREENSHOT=path to write it elsewhere). Without the token nothing opens: not the page, not
+ * the JSON API. `DASHBOARD_SCREENSHOT=docs/dashboard.png npx vitest run
+ * --project interop test/interop/dashboard.test.ts` remakes the screenshot. Without the token nothing opens: not the page, not
  * the API, not with a device's way in (the Range path stays open to devices).
  */
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import * as https from "node:https";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { FleetView } from "../../tools/serve/plans";
 import { Browser } from "../lib/cdp";
@@ -161,7 +161,8 @@ describe("interop: the operator dashboard in headless Chromium", () => {
     expect(page.devices.filter((d) => d.stage === "rolled-back").length).toBe(r.waves[0].stages["rolled-back"]);
     const png = await browser.screenshot();
     expect(png.length).toBeGreaterThan(10_000);
-    const screenshot = process.env.DASHBOARD_SCREENSHOT ?? join(repoRoot, "docs", "dashboard.png");
+    // docs/dashboard.png is made by DASHBOARD_SCREENSHOT=docs/dashboard.png (a plain run leaves the tree as it is).
+    const screenshot = process.env.DASHBOARD_SCREENSHOT ? resolve(repoRoot, process.env.DASHBOARD_SCREENSHOT) : join(work, "dashboard.png");
     writeFileSync(screenshot, png);
     console.log(`dashboard: ${page.status} (${page.why}); versions ${JSON.stringify(page.versions)}; failures ${JSON.stringify(page.failures)}; states ${JSON.stringify(page.states)}; screenshot ${screenshot}`);
     expect(existsSync(screenshot)).toBe(true);
