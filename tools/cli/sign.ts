@@ -14,6 +14,7 @@ import { encodeIntelHex, isHexPath } from "../image/ihex";
 import { CliError, checkWritable, intOption, io, parse, readImageInput, usageError, writeOutput, type Command } from "./command";
 
 const usage = `usage: xs-ota sign [--key KEY.pem] --version V [options] IN OUT
+       xs-ota sign --add-slot-tlvs --key KEY.pem --decrypt-key DEV.pem [--slot-image FILE] IN OUT
 
 Make an MCUboot image from a firmware binary, laid out as imgtool's \`sign\`
 writes it: header, body, protected TLVs (SEC_CNT), TLVs (SHA256, KEYHASH, ECDSASIG).
@@ -41,6 +42,11 @@ Options mean what imgtool's do:
       --slot-image FILE        with --encrypt: also write the image as it lands in the slot
                                (flag cleared, plaintext: keep it with the firmware; xs-ota
                                release --image takes it, the encrypted OUT is the --payload)
+      --add-slot-tlvs          IN is an image imgtool encrypted (imgtool sign --encrypt): decrypt it
+                               with --decrypt-key (the recipient's private key, PEM), check it as
+                               MCUboot does (hash over the plaintext, --key's signature), and write
+                               OUT = IN (its TLVs byte for byte) plus the slot TLVs the agent needs,
+                               signed by --key (without them it refuses IN: ENC_NO_SLOT_TLVS)
   -x, --hex-addr ADDR          address of the image in a .hex OUT (default: IN's .hex address)
       --force                  overwrite OUT if it exists
       --json                   one object on stdout (file, version, lengths, hashes); text on stderr
@@ -56,6 +62,7 @@ export const command: Command = {
   usage,
   json: true,
   async run(argv) {
+    if (argv.includes("--add-slot-tlvs")) return (await import("./sign-slot-tlvs")).runAddSlotTlvs(argv);
     const { values, positionals } = parse(argv, {
       key: { type: "string", short: "k" },
       version: { type: "string", short: "v" },

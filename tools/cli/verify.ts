@@ -23,9 +23,9 @@ import { isEnvelope } from "../release/describe";
 import { checkRelease } from "../release/check";
 import { CliError, checkWritable, io, parse, readImageInput, readInput, usageError, writeOutput, type Command } from "./command";
 import { softwareCipher } from "../../src/crypto/cipher";
-import { IMAGE_F_ENCRYPTED, keyLengthOfFlags, unwrapImageKey } from "../../src/image/enc";
-import { decryptImageBytes, encryptedLayout, readEncryptedTlvArea } from "../../src/image/enc-stream";
+import { IMAGE_F_ENCRYPTED, keyLengthOfFlags } from "../../src/image/enc";
 import { readDecryptionKey } from "../image/enc-keys";
+import { openEncryptedImage } from "../image/slot-tlvs";
 
 const usage = `usage: xs-ota verify --key KEY_OR_PUB.pem [--key ...] FILE [--manifest M.manifest] [--base BASE]
 
@@ -217,20 +217,12 @@ function decryptForVerify(
   }
   if (outPath) checkWritable(outPath, force);
   try {
-    const layout = encryptedLayout(bytes.subarray(0, 32));
-    const area = bytes.subarray(layout.tlvStart);
-    if (area.length < 4) throw new Invalid(Reason.IMAGE_TRUNCATED, `${file}: the file ends before its TLV area`);
-    const { enc } = readEncryptedTlvArea(area.subarray(0, area[2] | (area[3] << 8)));
-    const key = unwrapImageKey(softwareCipher, secret, enc, layout.keyLength);
-    const { clearImage, slotImage } = decryptImageBytes(softwareCipher, key, bytes);
-    key.fill(0);
-    const r = verifyImage(new BytesFlash(clearImage), { digest: softwareDigest, checkSignature: imageSignatureChecker(keyring) });
-    if (!r.ok) throw new Invalid(r.reason, `${file}: decrypted, the image fails MCUboot's check: ${r.message}`);
-    facts.push(`decrypted: ENC_EC256 unwrapped (AES-${layout.keyLength * 8}, HMAC ok); the plaintext matches the SHA256 TLV ${toHex(r.info.hash)} and its signature`);
-    result.encrypted = { keyLength: layout.keyLength * 8, sha256Tlv: toHex(r.info.hash), slotTlvs: slotImage !== undefined };
+    const { layout, clearImage, slotImage, info } = openEncryptedImage(softwareCipher, secret, bytes, keyring);
+    facts.push(`decrypted: ENC_EC256 unwrapped (AES-${layout.keyLength * 8}, HMAC ok); the plaintext matches the SHA256 TLV ${toHex(info.hash)} and its signature`);
+    result.encrypted = { keyLength: layout.keyLength * 8, sha256Tlv: toHex(info.hash), slotTlvs: slotImage !== undefined };
     if (outPath) writeOutput(outPath, slotImage ?? clearImage, true);
     if (!slotImage) {
-      throw new Invalid(Reason.ENC_NO_SLOT_TLVS, `${file}: no slot TLVs (as imgtool writes it): direct-xip MCUboot would not boot it from a slot${outPath ? `; wrote imgtool's --clear form to ${outPath}` : ""}`);
+      throw new Invalid(Reason.ENC_NO_SLOT_TLVS, `${file}: no slot TLVs (as imgtool writes it): direct-xip MCUboot would not boot it from a slot${outPath ? `; wrote imgtool's --clear form to ${outPath}` : ""}; xs-ota sign --add-slot-tlvs adds them`);
     }
     facts.push(`the image that lands in the slot (flag cleared, slot TLVs)${outPath ? ` written to ${outPath}` : ""}:`);
     return slotImage;

@@ -38,7 +38,8 @@ export interface EncodeOptions {
   pad?: { slotSize: number; writeAlign: number; confirm: boolean; eraseValue?: number };
 }
 
-function tlv(type: number, value: Uint8Array): Uint8Array {
+/** One TLV: type (u16), length (u16), value. */
+export function tlv(type: number, value: Uint8Array): Uint8Array {
   const out = new Uint8Array(4 + value.length);
   out[0] = type & 0xff;
   out[1] = type >> 8;
@@ -48,7 +49,8 @@ function tlv(type: number, value: Uint8Array): Uint8Array {
   return out;
 }
 
-function area(magic: number, entries: Uint8Array[]): Uint8Array {
+/** A TLV area: info (magic, total length) and the encoded TLVs. */
+export function area(magic: number, entries: Uint8Array[]): Uint8Array {
   const total = 4 + entries.reduce((n, e) => n + e.length, 0);
   const out = new Uint8Array(total);
   out[0] = magic & 0xff;
@@ -95,15 +97,23 @@ export function encodeImage(o: EncodeOptions): Uint8Array {
   v.setUint16(22, o.version.revision, true);
   v.setUint32(24, o.version.build, true);
   const hashed = concatBytes(header, o.body, prot);
+  const image = concatBytes(hashed, signedTlvArea(hashed, o.signer, o.extraTlvs));
+  return o.pad ? padImage(image, o.pad) : image;
+}
+
+/**
+ * The TLV area for the hashed bytes of an image (header, body, protected TLVs):
+ * SHA256, then KEYHASH and ECDSASIG with a signer, then `extraTlvs`.
+ */
+export function signedTlvArea(hashed: Uint8Array, signer?: ImageSigner, extraTlvs?: EncodeOptions["extraTlvs"]): Uint8Array {
   const hash = sha256(hashed);
   const tlvs = [tlv(TLV.SHA256, hash)];
-  if (o.signer) {
-    tlvs.push(tlv(TLV.KEYHASH, o.signer.keyHash));
-    tlvs.push(tlv(TLV.ECDSASIG, o.signer.sign(hash)));
+  if (signer) {
+    tlvs.push(tlv(TLV.KEYHASH, signer.keyHash));
+    tlvs.push(tlv(TLV.ECDSASIG, signer.sign(hash)));
   }
-  for (const t of o.extraTlvs ?? []) tlvs.push(tlv(t.type, t.value));
-  const image = concatBytes(hashed, area(TLV_INFO_MAGIC, tlvs));
-  return o.pad ? padImage(image, o.pad) : image;
+  for (const t of extraTlvs ?? []) tlvs.push(tlv(t.type, t.value));
+  return area(TLV_INFO_MAGIC, tlvs);
 }
 
 /** Pad to the slot size with the erase value and write the trailer magic (and image_ok with confirm). */
