@@ -216,7 +216,7 @@ export class EncryptedImageDecoder {
       for (let i = 0; i < enc.length && i < this.expectedEnc.length; i++) d |= enc[i] ^ this.expectedEnc[i];
       if (d !== 0) throw new OtaError(Reason.ENC_MISMATCH, "the image's ENC_EC256 is not the one the key was unwrapped from");
     }
-    if (!slotTlvs) throw new OtaError(Reason.ENC_NO_SLOT_TLVS, "no slot TLVs: direct-xip MCUboot cannot boot this image (sign it with xs-ota sign --encrypt)");
+    if (!slotTlvs) throw new OtaError(Reason.ENC_NO_SLOT_TLVS, "no slot TLVs: direct-xip MCUboot cannot boot this image (xs-ota sign --add-slot-tlvs adds them)");
     if (slotTlvs.length < TLV_INFO_SIZE || (slotTlvs[0] | (slotTlvs[1] << 8)) !== TLV_INFO_MAGIC || (slotTlvs[2] | (slotTlvs[3] << 8)) !== slotTlvs.length) {
       throw new OtaError(Reason.ENC_MALFORMED, "the slot TLVs are not one TLV area");
     }

@@ -97,6 +97,13 @@ describe("xs-ota sign --add-slot-tlvs: an imgtool-encrypted image through the ag
     expect(xsOta(["verify", "-k", p("sign.pub.pem"), p("slot.img")]).status).toBe(0);
     const ok = xsOta(["verify", "-k", p("sign.pub.pem"), "--decrypt-key", p("device.pem"), p("out.img")]);
     expect(ok.status, ok.stdout).toBe(0);
+    // xs-ota release: imgtool's file refused with the hint, the converted one released and verified against its manifest
+    const raw = xsOta(["release", "-k", p("sign.pem"), "--hardware-id", "usr-n520", "--image", p("slot.img"), "--payload", p("imgtool.img"), "--slot", "1", "-o", p("raw/app.manifest")]);
+    expect(raw.status).toBe(1);
+    expect(raw.stderr).toMatch(/no slot TLVs.*--add-slot-tlvs/);
+    const rel = xsOta(["release", "-k", p("sign.pem"), "--hardware-id", "usr-n520", "--image", p("slot.img"), "--payload", p("out.img"), "--slot", "1", "-o", p("rel/app.manifest")]);
+    expect(rel.status, rel.stdout + rel.stderr).toBe(0);
+    expect(xsOta(["verify", "-k", p("sign.pub.pem"), p("slot.img"), "--manifest", p("rel/app.manifest")]).status).toBe(0);
 
     const target = { bytes: slot, version: "1.1.0+2", slot: 1 as const, securityCounter: 2 };
     const encValue = findTlv(after.bytes, 0x32);

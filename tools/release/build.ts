@@ -218,7 +218,7 @@ function encryptedPayloadOf(payload: Uint8Array, image: Uint8Array, path: string
     const L = encryptedLayout(payload.subarray(0, 32));
     const area = payload.subarray(L.tlvStart);
     const { enc, slotTlvs } = readEncryptedTlvArea(area.subarray(0, area.length >= 4 ? area[2] | (area[3] << 8) : 0));
-    if (!slotTlvs) throw new ReleaseError(`${path} has no slot TLVs (imgtool's output): direct-xip MCUboot cannot boot it; sign with xs-ota sign --encrypt`);
+    if (!slotTlvs) throw new ReleaseError(`${path} has no slot TLVs (imgtool's output): direct-xip MCUboot cannot boot it; add them with xs-ota sign --add-slot-tlvs (or sign with xs-ota sign --encrypt)`);
     const header = clearEncryptedFlags(payload.subarray(0, L.bodyStart));
     const same = (a: Uint8Array, b: Uint8Array) => a.length === b.length && a.every((x, i) => x === b[i]);
     if (!same(header, image.subarray(0, L.bodyStart)) || !same(slotTlvs, image.subarray(L.tlvStart)) || image.length !== L.tlvStart + slotTlvs.length) {
