@@ -11,6 +11,7 @@ import { createHash } from "node:crypto";
 import { checkPeers, okTask, taskOf, type DeviceRun } from "./harness";
 import { buildLane, decodeRow, flashMs, HASH_LENGTH, msAt400, pairRow, pairSections, runBoots, tableHeader, tableLine, type Lane, type Row } from "./lane";
 import { hashInput } from "./entries/verify-data";
+import { Reason } from "../../src/errors";
 
 let lane: Lane;
 let boots: Map<string, Promise<DeviceRun>>;
@@ -19,7 +20,9 @@ const boot = (id: string) => boots.get(id)!;
 beforeAll(async () => {
   checkPeers(); // a missing arm-none-eabi-gcc or qemu-system-arm fails the lane here, with the package to install
   lane = await buildLane();
-  boots = runBoots(lane.boots);
+  // DEVICE_BOOTS=trust,identity runs only those boots (with -t selecting their tests): for iterating on one workload.
+  const only = process.env.DEVICE_BOOTS?.split(",");
+  boots = runBoots(only ? lane.boots.filter((b) => only.includes(b.id)) : lane.boots);
   console.log(`[device] XS engine .text ${lane.elves.foundation.xsText} B; flash image (text) per ELF: ${Object.entries(lane.elves).map(([k, e]) => `${k} ${e.size.text} B (bundle ${e.bundleBytes} B)`).join(", ")}`);
   console.log(tableHeader().join("\n"));
 });
@@ -221,6 +224,41 @@ describe("device lane: encrypted images (issue 19)", () => {
     expect(t.value.slot).toBe(0);
     expect(t.value.version).toBe("1.2.0+3");
     report({ workload: "encrypted full + encrypted delta update through the agent (sim world, incl. building the releases)", instructions: t.instructions, task: t });
+  });
+});
+
+describe("device lane: identity and trust (issue 16)", () => {
+  it("key roles and trusted time inside the M7: the rewound-ack replay, a retired batch key, the revocation lockout", async () => {
+    const run = await boot("trust");
+    expectClean(run);
+    const replay = okTask<{ refused: number[]; accepted: number; untouched: boolean; log: string[] }>(run, "expired-replay");
+    expect(replay.value.refused, replay.value.log.join("\n")).toEqual([Reason.MANIFEST_EXPIRED, Reason.MANIFEST_EXPIRED, Reason.MANIFEST_EXPIRED]);
+    expect(replay.value.accepted).toBe(0);
+    expect(replay.value.untouched).toBe(true);
+    const rotated = okTask<{ keySet: unknown; refused: number[]; committed: number; version: string; log: string[] }>(run, "retired-batch-key");
+    expect(rotated.value.keySet).toEqual({ epoch: 0, sequence: 2 });
+    expect(rotated.value.refused, rotated.value.log.join("\n")).toEqual([Reason.KEY_RETIRED]);
+    expect(rotated.value.committed).toBe(1);
+    report({ workload: "key set rotation, the retired key's release refused, the new key's installed (sim world)", instructions: rotated.instructions, task: rotated });
+    const lockout = okTask<{ afterLockout: number | null; keySet: unknown; revocation: number[] }>(run, "revocation-lockout");
+    expect(lockout.value.afterLockout).toBeNull();
+    expect(lockout.value.keySet).toEqual({ epoch: 1, sequence: 1 });
+    expect(lockout.value.revocation).toEqual([1, 1]);
+    const decode = okTask<{ ok: boolean; keys: number; jump: number; forged: number; expected: number[] }>(run, "keyset-decode");
+    expect(decode.value.ok).toBe(true);
+    expect([decode.value.jump, decode.value.forged]).toEqual(decode.value.expected);
+  });
+
+  it("device key, CSR, identity records and AT+CSR / AT+CERT inside the M7", async () => {
+    const run = await boot("identity");
+    expectClean(run);
+    const suites = okTask<{ passed: number; failed: unknown[] }>(run, "identity-suites");
+    expect(suites.value.failed).toEqual([]);
+    expect(suites.value.passed).toBeGreaterThanOrEqual(18);
+    const csr = okTask<number>(run, "identity-keygen-csr");
+    expect(csr.value).toBeGreaterThan(200);
+    report({ workload: `first AT+CSR: device key from the generator, public point, signed CSR (${csr.value} B)`, instructions: csr.instructions, task: csr });
+    expect(okTask<string>(run, "identity-cert-parse").value).toBe("sim-0001");
   });
 });
 

@@ -110,11 +110,15 @@ export async function buildLane(): Promise<Lane> {
     ["strict-textencoder", entry("test/xs/entries/strict-textencoder.ts")],
     ["strict-frozen", entry("test/xs/entries/strict-frozen.ts")],
     ["enc", encEntry(entry("test/device/entries/enc.ts"))],
+    ["trust", entry("test/xs/entries/trust.ts")],
+    ["identity", entry("test/xs/entries/identity.ts")],
   ];
   // The encrypted-image ELF's bundle (the agent, the sim world, the encryptor and the Cipher suite) needs more
   // parser heap than the default split leaves (harness/device.ld): 12 MiB of PSRAM for the C heap, 4 MiB of arena
   // (its tasks peak below 3 MiB). A device does not parse: this is the lane's cost, not the device's.
-  const defsyms: { [name: string]: { [symbol: string]: number } } = { enc: { XS_ARENA_SIZE: 4 * 1024 * 1024, C_HEAP_SIZE: 12 * 1024 * 1024 } };
+  // The key-role and identity ELFs carry the agent and the sim world too: the same split.
+  const bigParse = { XS_ARENA_SIZE: 4 * 1024 * 1024, C_HEAP_SIZE: 12 * 1024 * 1024 };
+  const defsyms: { [name: string]: { [symbol: string]: number } } = { enc: bigParse, trust: bigParse, identity: bigParse };
   for (const [name, path] of specs) elves[name] = await buildDevice(name, path, defsyms[name]);
   const pairTasks = [0, 1, 2, 3].map((i) => `pair-${i}`);
   const boots: Boot[] = [
@@ -133,6 +137,9 @@ export async function buildLane(): Promise<Lane> {
     // encrypted images (issue 19): AES-CTR's cost, the key unwrap, the same full update plain and encrypted, and full + delta
     { id: "enc", elf: elves.enc.path, tasks: ["cipher-conformance", "aes-ctr-64k", "unwrap-timed", "install-plain-vs-enc"] },
     { id: "enc-updates", elf: elves.enc.path, tasks: ["enc-updates"] },
+    // identity and trust (issue 16): the same tasks the XS lane runs, on the M7
+    { id: "trust", elf: elves.trust.path, tasks: ["expired-replay", "retired-batch-key", "revocation-lockout", "keyset-decode"] },
+    { id: "identity", elf: elves.identity.path, tasks: ["identity-suites", "identity-keygen-csr", "identity-cert-parse"] },
   ];
   // The AT command-table suites (18 sessions, each with PBKDF2 password checks) take ~1.3 × 10¹¹
   // instructions, over five minutes of QEMU: the bench runs them, the lane runs the scripted sessions.
