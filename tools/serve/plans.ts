@@ -207,6 +207,11 @@ export interface PlansOptions {
   readonly log?: (line: string) => void;
   /** This instance's id (default: random). */
   readonly instanceId?: string;
+  /**
+   * serve --max-in-flight: devices in an update at once over every release and every
+   * instance, counted from the shared device records like a plan's places (0 = no bound).
+   */
+  readonly maxInFlight?: number;
 }
 
 interface Parsed {
@@ -229,6 +234,11 @@ export class RolloutPlans {
   duplicates = 0;
   /** Offers withheld by a plan, by reason name. */
   readonly withheld = new Map<string, number>();
+  private fleetCache: { at: number; version: number; inFlight: number; owners: Map<string, number> } | undefined;
+  /** Offers withheld by the --max-in-flight bound. */
+  withheldForPlace = 0;
+  /** The most places of the --max-in-flight bound this instance saw taken at once. */
+  peakInFlight = 0;
 
   constructor(private readonly o: PlansOptions) {
     this.instanceId = o.instanceId ?? randomBytes(6).toString("hex");
@@ -462,9 +472,11 @@ export class RolloutPlans {
    */
   admit(deviceId: string, c: OfferCandidate): boolean {
     const p = this.governing(c.manifest.hardwareId, formatVersion(c.manifest.version));
-    if (!p) return true;
+    const bound = this.o.maxInFlight ?? 0;
+    if (!p && !bound) return true;
     const now = this.now();
     const d = this.device(deviceId) ?? this.blank(deviceId, c.manifest.hardwareId);
+    if (!p) return this.admitFleet(d, formatVersion(c.manifest.version), "", now);
     const s = this.stage(p, d, now);
     if (s === "offered" || (s === "updating" && d.started && now - d.started.at < this.offerTimeoutMs)) return false;
     const v = this.view(p);
@@ -472,8 +484,63 @@ export class RolloutPlans {
       this.withheld.set("ROLLOUT_IN_FLIGHT_FULL", (this.withheld.get("ROLLOUT_IN_FLIGHT_FULL") ?? 0) + 1);
       return false;
     }
-    this.putDevice({ ...d, offer: { version: p.version, rollout: p.rec.id, at: now, by: this.instanceId } });
+    return this.admitFleet(d, p.version, p.rec.id, now);
+  }
+
+  /**
+   * The --max-in-flight bound (every release, planned or not), then the offer's record. A device
+   * already in flight keeps its place; an offer of it not answered yet is not sent twice.
+   */
+  private admitFleet(d: DeviceRecord, version: string, rollout: string, now: number): boolean {
+    const bound = this.o.maxInFlight ?? 0;
+    if (bound > 0) {
+      const busy = this.busy(d, now);
+      if (busy === "offered" || (busy === "updating" && d.started && now - d.started.at < this.offerTimeoutMs)) return false;
+      if (!busy) {
+        const f = this.fleetInFlight(now);
+        if (f.inFlight >= bound || (f.owners.get(this.instanceId) ?? 0) >= this.shareOf(bound, f.owners, now)) {
+          this.withheldForPlace++;
+          return false;
+        }
+      }
+    }
+    this.putDevice({ ...d, offer: { version, rollout, at: now, by: this.instanceId } });
+    if (bound > 0) this.peakInFlight = Math.max(this.peakInFlight, this.fleetInFlight(now).inFlight);
     return true;
+  }
+
+  /**
+   * Does `d` hold a place of the --max-in-flight bound: an offer (any release) not answered within
+   * the offer timeout, or an update started and not ended. It ends with a final report, a
+   * heartbeat on the target version, an idle heartbeat well after the start (the device dropped
+   * it), or silence past the in-flight timeout.
+   */
+  busy(d: DeviceRecord, now = this.now()): "offered" | "updating" | undefined {
+    const finalAt = (v: string): number => d.finals[v]?.at ?? 0;
+    const reached = (v: string, at: number): boolean => d.seen > at && compareVersions(parseVersion(d.version), parseVersion(v)) >= 0;
+    const s = d.started;
+    const startAt = s?.at ?? 0;
+    const o = d.offer;
+    if (o && !o.dropped && o.at > Math.max(startAt, finalAt(o.version)) && now - o.at <= this.offerTimeoutMs && !reached(o.version, o.at)) return "offered";
+    if (!s || startAt <= finalAt(s.version) || reached(s.version, startAt)) return undefined;
+    if (d.state === "idle" && d.seen - startAt > this.offerTimeoutMs) return undefined;
+    return now - Math.max(d.seen, d.report?.at ?? 0, startAt) <= this.o.inFlightTimeoutMs ? "updating" : undefined;
+  }
+
+  /** Places of the --max-in-flight bound taken now, and by which instance's offers (cached like a view). */
+  fleetInFlight(now = this.now()): { inFlight: number; owners: Map<string, number> } {
+    const c = this.fleetCache;
+    if (c && c.version === this.o.store.version && now - c.at < 250) return c;
+    let inFlight = 0;
+    const owners = new Map<string, number>();
+    for (const [, d] of this.o.store.entries<DeviceRecord>(DEVICE_PREFIX)) {
+      if (!this.busy(d, now)) continue;
+      inFlight++;
+      const by = d.offer?.by ?? "";
+      owners.set(by, (owners.get(by) ?? 0) + 1);
+    }
+    this.fleetCache = { at: now, version: this.o.store.version, inFlight, owners };
+    return this.fleetCache;
   }
 
   /** Live instances' ids, sorted (this one included). */
@@ -497,11 +564,15 @@ export class RolloutPlans {
    * writes arrive.
    */
   private share(p: Parsed, now: number): number {
+    return this.shareOf(p.plan.maxInFlight, this.cache.get(p.rec.id)!.owners, now);
+  }
+
+  /** This instance's share of `bound` places, given who holds them (see share). */
+  private shareOf(bound: number, owners: ReadonlyMap<string, number>, now: number): number {
     const live = this.instances(now);
-    const owners = this.cache.get(p.rec.id)!.owners;
     let orphaned = 0;
     for (const [by, n] of owners) if (!live.includes(by)) orphaned += n;
-    const free = Math.max(0, p.plan.maxInFlight - orphaned);
+    const free = Math.max(0, bound - orphaned);
     const i = live.indexOf(this.instanceId);
     return Math.floor(free / live.length) + (i < free % live.length ? 1 : 0);
   }

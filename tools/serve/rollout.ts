@@ -12,8 +12,10 @@
  *    `download-started`) and frees it with a final report, or when it has
  *    been silent for `timeoutSec` (a device that vanished mid-update).
  *
- * With several serve instances behind one broker, each keeps its own count:
- * the bound is per instance (K × instances for the fleet).
+ * This class's count is one process's: serve passes maxInFlight 0 and takes
+ * `--max-in-flight` places from the state every instance shares instead
+ * (tools/serve/plans.ts, RolloutPlans' maxInFlight), so the bound is the
+ * fleet's whatever the number of instances.
  */
 import { existsSync, readFileSync } from "node:fs";
 import { RETRYABLE_REASONS } from "../../src/agent/retry";

@@ -149,7 +149,6 @@ export interface ServeStats {
   readonly reports: number;
   readonly inFlight: number;
   readonly peakInFlight: number;
-  readonly inFlightTimeouts: number;
 }
 
 export interface ServeHandle {
@@ -365,7 +364,8 @@ export async function startServe(o: ServeOptions): Promise<ServeHandle> {
   let offers = 0;
   let revocationsSent = 0;
   // In memory only: rebuilt from the reports log, so a restarted serve neither re-offers finished releases nor forgets them.
-  const rollout = new Rollout({ maxInFlight: o.maxInFlight ?? 0, timeoutSec: o.inFlightTimeoutSec ?? 600 });
+  // --max-in-flight is not counted here (each instance would count its own places) but from the shared state, by `plans`.
+  const rollout = new Rollout({ maxInFlight: 0, timeoutSec: o.inFlightTimeoutSec ?? 600 });
   const replayed = rollout.rebuild(o.reportsPath);
   if (replayed > 0) o.log(`rollout state rebuilt from ${replayed} reports in ${o.reportsPath}`);
   // Rollout plans and the state every instance shares (tools/serve/store.ts): retained messages on the broker, or a snapshot file with the embedded one.
@@ -374,7 +374,7 @@ export async function startServe(o: ServeOptions): Promise<ServeHandle> {
     merge: mergeRecord,
     ...(o.broker ? { publish: (t: string, p: Uint8Array) => publishState?.(t, p) } : { snapshotPath: join(o.releasesDir, "rollout-state.json") }),
   });
-  const plans = new RolloutPlans({ store: state, trusted: o.planKeys ?? [], inFlightTimeoutMs: (o.inFlightTimeoutSec ?? 600) * 1000, offerTimeoutMs: (o.offerTimeoutSec ?? 15) * 1000, silentAfterMs: 3 * o.heartbeatIntervalSec * 1000, log: o.log });
+  const plans = new RolloutPlans({ store: state, trusted: o.planKeys ?? [], inFlightTimeoutMs: (o.inFlightTimeoutSec ?? 600) * 1000, offerTimeoutMs: (o.offerTimeoutSec ?? 15) * 1000, silentAfterMs: 3 * o.heartbeatIntervalSec * 1000, log: o.log, maxInFlight: o.maxInFlight ?? 0 });
 
   let bus: Bus;
   const lastPercent = new Map<string, number>();
@@ -429,10 +429,9 @@ export async function startServe(o: ServeOptions): Promise<ServeHandle> {
             offer = chooseOffer(allowed.filter((c) => !rollout.isFinished(deviceId, c.releaseId)), hb, now(), ctx);
           }
           if (offer && !plans.admit(deviceId, offer)) {
-            // in flight already (no duplicate offer), or every place of its rollout is taken
-          } else if (offer && !rollout.admit(deviceId, offer.releaseId, now())) {
-            plans.dropped(deviceId); // every in-flight place is taken: this device hears again at a later heartbeat
+            // in flight already (no duplicate offer), or every place (of its rollout, or of --max-in-flight over all instances) is taken
           } else if (offer) {
+            rollout.admit(deviceId, offer.releaseId, now()); // no bound: remembers the offer a refusal without a release id answers
             offers++;
             o.log(`${ctx.replace ? "replacement " : ""}offer ${formatVersion(offer.manifest.version)} (${offer.manifest.payload.kind}, slot ${offer.manifest.slot}) to ${deviceId}`);
             if (!bus.publish(topicFor(deviceId, "offer"), offer.envelope, 1)) plans.dropped(deviceId);
@@ -666,20 +665,19 @@ export async function startServe(o: ServeOptions): Promise<ServeHandle> {
       stats: () => ({
         heartbeats,
         offers,
-        withheld: rollout.withheld,
+        withheld: plans.withheldForPlace,
         finishedSkips,
         chunks,
         chunkBytes,
         rangeRequests,
         rangeBytes,
         reports,
-        inFlight: rollout.inFlight(now()),
-        peakInFlight: rollout.peakInFlight,
-        inFlightTimeouts: rollout.timedOut,
+        inFlight: plans.fleetInFlight().inFlight,
+        peakInFlight: plans.peakInFlight,
       }),
       summary: () => {
         const lines = [`devices seen: ${devices.size}; offers sent: ${offers}; revocations sent: ${revocationsSent}; chunks served: ${chunks}`];
-        if (o.maxInFlight) lines.push(`in flight: ${rollout.inFlight(now())} of at most ${o.maxInFlight} (peak ${rollout.peakInFlight}); offers withheld for a place: ${rollout.withheld}`);
+        if (o.maxInFlight) lines.push(`in flight: ${plans.fleetInFlight().inFlight} of at most ${o.maxInFlight} (peak ${plans.peakInFlight}); offers withheld for a place: ${plans.withheldForPlace}`);
         for (const [id, d] of [...devices].sort()) lines.push(`  ${id}: ${d.version} ${d.state}${d.reason ? ` last ${reasonName(d.reason)}` : ""}`);
         if (events.size) lines.push(`reports: ${[...events].map(([k, v]) => `${k} ${v}`).join(", ")}`);
         if (failures.size) lines.push(`failures: ${[...failures].map(([k, v]) => `${k} ${v}`).join(", ")}`);
