@@ -65,7 +65,8 @@ line and exit 1.
   --max-in-flight K        at most K devices in an update at once (default 0 = no bound): a device
                            holds a place from its offer (or offer-accepted / download-started report)
                            until a final report (committed, rolled-back, failed, aborted,
-                           offer-refused) or --in-flight-timeout of silence; others get no offer meanwhile
+                           offer-refused) or --in-flight-timeout of silence; others get no offer meanwhile.
+                           With --broker, K is the fleet's over every serve instance (shared records)
   --in-flight-timeout S    seconds of silence after which an updating device loses its place (default 600)
 
 Rollouts: xs-ota rollout start --plan PLAN.json (see xs-ota rollout --help)
