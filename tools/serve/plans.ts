@@ -527,10 +527,13 @@ export class RolloutPlans {
     return now - Math.max(d.seen, d.report?.at ?? 0, startAt) <= this.o.inFlightTimeoutMs ? "updating" : undefined;
   }
 
-  /** Places of the --max-in-flight bound taken now, and by which instance's offers (cached like a view). */
+  /**
+   * Places of the --max-in-flight bound taken now, and by which instance's offers: a function of
+   * the device records and the time only (cached for one instant), so a simulated fleet's run repeats.
+   */
   fleetInFlight(now = this.now()): { inFlight: number; owners: Map<string, number> } {
     const c = this.fleetCache;
-    if (c && c.version === this.o.store.version && now - c.at < 250) return c;
+    if (c && c.version === this.o.store.version && now === c.at) return c;
     let inFlight = 0;
     const owners = new Map<string, number>();
     for (const [, d] of this.o.store.entries<DeviceRecord>(DEVICE_PREFIX)) {

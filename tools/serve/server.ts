@@ -374,7 +374,8 @@ export async function startServe(o: ServeOptions): Promise<ServeHandle> {
     merge: mergeRecord,
     ...(o.broker ? { publish: (t: string, p: Uint8Array) => publishState?.(t, p) } : { snapshotPath: join(o.releasesDir, "rollout-state.json") }),
   });
-  const plans = new RolloutPlans({ store: state, trusted: o.planKeys ?? [], inFlightTimeoutMs: (o.inFlightTimeoutSec ?? 600) * 1000, offerTimeoutMs: (o.offerTimeoutSec ?? 15) * 1000, silentAfterMs: 3 * o.heartbeatIntervalSec * 1000, log: o.log, maxInFlight: o.maxInFlight ?? 0 });
+  // An injected clock (the simulator's virtual time, a test's) is the plans' and the in-flight bound's clock too.
+  const plans = new RolloutPlans({ store: state, trusted: o.planKeys ?? [], inFlightTimeoutMs: (o.inFlightTimeoutSec ?? 600) * 1000, offerTimeoutMs: (o.offerTimeoutSec ?? 15) * 1000, silentAfterMs: 3 * o.heartbeatIntervalSec * 1000, log: o.log, maxInFlight: o.maxInFlight ?? 0, ...(o.now ? { now: () => o.now!() * 1000 } : {}) });
 
   let bus: Bus;
   const lastPercent = new Map<string, number>();
