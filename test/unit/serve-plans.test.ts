@@ -347,3 +347,50 @@ describe("shared state between two instances", () => {
     expect(fresh.plans.fleet().rollouts[0]).toEqual(views[0]);
   });
 });
+
+describe("serve --max-in-flight without a plan: the fleet's bound over the shared records", () => {
+  function pair(bound: number) {
+    const queue: { to: number; topic: string; payload: Uint8Array }[] = [];
+    const clock = { t: 1_800_000_000_000 };
+    const inst = [0, 1].map((n) => {
+      const store = new SharedState({ merge: mergeRecord, publish: (topic, payload) => queue.push({ to: 1 - n, topic, payload }) });
+      return { store, plans: new RolloutPlans({ store, inFlightTimeoutMs: 60_000, offerTimeoutMs: 15_000, now: () => clock.t, maxInFlight: bound }) };
+    });
+    const deliver = () => queue.splice(0).forEach((m) => inst[m.to].store.receive(m.topic, m.payload));
+    for (const i of inst) i.plans.tick();
+    deliver();
+    return { clock, inst, deliver };
+  }
+
+  it("two instances whose writes reach each other late hold at most K places together, offer a device once, and free a finished, a dropped-out and a silent device's place on both", () => {
+    const { clock, inst, deliver } = pair(4);
+    // No plan names the release: only the bound applies. Nothing delivered while both admit.
+    const admitted = ids.filter((id, k) => inst[k % 2].plans.admit(id, candidate));
+    expect(admitted).toEqual(["dev-000", "dev-001", "dev-002", "dev-003"]);
+    deliver();
+    for (const i of inst) expect(i.plans.fleetInFlight().inFlight).toBe(4);
+    expect(inst[1].plans.admit("dev-000", candidate)).toBe(false); // its offer is in flight: no duplicate offer
+    for (const [k, id] of admitted.entries()) inst[(k + 1) % 2].plans.report(id, { seq: 1, event: "offer-accepted", reason: 0, version: "1.0.0+1", target: "1.1.0+2" });
+    deliver();
+    expect(inst[0].plans.admit("dev-010", candidate) || inst[1].plans.admit("dev-010", candidate)).toBe(false);
+    // dev-000 commits (its final report reaches the instance that did not offer it), dev-001 is seen on the target,
+    // dev-002 heartbeats idle well after its start (it dropped the update), dev-003 goes silent.
+    clock.t += 20_000;
+    for (const i of inst) i.plans.tick();
+    inst[1].plans.report("dev-000", { seq: 2, event: "committed", reason: 0, version: "1.1.0+2", target: "1.1.0+2" });
+    inst[0].plans.heartbeat("dev-001", hb("1.1.0+2"));
+    inst[1].plans.heartbeat("dev-002", hb("1.0.0+1", "idle"));
+    deliver();
+    for (const i of inst) expect(i.plans.fleetInFlight().inFlight).toBe(1);
+    clock.t += 61_000;
+    for (const i of inst) i.plans.tick(); // both instances alive (each announces itself every 2 s)
+    deliver();
+    for (const i of inst) expect(i.plans.fleetInFlight().inFlight).toBe(0);
+    // dev-002 may be offered again; every place is free for others on both instances (each its share).
+    const next = ids.slice(10).filter((id, k) => inst[k % 2].plans.admit(id, candidate));
+    expect(next.length).toBe(4);
+    deliver();
+    for (const i of inst) expect(i.plans.fleetInFlight().inFlight).toBe(4);
+    expect(inst[0].plans.withheldForPlace + inst[1].plans.withheldForPlace).toBeGreaterThan(0);
+  });
+});
