@@ -393,4 +393,27 @@ describe("serve --max-in-flight without a plan: the fleet's bound over the share
     for (const i of inst) expect(i.plans.fleetInFlight().inFlight).toBe(4);
     expect(inst[0].plans.withheldForPlace + inst[1].plans.withheldForPlace).toBeGreaterThan(0);
   });
+
+  it("an instance started while the other's records are still on their way holds no place until it has heard them (warm-up)", () => {
+    const clock = { t: 1_800_000_000_000 };
+    const toLate: { topic: string; payload: Uint8Array }[] = [];
+    const a = new SharedState({ merge: mergeRecord, publish: (topic, payload) => toLate.push({ topic, payload }) });
+    const first = new RolloutPlans({ store: a, inFlightTimeoutMs: 60_000, offerTimeoutMs: 15_000, now: () => clock.t, maxInFlight: 3, warmUpMs: 3000 });
+    clock.t += 5000; // the first instance is past its warm-up and alone: it takes the whole bound
+    first.tick();
+    expect(ids.slice(0, 5).filter((id) => first.admit(id, candidate))).toEqual(["dev-000", "dev-001", "dev-002"]);
+    // A second instance starts; the broker has not delivered the first one's records to it yet.
+    const b = new SharedState({ merge: mergeRecord, publish: () => {} });
+    const second = new RolloutPlans({ store: b, inFlightTimeoutMs: 60_000, offerTimeoutMs: 15_000, now: () => clock.t, maxInFlight: 3, warmUpMs: 3000 });
+    second.tick();
+    expect(ids.slice(10, 15).filter((id) => second.admit(id, candidate))).toEqual([]); // without the warm-up: 3 more, 6 in flight
+    toLate.splice(0).forEach((m) => b.receive(m.topic, m.payload));
+    clock.t += 3000;
+    first.tick();
+    toLate.splice(0).forEach((m) => b.receive(m.topic, m.payload));
+    second.tick();
+    expect(second.instances().length).toBe(2);
+    expect(second.fleetInFlight().inFlight).toBe(3);
+    expect(ids.slice(10, 15).filter((id) => second.admit(id, candidate))).toEqual([]); // the bound is full
+  });
 });

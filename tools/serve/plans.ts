@@ -212,6 +212,14 @@ export interface PlansOptions {
    * instance, counted from the shared device records like a plan's places (0 = no bound).
    */
   readonly maxInFlight?: number;
+  /**
+   * For this long after it starts, the instance holds no places (its share is 0): long enough
+   * to receive the broker's retained records and every live instance's beat (serve passes
+   * INSTANCE_BEAT_MS + 1 s with --broker). Without it, an instance started while another's
+   * records are still on their way sees no places taken and no other instance, and takes the
+   * whole bound. Default 0 (the embedded broker: one instance).
+   */
+  readonly warmUpMs?: number;
 }
 
 interface Parsed {
@@ -230,6 +238,7 @@ export class RolloutPlans {
   private beatAt = 0;
   private readonly offerTimeoutMs: number;
   private readonly now: () => number;
+  private readonly startedAt: number;
   /** Reports recognised as redeliveries (same device, sequence and event). */
   duplicates = 0;
   /** Offers withheld by a plan, by reason name. */
@@ -244,6 +253,7 @@ export class RolloutPlans {
     this.instanceId = o.instanceId ?? randomBytes(6).toString("hex");
     this.offerTimeoutMs = o.offerTimeoutMs ?? 15_000;
     this.now = o.now ?? Date.now;
+    this.startedAt = this.now();
   }
 
   private parsed(rec: RolloutRecord): Parsed {
@@ -572,6 +582,7 @@ export class RolloutPlans {
 
   /** This instance's share of `bound` places, given who holds them (see share). */
   private shareOf(bound: number, owners: ReadonlyMap<string, number>, now: number): number {
+    if (now - this.startedAt < (this.o.warmUpMs ?? 0)) return 0;
     const live = this.instances(now);
     let orphaned = 0;
     for (const [by, n] of owners) if (!live.includes(by)) orphaned += n;

@@ -51,7 +51,7 @@ import { brokerIdentityFromFiles, checkClientCertificate, clientAuthTlsOptions }
 import { chooseOffer, offerContext, type OfferCandidate } from "./offers";
 import { Rollout } from "./rollout";
 import { dashboard } from "./dashboard";
-import { mergeRecord, RolloutPlans } from "./plans";
+import { INSTANCE_BEAT_MS, mergeRecord, RolloutPlans } from "./plans";
 import { PublishQueue } from "./publish-queue";
 import { SharedState, STATE_FILTER, STATE_TOPIC_PREFIX } from "./store";
 import { readRevocations } from "./revocations";
@@ -375,7 +375,7 @@ export async function startServe(o: ServeOptions): Promise<ServeHandle> {
     ...(o.broker ? { publish: (t: string, p: Uint8Array) => publishState?.(t, p) } : { snapshotPath: join(o.releasesDir, "rollout-state.json") }),
   });
   // An injected clock (the simulator's virtual time, a test's) is the plans' and the in-flight bound's clock too.
-  const plans = new RolloutPlans({ store: state, trusted: o.planKeys ?? [], inFlightTimeoutMs: (o.inFlightTimeoutSec ?? 600) * 1000, offerTimeoutMs: (o.offerTimeoutSec ?? 15) * 1000, silentAfterMs: 3 * o.heartbeatIntervalSec * 1000, log: o.log, maxInFlight: o.maxInFlight ?? 0, ...(o.now ? { now: () => o.now!() * 1000 } : {}) });
+  const plans = new RolloutPlans({ store: state, trusted: o.planKeys ?? [], inFlightTimeoutMs: (o.inFlightTimeoutSec ?? 600) * 1000, offerTimeoutMs: (o.offerTimeoutSec ?? 15) * 1000, silentAfterMs: 3 * o.heartbeatIntervalSec * 1000, log: o.log, maxInFlight: o.maxInFlight ?? 0, warmUpMs: o.broker ? INSTANCE_BEAT_MS + 1000 : 0, ...(o.now ? { now: () => o.now!() * 1000 } : {}) });
 
   let bus: Bus;
   const lastPercent = new Map<string, number>();
