@@ -6,7 +6,6 @@
  * as the device, take over its session or read its offers; the real device
  * keeps its connection throughout.
  */
-import { generateKeyPairSync } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -180,8 +179,6 @@ describe("serve --client-ca: device identity by mutual TLS", () => {
   });
 
   it("--client-ca with --insecure-plaintext is refused at start", async () => {
-    const { privateKey } = generateKeyPairSync("ec", { namedCurve: "prime256v1" });
-    expect(privateKey).toBeDefined();
     await expect(
       startServe({ releasesDir: dir, host: "127.0.0.1", mqttPort: 0, httpsPort: 0, insecurePlaintext: true, clientCa: join(fleet, "ca.pem"), heartbeatIntervalSec: 60, reportsPath: join(dir, "r2.jsonl"), log: () => {} }),
     ).rejects.toThrow(/needs TLS/);
