@@ -260,6 +260,12 @@ export const Reason = Object.freeze({
   ROLLOUT_IN_FLIGHT_FULL: 738,
   /** A device went silent mid-update past the in-flight timeout: counted as bricked-suspect. */
   DEVICE_SILENT: 739,
+
+  // delta codecs (750 upward; issue 15)
+  /** The manifest names a payload compression this agent does not decode (a delta codec it lacks, or a full image not "none"): refused before any download. */
+  PATCH_CODEC_UNSUPPORTED: 750,
+  /** The patch header's version/codec is not the one the manifest's payload.compression names: refused before anything is erased. */
+  PATCH_CODEC_MISMATCH: 751,
 });
 
 export type ReasonName = keyof typeof Reason;

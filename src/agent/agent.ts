@@ -370,6 +370,8 @@ export class Agent {
       runningImageSha256: this.runningSha256,
       slotSize: imageCapacity(this.inactiveSlot()),
       inactiveSlot: (1 - this.runningSlot) as 0 | 1,
+      // What it announces is what it takes: a delta in another codec is refused before any download.
+      codecs: this.config.decodeCost.codecs.map((c) => c.codec),
     });
     if (!verdict.ok) return this.refuse(verdict.reason, verdict.message, parsed.accepted);
     this.release.begin(parsed.accepted, envelope);
@@ -815,6 +817,7 @@ export class Agent {
       reason: this.lastReason,
       uptime: Math.floor(this.platform.clock.now() / 1000) >>> 0,
       supplyMv: Math.min(0xffff, this.platform.power.supplyMillivolts()),
+      decode: this.config.decodeCost,
     };
   }
 

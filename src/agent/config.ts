@@ -5,6 +5,8 @@
  * outside, so a bad setting fails at start, not in the field.
  */
 import type { SocketOptions } from "../../hal/types";
+import { decodeCostProblem, type DecodeCost } from "../protocol/messages";
+import { DECODABLE_CODECS } from "../update/codec";
 import type { Settings } from "../store/settings";
 import { httpRetryBudgetMs } from "./http-fetch";
 
@@ -90,9 +92,35 @@ export interface AgentConfig {
   /** How often a staged update re-checks its preconditions, ms. */
   readonly preconditionRetryMs?: number;
 
+  /**
+   * The patch codecs this device decodes and what each costs it, announced in
+   * every heartbeat (`decode`, `mhz`) so the server can offer the delta that
+   * installs quickest here; the agent refuses a delta coded otherwise
+   * (PATCH_CODEC_UNSUPPORTED). Default DEVICE_DECODE_COST; a target whose CPU
+   * or build differs sets its own (each codec one this build decodes).
+   */
+  readonly decodeCost?: DecodeCost;
+
   /** Log sink (one line per call); absent = silent. */
   readonly log?: (line: string) => void;
 }
+
+/**
+ * The Cortex-M7 device lane's decode + write cost per output byte, at 400 MHz:
+ * the worst pair (feature release) of each codec, measured by `npm run
+ * test:device` (README, "Delta updates", decode-cost table). Codec 3 (LZ) 5,627,
+ * codec 1 (DEFLATE) 4,620, codec 2 (range coder) 82,067 instructions a byte.
+ * Re-measure and update here when the decoders change. Codec 0 (stored) has
+ * no device-lane figure and is not announced: it is never offered by default.
+ */
+export const DEVICE_DECODE_COST: DecodeCost = Object.freeze({
+  mhz: 400,
+  codecs: Object.freeze([
+    Object.freeze({ codec: 3, instructionsPerByte: 5627 }),
+    Object.freeze({ codec: 1, instructionsPerByte: 4620 }),
+    Object.freeze({ codec: 2, instructionsPerByte: 82067 }),
+  ]),
+});
 
 /** The config with every default filled in. */
 export type ResolvedConfig = Required<Omit<AgentConfig, "maintenanceWindow" | "isBusy" | "log">> &
@@ -125,6 +153,7 @@ export const DEFAULTS = Object.freeze({
   trialDeadlineMs: 120_000,
   minSupplyMv: 0,
   preconditionRetryMs: 60_000,
+  decodeCost: DEVICE_DECODE_COST,
 });
 
 /**
@@ -174,6 +203,9 @@ export function checkConfig(c: AgentConfig): ResolvedConfig {
   within("hashSliceBytes", r.hashSliceBytes, 1024, 262_144);
   within("minSupplyMv", r.minSupplyMv, 0, 60000);
   within("preconditionRetryMs", r.preconditionRetryMs, 100, 3600_000);
+  const costProblem = decodeCostProblem(r.decodeCost);
+  if (costProblem) throw new RangeError(`AgentConfig.decodeCost: ${costProblem}`);
+  for (const c of r.decodeCost.codecs) if (DECODABLE_CODECS.indexOf(c.codec) < 0) throw new RangeError(`AgentConfig.decodeCost: codec ${c.codec} is not one this build decodes`);
   // Every bound nests inside the supervisor's: a fetcher gives up (and reports) before the watchdog would reset.
   const limit = stallLimitMs(r);
   if (r.downloadStallMs <= 2 * r.supervisorPeriodMs) throw new RangeError("AgentConfig.downloadStallMs must exceed two supervisor periods");

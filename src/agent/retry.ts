@@ -43,6 +43,8 @@ const AFRESH: readonly number[] = Object.freeze([
   Reason.PATCH_TRUNCATED,
   Reason.PATCH_HEADER_CRC,
   Reason.PATCH_BAD_CHECKPOINT,
+  // The header is not the codec the signed manifest names: the bytes are not the signed payload (its hash binds them).
+  Reason.PATCH_CODEC_MISMATCH,
   Reason.FLASH_NOT_ERASED,
   Reason.JOURNAL_CORRUPT,
 ]);

@@ -12,7 +12,8 @@ import { aesCtrAt, unwrapImageKey } from "../image/enc";
 import { EncryptedImageDecoder } from "../image/enc-stream";
 import { OtaError, Reason } from "../errors";
 import { trailerLayout } from "../image/trailer";
-import { decodeCheckpoint, encodeCheckpoint, type PatchCheckpoint } from "../delta/format";
+import { decodeCheckpoint, encodeCheckpoint, PATCH_HEADER_SIZE, parsePatchHeader, type PatchCheckpoint } from "../delta/format";
+import { codecName, codecOfName, patchVersionOf } from "../update/codec";
 import { PatchApplier } from "../delta/patcher";
 import { HeaderHold, SlotWriter } from "../update/slot-writer";
 import type { ReleaseManifest } from "../update/types";
@@ -140,6 +141,24 @@ export function eraseTrailerBlock(slot: Flash): void {
   slot.eraseBlock(size / blockLength - 1);
 }
 
+/**
+ * The patch header is the codec the manifest's payload.compression names
+ * (src/update/codec.ts): the header parses (magic, CRC, a version and codec
+ * this build decodes) and carries that codec and its format version.
+ * @throws OtaError PATCH_CODEC_MISMATCH; the header errors of parsePatchHeader.
+ */
+export function checkPatchCodec(manifest: ReleaseManifest, header: Uint8Array): void {
+  const named = codecOfName(manifest.payload.compression);
+  const h = parsePatchHeader(header);
+  if (named === undefined || h.codec !== named || h.version !== patchVersionOf(named)) {
+    throw new OtaError(
+      Reason.PATCH_CODEC_MISMATCH,
+      `the manifest names "${manifest.payload.compression}", the patch header is version ${h.version}, codec ${h.codec} (${codecName(h.codec) ?? "unknown"})`,
+      h.codec,
+    );
+  }
+}
+
 function heldHeader(o: SinkOptions): Uint8Array {
   return o.inactiveSlot.bytes() ?? new Uint8Array(0);
 }
@@ -239,6 +258,13 @@ class DeltaSink implements PayloadSink {
   /** An encrypted patch: AES-CTR over the whole patch, at the patch offset. */
   private decrypt: { cipher: Cipher; key: Uint8Array } | undefined;
   private cipherOffset = 0;
+  /**
+   * A fresh install: the patch header gathered here first and checked against
+   * the manifest's codec (checkPatchCodec) before the trailer block is erased
+   * and the patcher sees a byte; undefined once handed on (or on a resume).
+   */
+  private gate: Uint8Array | undefined;
+  private gateHave = 0;
 
   constructor(private readonly o: SinkOptions, checkpoint: Uint8Array, decrypt?: { cipher: Cipher; key: Uint8Array }) {
     this.decrypt = decrypt;
@@ -256,22 +282,25 @@ class DeltaSink implements PayloadSink {
     // A checkpoint past the header needs the held header; without it, start again.
     if (o.inactiveSlot.bytes() === undefined) checkpoint = new Uint8Array(0);
     if (checkpoint.length === 0) {
-      eraseTrailerBlock(o.inactiveSlot);
+      // Nothing is erased until the header has arrived and names the manifest's codec (pump).
+      this.gate = new Uint8Array(PATCH_HEADER_SIZE);
       this.applier = new PatchApplier(options);
       this.hash = o.digest.sha256();
     } else {
-      this.applier = PatchApplier.resume(options, decodeCheckpoint(checkpoint));
+      const cp = decodeCheckpoint(checkpoint);
+      checkPatchCodec(o.manifest, cp.header);
+      this.applier = PatchApplier.resume(options, cp);
       this.hash = undefined;
     }
     this.cipherOffset = this.applier.patchOffset;
   }
 
   get nextOffset(): number {
-    return this.applier.patchOffset;
+    return this.gate ? this.gateHave : this.applier.patchOffset;
   }
 
   get workingMemory(): number {
-    return this.applier.workingMemory + this.queue.bytes;
+    return this.applier.workingMemory + this.queue.bytes + (this.gate ? this.gate.length : 0);
   }
 
   get imageWritten(): number {
@@ -286,17 +315,38 @@ class DeltaSink implements PayloadSink {
     this.queue.push(chunk);
   }
 
+  /** Gather the patch header from the queue; once complete, check it, erase the trailer block and hand it to the patcher. */
+  private pumpHeader(gate: Uint8Array): boolean {
+    const piece = this.queue.take(gate.length - this.gateHave);
+    if (piece.length > 0) {
+      this.hash?.update(piece);
+      gate.set(this.plain(piece), this.gateHave);
+      this.gateHave += piece.length;
+    }
+    if (this.gateHave < gate.length) return this.queue.bytes > 0;
+    checkPatchCodec(this.o.manifest, gate);
+    eraseTrailerBlock(this.o.inactiveSlot);
+    this.gate = undefined;
+    this.applier.update(gate);
+    return true;
+  }
+
+  /** An encrypted patch's bytes decrypted at their patch offset; others as they are. */
+  private plain(piece: Uint8Array): Uint8Array {
+    if (!this.decrypt) return piece;
+    const plain = aesCtrAt(this.decrypt.cipher, this.decrypt.key, this.cipherOffset, piece);
+    this.cipherOffset += piece.length;
+    return plain;
+  }
+
   pump(): boolean {
+    if (this.gate) return this.pumpHeader(this.gate);
     if (!this.busy && this.queue.bytes > 0) {
       const piece = this.queue.take(this.applier.inputBound);
       if (piece.length > 0) {
         // the manifest's patch hash is over what was sent (the ciphertext)
         this.hash?.update(piece);
-        if (this.decrypt) {
-          const plain = aesCtrAt(this.decrypt.cipher, this.decrypt.key, this.cipherOffset, piece);
-          this.cipherOffset += piece.length;
-          this.applier.update(plain);
-        } else this.applier.update(piece);
+        this.applier.update(this.plain(piece));
       }
     }
     const before = this.queue.bytes;
@@ -314,6 +364,7 @@ class DeltaSink implements PayloadSink {
 
   finish(): number {
     if (this.queue.bytes > 0 || this.busy) throw new Error("sink: finish with payload still queued");
+    if (this.gate) throw new OtaError(Reason.PATCH_TRUNCATED, `the patch ended after ${this.gateHave} of its ${PATCH_HEADER_SIZE} header bytes`);
     const r = this.applier.finish();
     if (this.hash && !equalBytes(this.hash.finish(), this.o.manifest.payload.sha256)) {
       throw new OtaError(Reason.VERIFY_FAILED, "patch SHA-256 differs from the manifest's");

@@ -206,6 +206,72 @@ export interface Heartbeat {
   readonly revocationEpoch?: number;
   /** The key set the device holds, as (epoch, sequence) (JSON `keyset`: "E.S"); absent when none. */
   readonly keySet?: { readonly epoch: number; readonly sequence: number };
+  /**
+   * The patch codecs the device decodes and what each costs it (JSON `decode`:
+   * "3:5627,1:4620,2:82067", and `mhz`: 400); absent from devices that predate
+   * it, which decode the version-1 codecs (0, 1, 2) only.
+   */
+  readonly decode?: DecodeCost;
+}
+
+/** One patch codec a device decodes: its number (docs/formats.md, "Patch") and its decode cost. */
+export interface CodecCost {
+  readonly codec: number;
+  /** Instructions per byte of new image, decode and write (the device lane's measure), 1..MAX_INSTRUCTIONS_PER_BYTE. */
+  readonly instructionsPerByte: number;
+}
+
+/** What a device announces of its patch decoding: the codecs it decodes, their cost, and its CPU clock. */
+export interface DecodeCost {
+  /** CPU clock in MHz, 1..MAX_MHZ (instructions per second ≈ mhz × 10^6: one instruction a cycle). */
+  readonly mhz: number;
+  /** 1..MAX_ANNOUNCED_CODECS codecs, each at most once, in the device's order. */
+  readonly codecs: readonly CodecCost[];
+}
+
+/** At most four codecs (as many as the patch format defines): the largest heartbeat stays within MAX_CONTROL_PAYLOAD. */
+export const MAX_ANNOUNCED_CODECS = 4;
+export const MAX_INSTRUCTIONS_PER_BYTE = 9_999_999;
+export const MAX_MHZ = 10_000;
+
+const CODEC_COST = /^(0|[1-9]\d{0,2}):([1-9]\d{0,6})$/;
+
+/**
+ * Why `d` is not a valid announcement, or undefined when it is.
+ * @example decodeCostProblem({ mhz: 400, codecs: [{ codec: 3, instructionsPerByte: 5627 }] }) === undefined
+ */
+export function decodeCostProblem(d: DecodeCost): string | undefined {
+  if (!d || typeof d !== "object") return "must be { mhz, codecs }";
+  if (!Number.isInteger(d.mhz) || d.mhz < 1 || d.mhz > MAX_MHZ) return `mhz must be an integer 1..${MAX_MHZ}`;
+  if (!Array.isArray(d.codecs) || d.codecs.length < 1 || d.codecs.length > MAX_ANNOUNCED_CODECS) return `codecs must list 1..${MAX_ANNOUNCED_CODECS} codecs`;
+  const seen: number[] = [];
+  for (const c of d.codecs) {
+    if (!c || !Number.isInteger(c.codec) || c.codec < 0 || c.codec > 255) return "a codec number must be an integer 0..255";
+    if (!Number.isInteger(c.instructionsPerByte) || c.instructionsPerByte < 1 || c.instructionsPerByte > MAX_INSTRUCTIONS_PER_BYTE) return `instructions per byte must be an integer 1..${MAX_INSTRUCTIONS_PER_BYTE}`;
+    if (seen.indexOf(c.codec) >= 0) return `codec ${c.codec} listed twice`;
+    seen.push(c.codec);
+  }
+  return undefined;
+}
+
+/** The wire form of the codec list: "codec:instructionsPerByte" joined by ",". @throws RangeError for an invalid announcement. */
+export function formatCodecCosts(d: DecodeCost): string {
+  const why = decodeCostProblem(d);
+  if (why) throw new RangeError(`decode cost: ${why}`);
+  return d.codecs.map((c) => `${c.codec}:${c.instructionsPerByte}`).join(",");
+}
+
+/** Strict inverse of formatCodecCosts (with the clock); undefined when malformed or out of range. */
+export function parseDecodeCost(codecs: unknown, mhz: unknown): DecodeCost | undefined {
+  if (typeof codecs !== "string" || typeof mhz !== "number" || codecs.length > MAX_ANNOUNCED_CODECS * 13) return undefined;
+  const list: CodecCost[] = [];
+  for (const part of codecs.split(",")) {
+    const m = CODEC_COST.exec(part);
+    if (!m) return undefined;
+    list.push({ codec: +m[1], instructionsPerByte: +m[2] });
+  }
+  const d: DecodeCost = { mhz, codecs: list };
+  return decodeCostProblem(d) === undefined ? d : undefined;
 }
 
 const KEYSET_ID = /^(0|[1-9]\d{0,9})\.(0|[1-9]\d{0,9})$/;
@@ -221,6 +287,7 @@ export function encodeHeartbeat(h: Heartbeat): Uint8Array {
   if (h.revocation !== undefined && !(Number.isInteger(h.revocation) && h.revocation >= 0 && h.revocation <= U32)) throw new RangeError("heartbeat.revocation must be a u32");
   if (h.revocationEpoch !== undefined && !isU32(h.revocationEpoch)) throw new RangeError("heartbeat.revocationEpoch must be a u32");
   if (h.keySet !== undefined && !(isU32(h.keySet.epoch) && isU32(h.keySet.sequence))) throw new RangeError("heartbeat.keySet must be two u32");
+  const decode = h.decode === undefined ? undefined : formatCodecCosts(h.decode);
   const o: Json = {
     seq: h.seq,
     hardwareId: h.hardwareId,
@@ -236,12 +303,19 @@ export function encodeHeartbeat(h: Heartbeat): Uint8Array {
   if (h.revocation !== undefined) o.revocation = h.revocation;
   if (h.revocationEpoch) o.revocationEpoch = h.revocationEpoch;
   if (h.keySet !== undefined) o.keyset = `${h.keySet.epoch}.${h.keySet.sequence}`;
+  if (h.decode !== undefined) {
+    o.decode = decode;
+    o.mhz = h.decode.mhz;
+  }
   return encodeJson(o);
 }
 
-/** @throws OtaError MESSAGE_MALFORMED / MESSAGE_TOO_LARGE. A heartbeat without `revocation` (older devices) decodes without it. */
+/**
+ * @throws OtaError MESSAGE_MALFORMED / MESSAGE_TOO_LARGE. A heartbeat without `revocation` (older devices) decodes without it;
+ *   one without `decode` and `mhz` (older devices) without `decode`; one of the two without the other is malformed.
+ */
 export function decodeHeartbeat(payload: Uint8Array): Heartbeat {
-  const o = decodeJson(payload, ["seq", "hardwareId", "version", "slot", "image", "state", "progress", "reason", "uptime", "supplyMv"], ["revocation", "revocationEpoch", "keyset"]);
+  const o = decodeJson(payload, ["seq", "hardwareId", "version", "slot", "image", "state", "progress", "reason", "uptime", "supplyMv"], ["revocation", "revocationEpoch", "keyset", "decode", "mhz"]);
   const hb: Heartbeat = {
     seq: uint(o, "seq", U32),
     hardwareId: str(o, "hardwareId", TOKEN),
@@ -262,6 +336,13 @@ export function decodeHeartbeat(payload: Uint8Array): Heartbeat {
     const sequence = +m[2];
     if (epoch > U32 || sequence > U32) throw malformed('"keyset" parts must be u32');
     out = { ...out, keySet: { epoch, sequence } };
+  }
+  if ("decode" in o || "mhz" in o) {
+    if (!("decode" in o && "mhz" in o)) throw malformed('"decode" and "mhz" come together');
+    const mhz = uint(o, "mhz", MAX_MHZ, 1);
+    const decode = parseDecodeCost(o.decode, mhz);
+    if (!decode) throw malformed(`"decode" must be 1..${MAX_ANNOUNCED_CODECS} distinct "codec:instructionsPerByte" (codec 0..255, 1..${MAX_INSTRUCTIONS_PER_BYTE}) joined by ","`);
+    out = { ...out, decode };
   }
   return out;
 }

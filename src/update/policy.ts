@@ -13,6 +13,9 @@
  *  8. delta: base hash = running image's hash     MANIFEST_BASE_MISMATCH
  *  9. image and payload fit the slot              MANIFEST_TOO_BIG_FOR_SLOT
  * 10. payload within the manifest's own budget    MANIFEST_OVER_BUDGET
+ * 11. payload.compression one this device decodes PATCH_CODEC_UNSUPPORTED
+ *     (a full image "none"; a delta a codec name of src/update/codec.ts
+ *     among the device's codecs)
  *
  * Trusted time is max(clock time, the newest issued-at the device has ever
  * accepted), so neither a wound-back clock nor a device without a clock can
@@ -25,6 +28,7 @@
 import { Reason, type ReasonCode } from "../errors";
 import { compareVersions, formatVersion, type ImageVersion } from "../image/format";
 import { equalBytes } from "../util/bytes";
+import { codecOfName, DECODABLE_CODECS, FULL_COMPRESSION } from "./codec";
 import type { AcceptedManifest } from "./types";
 
 /** Most release ids the device remembers for replay defence. */
@@ -51,6 +55,8 @@ export interface DeviceState {
   readonly slotSize: number;
   /** The slot a new image must be built for (direct-xip); unchecked when undefined. */
   readonly inactiveSlot?: 0 | 1;
+  /** Patch codecs the device decodes (the ones it announces); default every codec this build's patcher decodes. */
+  readonly codecs?: readonly number[];
 }
 
 export type PolicyResult = { readonly ok: true } | { readonly ok: false; readonly reason: ReasonCode; readonly message: string };
@@ -91,6 +97,13 @@ export function checkPolicy(accepted: AcceptedManifest, state: DeviceState): Pol
   if (m.image.length > state.slotSize) return refuse(Reason.MANIFEST_TOO_BIG_FOR_SLOT, `image of ${m.image.length} bytes, slot holds ${state.slotSize}`);
   if (m.payload.kind === "full" && m.payload.length > state.slotSize) return refuse(Reason.MANIFEST_TOO_BIG_FOR_SLOT, `payload of ${m.payload.length} bytes, slot holds ${state.slotSize}`);
   if (m.payload.length > m.maxDownload) return refuse(Reason.MANIFEST_OVER_BUDGET, `payload of ${m.payload.length} bytes exceeds the budget of ${m.maxDownload}`);
+  const compression = m.payload.compression;
+  if (m.payload.kind === "full") {
+    if (compression !== FULL_COMPRESSION) return refuse(Reason.PATCH_CODEC_UNSUPPORTED, `a full image with compression "${compression}" (this device takes "${FULL_COMPRESSION}" only)`);
+  } else {
+    const codec = codecOfName(compression);
+    if (codec === undefined || (state.codecs ?? DECODABLE_CODECS).indexOf(codec) < 0) return refuse(Reason.PATCH_CODEC_UNSUPPORTED, `a delta coded "${compression}", which this device does not decode`);
+  }
   return { ok: true };
 }
 

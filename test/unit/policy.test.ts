@@ -31,7 +31,7 @@ const manifest: ReleaseManifest = {
   expiresAt: T0 + 86400,
   maxDownload: 1_000_000,
 };
-const delta: ReleaseManifest = { ...manifest, payload: { kind: "delta", length: 20_000, sha256: H(0xbb), baseSha256: H(0xcc), compression: "none" } };
+const delta: ReleaseManifest = { ...manifest, payload: { kind: "delta", length: 20_000, sha256: H(0xbb), baseSha256: H(0xcc), compression: "lz" } };
 
 const state: DeviceState = {
   hardwareId: "usr-n520",
@@ -101,6 +101,21 @@ describe("checkPolicy", () => {
     expect(reason({ ...manifest, securityCounter: 0 }, { trustedTime: T0 + 999999 })).toBe(Reason.MANIFEST_SECURITY_COUNTER);
   });
 
+  it("payload.compression must be one the device decodes: PATCH_CODEC_UNSUPPORTED, checked last", () => {
+    const coded = (compression: string, kind: "full" | "delta" = "delta") => (kind === "delta" ? { ...delta, payload: { ...delta.payload, compression } } : { ...manifest, payload: { ...manifest.payload, compression } });
+    for (const name of ["stored", "deflate", "range", "lz"]) expect(reason(coded(name)), name).toBe(Reason.OK);
+    // a name no codec has, "none" for a delta, a codec the device does not announce
+    expect(reason(coded("zstd"))).toBe(Reason.PATCH_CODEC_UNSUPPORTED);
+    expect(reason(coded("none"))).toBe(Reason.PATCH_CODEC_UNSUPPORTED);
+    expect(reason(coded("LZ"))).toBe(Reason.PATCH_CODEC_UNSUPPORTED);
+    expect(reason(coded("lz"), { codecs: [0, 1, 2] })).toBe(Reason.PATCH_CODEC_UNSUPPORTED);
+    expect(reason(coded("range"), { codecs: [3, 1] })).toBe(Reason.PATCH_CODEC_UNSUPPORTED);
+    expect(reason(coded("deflate"), { codecs: [3, 1] })).toBe(Reason.OK);
+    // a full image is "none" and nothing else
+    expect(reason(coded("deflate", "full"))).toBe(Reason.PATCH_CODEC_UNSUPPORTED);
+    // after every other check: a release that is also too old says so first
+    expect(reason(coded("zstd"), { runningVersion: parseVersion("9.0.0+0") })).toBe(Reason.MANIFEST_DOWNGRADE);
+  });
   it("refuses a handled-release list over its bound as misuse", () => {
     const long = Array.from({ length: MAX_HANDLED_RELEASES + 1 }, (_, i) => H(i));
     expect(() => checkPolicy(accepted(manifest), { ...state, handledReleaseIds: long })).toThrow(RangeError);

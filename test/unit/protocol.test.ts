@@ -20,6 +20,8 @@ import {
   encodeStatusReport,
   MAX_CHUNK,
   MAX_CONTROL_PAYLOAD,
+  MAX_INSTRUCTIONS_PER_BYTE,
+  MAX_MHZ,
   MAX_OFFER,
   parseDeviceTopic,
   parseVersion,
@@ -59,6 +61,75 @@ describe("cloud messages", () => {
     expect(b.length).toBeLessThanOrEqual(MAX_CONTROL_PAYLOAD);
     expect(JSON.parse(new TextDecoder().decode(b)).version).toBe("1.2.3+45");
     expect(decodeHeartbeat(b)).toEqual(hb);
+  });
+  it("heartbeat decode cost: round trip, wire form, absent from older devices", () => {
+    const decode = { mhz: 400, codecs: [{ codec: 3, instructionsPerByte: 5627 }, { codec: 1, instructionsPerByte: 4620 }, { codec: 2, instructionsPerByte: 82067 }] };
+    const b = encodeHeartbeat({ ...hb, decode });
+    const o = JSON.parse(new TextDecoder().decode(b));
+    expect(o.decode).toBe("3:5627,1:4620,2:82067");
+    expect(o.mhz).toBe(400);
+    expect(decodeHeartbeat(b)).toEqual({ ...hb, decode });
+    expect("decode" in decodeHeartbeat(encodeHeartbeat(hb))).toBe(false);
+    expect("mhz" in JSON.parse(new TextDecoder().decode(encodeHeartbeat(hb)))).toBe(false);
+    // the largest heartbeat with the largest announcement still fits a control message
+    const big: Heartbeat = {
+      ...hb,
+      seq: 0xffffffff,
+      hardwareId: "x".repeat(64),
+      version: { major: 255, minor: 255, revision: 65535, build: 0xffffffff },
+      state: "a".repeat(32),
+      reason: 0xffff,
+      uptime: 0xffffffff,
+      supplyMv: 0xffff,
+      revocation: 0xffffffff,
+      revocationEpoch: 0xffffffff,
+      keySet: { epoch: 0xffffffff, sequence: 0xffffffff },
+      decode: { mhz: MAX_MHZ, codecs: [252, 253, 254, 255].map((codec) => ({ codec, instructionsPerByte: MAX_INSTRUCTIONS_PER_BYTE })) },
+    };
+    expect(decodeHeartbeat(encodeHeartbeat(big))).toEqual(big);
+    // the encoder refuses what the decoder would
+    for (const bad of [
+      { mhz: 0, codecs: decode.codecs },
+      { mhz: 400, codecs: [] },
+      { mhz: 400, codecs: [{ codec: 1, instructionsPerByte: 1 }, { codec: 1, instructionsPerByte: 2 }] },
+      { mhz: 400, codecs: [{ codec: 256, instructionsPerByte: 1 }] },
+      { mhz: 400, codecs: [{ codec: 1, instructionsPerByte: 0 }] },
+      { mhz: 400, codecs: [0, 1, 2, 3, 4].map((codec) => ({ codec, instructionsPerByte: 1 })) },
+    ]) expect(() => encodeHeartbeat({ ...hb, decode: bad }), JSON.stringify(bad)).toThrow(RangeError);
+  });
+  it("heartbeat decode cost decoding is strict (MESSAGE_MALFORMED)", () => {
+    const o = JSON.parse(new TextDecoder().decode(encodeHeartbeat(hb)));
+    const variants: object[] = [
+      { ...o, decode: "3:5627" }, // without mhz
+      { ...o, mhz: 400 }, // without decode
+      { ...o, decode: "", mhz: 400 },
+      { ...o, decode: "3:5627,", mhz: 400 },
+      { ...o, decode: "3:5627,,1:4620", mhz: 400 },
+      { ...o, decode: "3", mhz: 400 },
+      { ...o, decode: "3:", mhz: 400 },
+      { ...o, decode: ":5627", mhz: 400 },
+      { ...o, decode: "3:0", mhz: 400 },
+      { ...o, decode: "03:5627", mhz: 400 },
+      { ...o, decode: "3:05627", mhz: 400 },
+      { ...o, decode: "3:-1", mhz: 400 },
+      { ...o, decode: "3:1.5", mhz: 400 },
+      { ...o, decode: "3: 5627", mhz: 400 },
+      { ...o, decode: "256:1", mhz: 400 },
+      { ...o, decode: "3:10000000", mhz: 400 },
+      { ...o, decode: "3:1,3:2", mhz: 400 },
+      { ...o, decode: "0:1,1:1,2:1,3:1,4:1", mhz: 400 },
+      { ...o, decode: ["3:5627"], mhz: 400 },
+      { ...o, decode: 3, mhz: 400 },
+      { ...o, decode: "3:5627", mhz: 0 },
+      { ...o, decode: "3:5627", mhz: MAX_MHZ + 1 },
+      { ...o, decode: "3:5627", mhz: 400.5 },
+      { ...o, decode: "3:5627", mhz: "400" },
+    ];
+    for (const v of variants) throwsCode(() => decodeHeartbeat(enc(JSON.stringify(v))), Reason.MESSAGE_MALFORMED);
+    expect(decodeHeartbeat(enc(JSON.stringify({ ...o, decode: "0:1,255:9999999", mhz: 1 }))).decode).toEqual({
+      mhz: 1,
+      codecs: [{ codec: 0, instructionsPerByte: 1 }, { codec: 255, instructionsPerByte: 9_999_999 }],
+    });
   });
   it("heartbeat decoding is strict", () => {
     const o = JSON.parse(new TextDecoder().decode(encodeHeartbeat(hb)));

@@ -87,6 +87,34 @@ describe("xs-ota release checks the payload and the device's policy before it si
     refused(["--slot-size", "4096"], /MANIFEST_TOO_BIG_FOR_SLOT/);
     refused(["--expires", "1700000000"], /MANIFEST_(EXPIRED|INCONSISTENT|BAD_VALUE)/);
   });
+  it("payload.compression is read from the payload: the patch header's codec for a delta, none for a full image", () => {
+    ok(["diff", "--codec", "range", p("a.img"), p("b.img"), "-o", p("ab-range.xsdp")]);
+    const cases: [string[], string][] = [
+      [["--kind", "delta", "--payload", p("ab.xsdp"), "--base", p("a.img")], "lz"],
+      [["--kind", "delta", "--payload", p("ab-range.xsdp"), "--base", p("a.img")], "range"],
+      [["--kind", "delta", "--payload", p("ab-range.xsdp"), "--base", p("a.img"), "--compression", "range"], "range"],
+      [[], "none"],
+      [["--compression", "none"], "none"],
+    ];
+    cases.forEach(([extra, name], i) => {
+      const out = p(`named/${i}.manifest`);
+      const r = release(extra, out);
+      expect(r.status, `${extra.join(" ")}: ${r.stderr}`).toBe(0);
+      expect(ok(["inspect", out]).stdout).toMatch(new RegExp(`compression ${name}\\b`));
+    });
+  });
+  it("an explicit --compression that contradicts the payload is refused (exit 1), nothing written", () => {
+    for (const [extra, why] of [
+      [["--kind", "delta", "--payload", p("ab.xsdp"), "--base", p("a.img"), "--compression", "deflate"], /--compression deflate contradicts the payload: the patch header says codec lz/],
+      [["--kind", "delta", "--payload", p("ab.xsdp"), "--base", p("a.img"), "--compression", "none"], /--compression none contradicts/],
+      [["--compression", "lz"], /--compression lz contradicts the payload: a full image is "none"/],
+    ] as [string[], RegExp][]) {
+      const r = release(extra, p("contradict/x.manifest"));
+      expect(r.status, extra.join(" ")).toBe(1);
+      expect(r.stderr).toMatch(why);
+      expect(existsSync(p("contradict/x.manifest"))).toBe(false);
+    }
+  });
   it("--json: one object on stdout", () => {
     const r = ok(["release", "-k", p("key.pem"), "--hardware-id", "usr-n520", "--image", p("b.img"), "--slot", "1", "--json", "-o", p("json/b.manifest")]);
     const o = JSON.parse(r.stdout);
@@ -107,7 +135,7 @@ describe("xs-ota verify --manifest does not call a bad release valid", () => {
       securityCounter: 1,
       slot: 1,
       image: { length: image.length, sha256: sha256(image) },
-      payload: { kind: "delta", length: payload.length, sha256: sha256(payload), baseSha256: sha256(readFileSync(p("a.img"))), compression: "none", ...patch },
+      payload: { kind: "delta", length: payload.length, sha256: sha256(payload), baseSha256: sha256(readFileSync(p("a.img"))), compression: "lz", ...patch },
       fetch: { stream: `${name}.payload` },
       issuedAt: 1800000000,
       expiresAt: 1800000000 + 86400,
@@ -125,6 +153,13 @@ describe("xs-ota verify --manifest does not call a bad release valid", () => {
     ["garbage", "garbage.xsdp", undefined, /PATCH_BAD_MAGIC/],
     ["over-budget", "ab.xsdp", 10, /MANIFEST_OVER_BUDGET/],
   ];
+  it("a delta whose manifest names another codec than its patch header → exit 1, PATCH_CODEC_MISMATCH", () => {
+    const m = craft("mislabelled", "ab.xsdp", { compression: "deflate" });
+    const r = xsOta(["verify", "-k", p("pub.pem"), p("b.img"), "--manifest", m]);
+    expect(r.status).toBe(1);
+    expect(r.stdout).toMatch(/PATCH_CODEC_MISMATCH/);
+    expect(r.stdout).not.toMatch(/^valid/m);
+  });
   for (const [name, payload, budget, reason] of cases) {
     it(`${name} → exit 1, invalid with the reason`, () => {
       const m = craft(name, payload, {}, budget);

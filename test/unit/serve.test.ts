@@ -31,14 +31,14 @@ import {
 import type { ReleaseManifest } from "../../src/update/types";
 import { signerFromSecret } from "../../tools/keys/signer";
 import { signManifest } from "../../tools/release/encode";
-import { chooseOffer, type OfferCandidate } from "../../tools/serve/offers";
+import { chooseOffer, installSeconds, type OfferCandidate } from "../../tools/serve/offers";
 import { mayPublish, maySubscribe, parseRangeHeader, startServe, type ServeHandle } from "../../tools/serve/server";
 
 const NOW = 1_760_000_000;
 const RUNNING = new Uint8Array(32).fill(0x11);
 const OTHER = new Uint8Array(32).fill(0x22);
 
-function manifest(over: { version?: [number, number, number]; slot?: 0 | 1; kind?: "full" | "delta"; base?: Uint8Array; hw?: string; length?: number; stream?: string; expiresAt?: number; url?: string }): ReleaseManifest {
+function manifest(over: { version?: [number, number, number]; slot?: 0 | 1; kind?: "full" | "delta"; base?: Uint8Array; hw?: string; length?: number; stream?: string; expiresAt?: number; url?: string; compression?: string; imageLength?: number }): ReleaseManifest {
   const [major, minor, revision] = over.version ?? [1, 1, 0];
   const length = over.length ?? 1000;
   return {
@@ -47,8 +47,9 @@ function manifest(over: { version?: [number, number, number]; slot?: 0 | 1; kind
     securityCounter: 1,
     slot: over.slot ?? 1,
     // A full payload is the image itself (the manifest decoder insists).
-    image: over.kind === "delta" ? { length: 5000, sha256: new Uint8Array(32).fill(0x33) } : { length, sha256: new Uint8Array(32).fill(0x44) },
-    payload: { kind: over.kind ?? "full", length, sha256: new Uint8Array(32).fill(0x44), ...(over.kind === "delta" ? { baseSha256: over.base ?? RUNNING } : {}), compression: "none" },
+    image: over.kind === "delta" ? { length: over.imageLength ?? 5000, sha256: new Uint8Array(32).fill(0x33) } : { length, sha256: new Uint8Array(32).fill(0x44) },
+    // A delta names its codec (a version-1 one unless asked: every device decodes it).
+    payload: { kind: over.kind ?? "full", length, sha256: new Uint8Array(32).fill(0x44), ...(over.kind === "delta" ? { baseSha256: over.base ?? RUNNING } : {}), compression: over.compression ?? (over.kind === "delta" ? "deflate" : "none") },
     fetch: { ...(over.stream !== undefined ? { stream: over.stream } : {}), ...(over.url ? { url: over.url } : {}) },
     issuedAt: NOW - 100,
     expiresAt: over.expiresAt ?? NOW + 86400,
@@ -75,6 +76,51 @@ describe("offer selection", () => {
     expect(chooseOffer([full, otherDelta, delta], device, NOW)).toBe(delta);
     expect(chooseOffer([full, otherDelta], device, NOW)).toBe(full);
     expect(chooseOffer([otherDelta], device, NOW)).toBeUndefined();
+  });
+  describe("a delta's codec, from the decode cost the device announces", () => {
+    const IMAGE = 100_000;
+    const lz = cand(manifest({ version: [1, 2, 0], kind: "delta", length: 3000, compression: "lz", imageLength: IMAGE }));
+    const range = cand(manifest({ version: [1, 2, 0], kind: "delta", length: 2500, compression: "range", imageLength: IMAGE }));
+    const deflate = cand(manifest({ version: [1, 2, 0], kind: "delta", length: 4000, compression: "deflate", imageLength: IMAGE }));
+    const full = cand(manifest({ version: [1, 2, 0], length: IMAGE }));
+    const m7 = { mhz: 400, codecs: [{ codec: 3, instructionsPerByte: 5627 }, { codec: 1, instructionsPerByte: 4620 }, { codec: 2, instructionsPerByte: 82067 }] };
+    it("estimated install = payload / link rate + image × instructions per byte / (MHz × 10^6)", () => {
+      expect(installSeconds(lz.manifest, m7, 1000)).toBeCloseTo(3 + (IMAGE * 5627) / 400e6, 9);
+      expect(installSeconds(range.manifest, m7, 1000)).toBeCloseTo(2.5 + (IMAGE * 82067) / 400e6, 9);
+      expect(installSeconds(full.manifest, m7, 1000)).toBe(100);
+      expect(installSeconds(lz.manifest, undefined, 1000)).toBeUndefined(); // an older agent: no codec 3
+      expect(installSeconds(range.manifest, undefined, 1000)).toBe(2.5); // no cost announced: download only
+      expect(installSeconds(cand(manifest({ kind: "delta", compression: "none" })).manifest, m7, 1000)).toBeUndefined();
+    });
+    it("a fast link: the codec cheap to decode, though its patch is larger", () => {
+      expect(chooseOffer([range, full, lz], { ...device, decode: m7 }, NOW, { linkRate: 1_000_000 })).toBe(lz);
+      // the default link rate (20,000 B/s): 2.5 KB saved is 0.025 s, against 19 s more decoding
+      expect(chooseOffer([range, full, lz], { ...device, decode: m7 }, NOW)).toBe(lz);
+    });
+    it("a slow link and a fast CPU: the smaller range patch", () => {
+      const fastCpu = { ...m7, mhz: 4000 };
+      // lz: 30 s + 0.14 s; range: 25 s + 2.05 s
+      expect(chooseOffer([lz, full, range], { ...device, decode: fastCpu }, NOW, { linkRate: 100 })).toBe(range);
+      // the same CPU on a fast link: lz again
+      expect(chooseOffer([lz, full, range], { ...device, decode: fastCpu }, NOW, { linkRate: 100_000 })).toBe(lz);
+    });
+    it("a heartbeat without the announcement (an older agent) never gets codec 3: version-1 codecs, the smallest, else the full image", () => {
+      expect(chooseOffer([lz, full], device, NOW, { linkRate: 100 })).toBe(full);
+      expect(chooseOffer([lz, deflate, full], device, NOW)).toBe(deflate);
+      expect(chooseOffer([lz, deflate, range, full], device, NOW)).toBe(range);
+      expect(chooseOffer([lz], device, NOW)).toBeUndefined();
+    });
+    it("a codec the device does not announce is never offered, however small", () => {
+      const noRange = { mhz: 400, codecs: [{ codec: 3, instructionsPerByte: 5627 }, { codec: 1, instructionsPerByte: 4620 }] };
+      expect(chooseOffer([range, deflate, full], { ...device, decode: noRange }, NOW, { linkRate: 10 })).toBe(deflate);
+      const onlyRange = { mhz: 400, codecs: [{ codec: 2, instructionsPerByte: 82067 }] };
+      expect(chooseOffer([lz, deflate, full], { ...device, decode: onlyRange }, NOW)).toBe(full);
+    });
+    it("a newer version still wins over a quicker install of an older one; a bad link rate is misuse", () => {
+      const newer = cand(manifest({ version: [1, 3, 0], kind: "delta", length: 90_000, compression: "range", imageLength: IMAGE }));
+      expect(chooseOffer([lz, newer], { ...device, decode: m7 }, NOW)).toBe(newer);
+      for (const linkRate of [0, -1, Number.NaN, Number.POSITIVE_INFINITY]) expect(() => chooseOffer([lz], { ...device, decode: m7 }, NOW, { linkRate })).toThrow(RangeError);
+    });
   });
   it("never offers another hardware's, an older, the same, an expired or an undeliverable release", () => {
     expect(chooseOffer([cand(manifest({ hw: "usr-g771", version: [2, 0, 0] }))], device, NOW)).toBeUndefined();

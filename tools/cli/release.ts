@@ -50,7 +50,9 @@ the manifest's stream id is the payload's file name in that directory.
       --encrypt PUB.pem   delta only: encrypt the patch for this device key (MCUboot's ENC_EC256
                           scheme, AES-256); a full release is encrypted when --payload is the
                           image xs-ota sign --encrypt wrote (--image: its --slot-image)
-      --compression NAME  payload compression label (default none)
+      --compression NAME  optional: payload.compression is read from the payload (a delta's
+                          patch header: stored, deflate, range or lz; a full image: none);
+                          a NAME that contradicts it is refused (exit 1)
       --stream ID         stream id (default: the payload's file name)
       --url URL           HTTPS (or http) URL of the payload, for Range downloads
       --issued-at T       unix seconds (default now)

@@ -7,6 +7,7 @@ import { KeyError, readPublicKey, readSigningKey } from "../keys/pem";
 import type { SigningKey } from "../keys/signer";
 import { formatInventory, inventory } from "../serve/inventory";
 import { startServe } from "../serve/server";
+import { DEFAULT_LINK_RATE } from "../serve/offers";
 import { CliError, intOption, io, parse, readInput, usageError, type Command } from "./command";
 
 const usage = `usage: xs-ota serve --releases DIR [options]
@@ -68,6 +69,11 @@ line and exit 1.
                            offer-refused) or --in-flight-timeout of silence; others get no offer meanwhile.
                            With --broker, K is the fleet's over every serve instance (shared records)
   --in-flight-timeout S    seconds of silence after which an updating device loses its place (default 600)
+  --link-rate B            bytes per second serve assumes a device downloads at (default 20000), to
+                           choose among deltas for the same base: the one with the least estimated
+                           install time, payload / B + image length × the device's announced
+                           instructions per byte of its codec / (its MHz × 10^6); a device that
+                           announces no codecs (an older agent) gets stored/deflate/range only
 
 Rollouts: xs-ota rollout start --plan PLAN.json (see xs-ota rollout --help)
 gives a release waves (a canary first), a soak time and a failure budget per
@@ -111,6 +117,7 @@ export const command: Command = {
         reports: { type: "string" },
         "max-in-flight": { type: "string" },
         "in-flight-timeout": { type: "string" },
+        "link-rate": { type: "string" },
       },
       false,
     );
@@ -146,6 +153,8 @@ export const command: Command = {
     if (maxInFlight > 1_000_000) throw usageError("--max-in-flight must be 0..1000000");
     const inFlightTimeout = intOption(values["in-flight-timeout"], "in-flight-timeout", 600);
     if (inFlightTimeout < 1 || inFlightTimeout > 7 * 86400) throw usageError("--in-flight-timeout must be 1..604800 seconds");
+    const linkRate = intOption(values["link-rate"], "link-rate", DEFAULT_LINK_RATE);
+    if (linkRate < 1 || linkRate > 1_000_000_000) throw usageError("--link-rate must be 1..1000000000 bytes per second");
     if (values.broker !== undefined && !/^mqtts?:\/\/[A-Za-z0-9.-]+:\d{1,5}$/.test(values.broker)) throw usageError(`--broker must be mqtts://host:port, got "${values.broker}"`);
     if (values.broker?.startsWith("mqtt://") && !values["insecure-plaintext"]) throw usageError("--broker mqtt:// (plaintext) needs --insecure-plaintext");
     if ((values["broker-cert"] === undefined) !== (values["broker-key"] === undefined)) throw usageError("--broker-cert and --broker-key go together");
@@ -173,6 +182,7 @@ export const command: Command = {
       reportsPath: values.reports ?? join(dir, "reports.jsonl"),
       maxInFlight,
       inFlightTimeoutSec: inFlightTimeout,
+      linkRate,
       planKeys: values.trust?.map((k) => readPublicKey(k)) ?? [],
       ...(timeKey ? { timeKey } : {}),
       log: (line) => (/^(WARNING|skipping)/.test(line) ? io.warn(line) : io.say(line)),

@@ -18,6 +18,8 @@ import { BytesFlash } from "../image/bytes-flash";
 import { signerFromSecret, type SigningKey } from "../keys/signer";
 import { signManifest } from "../release/encode";
 import { utf8Encode } from "../../src/util/bytes";
+import { Codec, parsePatchHeader } from "../../src/delta/format";
+import { CODEC_NAMES, codecName, FULL_COMPRESSION } from "../../src/update/codec";
 
 export const HARDWARE = "usr-n520";
 
@@ -102,10 +104,19 @@ function fetchOf(stream: string, o: { url?: string | ((stream: string) => string
 
 export type Diff = (oldImage: Uint8Array, newImage: Uint8Array) => Uint8Array;
 
+/** A delta's payload.compression: its header's codec name (as xs-ota release writes it); "lz" for a payload that is no parsable patch (a fault test's), which the device then refuses for its header. */
+function deltaCompression(patch: Uint8Array): string {
+  try {
+    return codecName(parsePatchHeader(patch).codec)!;
+  } catch {
+    return CODEC_NAMES[Codec.LZ];
+  }
+}
+
 export function release(
   key: SigningKey,
   target: BuiltImage,
-  o: { base?: BuiltImage; diff?: Diff; stream?: string; url?: string | ((stream: string) => string); httpsOnly?: boolean; expiresAt?: number; issuedAt?: number; hardwareId?: string; maxDownload?: number } = {},
+  o: { base?: BuiltImage; diff?: Diff; stream?: string; url?: string | ((stream: string) => string); httpsOnly?: boolean; expiresAt?: number; issuedAt?: number; hardwareId?: string; maxDownload?: number; compression?: string } = {},
 ): SimRelease {
   const image = imageBytes(target);
   let payload: Uint8Array = image;
@@ -122,7 +133,7 @@ export function release(
     securityCounter: target.securityCounter,
     slot: target.slot,
     image: { length: image.length, sha256: sha256(image) },
-    payload: { kind: o.base ? "delta" : "full", length: payload.length, sha256: sha256(payload), baseSha256, compression: o.base ? "deflate" : "none" },
+    payload: { kind: o.base ? "delta" : "full", length: payload.length, sha256: sha256(payload), baseSha256, compression: o.compression ?? (o.base ? deltaCompression(payload) : FULL_COMPRESSION) },
     fetch: fetchOf(o.stream ?? `${target.version.replace(/[^0-9A-Za-z]/g, "_")}-s${target.slot}${o.base ? "-delta" : ""}`, o),
     issuedAt: o.issuedAt ?? 1_790_000_000,
     expiresAt: o.expiresAt ?? 1_790_000_000 + 30 * 86400,

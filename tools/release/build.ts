@@ -19,6 +19,8 @@ import { IMAGE_F_ENCRYPTED } from "../../src/image/enc";
 import { clearEncryptedFlags, encryptedLayout, readEncryptedTlvArea } from "../../src/image/enc-stream";
 import { encryptPayload } from "../image/encrypt";
 import type { SigningKey } from "../keys/signer";
+import { parsePatchHeader } from "../../src/delta/format";
+import { codecName, FULL_COMPRESSION } from "../../src/update/codec";
 import { checkRelease } from "./check";
 import { encodeManifest, signManifestBytes } from "./encode";
 
@@ -41,6 +43,10 @@ export interface ReleaseOptions {
   payloadPath?: string;
   /** For a delta: the base image file (its SHA-256 over header..TLV area is bound). */
   basePath?: string;
+  /**
+   * payload.compression: filled in (a delta's from its patch header, src/update/codec.ts; a full image "none");
+   * when given, it must be that name (a contradicting label is refused).
+   */
   compression?: string;
   /** Stream id; default: the payload's file name. */
   stream?: string;
@@ -96,6 +102,30 @@ export function scanImageFile(path: string): { bytes: Uint8Array; info: ImageInf
   }
 }
 
+/**
+ * The payload's compression name: "none" for a full image, the patch header's
+ * codec for a delta (read before any encryption).
+ * @throws ReleaseError for a delta whose header does not parse, or an explicit name that contradicts it.
+ */
+function compressionOf(o: ReleaseOptions, payload: Uint8Array, payloadPath: string): string {
+  let name = FULL_COMPRESSION;
+  if (o.kind === "delta") {
+    let codec: number;
+    try {
+      codec = parsePatchHeader(payload).codec;
+    } catch (e) {
+      if (e instanceof OtaError) throw new ReleaseError(`every device would refuse this release: ${e.message} (--payload ${payloadPath} is not a patch a device can parse)`);
+      throw e;
+    }
+    name = codecName(codec)!;
+  }
+  if (o.compression !== undefined && o.compression !== name) {
+    const why = o.kind === "delta" ? `the patch header says codec ${name}` : `a full image is "${FULL_COMPRESSION}"`;
+    throw new ReleaseError(`--compression ${o.compression} contradicts the payload: ${why} (leave --compression out: it is read from the payload)`);
+  }
+  return name;
+}
+
 /** Build, sign and write a release. */
 export function makeRelease(o: ReleaseOptions): ReleaseResult {
   const target = scanImageFile(o.imagePath);
@@ -124,6 +154,7 @@ export function makeRelease(o: ReleaseOptions): ReleaseResult {
     if (code === "EISDIR") throw new ReleaseError(`--payload ${payloadPath} is a directory, not a file`);
     throw e;
   }
+  const compression = compressionOf(o, payload, payloadPath);
   let encryption: Uint8Array | undefined;
   let payloadFile = true;
   if (o.kind === "full" && payload.length >= 32 && payload[16] & IMAGE_F_ENCRYPTED) {
@@ -154,7 +185,7 @@ export function makeRelease(o: ReleaseOptions): ReleaseResult {
       length: payload.length,
       sha256: sha256(payload),
       ...(baseSha256 ? { baseSha256 } : {}),
-      compression: o.compression ?? "none",
+      compression,
       ...(encryption ? { encryption } : {}),
     },
     fetch: { stream, ...(o.url !== undefined ? { url: o.url } : {}) },

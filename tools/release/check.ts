@@ -15,6 +15,7 @@ import { DEFAULT_MAX_BLOCK_SIZE, PatchApplier } from "../../src/delta/patcher";
 import { isOtaError, Reason, reasonName, type ReasonCode } from "../../src/errors";
 import type { ImageVersion } from "../../src/image/format";
 import { checkPolicy, type DeviceState } from "../../src/update/policy";
+import { checkPatchCodec } from "../../src/agent/sink";
 import type { AcceptedManifest, ReleaseManifest } from "../../src/update/types";
 import { equalBytes, toHex } from "../../src/util/bytes";
 
@@ -77,6 +78,11 @@ export function checkRelease(o: ReleaseCheckInput): ReleaseProblem | undefined {
     } catch (e) {
       const p = describe(e);
       return { reason: p.reason, message: `the payload is not a patch a device can parse (${p.message})` };
+    }
+    try {
+      checkPatchCodec(m, o.payload);
+    } catch (e) {
+      return describe(e);
     }
     const maxBlock = o.maxBlockSize ?? DEFAULT_MAX_BLOCK_SIZE;
     if (h.blockSize > maxBlock) return { reason: Reason.PATCH_UNSUPPORTED, message: `patch blocks of ${h.blockSize} bytes; devices take at most ${maxBlock} (xs-ota diff --block-size)` };

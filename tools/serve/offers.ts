@@ -10,9 +10,20 @@
  * so an older release could never win the boot: re-release the last good
  * code with a bumped version) — never with a lower security counter than the
  * running release's.
+ *
+ * Among the deltas for the device's base at the chosen version, the one that
+ * installs quickest on it: estimated seconds = payload.length / linkRate +
+ * image.length × instructionsPerByte / (mhz × 10^6), from the decode cost the
+ * device announces in its heartbeat (`decode`, `mhz`); only codecs it
+ * announces are offered. A device that announces nothing predates codec 3: it
+ * gets version-1 codecs only (stored, deflate, range), the smallest payload
+ * first. A delta's codec is its manifest's payload.compression (bound to the
+ * patch header by xs-ota release and checked by the device); a delta with any
+ * other name is offered to no device. Without a delta it can take, the full image.
  */
 import { compareVersions } from "../../src/image/format";
-import type { Heartbeat } from "../../src/protocol/messages";
+import type { DecodeCost, Heartbeat } from "../../src/protocol/messages";
+import { codecOfName, LEGACY_CODECS } from "../../src/update/codec";
 import { whyRevoked, type RevocationRecord } from "../../src/update/revocation";
 import type { ReleaseManifest } from "../../src/update/types";
 
@@ -30,7 +41,30 @@ function sameBytes(a: Uint8Array | undefined, b: Uint8Array): boolean {
   return true;
 }
 
-type DeviceView = Pick<Heartbeat, "hardwareId" | "version" | "slot" | "imageSha256">;
+type DeviceView = Pick<Heartbeat, "hardwareId" | "version" | "slot" | "imageSha256"> & Pick<Heartbeat, "decode">;
+
+/** Bytes per second serve assumes a device downloads at (xs-ota serve --link-rate): a Cat-1 modem's sustained MQTT chunk rate. */
+export const DEFAULT_LINK_RATE = 20_000;
+
+/** The patch codecs the device decodes: the ones it announces, or the version-1 codecs when it announces none. */
+export function deviceCodecs(decode: DecodeCost | undefined): readonly number[] {
+  return decode ? decode.codecs.map((c) => c.codec) : LEGACY_CODECS;
+}
+
+/**
+ * Estimated seconds to install release `m` on a device: download at `linkRate`
+ * bytes a second, then (a delta) decode the new image at the device's announced
+ * cost of its codec. Undefined when the device does not decode that codec (or
+ * the name is no codec); a device that announces no cost: download time only.
+ */
+export function installSeconds(m: ReleaseManifest, decode: DecodeCost | undefined, linkRate: number): number | undefined {
+  const download = m.payload.length / linkRate;
+  if (m.payload.kind === "full") return download;
+  const codec = codecOfName(m.payload.compression);
+  if (codec === undefined || deviceCodecs(decode).indexOf(codec) < 0) return undefined;
+  const cost = decode?.codecs.find((c) => c.codec === codec);
+  return cost ? download + (m.image.length * cost.instructionsPerByte) / (decode!.mhz * 1e6) : download;
+}
 
 /** What besides the heartbeat decides an offer. */
 export interface OfferContext {
@@ -44,6 +78,8 @@ export interface OfferContext {
   readonly replace?: boolean;
   /** SEC_CNT of the running image, when serve knows its release: a replacement never has a lower one. */
   readonly runningCounter?: number;
+  /** Bytes per second the device is assumed to download at (default DEFAULT_LINK_RATE). */
+  readonly linkRate?: number;
 }
 
 /** Does `record` revoke the release `m`? (Another hardware's record revokes nothing.) */
@@ -82,27 +118,39 @@ export function isEligible(c: OfferCandidate, hb: DeviceView, nowSec: number, ct
   if (nowSec >= m.expiresAt) return false;
   if (c.payloadPath === undefined && m.fetch.url === undefined) return false;
   if (m.payload.kind === "delta" && !sameBytes(m.payload.baseSha256, hb.imageSha256)) return false;
+  if (installSeconds(m, hb.decode, 1) === undefined) return false;
   return true;
 }
 
 /**
  * The offer for a device, or undefined when it is up to date (or, replacing, when nothing allowed is left).
- * Order: highest version; then delta before full; then the smaller payload; then path order of `candidates`.
+ * Order: highest version; then a delta the device decodes before the full image; then the shorter
+ * estimated install (installSeconds: download at `ctx.linkRate`, decode at the device's announced
+ * cost); then the smaller payload; then path order of `candidates`.
  */
 export function chooseOffer<C extends OfferCandidate>(candidates: readonly C[], hb: DeviceView, nowSec: number, ctx: OfferContext = {}): C | undefined {
+  const linkRate = ctx.linkRate ?? DEFAULT_LINK_RATE;
+  if (!(linkRate > 0) || !Number.isFinite(linkRate)) throw new RangeError(`linkRate must be a positive number of bytes per second, got ${linkRate}`);
   let best: C | undefined;
+  let bestSeconds = 0;
   for (const c of candidates) {
     if (!isEligible(c, hb, nowSec, ctx)) continue;
+    const seconds = installSeconds(c.manifest, hb.decode, linkRate)!;
     if (!best) {
       best = c;
+      bestSeconds = seconds;
       continue;
     }
     const v = compareVersions(c.manifest.version, best.manifest.version);
-    if (v > 0) best = c;
-    else if (v === 0) {
+    let better = v > 0;
+    if (v === 0) {
       const cd = c.manifest.payload.kind === "delta" ? 1 : 0;
       const bd = best.manifest.payload.kind === "delta" ? 1 : 0;
-      if (cd > bd || (cd === bd && c.manifest.payload.length < best.manifest.payload.length)) best = c;
+      better = cd > bd || (cd === bd && (seconds < bestSeconds || (seconds === bestSeconds && c.manifest.payload.length < best.manifest.payload.length)));
+    }
+    if (better) {
+      best = c;
+      bestSeconds = seconds;
     }
   }
   return best;

@@ -101,6 +101,8 @@ export interface ServeOptions {
   readonly maxInFlight?: number;
   /** A device in an update that is silent this long (s) loses its place; default 600. */
   readonly inFlightTimeoutSec?: number;
+  /** Bytes per second a device is assumed to download at, to choose among deltas (tools/serve/offers.ts); default DEFAULT_LINK_RATE. */
+  readonly linkRate?: number;
   /** Called with every status report as logged (the fleet simulator watches them). */
   readonly onReport?: (report: ReportLine) => void;
   /**
@@ -420,7 +422,7 @@ export async function startServe(o: ServeOptions): Promise<ServeHandle> {
           bus.publish(topicFor(deviceId, "revocation"), revocation.bytes, 1);
         }
         if (hb.state === "idle" || hb.state === "revoked") {
-          const ctx = offerContext(entries, hb, revocation?.record);
+          const ctx = { ...offerContext(entries, hb, revocation?.record), ...(o.linkRate !== undefined ? { linkRate: o.linkRate } : {}) };
           // A planned release only where its rollout lets this device have it now (tools/serve/plans.ts).
           const allowed = plans.filter(deviceId, hb, entries);
           // Releases this device finished with for good are not offered again (it would refuse them as replayed).
