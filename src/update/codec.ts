@@ -9,6 +9,8 @@
  * the codec its announced decode cost makes quickest (docs/protocol.md).
  */
 import { Codec, PATCH_VERSION, PATCH_VERSION_LZ } from "../delta/format";
+import type { CodecCost, DecodeCost } from "../protocol/messages";
+import type { ReleaseManifest } from "./types";
 
 /** A full image's `payload.compression`. */
 export const FULL_COMPRESSION = "none";
@@ -36,4 +38,35 @@ export function codecOfName(name: string): number | undefined {
 /** The patch format version a codec's header carries: 2 for codec 3 (LZ), else 1. */
 export function patchVersionOf(codec: number): number {
   return codec === Codec.LZ ? PATCH_VERSION_LZ : PATCH_VERSION;
+}
+
+/**
+ * Bytes per second a server assumes a device downloads at when choosing among
+ * deltas (`xs-ota serve --link-rate`; the simulator's cloud): a Cat-1 modem's
+ * sustained MQTT chunk rate.
+ */
+export const DEFAULT_LINK_RATE = 20_000;
+
+/** The patch codecs a device decodes: the ones it announces, or the version-1 codecs when it announces none (an agent older than the announcement). */
+export function deviceCodecs(decode: DecodeCost | undefined): readonly number[] {
+  return decode ? decode.codecs.map((c) => c.codec) : LEGACY_CODECS;
+}
+
+/**
+ * Estimated seconds to install release `m` on a device: download at
+ * `linkRate` bytes a second, then (a delta) decode the new image at the cost
+ * the device announces for its codec, one instruction a cycle:
+ * payload.length / linkRate + image.length × instructionsPerByte / (mhz × 10^6).
+ * Undefined when the device does not decode that codec (or the name is no
+ * codec); for a device that announces no cost, the download time only.
+ * @example installSeconds(delta, { mhz: 400, codecs: [{ codec: 3, instructionsPerByte: 5627 }] }, 20_000)
+ */
+export function installSeconds(m: ReleaseManifest, decode: DecodeCost | undefined, linkRate: number): number | undefined {
+  const download = m.payload.length / linkRate;
+  if (m.payload.kind === "full") return download;
+  const codec = codecOfName(m.payload.compression);
+  if (codec === undefined || deviceCodecs(decode).indexOf(codec) < 0) return undefined;
+  let cost: CodecCost | undefined;
+  if (decode) for (const c of decode.codecs) if (c.codec === codec) cost = c;
+  return decode && cost ? download + (m.image.length * cost.instructionsPerByte) / (decode.mhz * 1e6) : download;
 }

@@ -9,8 +9,11 @@
  * Offer choice (the same rule as `xs-ota serve`): releases for the device's
  * hardware id, built for its inactive slot, newer than what it runs; a delta
  * whose base is its running image beats a full image; the newest version
- * wins. A release the device reported as refused, failed, committed or
- * rolled back is not offered to it again.
+ * wins; among deltas, only codecs the device decodes (announced in its
+ * heartbeat, else the version-1 codecs), the least estimated install time
+ * first (src/update/codec.ts installSeconds, at `linkRate`). A release the
+ * device reported as refused, failed, committed or rolled back is not offered
+ * to it again.
  */
 import type { SocketHandlers } from "../../hal/types";
 import type { MockNetwork, PeerSocket } from "../../hal/mock/socket";
@@ -37,6 +40,7 @@ import { RETRYABLE_REASONS } from "../../src/agent/retry";
 import { checkRevoked, decodeRevocation, decodeRevocationEnvelope, type RevocationRecord } from "../../src/update/revocation";
 import { decodeKeySet, decodeKeySetEnvelope, type KeySet } from "../../src/update/keyset";
 import { softwareDigest } from "../../src/crypto/sha256";
+import { DEFAULT_LINK_RATE, installSeconds } from "../../src/update/codec";
 
 /** Outcome reasons that do not stop a release from being offered again (the same rule as the device's replay list). */
 export const TRANSIENT: readonly number[] = RETRYABLE_REASONS;
@@ -75,6 +79,8 @@ export interface VirtualCloudOptions {
   readonly faults?: ChunkFaults;
   /** Stop answering heartbeats (a cloud that takes bytes but never acknowledges). */
   readonly silent?: boolean;
+  /** Bytes per second assumed for a device's download when choosing among deltas (default DEFAULT_LINK_RATE). */
+  readonly linkRate?: number;
 }
 
 interface Connection {
@@ -92,6 +98,7 @@ export class VirtualCloud {
   faults: ChunkFaults;
   silent: boolean;
   heartbeatIntervalS: number;
+  linkRate: number;
   readonly heartbeats: { deviceId: string; heartbeat: Heartbeat; at: number }[] = [];
   readonly reports: { deviceId: string; report: StatusReport; at: number }[] = [];
   /** Chunk payload bytes sent, per device. */
@@ -107,6 +114,7 @@ export class VirtualCloud {
     this.faults = o.faults ?? {};
     this.silent = o.silent ?? false;
     this.heartbeatIntervalS = o.heartbeatIntervalS ?? 60;
+    this.linkRate = o.linkRate ?? DEFAULT_LINK_RATE;
     this.epochS = o.epochS ?? 1_790_000_000;
     this.listen();
   }
@@ -350,16 +358,24 @@ export class VirtualCloud {
   chooseOffer(deviceId: string, hb: Heartbeat): SimRelease | undefined {
     const done = this.done.get(deviceId);
     let best: SimRelease | undefined;
+    let bestSeconds = 0;
     for (const r of this.releases) {
       const m = r.manifest;
       if (m.hardwareId !== hb.hardwareId || m.slot !== 1 - hb.slot || compareVersions(m.version, hb.version) <= 0) continue;
       if (done?.has(toHex(r.releaseId))) continue;
       if (this.revocation && checkRevoked(this.revocation.record, { version: m.version, securityCounter: m.securityCounter, imageSha256: m.image.sha256 }) !== Reason.OK) continue;
       if (m.payload.kind === "delta" && !(m.payload.baseSha256 && equalBytes(m.payload.baseSha256, hb.imageSha256))) continue;
-      if (!best) best = r;
-      else {
+      const seconds = installSeconds(m, hb.decode, this.linkRate);
+      if (seconds === undefined) continue; // a codec the device does not decode
+      let better = !best;
+      if (best) {
         const order = compareVersions(m.version, best.manifest.version);
-        if (order > 0 || (order === 0 && m.payload.kind === "delta" && best.manifest.payload.kind === "full")) best = r;
+        const kinds = m.payload.kind === best.manifest.payload.kind;
+        better = order > 0 || (order === 0 && ((m.payload.kind === "delta" && !kinds) || (kinds && seconds < bestSeconds)));
+      }
+      if (better) {
+        best = r;
+        bestSeconds = seconds;
       }
     }
     return best;

@@ -22,8 +22,8 @@
  * other name is offered to no device. Without a delta it can take, the full image.
  */
 import { compareVersions } from "../../src/image/format";
-import type { DecodeCost, Heartbeat } from "../../src/protocol/messages";
-import { codecOfName, LEGACY_CODECS } from "../../src/update/codec";
+import type { Heartbeat } from "../../src/protocol/messages";
+import { DEFAULT_LINK_RATE, installSeconds } from "../../src/update/codec";
 import { whyRevoked, type RevocationRecord } from "../../src/update/revocation";
 import type { ReleaseManifest } from "../../src/update/types";
 
@@ -43,28 +43,8 @@ function sameBytes(a: Uint8Array | undefined, b: Uint8Array): boolean {
 
 type DeviceView = Pick<Heartbeat, "hardwareId" | "version" | "slot" | "imageSha256"> & Pick<Heartbeat, "decode">;
 
-/** Bytes per second serve assumes a device downloads at (xs-ota serve --link-rate): a Cat-1 modem's sustained MQTT chunk rate. */
-export const DEFAULT_LINK_RATE = 20_000;
+export { DEFAULT_LINK_RATE, deviceCodecs, installSeconds } from "../../src/update/codec";
 
-/** The patch codecs the device decodes: the ones it announces, or the version-1 codecs when it announces none. */
-export function deviceCodecs(decode: DecodeCost | undefined): readonly number[] {
-  return decode ? decode.codecs.map((c) => c.codec) : LEGACY_CODECS;
-}
-
-/**
- * Estimated seconds to install release `m` on a device: download at `linkRate`
- * bytes a second, then (a delta) decode the new image at the device's announced
- * cost of its codec. Undefined when the device does not decode that codec (or
- * the name is no codec); a device that announces no cost: download time only.
- */
-export function installSeconds(m: ReleaseManifest, decode: DecodeCost | undefined, linkRate: number): number | undefined {
-  const download = m.payload.length / linkRate;
-  if (m.payload.kind === "full") return download;
-  const codec = codecOfName(m.payload.compression);
-  if (codec === undefined || deviceCodecs(decode).indexOf(codec) < 0) return undefined;
-  const cost = decode?.codecs.find((c) => c.codec === codec);
-  return cost ? download + (m.image.length * cost.instructionsPerByte) / (decode!.mhz * 1e6) : download;
-}
 
 /** What besides the heartbeat decides an offer. */
 export interface OfferContext {

@@ -436,7 +436,8 @@ export async function startServe(o: ServeOptions): Promise<ServeHandle> {
           } else if (offer) {
             rollout.admit(deviceId, offer.releaseId, now()); // no bound: remembers the offer a refusal without a release id answers
             offers++;
-            o.log(`${ctx.replace ? "replacement " : ""}offer ${formatVersion(offer.manifest.version)} (${offer.manifest.payload.kind}, slot ${offer.manifest.slot}) to ${deviceId}`);
+            const coded = offer.manifest.payload.kind === "delta" ? ` ${offer.manifest.payload.compression}` : "";
+            o.log(`${ctx.replace ? "replacement " : ""}offer ${formatVersion(offer.manifest.version)} (${offer.manifest.payload.kind}${coded}, slot ${offer.manifest.slot}) to ${deviceId}`);
             if (!bus.publish(topicFor(deviceId, "offer"), offer.envelope, 1)) plans.dropped(deviceId);
           } else if (ctx.replace) o.log(`no replacement for the revoked ${formatVersion(hb.version)} of ${deviceId}`);
         }

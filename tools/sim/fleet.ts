@@ -105,6 +105,8 @@ export interface SimFleetOptions {
   readonly heartbeatIntervalSec?: number;
   /** serve --max-in-flight (0 = no bound). */
   readonly maxInFlight?: number;
+  /** serve --link-rate: bytes per second serve assumes for a device's download (default serve's). */
+  readonly linkRate?: number;
   readonly faults?: FaultPlan;
   /** Power cuts land at the n-th mutating flash operation after the download starts, n in 1..cutWindow. */
   readonly cutWindow?: number;
@@ -491,6 +493,7 @@ export class SimFleet {
         reportsPath: join(work, "reports.jsonl"),
         log: o.serveLog ?? (() => {}),
         maxInFlight: o.maxInFlight ?? 0,
+        ...(o.linkRate !== undefined ? { linkRate: o.linkRate } : {}),
         httpsPort: httpsPort ?? 0,
         now: () => epoch + Math.floor((fleetRef.fleet?.clock.now() ?? 0) / 1000),
         onReport: (r: ReportLine) => fleetRef.fleet?.onReport(r),

@@ -1,0 +1,93 @@
+/**
+ * End to end, the codec choice by the server: an embedded `xs-ota serve` holds
+ * a codec-3 (LZ) and a codec-2 (range) delta for the same base, and simulated
+ * devices running the real agent over real TLS sockets (tools/sim/fleet.ts)
+ * announce their decode cost in their heartbeats; each installs the delta that
+ * cost makes quickest, and the patch it got is the one its manifest names.
+ */
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import type { DecodeCost } from "../../src/protocol/messages";
+import { Codec, parsePatchHeader } from "../../src/delta/format";
+import { smallFlashMap } from "../../targets/sim/flashmap";
+import { buildImage, release, testKey } from "../../tools/demo/firmware";
+import { publishRelease } from "../../tools/demo/rig";
+import { makePatch } from "../../tools/delta/index";
+import { SimFleet } from "../../tools/sim/fleet";
+
+async function installWith(decodeCost: DecodeCost | undefined, linkRate: number): Promise<{ offers: string[]; outcomes: string[]; versions: string[]; chunkBytes: number; sizes: { lz: number; range: number } }> {
+  const dir = mkdtempSync(join(tmpdir(), "xs-ota-serve-codec-"));
+  try {
+    const map = smallFlashMap();
+    const key = testKey(1);
+    const factory = buildImage(map, key, "1.0.0+1", 0, { confirm: true, size: 16 * 1024 });
+    const next = buildImage(map, key, "1.1.0+2", 1, { size: 16 * 1024 });
+    const now = Math.floor(Date.now() / 1000);
+    const dates = { issuedAt: now - 60, expiresAt: now + 86400 };
+    const lz = release(key, next, { ...dates, base: factory, diff: (a, b) => makePatch(a, b).bytes, stream: "next-lz.patch" });
+    const range = release(key, next, { ...dates, base: factory, diff: (a, b) => makePatch(a, b, { codec: Codec.RANGE }).bytes, stream: "next-range.patch" });
+    publishRelease(dir, release(key, next, dates));
+    publishRelease(dir, lz);
+    publishRelease(dir, range);
+    // the release directory holds what the manifests name
+    expect(parsePatchHeader(readFileSync(join(dir, "next-lz.patch"))).codec).toBe(Codec.LZ);
+    expect(parsePatchHeader(readFileSync(join(dir, "next-range.patch"))).codec).toBe(Codec.RANGE);
+    expect([lz.manifest.payload.compression, range.manifest.payload.compression]).toEqual(["lz", "range"]);
+    const offers: string[] = [];
+    const fleet = await SimFleet.create({
+      devices: 2,
+      seed: 1,
+      speed: 50,
+      releases: { kind: "dir", dir, trust: [key.publicKey], factory: factory.bytes },
+      heartbeatIntervalSec: 10,
+      linkRate,
+      ...(decodeCost ? { agent: { decodeCost } } : {}),
+      serveLog: (line) => {
+        if (/^offer /.test(line)) offers.push(line);
+      },
+    });
+    try {
+      expect(await fleet.run({ untilDone: true, timeoutS: 90 })).toBe("done");
+      const r = fleet.report();
+      return {
+        offers,
+        outcomes: r.perDevice.map((d) => d.outcome),
+        versions: r.perDevice.map((d) => d.version),
+        chunkBytes: r.bytes.serveChunkBytes ?? -1,
+        sizes: { lz: lz.payload.length, range: range.payload.length },
+      };
+    } finally {
+      await fleet.close();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+describe("serve chooses the delta's codec by the decode cost each device announces", () => {
+  it("the default Cortex-M7 announcement on a fast link: the LZ delta (codec 3), cheap to decode", async () => {
+    const r = await installWith(undefined, 1_000_000_000);
+    // range is the smaller patch here: the choice by size alone would have offered it
+    expect(r.sizes.range).toBeLessThan(r.sizes.lz);
+    expect(r.outcomes).toEqual(["committed", "committed"]);
+    expect(r.versions).toEqual(["1.1.0+2", "1.1.0+2"]);
+    expect([...r.offers].sort()).toEqual(["offer 1.1.0+2 (delta lz, slot 1) to sim-0000", "offer 1.1.0+2 (delta lz, slot 1) to sim-0001"]);
+    expect(r.chunkBytes).toBe(2 * r.sizes.lz);
+  }, 120_000);
+
+  it("a device whose announced cost makes range cheaper: the range delta (codec 2)", async () => {
+    const r = await installWith({ mhz: 400, codecs: [{ codec: 3, instructionsPerByte: 90_000 }, { codec: 2, instructionsPerByte: 2_000 }] }, 1_000_000_000);
+    expect(r.outcomes).toEqual(["committed", "committed"]);
+    expect(r.offers.sort()).toEqual(["offer 1.1.0+2 (delta range, slot 1) to sim-0000", "offer 1.1.0+2 (delta range, slot 1) to sim-0001"]);
+    expect(r.chunkBytes).toBe(2 * r.sizes.range);
+  }, 120_000);
+
+  it("a device that does not announce range never gets it, on a slow link where it is the smaller patch", async () => {
+    const r = await installWith({ mhz: 400, codecs: [{ codec: 3, instructionsPerByte: 5627 }, { codec: 1, instructionsPerByte: 4620 }] }, 10);
+    expect(r.sizes.range).toBeLessThan(r.sizes.lz);
+    expect(r.outcomes).toEqual(["committed", "committed"]);
+    expect([...r.offers].sort()).toEqual(["offer 1.1.0+2 (delta lz, slot 1) to sim-0000", "offer 1.1.0+2 (delta lz, slot 1) to sim-0001"]);
+  }, 120_000);
+});
