@@ -16,7 +16,7 @@
  * bucket codes for lengths, distances and offset changes.
  */
 import { OtaError, Reason } from "../errors";
-import { blockCrcUpdate } from "./crc";
+import { blockCrcUpdate, type BlockCrc } from "./crc";
 
 /** Operation kinds; each op symbol is kind * LEN_SYMBOLS + a length bucket, or one of the two seeks. */
 /**
@@ -289,15 +289,21 @@ export function transformUnits(
  * transformUnits for the decoder's hot path, with the same result: the bytes
  * sit in `b8` from index `s0` (`s0` ≡ `at` mod 4, so that halfwords and words
  * of the new image are elements of the `b16` and `b32` views of the same
- * buffer), and each unit is read once as a halfword or a word; a word whose
- * top byte no rule covers (`wordMap`, from wordRuleMap) is passed over after
- * one lookup, and the others are tried from the first rule that may hold them.
- * (On XS a byte access and a loop pass are each an interpreted step: this
- * reads the copy with about a quarter of the steps.) Typed arrays here are
- * little-endian (LZ_LITTLE_ENDIAN); elsewhere the decoder uses transformUnits.
+ * buffer), and the copy is read once, a word at a time. `unitMap`
+ * (unitRuleMap) tells by a word's top byte what may apply: nothing (0, the
+ * word is passed over after one lookup: most words), the word rules from the
+ * first that may hold it, or, with branch rules, UNIT_BRANCH: the top byte is
+ * F0..FF, the only words in which a BL can start (its first halfword is
+ * F000..F7FF, its second F800..FFFF) and which no word rule touches. Which
+ * halfwords start a BL does not depend on what came before (a second
+ * halfword can never be a first), so each word's check is local: the pair in
+ * the word, or the pair from its upper halfword into the next word. (On XS a
+ * typed-array access and a loop pass are each an interpreted step: this
+ * reads the copy with about a sixth of the byte-wise steps.) Typed arrays here
+ * are little-endian (LZ_LITTLE_ENDIAN); elsewhere the decoder uses transformUnits.
  */
 export function transformUnitsAligned(
-  wordMap: Uint8Array,
+  unitMap: Uint8Array,
   b16: Uint16Array,
   b32: Uint32Array,
   s0: number,
@@ -311,44 +317,36 @@ export function transformUnitsAligned(
 ): void {
   const end = s0 + n;
   const bcount = branchCount * 3;
-  if (bcount > 0) {
-    const last = (end - 4) >> 1;
-    // Bounded: n / 2 halfwords; each BL-shaped pair checked against at most MAX_BRANCH_RULES rules.
-    for (let k = (s0 + 1) >> 1; k <= last; k++) {
-      const h = b16[k];
-      if ((h & 0xf800) !== 0xf000) continue;
-      const l = b16[k + 1];
-      if ((l & 0xf800) !== 0xf800) continue;
-      let imm = (((h & 0x3ff) << 11) | (l & 0x7ff)) << 1;
-      if (h & 0x400) imm -= 1 << 22;
-      // New-image offset of the instruction + 4 (the Thumb PC), and the old target.
-      const pc = at + 2 * k - s0 + 4;
-      const target = pc + alignment + imm;
-      for (let r = 0; r < bcount; r += 3) {
-        const d = target - branches[r];
-        if (d >= 0 && d < branches[r + 1]) {
-          const v = target + branches[r + 2] - pc;
-          if (v >= -(1 << 22) && v < 1 << 22) {
-            const u = (v >> 1) & 0x3fffff;
-            b16[k] = 0xf000 | ((u >> 11) & 0x7ff) | (v < 0 ? 0x400 : 0);
-            b16[k + 1] = 0xf800 | (u & 0x7ff);
-          }
-          break;
-        }
-      }
-      k++; // the second halfword (F800..FFFF) cannot start a pair
-    }
-  }
   const count = ruleCount * 3;
-  if (count === 0) return;
-  const last = (end - 4) >> 2;
-  // Bounded: n / 4 words; those whose top byte a rule covers checked against at most MAX_RULES rules.
-  for (let k = (s0 + 3) >> 2; k <= last; k++) {
+  // BLs may start at halfwords [hFirst, hLast]; word rules apply to words [wFirst, wLast].
+  const hFirst = (s0 + 1) >> 1;
+  const hLast = (end - 4) >> 1;
+  const wFirst = (s0 + 3) >> 2;
+  const wLast = (end - 4) >> 2;
+  if (wLast < wFirst) {
+    // No whole word: at most one BL (n < 8).
+    if (bcount > 0) for (let h = hFirst; h <= hLast; h++) if (branchAt(b16, h, at + 2 * h - s0 + 4, alignment, branches, bcount)) h++;
+    return;
+  }
+  // A BL from the halfword before the first word (s0 = 1 or 2).
+  if (bcount > 0 && hFirst < 2 * wFirst) branchAt(b16, hFirst, at + 2 * hFirst - s0 + 4, alignment, branches, bcount);
+  // The last word's upper halfword may start a BL only when the pair ends inside the copy.
+  const upperLast = hLast >= 2 * wLast + 1;
+  const pc0 = at - s0 + 4; // + 2h: the Thumb PC of a BL at halfword h
+  // Bounded: wLast - wFirst + 1 words, each with at most one BL check or MAX_RULES rule checks.
+  for (let k = wFirst; k <= wLast; k++) {
     const w = b32[k];
-    const first = wordMap[w >>> 24];
-    if (first === 0) continue;
-    if (bcount > 0 && (((w >>> 8) & 0xff) >= 0xf0 || w >>> 24 >= 0xf0)) continue;
-    for (let r = (first - 1) * 3; r < count; r += 3) {
+    const m = unitMap[w >>> 24];
+    if (m === 0) continue;
+    if (m === UNIT_BRANCH) {
+      // (Bits 11..15 and 27..31, the halfwords' top five: 11110 then 11111; `w & …` would be a negative int32.)
+      if (((w >>> 11) & 0x1f001f) === 0x1f001e) branchAt(b16, 2 * k, pc0 + 4 * k, alignment, branches, bcount);
+      else if (w >>> 27 === 0x1e && (k < wLast || upperLast)) branchAt(b16, 2 * k + 1, pc0 + 4 * k + 2, alignment, branches, bcount);
+      continue;
+    }
+    // A word holding a BL-shaped halfword is not relocated when there are branch rules.
+    if (bcount > 0 && ((w >>> 8) & 0xff) >= 0xf0) continue;
+    for (let r = (m - 1) * 3; r < count; r += 3) {
       const d = w - rules[r];
       if (d >= 0 && d < rules[r + 1]) {
         b32[k] = w + rules[r + 2];
@@ -357,6 +355,39 @@ export function transformUnitsAligned(
     }
   }
 }
+
+/**
+ * The BL check of transformUnitsAligned at halfword `h` (`pc`: the new-image
+ * offset of the instruction + 4): when halfwords h, h+1 are BL-shaped, re-aim
+ * it by the first branch rule holding its old target (if the new offset fits).
+ * Answers whether the pair was BL-shaped.
+ */
+function branchAt(b16: Uint16Array, h: number, pc: number, alignment: number, branches: ArrayLike<number>, bcount: number): boolean {
+  const hi = b16[h];
+  if ((hi & 0xf800) !== 0xf000) return false;
+  const lo = b16[h + 1];
+  if ((lo & 0xf800) !== 0xf800) return false;
+  let imm = (((hi & 0x3ff) << 11) | (lo & 0x7ff)) << 1;
+  if (hi & 0x400) imm -= 1 << 22;
+  const target = pc + alignment + imm;
+  // Bounded: MAX_BRANCH_RULES rules.
+  for (let r = 0; r < bcount; r += 3) {
+    const d = target - branches[r];
+    if (d >= 0 && d < branches[r + 1]) {
+      const v = target + branches[r + 2] - pc;
+      if (v >= -(1 << 22) && v < 1 << 22) {
+        const u = (v >> 1) & 0x3fffff;
+        b16[h] = 0xf000 | ((u >> 11) & 0x7ff) | (v < 0 ? 0x400 : 0);
+        b16[h + 1] = 0xf800 | (u & 0x7ff);
+      }
+      break;
+    }
+  }
+  return true;
+}
+
+/** unitRuleMap's mark for top bytes F0..FF when there are branch rules. */
+export const UNIT_BRANCH = 255;
 
 /**
  * The word rules' map by a word's top byte: 1 + the index of the first rule whose
@@ -372,6 +403,16 @@ export function wordRuleMap(rules: ArrayLike<number>, ruleCount: number, map: Ui
     const hi = lo + rules[3 * r + 1] - 1;
     for (let t = Math.floor(lo / 0x1000000); t <= Math.floor(hi / 0x1000000) && t < 256; t++) map[t] = r + 1;
   }
+}
+
+/**
+ * transformUnitsAligned's map: wordRuleMap, and with branch rules UNIT_BRANCH
+ * for top bytes F0..FF (where a BL may start; such words are never relocated
+ * while there are branch rules).
+ */
+export function unitRuleMap(rules: ArrayLike<number>, ruleCount: number, branchCount: number, map: Uint8Array): void {
+  wordRuleMap(rules, ruleCount, map);
+  if (branchCount > 0) map.fill(UNIT_BRANCH, 0xf0);
 }
 
 /** Typed arrays are little-endian here (every target we know; checked, not assumed). */
@@ -403,7 +444,7 @@ export class LzBlockDecoder {
   private readonly units = new Uint8Array(LZ_OLD_CHUNK + 12); // s0 (< 4) + a chunk and its two margins, a multiple of 4
   private readonly units16 = new Uint16Array(this.units.buffer);
   private readonly units32 = new Uint32Array(this.units.buffer);
-  /** wordRuleMap of the block's word rules. */
+  /** unitRuleMap of the block's rules. */
   private readonly wordMap = new Uint8Array(256);
 
   private block = 0;
@@ -448,7 +489,8 @@ export class LzBlockDecoder {
   /** tables[Alphabet.OP]. */
   private readonly opTable: Uint16Array;
 
-  constructor() {
+  /** @param crcUpdate the block CRC-32 (the platform's native one when it has one; src/delta/crc.ts). */
+  constructor(private readonly crcUpdate: BlockCrc = blockCrcUpdate) {
     for (let a = 0; a < ALPHABETS; a++) this.tables.push(new Uint16Array(1 << ALPHABET_MAX_BITS[a]));
     this.opTable = this.tables[0];
   }
@@ -566,7 +608,7 @@ export class LzBlockDecoder {
     this.produced += bytes.length;
     if (this.outLength + bytes.length > this.out.length) this.flushOut(io);
     if (bytes.length >= this.out.length) {
-      this.crc = blockCrcUpdate(this.crc, bytes);
+      this.crc = this.crcUpdate(this.crc, bytes, 0, bytes.length);
       io.write(bytes);
       return;
     }
@@ -576,7 +618,7 @@ export class LzBlockDecoder {
 
   private flushOut(io: LzIo): void {
     if (this.outLength === 0) return;
-    this.crc = blockCrcUpdate(this.crc, this.out, 0, this.outLength);
+    this.crc = this.crcUpdate(this.crc, this.out, 0, this.outLength);
     io.write(this.out.subarray(0, this.outLength));
     this.outLength = 0;
   }
@@ -702,9 +744,9 @@ export class LzBlockDecoder {
     if (this.rulesLeft === 0) {
       if (this.branchesLeft < 0) {
         this.branchesLeft = this.bits(input, 5);
-        wordRuleMap(this.rules, this.ruleCount, this.wordMap);
       }
       if (this.branchesLeft === 0) {
+        unitRuleMap(this.rules, this.ruleCount, this.branchCount, this.wordMap);
         this.state = S_OP;
         return;
       }

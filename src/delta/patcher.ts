@@ -33,7 +33,7 @@
 import { OtaError, Reason, isOtaError } from "../errors";
 import type { Digest, Flash } from "../../hal/types";
 import { SlotWriter } from "../update/slot-writer";
-import { BLOCK_CRC_TABLE_BYTES, blockCrcUpdate } from "./crc";
+import { blockCrcOf, blockCrcTableBytes, type BlockCrc } from "./crc";
 import {
   BLOCK_HEADER_MAX,
   BLOCK_HEADER_MIN,
@@ -156,6 +156,8 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
 
 export class PatchApplier {
   private readonly options: PatchApplierOptions;
+  /** The block CRC-32: the digest's native one when it has one. */
+  private readonly crc: BlockCrc;
   private state = HEADER;
   private failure: unknown = undefined;
 
@@ -231,6 +233,7 @@ export class PatchApplier {
       throw new RangeError(`capacity must be an integer within the inactive slot, got ${capacity}`);
     }
     this.options = options;
+    this.crc = blockCrcOf(digest);
   }
 
   /**
@@ -280,7 +283,7 @@ export class PatchApplier {
       (this.inflater?.bytes ?? 0) +
       (this.model?.bytes ?? 0) +
       this.out.byteLength +
-      BLOCK_CRC_TABLE_BYTES +
+      blockCrcTableBytes(this.options.digest) +
       (this.writer?.bytes ?? 0) +
       OLD_READ_CHUNK +
       (this.model ? OLD_CONTEXT_MARGIN : 0)
@@ -436,7 +439,7 @@ export class PatchApplier {
     while (budget > 0 && this.identityLeft > 0) {
       const n = Math.min(OLD_READ_CHUNK, budget, this.identityLeft);
       const buf = this.options.activeSlot.read(n, this.newOffset + span - this.identityLeft);
-      this.identityCrc = blockCrcUpdate(this.identityCrc, buf);
+      this.identityCrc = this.crc(this.identityCrc, buf, 0, buf.length);
       writer.write(buf);
       this.identityLeft -= n;
       budget -= n;
@@ -594,7 +597,7 @@ export class PatchApplier {
     }
     this.header = h;
     if (v2) {
-      this.lz = new LzBlockDecoder();
+      this.lz = new LzBlockDecoder(this.crc);
       const bad = (e: unknown, what: string) => {
         if (e instanceof RangeError) return new OtaError(Reason.PATCH_OUT_OF_RANGE, `block ${this.block}: ${what}: ${e.message}`, this.block);
         return e;
@@ -867,14 +870,14 @@ export class PatchApplier {
             this.pLiteral = literal;
           }
         }
-        this.pCrc = blockCrcUpdate(this.pCrc, buf);
+        this.pCrc = this.crc(this.pCrc, buf, 0, buf.length);
         writer.write(buf);
         this.pDone += n;
         budget -= n;
       } else {
         const m = Math.min(this.pDiff + this.pExtra - this.pDone, budget);
         const bytes = raw.subarray(this.pExtraAt, this.pExtraAt + m);
-        this.pCrc = blockCrcUpdate(this.pCrc, bytes);
+        this.pCrc = this.crc(this.pCrc, bytes, 0, bytes.length);
         writer.write(bytes);
         this.pExtraAt += m;
         this.pDone += m;
@@ -970,7 +973,7 @@ export class PatchApplier {
           before = at;
         }
         const bytes = buf.subarray(start - lo, start - lo + n);
-        this.pCrc = blockCrcUpdate(this.pCrc, bytes);
+        this.pCrc = this.crc(this.pCrc, bytes, 0, bytes.length);
         writer.write(bytes);
         this.pDone += n;
         budget -= n;
@@ -983,7 +986,7 @@ export class PatchApplier {
           out[outLength++] = model.codeExtraByte(rd, base + this.pDone + k, 0);
           if (outLength === out.length || k === m - 1) {
             const bytes = out.subarray(0, outLength);
-            this.pCrc = blockCrcUpdate(this.pCrc, bytes);
+            this.pCrc = this.crc(this.pCrc, bytes, 0, bytes.length);
             writer.write(bytes);
             outLength = 0;
           }

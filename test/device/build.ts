@@ -53,7 +53,8 @@ const xsDefines = ["-DINCLUDE_XSPLATFORM", '-DXSPLATFORM="xsPlatformDevice.h"', 
 const includes = [`-I${join(xsDir, "includes")}`, `-I${join(xsDir, "platforms")}`, `-I${join(xsDir, "sources")}`, `-I${platformDir}`];
 const quiet = ["-Wno-misleading-indentation", "-Wno-implicit-fallthrough"];
 
-const platformSources = ["startup.c", "semihost.c", "device.c", "host.c", "sha256.c"].map((f) => join(platformDir, f));
+/** The lane's platform, and the Moddable adapters' own C that the bundle calls through `native` (host.c). */
+const platformSources = [...["startup.c", "semihost.c", "device.c", "host.c", "sha256.c"].map((f) => join(platformDir, f)), join(root, "hal/moddable/native/crc32.c")];
 
 /** A missing peer fails the lane with a message, never skips it. */
 export function checkPeers(): void {

@@ -101,6 +101,17 @@ describe("device lane: signed updates", () => {
     expect(native.value.misuse).toEqual(["Error: sha256: update after finish", "Error: sha256: finish called twice"]);
     expect(native.value.instructions).toBeLessThan(sha.instructions / 20);
     report({ workload: `SHA-256 (native digest), ${HASH_LENGTH / 1024} KiB in 1 KiB updates (hashing alone)`, instructions: native.value.instructions, bytes: HASH_LENGTH, task: native });
+    // The native CRC-32 (hal/moddable/native/crc32.c under hal/moddable/digest.ts, unchanged): the patch blocks' check.
+    type Crc = { whole: number; js: number; reference: number; uneven: number; viewReference: number; empty: number; instructions: number; jsInstructions: number; refusals: string[] };
+    const crc = okTask<Crc>(run, "crc32-native");
+    expect(crc.value.whole).toBe(crc.value.reference);
+    expect(crc.value.js).toBe(crc.value.reference);
+    expect(crc.value.uneven).toBe(crc.value.viewReference);
+    expect(crc.value.empty).toBe(0x1234);
+    expect(crc.value.refusals).toEqual(["RangeError", "RangeError", "RangeError", "TypeError"]);
+    expect(crc.value.instructions).toBeLessThan(crc.value.jsInstructions / 20);
+    report({ workload: `CRC-32 (native), ${HASH_LENGTH / 1024} KiB in 1 KiB steps`, instructions: crc.value.instructions, bytes: HASH_LENGTH, task: crc });
+    report({ workload: `CRC-32 (JS, src/delta/crc.ts), ${HASH_LENGTH / 1024} KiB in 1 KiB steps`, instructions: crc.value.jsInstructions, bytes: HASH_LENGTH, task: crc });
   });
 
   it("verifies a signed image streaming from mock flash, and refuses it with one flipped bit", async () => {

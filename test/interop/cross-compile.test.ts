@@ -34,8 +34,8 @@ describe("native modules cross-compile for Cortex-M7", () => {
   });
 
   const sources = readdirSync(NATIVE).filter((f) => f.endsWith(".c"));
-  it("finds the five native sources", () => {
-    expect(sources.sort()).toEqual(["counter_core.c", "counter_zephyr.c", "random_zephyr.c", "system_zephyr.c", "watchdog_zephyr.c"]);
+  it("finds the six native sources", () => {
+    expect(sources.sort()).toEqual(["counter_core.c", "counter_zephyr.c", "crc32.c", "random_zephyr.c", "system_zephyr.c", "watchdog_zephyr.c"]);
   });
 
   for (const source of sources) {
@@ -50,6 +50,7 @@ describe("native modules cross-compile for Cortex-M7", () => {
         "counter_zephyr.c": ["xs_otacounter_read", "xs_otacounter_advance"],
         "system_zephyr.c": ["xs_otasystem_resetCause", "xs_otasystem_reboot"],
         "random_zephyr.c": ["xs_otarandom_fill"],
+        "crc32.c": ["xs_otacrc32_update"],
         "watchdog_zephyr.c": ["xs_otawatchdog_start", "xs_otawatchdog_feed"],
       };
       for (const symbol of wanted[source]) expect(nm.stdout).toMatch(new RegExp(`\\bT ${symbol}\\b`));
@@ -65,7 +66,7 @@ describe("native modules cross-compile for Cortex-M7", () => {
       const text = readFileSync(join("hal/moddable", f), "utf8");
       for (const m of text.matchAll(/native\("(\w+)"\)/g)) calls.add(m[1]);
     }
-    expect(calls.size).toBe(7);
+    expect(calls.size).toBe(8);
     const defined = spawnSync("arm-none-eabi-nm", ["-g", ...readdirSync(out).map((o) => join(out, o))], { encoding: "utf8" }).stdout;
     for (const c of calls) expect(defined, c).toMatch(new RegExp(`\\bT ${c}\\b`));
   });

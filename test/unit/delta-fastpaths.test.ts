@@ -3,13 +3,20 @@
  * give: transformUnitsAligned (halfword/word views) against transformUnits (the
  * byte-wise definition the encoder predicts with), and the patch blocks'
  * slicing-by-four CRC against src/util/crc32.ts, on seeded random inputs split
- * at every alignment.
+ * at every alignment; and a platform's native CRC-32 (the Digest's optional
+ * `crc32`, C on Moddable) is the one the patcher checks every block with.
  */
 import { describe, expect, it } from "vitest";
 import { Prng } from "../../hal/mock/prng";
-import { blockCrcUpdate } from "../../src/delta/crc";
-import { buildDecodeTable, transformUnits, transformUnitsAligned, wordRuleMap } from "../../src/delta/lz";
-import { OtaError } from "../../src/errors";
+import { NorFlash } from "../../hal/mock/flash";
+import type { Digest } from "../../hal/types";
+import { softwareDigest } from "../../src/crypto/sha256";
+import { blockCrcOf, blockCrcUpdate } from "../../src/delta/crc";
+import { Codec } from "../../src/delta/format";
+import { PatchApplier } from "../../src/delta/patcher";
+import { makePatch } from "../../tools/delta/index";
+import { buildDecodeTable, transformUnits, transformUnitsAligned, unitRuleMap } from "../../src/delta/lz";
+import { OtaError, Reason } from "../../src/errors";
 import { crc32Update } from "../../src/util/crc32";
 
 /** Thumb-like bytes: random halfwords with many BL pairs (F000..F7FF then F800..FFFF) and pointer-like words. */
@@ -69,7 +76,7 @@ describe("codec 3 fast paths", () => {
       const s0 = at & 3;
       units.fill(0);
       units.set(bytes, s0);
-      wordRuleMap(rules, ruleCount, map);
+      unitRuleMap(rules, ruleCount, branchCount, map);
       transformUnitsAligned(map, u16, u32, s0, at, n, alignment, rules, ruleCount, branches, branchCount);
       expect(units.subarray(s0, s0 + n)).toEqual(reference);
       if (!reference.every((v, i) => v === bytes[i])) changed++;
@@ -133,5 +140,46 @@ describe("codec 3 fast paths", () => {
     }
     // Over-subscribed: three codes of length 1.
     expect(() => buildDecodeTable(Uint8Array.of(1, 1, 1), 3, table, counts, next, 0)).toThrow(OtaError);
+  });
+
+  describe("a platform CRC-32 (Digest.crc32) is the one the patcher uses", () => {
+    const prng = new Prng(77);
+    const old = new Uint8Array(40_000).map(() => prng.below(256));
+    const nw = old.slice();
+    for (let i = 0; i < 300; i++) nw[prng.below(nw.length)] = prng.below(256);
+    const install = (digest: Digest, codec: number) => {
+      const chip = new NorFlash({ size: 2 * 40_960, blockLength: 4096, writeAlign: 32 });
+      const active = chip.partition(0, 40_960);
+      const inactive = chip.partition(40_960, 40_960);
+      active.cells.set(old);
+      const a = new PatchApplier({ activeSlot: active, inactiveSlot: inactive, digest });
+      a.update(makePatch(old, nw, { codec: codec as 1 | 2 | 3 }).bytes);
+      const r = a.finish();
+      return { image: inactive.cells.slice(0, r.length), memory: a.workingMemory };
+    };
+    for (const codec of [Codec.LZ, Codec.DEFLATE, Codec.RANGE]) {
+      it(`codec ${codec}: a correct native CRC installs byte-exact and is called; a wrong one fails the first block (PATCH_BLOCK_HASH)`, () => {
+        let calls = 0;
+        const native: Digest = { sha256: softwareDigest.sha256, crc32: (c, d, s, e) => (calls++, crc32Update(c, d.subarray(s, e))) };
+        const plain = install(softwareDigest, codec);
+        const ok = install(native, codec);
+        expect(ok.image).toEqual(nw);
+        expect(calls).toBeGreaterThan(0);
+        // Its table is the platform's: the decoder's account drops the JS tables.
+        expect(plain.memory - ok.memory).toBe(4096);
+        const wrong: Digest = { sha256: softwareDigest.sha256, crc32: (c, d, s, e) => (crc32Update(c, d.subarray(s, e)) ^ 1) >>> 0 };
+        let error: unknown;
+        try {
+          install(wrong, codec);
+        } catch (e) {
+          error = e;
+        }
+        expect(error).toBeInstanceOf(OtaError);
+        expect((error as OtaError).code).toBe(Reason.PATCH_BLOCK_HASH);
+      });
+    }
+    it("blockCrcOf: the JS CRC without a native one", () => {
+      expect(blockCrcOf(softwareDigest)).toBe(blockCrcUpdate);
+    });
   });
 });

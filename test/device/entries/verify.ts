@@ -17,6 +17,8 @@ import { fromHex, toHex } from "../../../src/util/bytes";
 import { serve, task } from "../../xs/runtime";
 import { hashInput, type VerifyInput } from "./verify-data";
 import { nativeDigest } from "../../../hal/moddable/digest";
+import { blockCrcUpdate } from "../../../src/delta/crc";
+import { crc32 } from "../../../src/util/crc32";
 import { deviceInstructions } from "../crypt";
 
 function input(): VerifyInput {
@@ -97,6 +99,44 @@ task("sha256-native", () => {
     misuse.push(String(e));
   }
   return { whole, uneven: toHex(uneven.finish()), empty: toHex(nativeDigest.sha256().finish()), instructions, misuse };
+});
+
+/**
+ * The native CRC-32 (hal/moddable/native/crc32.c through hal/moddable/digest.ts,
+ * unchanged; `native` as xsc would bind it): the 64 KiB input in 1 KiB steps, timed
+ * beside the decoder's JS CRC on the same bytes; uneven continuations over a view
+ * that does not start its buffer; the empty range; and its refusals.
+ */
+task("crc32-native", () => {
+  const bytes = hashInput(input().hashLength);
+  const native = nativeDigest.crc32 as (crc: number, data: Uint8Array, start: number, end: number) => number;
+  let t0 = deviceInstructions() as number;
+  let whole = 0;
+  for (let at = 0; at < bytes.length; at += 1024) whole = native(whole, bytes, at, at + 1024);
+  const instructions = (deviceInstructions() as number) - t0;
+  t0 = deviceInstructions() as number;
+  let js = 0;
+  for (let at = 0; at < bytes.length; at += 1024) js = blockCrcUpdate(js, bytes, at, at + 1024);
+  const jsInstructions = (deviceInstructions() as number) - t0;
+  const view = bytes.subarray(3);
+  let uneven = 0;
+  for (let at = 0, n = 1; at < view.length; at += n, n = (n * 7 + 57) % 300) uneven = native(uneven, view, at, Math.min(at + n, view.length));
+  const refusals: string[] = [];
+  for (const [start, end] of [[5, 4], [-1, 4], [0, view.length + 1]]) {
+    try {
+      native(0, view, start, end);
+      refusals.push("accepted");
+    } catch (e) {
+      refusals.push(e instanceof RangeError ? "RangeError" : String(e));
+    }
+  }
+  try {
+    native(0, [1, 2, 3] as unknown as Uint8Array, 0, 3);
+    refusals.push("accepted");
+  } catch (e) {
+    refusals.push(e instanceof TypeError ? "TypeError" : String(e));
+  }
+  return { whole, js, reference: crc32(bytes), uneven, viewReference: crc32(view), empty: native(0x1234, bytes, 7, 7), instructions, jsInstructions, refusals };
 });
 
 /** Data set-up of the image tasks, run first so the verification is counted alone. */

@@ -15,6 +15,12 @@
  *   flash write (every target byte erased), in C as a flash driver does it.
  * - `instructions()`: instructions retired since reset (SysTick ticks × 40
  *   under -icount shift=0), so that a task can time its own sections.
+ *
+ * And the global `native(name)`: what xsc makes of `native("xs_name")` in
+ * hal/moddable (a direct host function), which the runtime parser here does
+ * not know: it hands out the host function of that name from the adapters'
+ * own C files linked into the ELF (hal/moddable/native/crc32.c), so that the
+ * adapter runs unchanged over its real C.
  */
 #include "xsAll.h"
 #include "xsmc.h"
@@ -97,6 +103,33 @@ static void xs_device_firstProgrammed(xsMachine *the)
 	}
 }
 
+extern void xs_otacrc32_update(xsMachine *the);
+
+static const struct {
+	char name[24];
+	xsCallback callback;
+	int length;
+} deviceNatives[] = {
+	{ "xs_otacrc32_update", xs_otacrc32_update, 4 },
+};
+#define DEVICE_NATIVES (sizeof(deviceNatives) / sizeof(deviceNatives[0]))
+
+/* The host functions are made once, at install, into the array __xsOtaDevice.natives (the table's order); `native` hands them out. */
+static void xs_device_native(xsMachine *the)
+{
+	xsmcVars(1);
+	const char *name = xsmcToString(xsArg(0));
+	for (unsigned i = 0; i < DEVICE_NATIVES; i++) {
+		if (c_strcmp(name, deviceNatives[i].name) == 0) {
+			xsmcGet(xsVar(0), xsGlobal, xsID("__xsOtaDevice"));
+			xsmcGet(xsVar(0), xsVar(0), xsID("natives"));
+			xsmcGetIndex(xsResult, xsVar(0), i);
+			return;
+		}
+	}
+	xsReferenceError("native: no host function %s in the device lane's ELF", name);
+}
+
 static void xs_device_instructions(xsMachine *the)
 {
 	xsResult = xsNumber((double)(deviceTicks() * DEVICE_INSTRUCTIONS_PER_TICK));
@@ -106,7 +139,7 @@ void deviceInstallHost(xsMachine *the)
 {
 	xsBeginHost(the);
 	{
-		xsmcVars(4);
+		xsmcVars(5);
 		xsVar(0) = xsNewHostObject(C_NULL); /* instances hold their state in a host chunk, which XS frees */
 		xsVar(1) = xsNewHostConstructor(xs_device_digest, 1, xsVar(0));
 		xsVar(2) = xsNewHostFunction(xs_device_digest_write, 1);
@@ -125,11 +158,20 @@ void deviceInstallHost(xsMachine *the)
 		xsmcDefine(xsVar(3), xsID("firstProgrammed"), xsVar(2), xsDontEnum | xsDontSet | xsDontDelete);
 		xsVar(2) = xsNewHostFunction(xs_device_instructions, 0);
 		xsmcDefine(xsVar(3), xsID("instructions"), xsVar(2), xsDontEnum | xsDontSet | xsDontDelete);
+		xsVar(4) = xsNewArray(DEVICE_NATIVES);
+		for (unsigned i = 0; i < DEVICE_NATIVES; i++) {
+			xsVar(2) = xsNewHostFunction(deviceNatives[i].callback, deviceNatives[i].length);
+			xsmcSetIndex(xsVar(4), i, xsVar(2));
+		}
+		xsmcDefine(xsVar(3), xsID("natives"), xsVar(4), xsDontEnum | xsDontSet | xsDontDelete);
 		xsmcGet(xsVar(2), xsGlobal, xsID("Object"));
+		xsCall1(xsVar(2), xsID("freeze"), xsVar(4));
 		xsCall1(xsVar(2), xsID("freeze"), xsVar(0));
 		xsCall1(xsVar(2), xsID("freeze"), xsVar(1));
 		xsCall1(xsVar(2), xsID("freeze"), xsVar(3));
 		xsmcDefine(xsGlobal, xsID("__xsOtaDevice"), xsVar(3), xsDontEnum | xsDontSet | xsDontDelete);
+		xsVar(2) = xsNewHostFunction(xs_device_native, 1);
+		xsmcDefine(xsGlobal, xsID("native"), xsVar(2), xsDontEnum | xsDontSet | xsDontDelete);
 	}
 	xsEndHost(the);
 }
