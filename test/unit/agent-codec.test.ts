@@ -7,12 +7,12 @@
  * the simulated cloud offers by that announcement.
  */
 import { describe, expect, it } from "vitest";
-import { DEVICE_DECODE_COST } from "../../src/agent/config";
+import { checkConfig, DEVICE_DECODE_COST, type AgentConfig } from "../../src/agent/config";
 import { Codec, parsePatchHeader } from "../../src/delta/format";
 import { Reason } from "../../src/errors";
 import { formatVersion } from "../../src/image/format";
 import { makePatch } from "../../tools/delta/index";
-import { buildImage, release } from "../lib/sim-fixtures";
+import { buildImage, HARDWARE, release } from "../lib/sim-fixtures";
 import { makeWorld, type World } from "../lib/sim-world";
 import type { VirtualDevice } from "../../targets/sim/device";
 
@@ -38,6 +38,26 @@ function journalOf(w: World, d: VirtualDevice) {
   const j = w.agents.get(d)!.journal;
   return { session: j.session(), progress: j.progress(), policy: j.policy() };
 }
+
+describe("agent configuration: decodeCost", () => {
+  const base: AgentConfig = { deviceId: "d", hardwareId: HARDWARE, server: { host: "h", port: 1, tls: true }, trustedKeys: [new Uint8Array(65)] };
+  it("defaults to the device lane's Cortex-M7 figures (codec 3, 1, 2 at 400 MHz); a target may set its own", () => {
+    expect(checkConfig(base).decodeCost).toBe(DEVICE_DECODE_COST);
+    expect(DEVICE_DECODE_COST).toEqual({ mhz: 400, codecs: [{ codec: 3, instructionsPerByte: 5627 }, { codec: 1, instructionsPerByte: 4620 }, { codec: 2, instructionsPerByte: 82067 }] });
+    expect(Object.isFrozen(DEVICE_DECODE_COST) && Object.isFrozen(DEVICE_DECODE_COST.codecs)).toBe(true);
+    const own = { mhz: 216, codecs: [{ codec: 0, instructionsPerByte: 900 }, { codec: 1, instructionsPerByte: 5000 }] };
+    expect(checkConfig({ ...base, decodeCost: own }).decodeCost).toEqual(own);
+  });
+  it("refuses at start an announcement that is malformed or names a codec this build does not decode", () => {
+    for (const bad of [
+      { mhz: 0, codecs: [{ codec: 1, instructionsPerByte: 1 }] },
+      { mhz: 400, codecs: [] },
+      { mhz: 400, codecs: [{ codec: 4, instructionsPerByte: 1 }] },
+      { mhz: 400, codecs: [{ codec: 1, instructionsPerByte: 1 }, { codec: 1, instructionsPerByte: 1 }] },
+      { mhz: 400, codecs: [{ codec: 1, instructionsPerByte: 1.5 }] },
+    ]) expect(() => checkConfig({ ...base, decodeCost: bad }), JSON.stringify(bad)).toThrow(/AgentConfig\.decodeCost/);
+  });
+});
 
 describe("agent: the manifest binds the delta's codec", () => {
   it("announces its codecs and their cost (the M7 figures by default) in every heartbeat", () => {
