@@ -16,6 +16,7 @@ import { buildImage, release, testKey } from "../../tools/demo/firmware";
 import { publishRelease } from "../../tools/demo/rig";
 import { makePatch } from "../../tools/delta/index";
 import { SimFleet } from "../../tools/sim/fleet";
+import { formatInventory, inventory } from "../../tools/serve/inventory";
 
 async function installWith(decodeCost: DecodeCost | undefined, linkRate: number): Promise<{ offers: string[]; outcomes: string[]; versions: string[]; chunkBytes: number; sizes: { lz: number; range: number } }> {
   const dir = mkdtempSync(join(tmpdir(), "xs-ota-serve-codec-"));
@@ -90,4 +91,25 @@ describe("serve chooses the delta's codec by the decode cost each device announc
     expect(r.outcomes).toEqual(["committed", "committed"]);
     expect([...r.offers].sort()).toEqual(["offer 1.1.0+2 (delta lz, slot 1) to sim-0000", "offer 1.1.0+2 (delta lz, slot 1) to sim-0001"]);
   }, 120_000);
+});
+
+describe("serve's start-up listing names each delta's codec", () => {
+  it("a delta labelled with no codec (signed before the binding) is listed with a warning: every device refuses it", () => {
+    const dir = mkdtempSync(join(tmpdir(), "xs-ota-serve-codec-inv-"));
+    try {
+      const map = smallFlashMap();
+      const key = testKey(1);
+      const factory = buildImage(map, key, "1.0.0+1", 0, { confirm: true, size: 8192 });
+      const next = buildImage(map, key, "1.1.0+2", 1, { size: 8192 });
+      const diff = (a: Uint8Array, b: Uint8Array) => makePatch(a, b).bytes;
+      publishRelease(dir, release(key, next, { base: factory, diff, stream: "good.patch" }));
+      publishRelease(dir, release(key, next, { base: factory, diff, stream: "old.patch", compression: "none" }));
+      const lines = formatInventory(dir, inventory(dir, undefined, 1_790_000_000), false);
+      expect(lines.some((l) => /good\.patch\.manifest: usr-n520 1\.1\.0\+2 delta \(lz\) for slot 1/.test(l)), lines.join("\n")).toBe(true);
+      expect(lines.some((l) => /^WARNING .*old\.patch\.manifest: served but every device will refuse it: PATCH_CODEC_MISMATCH/.test(l)), lines.join("\n")).toBe(true);
+      expect(lines.filter((l) => l.startsWith("WARNING"))).toHaveLength(1);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });

@@ -52,7 +52,8 @@ export function inventory(dir: string, keyring?: Keyring, nowSec = Math.floor(Da
       payload = "payload MISSING";
     } else payload = `by URL ${m.fetch.url}`;
     if (m.expiresAt <= nowSec) problems.push({ path: e.path, reason: `expired at ${new Date(m.expiresAt * 1000).toISOString()}: devices refuse it (MANIFEST_EXPIRED); release it again` });
-    releases.push(`${e.path}: ${m.hardwareId} ${formatVersion(m.version)} ${m.payload.kind} for slot ${m.slot}, ${payload}, expires ${new Date(m.expiresAt * 1000).toISOString()}`);
+    const kind = m.payload.kind === "delta" ? `delta (${m.payload.compression})` : m.payload.kind;
+    releases.push(`${e.path}: ${m.hardwareId} ${formatVersion(m.version)} ${kind} for slot ${m.slot}, ${payload}, expires ${new Date(m.expiresAt * 1000).toISOString()}`);
   }
   const revocations: string[] = [];
   for (const r of readRevocations(dir, { onError: (path, err) => (used.add(path), problems.push({ path, reason: `skipped: ${err.message}` })) })) {
