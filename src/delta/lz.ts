@@ -115,8 +115,15 @@ export const BLOCK_END = 2;
 export const LZ_OUT_CHUNK = 256;
 /** Output gathered before one CRC update and one write. */
 export const LZ_OUT_BATCH = 1024;
-/** Old-image bytes per flash read. */
+/** Old-image bytes per copy step (the relocation buffer's size). */
 export const LZ_OLD_CHUNK = 1024;
+/**
+ * The old-image window: what one flash read brings in, and what copies are then
+ * served from without another read (operations mostly read the old image
+ * forward, a few bytes to a few hundred at a time). At least a copy step and
+ * its two margins.
+ */
+export const LZ_OLD_WINDOW = 1280;
 
 const NEED_OP_BITS = 64;
 const NEED_TABLE_BITS = 64;
@@ -127,6 +134,12 @@ export const MAX_RULES = 15;
 export const MAX_BRANCH_RULES = 31;
 /** Old-image bytes read on each side of a copy's slice, so that a transformed unit (4 bytes) is seen whole. */
 const UNIT_MARGIN = 3;
+
+/** The relocation units: s0 (< 4) + a copy step and its two margins, a multiple of 4. */
+const UNITS_BYTES = LZ_OLD_CHUNK + 12;
+const WORK_UNITS = LZ_OUT_BATCH;
+const WORK_WINDOW = WORK_UNITS + UNITS_BYTES;
+const WORK_BYTES = WORK_WINDOW + LZ_OLD_WINDOW;
 
 const S_TABLE_HEAD = 0;
 const S_TABLE_LENGTHS = 1;
@@ -423,8 +436,14 @@ export const LZ_LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] =
  * coded block, then `run` until it answers BLOCK_END.
  *
  * Working memory (`bytes`): six decode tables of 2^ALPHABET_MAX_BITS entries
- * (u16, 18 KiB), the code-length scratch, and a staging buffer of LZ_OUT_CHUNK bytes;
- * old-image reads of at most LZ_OLD_CHUNK are made by the caller's Flash.
+ * (u16, 18 KiB), the code-length scratch, and one work buffer holding the
+ * output batch, the relocation units and the old-image window; old-image
+ * reads of at most LZ_OLD_WINDOW bytes are made by the caller's Flash.
+ *
+ * Bytes move inside the work buffer with `copyWithin` (one native call): on
+ * XS a `subarray` and a `set` between two arrays cost about seven times
+ * that, and a flash read (a new array) more than ten times; an operation is
+ * often only a few bytes long.
  */
 export class LzBlockDecoder {
   private readonly tables: Uint16Array[] = [];
@@ -437,13 +456,16 @@ export class LzBlockDecoder {
   /** buildDecodeTable's scratch: the symbols by length, and each length's place among them. */
   private readonly order = new Uint8Array(256);
   private readonly start = new Uint16Array(16);
-  private readonly stage = new Uint8Array(LZ_OUT_CHUNK);
-  private readonly out = new Uint8Array(LZ_OUT_BATCH);
+  /** [0, WORK_UNITS): the output batch; [WORK_UNITS, WORK_WINDOW): the units; [WORK_WINDOW, WORK_BYTES): the old window. */
+  private readonly work = new Uint8Array(WORK_BYTES);
+  private readonly out = this.work.subarray(0, LZ_OUT_BATCH);
   private outLength = 0;
   /** An old copy with relocation rules, placed so that new-image halfwords and words are elements of the views. */
-  private readonly units = new Uint8Array(LZ_OLD_CHUNK + 12); // s0 (< 4) + a chunk and its two margins, a multiple of 4
-  private readonly units16 = new Uint16Array(this.units.buffer);
-  private readonly units32 = new Uint32Array(this.units.buffer);
+  private readonly units16 = new Uint16Array(this.work.buffer, WORK_UNITS, UNITS_BYTES / 2);
+  private readonly units32 = new Uint32Array(this.work.buffer, WORK_UNITS, UNITS_BYTES / 4);
+  /** The old image's [windowStart, windowStart + windowLength) sits at work[WORK_WINDOW…]. */
+  private windowStart = 0;
+  private windowLength = 0;
   /** unitRuleMap of the block's rules. */
   private readonly wordMap = new Uint8Array(256);
 
@@ -497,7 +519,7 @@ export class LzBlockDecoder {
 
   /** RAM held by the decoder's own buffers. */
   get bytes(): number {
-    let n = this.lengths.byteLength + this.clLengths.byteLength + this.clTable.byteLength + this.counts.byteLength + this.next.byteLength + this.order.byteLength + this.start.byteLength + REVERSED.byteLength + this.stage.byteLength + this.out.byteLength + this.units.byteLength + this.wordMap.byteLength + this.tableBits.byteLength + this.rules.byteLength + this.branches.byteLength + 2 * UNIT_MARGIN;
+    let n = this.lengths.byteLength + this.clLengths.byteLength + this.clTable.byteLength + this.counts.byteLength + this.next.byteLength + this.order.byteLength + this.start.byteLength + REVERSED.byteLength + this.work.byteLength + this.wordMap.byteLength + this.tableBits.byteLength + this.rules.byteLength + this.branches.byteLength + 2 * UNIT_MARGIN;
     for (const t of this.tables) n += t.byteLength;
     return n;
   }
@@ -614,6 +636,39 @@ export class LzBlockDecoder {
     }
     this.out.set(bytes, this.outLength);
     this.outLength += bytes.length;
+  }
+
+  /** emit() for `n` bytes (at most LZ_OUT_BATCH) already in the work buffer at `from`. */
+  private emitWork(io: LzIo, from: number, n: number): void {
+    this.produced += n;
+    if (this.outLength + n > LZ_OUT_BATCH) this.flushOut(io);
+    this.work.copyWithin(this.outLength, from, from + n);
+    this.outLength += n;
+  }
+
+  /** Room for `n` bytes (at most LZ_OUT_BATCH) at the end of the output batch; answers where they go. */
+  private outRoom(io: LzIo, n: number): number {
+    if (this.outLength + n > LZ_OUT_BATCH) this.flushOut(io);
+    return this.outLength;
+  }
+
+  /**
+   * The old image's [offset, offset + length) in the work buffer (length at
+   * most LZ_OLD_WINDOW; the caller has checked it lies in the old image): where
+   * it starts there. Reads the window from flash only when it does not hold it.
+   */
+  private oldBytes(io: LzIo, offset: number, length: number): number {
+    const rel = offset - this.windowStart;
+    if (rel >= 0 && rel + length <= this.windowLength) return WORK_WINDOW + rel;
+    // Forward from the first byte wanted (operations mostly go forward), within the old image.
+    let start = offset;
+    if (start + LZ_OLD_WINDOW > this.oldLength) start = this.oldLength > LZ_OLD_WINDOW ? this.oldLength - LZ_OLD_WINDOW : 0;
+    const n = this.oldLength - start < LZ_OLD_WINDOW ? this.oldLength - start : LZ_OLD_WINDOW;
+    this.windowLength = 0; // (a failed read leaves no stale window)
+    this.work.set(io.readOld(n, start), WORK_WINDOW);
+    this.windowStart = start;
+    this.windowLength = n;
+    return WORK_WINDOW + offset - start;
   }
 
   private flushOut(io: LzIo): void {
@@ -879,17 +934,18 @@ export class LzBlockDecoder {
         // margin around the slice so that one cut by the slice is seen whole, either side.
         const from = this.copyStart > at - UNIT_MARGIN ? this.copyStart : at - UNIT_MARGIN;
         const to = this.copyEnd < at + n + UNIT_MARGIN ? this.copyEnd : at + n + UNIT_MARGIN;
-        const buf = io.readOld(to - from, from + this.alignment);
+        const src = this.oldBytes(io, from + this.alignment, to - from);
         if (LZ_LITTLE_ENDIAN) {
           const s0 = from & 3;
-          this.units.set(buf, s0);
+          this.work.copyWithin(WORK_UNITS + s0, src, src + to - from);
           transformUnitsAligned(this.wordMap, this.units16, this.units32, s0, from, to - from, this.alignment, this.rules, this.ruleCount, this.branches, this.branchCount);
-          this.emit(io, this.units.subarray(s0 + at - from, s0 + at - from + n));
+          this.emitWork(io, WORK_UNITS + s0 + at - from, n);
         } else {
+          const buf = this.work.slice(src, src + to - from);
           this.relocate(buf, from, to - from);
           this.emit(io, buf.subarray(at - from, at - from + n));
         }
-      } else this.emit(io, io.readOld(n, at + this.alignment));
+      } else this.emitWork(io, this.oldBytes(io, at + this.alignment, n), n);
     } else if (kind === OP_NEW) {
       const distance = this.runDistance;
       if (n > LZ_OUT_CHUNK) n = LZ_OUT_CHUNK;
@@ -928,7 +984,11 @@ export class LzBlockDecoder {
       let pad = this.padBits;
       if (kind === OP_ADD) {
         if (n > LZ_OLD_CHUNK) n = LZ_OLD_CHUNK;
-        const buf = io.readOld(n, at + this.alignment);
+        // The old bytes go to the end of the output batch and the differences are added there.
+        const oldAt = this.oldBytes(io, at + this.alignment, n);
+        const base = this.outRoom(io, n);
+        const buf = this.work;
+        buf.copyWithin(base, oldAt, oldAt + n);
         const table = this.tables[A_DIFF];
         const mask = (1 << per) - 1;
         for (let i = 0; i < n; i++) {
@@ -948,7 +1008,7 @@ export class LzBlockDecoder {
           if (e === 0) throw malformed(this.block, "bit pattern outside the Huffman code");
           bitBuf >>>= e & 15;
           bitCount -= e & 15;
-          buf[i] = (buf[i] + (e >>> 4)) & 0xff;
+          buf[base + i] = (buf[base + i] + (e >>> 4)) & 0xff;
         }
         this.bitBuf = bitBuf;
         this.bitCount = bitCount;
@@ -957,10 +1017,13 @@ export class LzBlockDecoder {
         this.pulledBits = pulled;
         this.padBits = pad;
         if (this.padBits > this.bitCount) throw malformed(this.block, "payload ends inside an operation");
-        this.emit(io, buf);
+        this.outLength = base + n;
+        this.produced += n;
       } else {
         if (n > LZ_OUT_CHUNK) n = LZ_OUT_CHUNK;
-        const stage = this.stage;
+        // Literals are decoded straight into the output batch.
+        const base = this.outRoom(io, n);
+        const stage = this.work;
         const evenTable = this.tables[A_LIT];
         const oddTable = this.tables[A_LIT_ODD];
         const evenMask = (1 << this.tableBits[A_LIT]) - 1;
@@ -983,7 +1046,7 @@ export class LzBlockDecoder {
           if (e === 0) throw malformed(this.block, "bit pattern outside the Huffman code");
           bitBuf >>>= e & 15;
           bitCount -= e & 15;
-          stage[i] = e >>> 4;
+          stage[base + i] = e >>> 4;
         }
         this.bitBuf = bitBuf;
         this.bitCount = bitCount;
@@ -992,7 +1055,8 @@ export class LzBlockDecoder {
         this.pulledBits = pulled;
         this.padBits = pad;
         if (this.padBits > this.bitCount) throw malformed(this.block, "payload ends inside an operation");
-        this.emit(io, stage.subarray(0, n));
+        this.outLength = base + n;
+        this.produced += n;
       }
     }
     this.runLeft -= n;

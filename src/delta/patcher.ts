@@ -26,8 +26,9 @@
  * Working memory (bounded by the block size, stated by `workingMemory`): one
  * raw block buffer (maxRawLength), the streaming inflater (tables and a 1 KiB
  * input staging buffer, ~4.5 KiB; the compressed block is never buffered
- * whole), the CRC tables (4 KiB, src/delta/crc.ts), the slot writer's program buffer (512 B)
- * and one old-image read of OLD_READ_CHUNK bytes at a time. With 32 KiB
+ * whole), the CRC tables (4 KiB, src/delta/crc.ts; none when the platform's Digest has a
+ * native CRC-32), the slot writer's program buffer (512 B) and one old-image read of
+ * OLD_READ_CHUNK bytes at a time (codec 3: its window, LZ_OLD_WINDOW). With 32 KiB
  * blocks: about 48 KiB.
  */
 import { OtaError, Reason, isOtaError } from "../errors";
@@ -52,7 +53,7 @@ import {
 import { BlockModel, IntKind, unzigzag, type OldContext } from "./cm";
 import { Inflater } from "./inflate";
 import { RangeDecoder } from "./range";
-import { BLOCK_END, BUDGET_SPENT, LzBlockDecoder, type LzInput, type LzIo } from "./lz";
+import { BLOCK_END, BUDGET_SPENT, LZ_OLD_WINDOW, LzBlockDecoder, type LzInput, type LzIo } from "./lz";
 
 /** Bytes of the old image read per flash read (the HAL allows up to 4096). */
 export const OLD_READ_CHUNK = 1024;
@@ -285,7 +286,7 @@ export class PatchApplier {
       this.out.byteLength +
       blockCrcTableBytes(this.options.digest) +
       (this.writer?.bytes ?? 0) +
-      OLD_READ_CHUNK +
+      (this.lz ? LZ_OLD_WINDOW : OLD_READ_CHUNK) + // one old-image read in flight
       (this.model ? OLD_CONTEXT_MARGIN : 0)
     );
   }
