@@ -45,6 +45,31 @@ export const xsSources = [
 ].map((name) => join(xsDir, "sources", `${name}.c`));
 
 /**
+ * The one place where the lane's XS (xsnap 0.15) is not the XS a device runs (the SDK's, 48ee02d8):
+ * TypedArray.prototype.set between two arrays of one element type. The SDK's
+ * xs/sources/xsDataView.c fx_TypedArray_prototype_set compares the two element types and copies
+ * with memcpy; xsnap's compares the two arrays' own dispatch slots, which always differ, and so
+ * copies element by element through the getter and setter (about 60 M7 instructions a byte where
+ * a memcpy takes well under one). Every copy into a buffer (flash reads, the slot writer, the
+ * patcher's window) would cost the lane ~60× what it costs a device. The lane compiles
+ * xsDataView.c with the SDK's comparison in that one line; every other line as shipped. (`slice`
+ * has the same gap and is not changed: the lane's own code does not use it on a hot path.)
+ */
+export const SET_AS_SHIPPED = "if (dispatch == sourceDispatch) {";
+export const SET_AS_SDK = "if (dispatch->value.typedArray.dispatch == sourceDispatch->value.typedArray.dispatch) {";
+
+function xsSourceFile(source: string, objDir: string): string {
+  if (!source.endsWith("/xsDataView.c")) return source;
+  const text = readFileSync(source, "utf8");
+  if (text.split(SET_AS_SHIPPED).length !== 2) throw new Error(`device lane: ${source} no longer has the line it adjusts ("${SET_AS_SHIPPED}" once): check it against the SDK's`);
+  mkdirSync(join(objDir, "sdk-set"), { recursive: true });
+  const out = join(objDir, "sdk-set", "xsDataView.c"); // same name: its object counts as XS's
+  const adjusted = `#line 1 "${source}"\n${text.replace(SET_AS_SHIPPED, SET_AS_SDK)}`;
+  if (!existsSync(out) || readFileSync(out, "utf8") !== adjusted) writeFileSync(out, adjusted);
+  return out;
+}
+
+/**
  * XS configuration: parse and run (xsc is not available, so the bundle is parsed at boot), no
  * debugger, no metering, no snapshots, no lockdown (Moddable freezes built-ins by its preload,
  * which the prelude stands in for); our platform header.
@@ -114,7 +139,7 @@ export async function buildObjects(): Promise<{ xs: string[]; platform: string[]
   const objDir = join(outDir, "obj");
   mkdirSync(objDir, { recursive: true });
   const flags = [...cFlags, ...xsDefines, ...includes, ...quiet];
-  const xs = await pool(xsSources.map((s) => () => compile(s, flags, objDir)));
+  const xs = await pool(xsSources.map((s) => () => compile(xsSourceFile(s, objDir), flags, objDir)));
   const platform = await pool(platformSources.map((s) => () => compile(s, [...flags, "-Wall", "-Wextra", "-Wno-unused-parameter", "-Werror"], objDir, [join(platformDir, "device.h"), join(platformDir, "sha256.h")])));
   return { xs, platform };
 }

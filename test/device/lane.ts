@@ -124,7 +124,7 @@ export async function buildLane(): Promise<Lane> {
   const boots: Boot[] = [
     { id: "foundation", elf: elves.foundation.path, tasks: ["@calibrate-long", "conformance", "powercut", "bootloader"] },
     { id: "throws", elf: elves.foundation.path, tasks: ["throws"] },
-    { id: "verify", elf: elves.verify.path, tasks: ["ecdsa-verify", "ecdsa-verify", "ecdsa-verify-wrong-digest", "sha256", "sha256-native", "crc32-native", "image-setup", "verify-image", "verify-image-tampered"] },
+    { id: "verify", elf: elves.verify.path, tasks: ["ecdsa-verify", "ecdsa-verify", "ecdsa-verify-wrong-digest", "sha256", "sha256-native", "crc32-native", "typed-array-set", "image-setup", "verify-image", "verify-image-tampered"] },
     // The range-coded installs are the lane's longest work: one boot per pair, so two cores share them.
     ...[0, 1, 2, 3].map((i) => ({ id: `delta-range-${i}`, elf: elves["delta-range"].path, tasks: [`pair-${i}`] })),
     { id: "delta-deflate", elf: elves["delta-deflate"].path, tasks: pairTasks },

@@ -139,6 +139,24 @@ task("crc32-native", () => {
   return { whole, js, reference: crc32(bytes), uneven, viewReference: crc32(view), empty: native(0x1234, bytes, 7, 7), instructions, jsInstructions, refusals };
 });
 
+/**
+ * Copies between typed arrays as the SDK's XS makes them (test/device/build.ts, SET_AS_SDK): `set`
+ * from another Uint8Array is one memcpy (64 KiB, and 1,024 copies of 64 bytes), with the same bytes.
+ */
+task("typed-array-set", () => {
+  const bytes = hashInput(input().hashLength);
+  const into = new Uint8Array(bytes.length);
+  let t0 = deviceInstructions() as number;
+  into.set(bytes);
+  const whole = (deviceInstructions() as number) - t0;
+  const small = bytes.subarray(0, 64);
+  t0 = deviceInstructions() as number;
+  for (let at = 0; at < into.length; at += 64) into.set(small, at);
+  const pieces = (deviceInstructions() as number) - t0;
+  const same = into.subarray(0, 64).every((b, i) => b === bytes[i]) && into.subarray(into.length - 64).every((b, i) => b === bytes[i]);
+  return { length: bytes.length, whole, pieces, same };
+});
+
 /** Data set-up of the image tasks, run first so the verification is counted alone. */
 task("image-setup", () => imageSlot().cells.length);
 
