@@ -8,6 +8,7 @@
 import config from "mc/config";
 import Timer from "timer";
 import { startFirmware } from "../../src/firmware";
+import { parseDecodeCost, type DecodeCost } from "../../src/protocol/messages";
 import { defaultSettings } from "../../src/store/settings";
 import { base64Decode } from "../../src/util/base64";
 import { devicePlatform, readDeviceConfig } from "./platform";
@@ -36,6 +37,19 @@ function brokerCa(): { ca?: Uint8Array } {
   return { ca: der };
 }
 
+/**
+ * The patch codecs this build announces and their cost, from `mc/config.decodeCost`
+ * ("codec:instructionsPerByte,…") and `mc/config.decodeMhz`, when the build sets them
+ * (a board faster or slower than the lane's 400 MHz M7); absent: the agent's default
+ * (src/agent/config.ts DEVICE_DECODE_COST).
+ */
+function decodeCost(): { decodeCost?: DecodeCost } {
+  if (config.decodeCost === undefined && config.decodeMhz === undefined) return {};
+  const d = parseDecodeCost(config.decodeCost, config.decodeMhz);
+  if (!d) throw new TypeError('mc/config.decodeCost must be "codec:instructionsPerByte,…" (e.g. "3:4211,1:3698") with decodeMhz');
+  return { decodeCost: d };
+}
+
 /** Start the firmware for a hardware class ("usr-n520", "usr-g771"). */
 export function startDevice(hardwareId: string): void {
   const platform = devicePlatform(readDeviceConfig());
@@ -48,7 +62,7 @@ export function startDevice(hardwareId: string): void {
   const { agent, noAgentReason } = startFirmware(platform, {
     factory,
     firmware: { version: text("version", "0.0.0"), build: text("build", "device") },
-    agent: { hardwareId, watchdogTimeoutMs: watchdogMs, ...brokerCa() },
+    agent: { hardwareId, watchdogTimeoutMs: watchdogMs, ...brokerCa(), ...decodeCost() },
     log: (line) => trace(`${line}\n`),
   });
   trace(`xs-ota: slot ${platform.system.runningSlot()}, reset cause ${platform.system.resetCause()}, counter ${platform.counter.read()}\n`);

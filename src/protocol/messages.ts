@@ -208,7 +208,7 @@ export interface Heartbeat {
   readonly keySet?: { readonly epoch: number; readonly sequence: number };
   /**
    * The patch codecs the device decodes and what each costs it (JSON `decode`:
-   * "3:5627,1:4620,2:82067", and `mhz`: 400); absent from devices that predate
+   * "3:4211,1:3698,2:81120", and `mhz`: 400); absent from devices that predate
    * it, which decode the version-1 codecs (0, 1, 2) only.
    */
   readonly decode?: DecodeCost;
@@ -238,7 +238,7 @@ const CODEC_COST = /^(0|[1-9]\d{0,2}):([1-9]\d{0,6})$/;
 
 /**
  * Why `d` is not a valid announcement, or undefined when it is.
- * @example decodeCostProblem({ mhz: 400, codecs: [{ codec: 3, instructionsPerByte: 5627 }] }) === undefined
+ * @example decodeCostProblem({ mhz: 400, codecs: [{ codec: 3, instructionsPerByte: 4211 }] }) === undefined
  */
 export function decodeCostProblem(d: DecodeCost): string | undefined {
   if (!d || typeof d !== "object") return "must be { mhz, codecs }";

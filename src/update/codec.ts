@@ -59,7 +59,7 @@ export function deviceCodecs(decode: DecodeCost | undefined): readonly number[] 
  * payload.length / linkRate + image.length × instructionsPerByte / (mhz × 10^6).
  * Undefined when the device does not decode that codec (or the name is no
  * codec); for a device that announces no cost, the download time only.
- * @example installSeconds(delta, { mhz: 400, codecs: [{ codec: 3, instructionsPerByte: 5627 }] }, 20_000)
+ * @example installSeconds(delta, { mhz: 400, codecs: [{ codec: 3, instructionsPerByte: 4211 }] }, 20_000)
  */
 export function installSeconds(m: ReleaseManifest, decode: DecodeCost | undefined, linkRate: number): number | undefined {
   const download = m.payload.length / linkRate;

@@ -43,7 +43,7 @@ describe("agent configuration: decodeCost", () => {
   const base: AgentConfig = { deviceId: "d", hardwareId: HARDWARE, server: { host: "h", port: 1, tls: true }, trustedKeys: [new Uint8Array(65)] };
   it("defaults to the device lane's Cortex-M7 figures (codec 3, 1, 2 at 400 MHz); a target may set its own", () => {
     expect(checkConfig(base).decodeCost).toBe(DEVICE_DECODE_COST);
-    expect(DEVICE_DECODE_COST).toEqual({ mhz: 400, codecs: [{ codec: 3, instructionsPerByte: 5627 }, { codec: 1, instructionsPerByte: 4620 }, { codec: 2, instructionsPerByte: 82067 }] });
+    expect(DEVICE_DECODE_COST).toEqual({ mhz: 400, codecs: [{ codec: 3, instructionsPerByte: 4211 }, { codec: 1, instructionsPerByte: 3698 }, { codec: 2, instructionsPerByte: 81120 }] });
     expect(Object.isFrozen(DEVICE_DECODE_COST) && Object.isFrozen(DEVICE_DECODE_COST.codecs)).toBe(true);
     const own = { mhz: 216, codecs: [{ codec: 0, instructionsPerByte: 900 }, { codec: 1, instructionsPerByte: 5000 }] };
     expect(checkConfig({ ...base, decodeCost: own }).decodeCost).toEqual(own);
@@ -74,7 +74,7 @@ describe("agent: the manifest binds the delta's codec", () => {
 
   for (const [name, compression, decodeCost] of [
     ["a name no codec has", "zstd", undefined],
-    ["a codec it does not announce", "lz", { mhz: 400, codecs: [{ codec: 1, instructionsPerByte: 4620 }] }],
+    ["a codec it does not announce", "lz", { mhz: 400, codecs: [{ codec: 1, instructionsPerByte: 3698 }] }],
   ] as const) {
     it(`${name}: refused with PATCH_CODEC_UNSUPPORTED before any download; nothing stored changes`, () => {
       const w = makeWorld();

@@ -63,10 +63,10 @@ describe("cloud messages", () => {
     expect(decodeHeartbeat(b)).toEqual(hb);
   });
   it("heartbeat decode cost: round trip, wire form, absent from older devices", () => {
-    const decode = { mhz: 400, codecs: [{ codec: 3, instructionsPerByte: 5627 }, { codec: 1, instructionsPerByte: 4620 }, { codec: 2, instructionsPerByte: 82067 }] };
+    const decode = { mhz: 400, codecs: [{ codec: 3, instructionsPerByte: 4211 }, { codec: 1, instructionsPerByte: 3698 }, { codec: 2, instructionsPerByte: 81120 }] };
     const b = encodeHeartbeat({ ...hb, decode });
     const o = JSON.parse(new TextDecoder().decode(b));
-    expect(o.decode).toBe("3:5627,1:4620,2:82067");
+    expect(o.decode).toBe("3:4211,1:3698,2:81120");
     expect(o.mhz).toBe(400);
     expect(decodeHeartbeat(b)).toEqual({ ...hb, decode });
     expect("decode" in decodeHeartbeat(encodeHeartbeat(hb))).toBe(false);
@@ -100,30 +100,30 @@ describe("cloud messages", () => {
   it("heartbeat decode cost decoding is strict (MESSAGE_MALFORMED)", () => {
     const o = JSON.parse(new TextDecoder().decode(encodeHeartbeat(hb)));
     const variants: object[] = [
-      { ...o, decode: "3:5627" }, // without mhz
+      { ...o, decode: "3:4211" }, // without mhz
       { ...o, mhz: 400 }, // without decode
       { ...o, decode: "", mhz: 400 },
-      { ...o, decode: "3:5627,", mhz: 400 },
-      { ...o, decode: "3:5627,,1:4620", mhz: 400 },
+      { ...o, decode: "3:4211,", mhz: 400 },
+      { ...o, decode: "3:4211,,1:3698", mhz: 400 },
       { ...o, decode: "3", mhz: 400 },
       { ...o, decode: "3:", mhz: 400 },
-      { ...o, decode: ":5627", mhz: 400 },
+      { ...o, decode: ":4211", mhz: 400 },
       { ...o, decode: "3:0", mhz: 400 },
-      { ...o, decode: "03:5627", mhz: 400 },
-      { ...o, decode: "3:05627", mhz: 400 },
+      { ...o, decode: "03:4211", mhz: 400 },
+      { ...o, decode: "3:04211", mhz: 400 },
       { ...o, decode: "3:-1", mhz: 400 },
       { ...o, decode: "3:1.5", mhz: 400 },
-      { ...o, decode: "3: 5627", mhz: 400 },
+      { ...o, decode: "3: 4211", mhz: 400 },
       { ...o, decode: "256:1", mhz: 400 },
       { ...o, decode: "3:10000000", mhz: 400 },
       { ...o, decode: "3:1,3:2", mhz: 400 },
       { ...o, decode: "0:1,1:1,2:1,3:1,4:1", mhz: 400 },
-      { ...o, decode: ["3:5627"], mhz: 400 },
+      { ...o, decode: ["3:4211"], mhz: 400 },
       { ...o, decode: 3, mhz: 400 },
-      { ...o, decode: "3:5627", mhz: 0 },
-      { ...o, decode: "3:5627", mhz: MAX_MHZ + 1 },
-      { ...o, decode: "3:5627", mhz: 400.5 },
-      { ...o, decode: "3:5627", mhz: "400" },
+      { ...o, decode: "3:4211", mhz: 0 },
+      { ...o, decode: "3:4211", mhz: MAX_MHZ + 1 },
+      { ...o, decode: "3:4211", mhz: 400.5 },
+      { ...o, decode: "3:4211", mhz: "400" },
     ];
     for (const v of variants) throwsCode(() => decodeHeartbeat(enc(JSON.stringify(v))), Reason.MESSAGE_MALFORMED);
     expect(decodeHeartbeat(enc(JSON.stringify({ ...o, decode: "0:1,255:9999999", mhz: 1 }))).decode).toEqual({

@@ -86,7 +86,7 @@ describe("serve chooses the delta's codec by the decode cost each device announc
   }, 120_000);
 
   it("a device that does not announce range never gets it, on a slow link where it is the smaller patch", async () => {
-    const r = await installWith({ mhz: 400, codecs: [{ codec: 3, instructionsPerByte: 5627 }, { codec: 1, instructionsPerByte: 4620 }] }, 10);
+    const r = await installWith({ mhz: 400, codecs: [{ codec: 3, instructionsPerByte: 4211 }, { codec: 1, instructionsPerByte: 3698 }] }, 10);
     expect(r.sizes.range).toBeLessThan(r.sizes.lz);
     expect(r.outcomes).toEqual(["committed", "committed"]);
     expect([...r.offers].sort()).toEqual(["offer 1.1.0+2 (delta lz, slot 1) to sim-0000", "offer 1.1.0+2 (delta lz, slot 1) to sim-0001"]);

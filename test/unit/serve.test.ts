@@ -83,10 +83,10 @@ describe("offer selection", () => {
     const range = cand(manifest({ version: [1, 2, 0], kind: "delta", length: 2500, compression: "range", imageLength: IMAGE }));
     const deflate = cand(manifest({ version: [1, 2, 0], kind: "delta", length: 4000, compression: "deflate", imageLength: IMAGE }));
     const full = cand(manifest({ version: [1, 2, 0], length: IMAGE }));
-    const m7 = { mhz: 400, codecs: [{ codec: 3, instructionsPerByte: 5627 }, { codec: 1, instructionsPerByte: 4620 }, { codec: 2, instructionsPerByte: 82067 }] };
+    const m7 = { mhz: 400, codecs: [{ codec: 3, instructionsPerByte: 4211 }, { codec: 1, instructionsPerByte: 3698 }, { codec: 2, instructionsPerByte: 81120 }] };
     it("estimated install = payload / link rate + image × instructions per byte / (MHz × 10^6)", () => {
-      expect(installSeconds(lz.manifest, m7, 1000)).toBeCloseTo(3 + (IMAGE * 5627) / 400e6, 9);
-      expect(installSeconds(range.manifest, m7, 1000)).toBeCloseTo(2.5 + (IMAGE * 82067) / 400e6, 9);
+      expect(installSeconds(lz.manifest, m7, 1000)).toBeCloseTo(3 + (IMAGE * 4211) / 400e6, 9);
+      expect(installSeconds(range.manifest, m7, 1000)).toBeCloseTo(2.5 + (IMAGE * 81120) / 400e6, 9);
       expect(installSeconds(full.manifest, m7, 1000)).toBe(100);
       expect(installSeconds(lz.manifest, undefined, 1000)).toBeUndefined(); // an older agent: no codec 3
       expect(installSeconds(range.manifest, undefined, 1000)).toBe(2.5); // no cost announced: download only
@@ -111,9 +111,9 @@ describe("offer selection", () => {
       expect(chooseOffer([lz], device, NOW)).toBeUndefined();
     });
     it("a codec the device does not announce is never offered, however small", () => {
-      const noRange = { mhz: 400, codecs: [{ codec: 3, instructionsPerByte: 5627 }, { codec: 1, instructionsPerByte: 4620 }] };
+      const noRange = { mhz: 400, codecs: [{ codec: 3, instructionsPerByte: 4211 }, { codec: 1, instructionsPerByte: 3698 }] };
       expect(chooseOffer([range, deflate, full], { ...device, decode: noRange }, NOW, { linkRate: 10 })).toBe(deflate);
-      const onlyRange = { mhz: 400, codecs: [{ codec: 2, instructionsPerByte: 82067 }] };
+      const onlyRange = { mhz: 400, codecs: [{ codec: 2, instructionsPerByte: 81120 }] };
       expect(chooseOffer([lz, deflate, full], { ...device, decode: onlyRange }, NOW)).toBe(full);
     });
     it("a newer version still wins over a quicker install of an older one; a bad link rate is misuse", () => {

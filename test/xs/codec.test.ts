@@ -13,7 +13,7 @@ describe("XS lane: delta codec announcement and binding", () => {
   it("the heartbeat's decode cost round-trips, and malformed ones are MESSAGE_MALFORMED", async () => {
     const { value } = await xs.run<{ mhz: number; codecs: string; refused: string[] }>("heartbeat-decode-cost");
     expect(value.mhz).toBe(400);
-    expect(value.codecs).toBe("3:5627,1:4620,2:82067");
+    expect(value.codecs).toBe("3:4211,1:3698,2:81120");
     expect(value.refused).toEqual(Array(5).fill(String(Reason.MESSAGE_MALFORMED)));
   });
   it("the agent installs the delta its announced cost says, and refuses a mislabelled one before any erase", async () => {
