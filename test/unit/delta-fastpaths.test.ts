@@ -15,7 +15,8 @@ import { blockCrcOf, blockCrcUpdate } from "../../src/delta/crc";
 import { Codec } from "../../src/delta/format";
 import { PatchApplier } from "../../src/delta/patcher";
 import { makePatch } from "../../tools/delta/index";
-import { buildDecodeTable, transformUnits, transformUnitsAligned, unitRuleMap } from "../../src/delta/lz";
+import { buildDecodeTable } from "../../src/delta/lz";
+import { transformUnits, transformUnitsAligned, unitRuleMap } from "../../src/delta/relocate";
 import { OtaError, Reason } from "../../src/errors";
 import { crc32Update } from "../../src/util/crc32";
 

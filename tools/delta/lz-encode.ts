@@ -32,9 +32,9 @@ import {
   SEEK_PREV_SYMBOL,
   SEEK_SYMBOL,
   bucketOf,
-  transformUnits,
   zigzag,
 } from "../../src/delta/lz";
+import { transformUnits } from "../../src/delta/relocate";
 import { suffixArray } from "./sais";
 
 /** One decoded operation: a seek (kind -1: delta; -2: swap with previous) or an op of `length` bytes. */
