@@ -10,6 +10,18 @@ import { describe, expect, it } from "vitest";
 import { xsOta } from "../lib/cli";
 
 describe("xs-ota sim start-up failures exit non-zero", () => {
+  it("--link-rate outside 1..10^9 bytes/s is a misuse (exit 2, before any device starts); one inside is taken", () => {
+    for (const rate of ["0", "2000000000", "fast"]) {
+      const r = xsOta(["sim", "--devices", "1", "--link-rate", rate], { timeoutMs: 30_000 });
+      expect(r.status, rate).toBe(2);
+      expect(r.stderr).toMatch(rate === "fast" ? /--link-rate must be an integer/ : /--link-rate must be 1\.\.1000000000 bytes per second/);
+    }
+    // A rate in range is taken: the fleet runs (one device, no releases) and exits 0.
+    const ok = xsOta(["sim", "--devices", "1", "--link-rate", "50000", "--duration", "1"], { timeoutMs: 60_000 });
+    expect(ok.stderr).not.toMatch(/link-rate/);
+    expect(ok.status).toBe(0);
+  });
+
   it("a factory image that does not fit slot 0 → one line, exit 1, no hang", () => {
     const dir = mkdtempSync(join(tmpdir(), "xs-ota-sim-cli-"));
     const p = (n: string) => join(dir, n);

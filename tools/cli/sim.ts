@@ -15,6 +15,7 @@ import { readPublicKey } from "../keys/pem";
 import { parseFaultPlan } from "../sim/faults";
 import { flashMapOf, SimFleet, type CloudSpec, type MapName, type ReleaseSpec } from "../sim/fleet";
 import { bootMagic } from "../../src/image/trailer";
+import { DEFAULT_LINK_RATE } from "../../src/update/codec";
 import { formatReport } from "../sim/report";
 import { CliError, describeError, intOption, io, parse, usageError, type Command } from "./command";
 
@@ -56,6 +57,8 @@ cloud (default: embedded serve, TLS with a throwaway CA, on free loopback ports)
   --no-serve             with --broker: start no serve here (another one answers, or none)
   --max-in-flight K      serve --max-in-flight: at most K devices in an update at once (default 0 = no bound)
   --heartbeat-interval S heartbeat interval serve tells the devices, virtual seconds (default 60)
+  --link-rate B          serve --link-rate: the download rate (bytes/s, default 20000) serve assumes when it
+                         chooses among deltas for one base by the devices' announced decode cost
 
 faults:
   --faults PLAN          e.g. powercut=0.2,linkdrop=0.2: the share of devices (drawn with --seed) hit by a
@@ -115,6 +118,7 @@ export const command: Command = {
       "no-serve": { type: "boolean" },
       "max-in-flight": { type: "string" },
       "heartbeat-interval": { type: "string" },
+      "link-rate": { type: "string" },
       faults: { type: "string" },
       "cut-window": { type: "string" },
       "until-done": { type: "boolean" },
@@ -145,6 +149,8 @@ export const command: Command = {
     const maxInFlight = intOption(values["max-in-flight"], "max-in-flight", 0);
     const heartbeat = intOption(values["heartbeat-interval"], "heartbeat-interval", 60);
     if (heartbeat < 10 || heartbeat > 86400) throw usageError("--heartbeat-interval must be 10..86400 seconds");
+    const linkRate = intOption(values["link-rate"], "link-rate", DEFAULT_LINK_RATE);
+    if (linkRate < 1 || linkRate > 1_000_000_000) throw usageError("--link-rate must be 1..1000000000 bytes per second");
     const cutWindow = intOption(values["cut-window"], "cut-window", 24);
     if (cutWindow < 1 || cutWindow > 100_000) throw usageError("--cut-window must be 1..100000");
     const timeoutRaw = values.timeout ?? values.duration;
@@ -192,6 +198,7 @@ export const command: Command = {
         releases,
         heartbeatIntervalSec: heartbeat,
         maxInFlight,
+        linkRate,
         faults,
         cutWindow,
         hardwareId: values.hardware,
