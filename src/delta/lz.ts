@@ -113,7 +113,7 @@ export const NEED_INPUT = 0;
 export const BUDGET_SPENT = 1;
 export const BLOCK_END = 2;
 
-/** Bytes decoded per staging step (literals, copies from new). */
+/** Bytes decoded per step of a literal run or a copy from the new image. */
 export const LZ_OUT_CHUNK = 256;
 /** Output gathered before one CRC update and one write. */
 export const LZ_OUT_BATCH = 1024;
@@ -783,12 +783,14 @@ export class LzBlockDecoder {
       let left = this.payloadLeft;
       let pulled = this.pulledBits;
       let pad = this.padBits;
+      // Both decode straight into the output batch, from `base`.
+      const buf = this.work;
+      let base: number;
       if (kind === OP_ADD) {
         if (n > LZ_OLD_CHUNK) n = LZ_OLD_CHUNK;
         // The old bytes go to the end of the output batch and the differences are added there.
         const oldAt = this.oldBytes(io, at + this.alignment, n);
-        const base = this.outRoom(io, n);
-        const buf = this.work;
+        base = this.outRoom(io, n);
         buf.copyWithin(base, oldAt, oldAt + n);
         const table = this.tables[A_DIFF];
         const mask = (1 << per) - 1;
@@ -811,20 +813,9 @@ export class LzBlockDecoder {
           bitCount -= e & 15;
           buf[base + i] = (buf[base + i] + (e >>> 4)) & 0xff;
         }
-        this.bitBuf = bitBuf;
-        this.bitCount = bitCount;
-        input.pos = pos;
-        this.payloadLeft = left;
-        this.pulledBits = pulled;
-        this.padBits = pad;
-        if (this.padBits > this.bitCount) throw malformed(this.block, "payload ends inside an operation");
-        this.outLength = base + n;
-        this.produced += n;
       } else {
         if (n > LZ_OUT_CHUNK) n = LZ_OUT_CHUNK;
-        // Literals are decoded straight into the output batch.
-        const base = this.outRoom(io, n);
-        const stage = this.work;
+        base = this.outRoom(io, n);
         const evenTable = this.tables[A_LIT];
         const oddTable = this.tables[A_LIT_ODD];
         const evenMask = (1 << this.tableBits[A_LIT]) - 1;
@@ -847,18 +838,18 @@ export class LzBlockDecoder {
           if (e === 0) throw malformed(this.block, "bit pattern outside the Huffman code");
           bitBuf >>>= e & 15;
           bitCount -= e & 15;
-          stage[base + i] = e >>> 4;
+          buf[base + i] = e >>> 4;
         }
-        this.bitBuf = bitBuf;
-        this.bitCount = bitCount;
-        input.pos = pos;
-        this.payloadLeft = left;
-        this.pulledBits = pulled;
-        this.padBits = pad;
-        if (this.padBits > this.bitCount) throw malformed(this.block, "payload ends inside an operation");
-        this.outLength = base + n;
-        this.produced += n;
       }
+      this.bitBuf = bitBuf;
+      this.bitCount = bitCount;
+      input.pos = pos;
+      this.payloadLeft = left;
+      this.pulledBits = pulled;
+      this.padBits = pad;
+      if (this.padBits > this.bitCount) throw malformed(this.block, "payload ends inside an operation");
+      this.outLength = base + n;
+      this.produced += n;
     }
     this.runLeft -= n;
     if (this.runLeft === 0) {
