@@ -20,7 +20,7 @@ import { Op } from "../../src/delta/lz";
 import { PATCH_SLICE_OUTPUT, PatchApplier, type PatchApplierOptions } from "../../src/delta/patcher";
 import { OtaError, Reason, reasonName } from "../../src/errors";
 import { crc32 } from "../../src/util/crc32";
-import { makePatch } from "../../tools/delta/index";
+import { LZ_BLOCK_SIZES, makePatch } from "../../tools/delta/index";
 import { codeBlock, transforms, type LzOp } from "../../tools/delta/lz-encode";
 import { fixturePairs } from "../fixtures/firmware/pairs";
 
@@ -93,6 +93,21 @@ describe("codec 3 round trips", () => {
       expect(same(inactive.cells.subarray(0, pair.new.length), pair.new)).toBe(true);
     });
   }
+
+  it("without a block size, makePatch keeps the smallest of LZ_BLOCK_SIZES (the pair decides: 64 KiB for the other slot, 16 KiB for the bug fix)", () => {
+    const chosen: number[] = [];
+    for (const name of ["other-slot", "bug-fix"]) {
+      const pair = fixturePairs().find((q) => q.name === name)!;
+      const sizes = LZ_BLOCK_SIZES.map((blockSize) => makePatch(pair.old, pair.new, { codec: Codec.LZ, blockSize }).bytes.length);
+      const patch = makePatch(pair.old, pair.new).bytes;
+      expect(patch.length, name).toBe(Math.min(...sizes));
+      const blockSize = 1 << patch[6];
+      expect(blockSize, name).toBe(LZ_BLOCK_SIZES[sizes.indexOf(patch.length)]);
+      expect(same(applyLz(pair.old, patch, pair.new.length), pair.new), name).toBe(true);
+      chosen.push(blockSize);
+    }
+    expect(chosen).toEqual([64 * KiB, 16 * KiB]);
+  });
 
   const p = new Prng(1515);
   const rnd = (n: number) => p.fill(new Uint8Array(n));

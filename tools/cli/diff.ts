@@ -3,7 +3,7 @@ import { sha256 } from "@noble/hashes/sha2.js";
 import { Codec, parsePatchHeader } from "../../src/delta/format";
 import { equalBytes, fromHex, toHex } from "../../src/util/bytes";
 import { readBsdiff40 } from "../delta/bsdiff40";
-import { DEFAULT_BLOCK_SIZE, makePatch } from "../delta/index";
+import { DEFAULT_BLOCK_SIZE, LZ_BLOCK_SIZES, makePatch } from "../delta/index";
 import { CliError, checkWritable, intOption, io, parse, readImageInput, usageError, writeOutput, type Command } from "./command";
 
 const usage = `usage: xs-ota diff OLD NEW -o PATCH [options]
@@ -21,8 +21,10 @@ as Intel HEX. An empty OLD or NEW is refused: a patch goes between images.
 
 options:
   -o, --output FILE       the patch to write (required)
-      --block-size N      bytes of NEW per block, a power of two 1024..65536
-                          (default ${DEFAULT_BLOCK_SIZE}; devices refuse blocks above their limit)
+      --block-size N      bytes of NEW per block, a power of two 1024..65536 (default: lz tries
+                          ${LZ_BLOCK_SIZES.join(", ")} and keeps the smallest patch, its decoder's memory
+                          does not depend on it; range, deflate and stored use ${DEFAULT_BLOCK_SIZE}, and
+                          devices refuse their blocks above their limit)
       --codec NAME        auto (default: lz), lz (format version 2: copies from old and new, relocation
                           rules, Huffman-coded; decodes about as cheaply as deflate), smallest (the smallest
                           of lz, range and deflate), range, deflate or stored (format version 1)
@@ -58,8 +60,8 @@ export const command: Command = {
     }
     const want = values["new-sha256"];
     if (want !== undefined && !/^[0-9a-fA-F]{64}$/.test(want)) throw usageError("--new-sha256 must be 64 hex digits");
-    const blockSize = intOption(values["block-size"], "block-size", DEFAULT_BLOCK_SIZE);
-    if (!(blockSize >= 1024 && blockSize <= 65536 && (blockSize & (blockSize - 1)) === 0)) {
+    const blockSize = values["block-size"] === undefined ? undefined : intOption(values["block-size"], "block-size", DEFAULT_BLOCK_SIZE);
+    if (blockSize !== undefined && !(blockSize >= 1024 && blockSize <= 65536 && (blockSize & (blockSize - 1)) === 0)) {
       throw usageError(`--block-size must be a power of two in 1024..65536, got ${blockSize}`);
     }
     const codecName = values.codec ?? "auto";
@@ -95,14 +97,14 @@ export const command: Command = {
     const percent = (100 * patch.bytes.length) / nw.length;
     io.say(
       `${values.output}: ${patch.bytes.length} bytes (${percent.toFixed(2)} % of the new image), ` +
-        `${patch.blocks.length} blocks of ${blockSize}, ${codecName}; old ${old.length} bytes -> new ${nw.length} bytes, new SHA-256 ${toHex(h.newSha256)}`,
+        `${patch.blocks.length} blocks of ${h.blockSize}, ${codecName}; old ${old.length} bytes -> new ${nw.length} bytes, new SHA-256 ${toHex(h.newSha256)}`,
     );
     io.result({
       file: values.output,
       length: patch.bytes.length,
       percentOfNew: Number(percent.toFixed(2)),
       blocks: patch.blocks.length,
-      blockSize,
+      blockSize: h.blockSize,
       codec: codecName,
       old: { length: h.oldLength, sha256: toHex(h.oldSha256) },
       new: { length: h.newLength, sha256: toHex(h.newSha256) },

@@ -10,10 +10,21 @@ import { Codec, type CodecId } from "../../src/delta/format";
 import { diffSegments, type Segment } from "./bsdiff";
 import { encodePatch, type EncodedPatch } from "./encode";
 
-/** Default new-image bytes per block (measured: see the bench's block-size table). */
+/** Default new-image bytes per block of the version-1 codecs (measured: see the bench's block-size table). */
 export const DEFAULT_BLOCK_SIZE = 32 * 1024;
+/**
+ * Codec 3's block sizes makePatch tries when none is given, keeping the
+ * smallest patch (the first on a tie, so the smaller block). Codec 3's decoder
+ * memory does not depend on the block size, so the choice is free for the
+ * device: larger blocks send fewer code tables and relocation rules (a release
+ * that moved everything by one delta), smaller ones adapt their codes to
+ * local statistics and carry more rules per byte (many moves). Measured per
+ * pair in the bench's size table (README "Delta updates").
+ */
+export const LZ_BLOCK_SIZES = Object.freeze([16 * 1024, 32 * 1024, 64 * 1024]);
 
 export interface MakePatchOptions {
+  /** New-image bytes per block; by default the best of LZ_BLOCK_SIZES for codec 3, DEFAULT_BLOCK_SIZE for the others. */
   blockSize?: number;
   /** A codec, "auto" (the default: codec 3) or "smallest" (see makePatch). */
   codec?: CodecId | "auto" | "smallest";
@@ -40,13 +51,26 @@ export function deflateBlock(raw: Uint8Array): Uint8Array {
 export function makePatch(old: Uint8Array, nw: Uint8Array, options: MakePatchOptions = {}): EncodedPatch {
   const blockSize = options.blockSize ?? DEFAULT_BLOCK_SIZE;
   const codec = options.codec ?? "auto";
-  if (codec === Codec.LZ || (codec === "auto" && !options.segments)) return encodePatch(old, nw, [], { blockSize, codec: Codec.LZ });
+  if (codec === Codec.LZ || (codec === "auto" && !options.segments)) return makeLzPatch(old, nw, options.blockSize);
   const segments = options.segments ?? diffSegments(old, nw);
   if (codec !== "auto" && codec !== "smallest") return encodePatch(old, nw, segments, { blockSize, codec, compress: deflateBlock });
   const range = encodePatch(old, nw, segments, { blockSize, codec: Codec.RANGE });
   const deflate = encodePatch(old, nw, segments, { blockSize, codec: Codec.DEFLATE, compress: deflateBlock });
   const v1 = deflate.bytes.length < range.bytes.length ? deflate : range;
   if (codec === "auto") return v1;
-  const lz = encodePatch(old, nw, [], { blockSize, codec: Codec.LZ });
+  const lz = makeLzPatch(old, nw, options.blockSize);
   return lz.bytes.length <= v1.bytes.length ? lz : v1;
+}
+
+/** Codec 3 with the given block size, or the smallest of LZ_BLOCK_SIZES. */
+function makeLzPatch(old: Uint8Array, nw: Uint8Array, blockSize: number | undefined): EncodedPatch {
+  if (blockSize !== undefined) return encodePatch(old, nw, [], { blockSize, codec: Codec.LZ });
+  let best: EncodedPatch | undefined;
+  for (const size of LZ_BLOCK_SIZES) {
+    const p = encodePatch(old, nw, [], { blockSize: size, codec: Codec.LZ });
+    if (best === undefined || p.bytes.length < best.bytes.length) best = p;
+    // A block covering the whole new image already: larger ones make the same patch.
+    if (size >= nw.length) break;
+  }
+  return best as EncodedPatch;
 }
