@@ -19,7 +19,7 @@ import { softwareDigest } from "../src/crypto/sha256";
 import { Codec } from "../src/delta/format";
 import { PatchApplier } from "../src/delta/patcher";
 import { diffSegments } from "../tools/delta/bsdiff";
-import { DEFAULT_BLOCK_SIZE, makePatch } from "../tools/delta/index";
+import { LZ_BLOCK_SIZES, makePatch } from "../tools/delta/index";
 import { startXs } from "../test/xs/harness";
 import { fixturePairs } from "../test/fixtures/firmware/pairs";
 import { realPairs } from "../test/fixtures/firmware/real";
@@ -67,7 +67,8 @@ const notes: string[] = [];
 const ours: Uint8Array[] = [];
 for (const pair of [...pairs, ...real]) {
   // Codec 3 (format version 2) beside the version-1 codecs and every peer, the smallest marked.
-  const lz = makePatch(pair.old, pair.new, { codec: Codec.LZ }).bytes.length;
+  const lzBytes = makePatch(pair.old, pair.new, { codec: Codec.LZ }).bytes;
+  const lz = lzBytes.length;
   const r = makePatch(pair.old, pair.new, { codec: Codec.RANGE }).bytes.length;
   const d = makePatch(pair.old, pair.new, { codec: Codec.DEFLATE }).bytes.length;
   const b = join(dir, `${pair.name}.all.bsdiff`);
@@ -80,6 +81,7 @@ for (const pair of [...pairs, ...real]) {
   const min = Math.min(...sizes);
   const peerMin = Math.min(...sizes.slice(3));
   const cells = sizes.map((v) => (v === min ? `**${v}**` : `${v}`));
+  cells[0] += ` (${(1 << lzBytes[6]) / 1024} KiB blocks)`;
   const vs = (v: number) => `${v <= peerMin ? "yes" : "no"} (${(((v - peerMin) / peerMin) * 100).toFixed(1)} %)`;
   sizeRows.push(`| ${pair.name}${pair.minor ? " (minor)" : ""} | ${pair.new.length} | ${cells.join(" | ")} | ${vs(lz)} | ${vs(Math.min(lz, r, d))} |`);
   if (real.includes(pair)) continue;
@@ -137,7 +139,7 @@ console.log("| pair | full image | ours, lz (codec 3) | ours, range | ours, defl
 console.log("|---|---:|---:|---:|---:|---:|---:|---:|:--:|:--:|");
 for (const r of sizeRows) console.log(r);
 
-console.log(`\nThe default patch (makePatch, ${DEFAULT_BLOCK_SIZE / 1024} KiB blocks: codec 3) against bsdiff and the 1/10 budget for minor releases:\n`);
+console.log(`\nThe default patch (makePatch: codec 3, its block size the best of ${LZ_BLOCK_SIZES.map((b) => b / 1024).join(", ")} KiB) against bsdiff and the 1/10 budget for minor releases:\n`);
 console.log("| pair | full image | ours | ours, range | ours, deflate | bsdiff (BSDIFF40, bzip2) | xdelta3 -9 -S djw | ours <= bsdiff | ours <= 1/10 image |");
 console.log("|---|---:|---:|---:|---:|---:|---:|:--:|:--:|");
 for (const r of rows) console.log(r);
@@ -212,6 +214,11 @@ let xdTotal = 0;
 for (const p of pairs) {
   bsdTotal += readFileSync(join(dir, `${p.name}.bsdiff`)).length;
   xdTotal += readFileSync(join(dir, `${p.name}.xd3`)).length;
+}
+{
+  let lzTotal = 0;
+  for (const p of pairs) lzTotal += makePatch(p.old, p.new, { codec: Codec.LZ }).bytes.length;
+  console.log(`| per patch (codec 3's default: the best of ${LZ_BLOCK_SIZES.map((b) => b / 1024).join(", ")} KiB) | - | - | - | ${lzTotal} | - | - | - |`);
 }
 console.log(`| (peers) | bsdiff ${bsdTotal} | xdelta3 ${xdTotal} | - | - | bzip2 -9 decoder alone: 3,700,000 (fast) / 2,300,000 (small mode) | - | - |`);
 console.log(

@@ -61,6 +61,18 @@ describe("xs-ota diff and apply", () => {
     roundTrip(a, b, ["--codec", "lz"]);
     roundTrip(a, b, ["--block-size", "1024"]);
   });
+  it("--json reports the block size the patch uses: codec 3 chooses one unless told, the others take 32 KiB", () => {
+    const pair = fixturePairs().find((q) => q.name === "other-slot")!;
+    for (const [extra, want] of [[[], 64 * 1024], [["--codec", "deflate"], 32 * 1024], [["--block-size", "4096"], 4096]] as [string[], number][]) {
+      const out = join(dir, `chosen${extra.join("")}.xsdp`);
+      const d = xsOta(["diff", pair.fromFile, pair.toFile, "-o", out, "--json", ...extra]);
+      expect(d.status, d.stderr).toBe(0);
+      const header = readFileSync(out);
+      expect(1 << header[6]).toBe(want);
+      expect(JSON.parse(d.stdout).blockSize).toBe(want);
+      expect(d.stderr).toMatch(new RegExp(`blocks of ${want},`));
+    }
+  });
   it("apply refuses a patch for another base with the reason code, one line, exit 1", () => {
     const a = file("base-a", random);
     const b = file("base-b", random.subarray(10));
