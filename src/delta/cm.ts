@@ -61,21 +61,21 @@ const STRETCH = new Int16Array(1024);
 }
 
 /** Adaptation rate by how often a context was seen: 1/(n+1.5), then fixed at 1/16.5. */
-const RATE = new Int32Array(16);
+export const RATE = new Int32Array(16);
 for (let n = 0; n < 16; n++) RATE[n] = Math.floor(32768 / (n + 1.5));
 
 /**
  * A probability is a Uint16: P(1) in the top 12 bits, a 4-bit count of how
  * often it was updated in the low 4 (faster learning at first).
  */
-const PROB_INIT = 0x8000;
+export const PROB_INIT = 0x8000;
 
-function p1Of(state: number): number {
+export function p1Of(state: number): number {
   const p = state >> 4;
   return p < 1 ? 1 : p > 4095 ? 4095 : p;
 }
 
-function adapt(table: Uint16Array, i: number, bit: number): void {
+export function adapt(table: Uint16Array, i: number, bit: number): void {
   const s = table[i];
   const n = s & 15;
   const p = s & 0xfff0;

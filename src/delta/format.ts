@@ -31,7 +31,7 @@ export const BLOCK_HEADER_MIN = 6;
  * patches only): operations over the old image, literals and the new image
  * written so far, Huffman-coded per block (./lz.ts).
  */
-export const Codec = Object.freeze({ STORED: 0, DEFLATE: 1, RANGE: 2, LZ: 3 });
+export const Codec = Object.freeze({ STORED: 0, DEFLATE: 1, RANGE: 2, LZ: 3, LZR: 4 });
 export type CodecId = (typeof Codec)[keyof typeof Codec];
 
 /** Block sizes the format allows: 2^10 .. 2^16 bytes of new image per block. */
@@ -161,7 +161,7 @@ export function parsePatchHeader(bytes: Uint8Array): PatchHeader {
   const crc = readU32(bytes, 84);
   if (crc32(bytes.subarray(0, 84)) !== crc) throw new OtaError(Reason.PATCH_HEADER_CRC, "header CRC mismatch");
   const codec = bytes[5];
-  const known = version === PATCH_VERSION ? codec === Codec.STORED || codec === Codec.DEFLATE || codec === Codec.RANGE : codec === Codec.LZ;
+  const known = version === PATCH_VERSION ? codec === Codec.STORED || codec === Codec.DEFLATE || codec === Codec.RANGE : codec === Codec.LZ || codec === Codec.LZR;
   if (!known) throw new OtaError(Reason.PATCH_UNSUPPORTED, `codec ${codec} in a version ${version} patch`, codec);
   const log2 = bytes[6];
   if (log2 < MIN_BLOCK_LOG2 || log2 > MAX_BLOCK_LOG2) throw new OtaError(Reason.PATCH_UNSUPPORTED, `block size 2^${log2}`, log2);

@@ -29,8 +29,8 @@ import { LZ_LITTLE_ENDIAN, transformUnits, transformUnitsAligned, unitRuleMap } 
 export const Op = Object.freeze({ OLD: 0, ADD: 1, LIT: 2, NEW: 3, OLD_ADD: 4 });
 // The same as plain constants for the decoder's hot paths (a frozen object's property is a lookup on XS).
 const OP_OLD = 0;
-const OP_ADD = 1;
-const OP_NEW = 3;
+export const OP_ADD = 1;
+export const OP_NEW = 3;
 const OP_OLD_ADD = 4;
 const A_LIT = 1;
 const A_DIFF = 2;
@@ -143,15 +143,16 @@ const WORK_UNITS = LZ_OUT_BATCH;
 const WORK_WINDOW = WORK_UNITS + UNITS_BYTES;
 const WORK_BYTES = WORK_WINDOW + LZ_OLD_WINDOW;
 
-const S_TABLE_HEAD = 0;
+/** Decoder states (exported for codec 4's decoder, lzr.ts, which reads S_TABLE_HEAD as "start the range decoder"). */
+export const S_TABLE_HEAD = 0;
 const S_TABLE_LENGTHS = 1;
-const S_OFFSET = 2;
-const S_RULES = 6;
+export const S_OFFSET = 2;
+export const S_RULES = 6;
 const S_OP = 3;
 const S_RUN = 4;
-const S_END = 5;
+export const S_END = 5;
 
-function malformed(block: number, why: string): OtaError {
+export function malformed(block: number, why: string): OtaError {
   return new OtaError(Reason.PATCH_MALFORMED, `block ${block}: ${why}`, block);
 }
 function outOfRange(block: number, why: string): OtaError {
@@ -247,75 +248,79 @@ export function buildDecodeTable(
  * often only a few bytes long.
  */
 export class LzBlockDecoder {
-  private readonly tables: Uint16Array[] = [];
-  private readonly tableBits = new Uint8Array(ALPHABETS);
-  private readonly lengths = new Uint8Array(256);
-  private readonly clLengths = new Uint8Array(CL_SYMBOLS);
-  private readonly clTable = new Uint16Array(1 << CL_MAX_BITS);
-  private readonly counts = new Uint16Array(16);
-  private readonly next = new Uint16Array(16);
+  protected readonly tables: Uint16Array[] = [];
+  protected readonly tableBits = new Uint8Array(ALPHABETS);
+  protected readonly lengths = new Uint8Array(256);
+  protected readonly clLengths = new Uint8Array(CL_SYMBOLS);
+  protected readonly clTable = new Uint16Array(1 << CL_MAX_BITS);
+  protected readonly counts = new Uint16Array(16);
+  protected readonly next = new Uint16Array(16);
   /** buildDecodeTable's scratch: the symbols by length, and each length's place among them. */
-  private readonly order = new Uint8Array(256);
-  private readonly start = new Uint16Array(16);
+  protected readonly order = new Uint8Array(256);
+  protected readonly start = new Uint16Array(16);
   /** [0, WORK_UNITS): the output batch; [WORK_UNITS, WORK_WINDOW): the units; [WORK_WINDOW, WORK_BYTES): the old window. */
-  private readonly work = new Uint8Array(WORK_BYTES);
-  private readonly out = this.work.subarray(0, LZ_OUT_BATCH);
-  private outLength = 0;
+  protected readonly work = new Uint8Array(WORK_BYTES);
+  protected readonly out = this.work.subarray(0, LZ_OUT_BATCH);
+  protected outLength = 0;
   /** An old copy with relocation rules, placed so that new-image halfwords and words are elements of the views. */
-  private readonly units16 = new Uint16Array(this.work.buffer, WORK_UNITS, UNITS_BYTES / 2);
-  private readonly units32 = new Uint32Array(this.work.buffer, WORK_UNITS, UNITS_BYTES / 4);
+  protected readonly units16 = new Uint16Array(this.work.buffer, WORK_UNITS, UNITS_BYTES / 2);
+  protected readonly units32 = new Uint32Array(this.work.buffer, WORK_UNITS, UNITS_BYTES / 4);
   /** The old image's [windowStart, windowStart + windowLength) sits at work[WORK_WINDOW…]. */
-  private windowStart = 0;
-  private windowLength = 0;
+  protected windowStart = 0;
+  protected windowLength = 0;
   /** unitRuleMap of the block's rules. */
-  private readonly wordMap = new Uint8Array(256);
+  protected readonly wordMap = new Uint8Array(256);
 
-  private block = 0;
-  private span = 0;
-  private produced = 0;
-  private newStart = 0;
-  private oldLength = 0;
-  private crc = 0;
+  protected block = 0;
+  protected span = 0;
+  protected produced = 0;
+  protected newStart = 0;
+  protected oldLength = 0;
+  protected crc = 0;
 
-  private bitBuf = 0;
-  private bitCount = 0;
+  protected bitBuf = 0;
+  protected bitCount = 0;
   /** Payload bytes not yet pulled into bitBuf. */
-  private payloadLeft = 0;
-  private pulledBits = 0;
-  private padBits = 0;
+  protected payloadLeft = 0;
+  protected pulledBits = 0;
+  protected padBits = 0;
 
-  private state = S_END;
-  private alphabet = 0;
-  private tableCount = 0;
-  private tableFilled = 0;
-  private clBits = 0;
+  protected state = S_END;
+  protected alphabet = 0;
+  protected tableCount = 0;
+  protected tableFilled = 0;
+  protected clBits = 0;
 
   /** Relocation rules (lo, size, delta) × ruleCount, and how many are still to read. */
-  private readonly rules = new Float64Array(3 * MAX_RULES);
-  private ruleCount = 0;
-  private rulesLeft = 0;
+  protected readonly rules = new Float64Array(3 * MAX_RULES);
+  protected ruleCount = 0;
+  protected rulesLeft = 0;
   /** Branch rules (lo, size, delta) × branchCount, and how many are still to read. */
-  private readonly branches = new Float64Array(3 * MAX_BRANCH_RULES);
-  private branchCount = 0;
-  private branchesLeft = -1;
+  protected readonly branches = new Float64Array(3 * MAX_BRANCH_RULES);
+  protected branchCount = 0;
+  protected branchesLeft = -1;
   /** The current OLD copy's bounds (new-image offsets): only units wholly inside it are transformed. */
-  private copyStart = 0;
-  private copyEnd = 0;
-  private alignment = 0;
-  private previousAlignment = 0;
-  private runKind = 0;
-  private runLeft = 0;
-  private runDistance = 0;
+  protected copyStart = 0;
+  protected copyEnd = 0;
+  protected alignment = 0;
+  protected previousAlignment = 0;
+  protected runKind = 0;
+  protected runLeft = 0;
+  protected runDistance = 0;
   /** OLD_ADD: one ADD byte follows the current OLD run. */
-  private addAfter = false;
+  protected addAfter = false;
 
   /** tables[Alphabet.OP]. */
-  private readonly opTable: Uint16Array;
+  protected readonly opTable: Uint16Array;
 
   /** @param crcUpdate the block CRC-32 (the platform's native one when it has one; src/delta/crc.ts). */
-  constructor(private readonly crcUpdate: BlockCrc = blockCrcUpdate) {
-    for (let a = 0; a < ALPHABETS; a++) this.tables.push(new Uint16Array(1 << ALPHABET_MAX_BITS[a]));
-    this.opTable = this.tables[0];
+  constructor(
+    protected readonly crcUpdate: BlockCrc = blockCrcUpdate,
+    huffman = true,
+  ) {
+    // Codec 4's decoder (a subclass, lzr.ts) decodes without Huffman tables and allocates none.
+    if (huffman) for (let a = 0; a < ALPHABETS; a++) this.tables.push(new Uint16Array(1 << ALPHABET_MAX_BITS[a]));
+    this.opTable = huffman ? this.tables[0] : new Uint16Array(0);
   }
 
   /** RAM held by the decoder's own buffers. */
@@ -349,14 +354,14 @@ export class LzBlockDecoder {
   }
 
   /** Bits available to decode without waiting: held, plus this payload's bytes in the window. Infinity once the whole payload is there. */
-  private available(input: LzInput): number {
+  protected available(input: LzInput): number {
     const inWindow = input.end - input.pos;
     if (inWindow >= this.payloadLeft) return Infinity;
     return this.bitCount + inWindow * 8;
   }
 
   /** Top up bitBuf to more than 16 bits from the window (or zero padding past the payload's end). */
-  private refill(input: LzInput): void {
+  protected refill(input: LzInput): void {
     while (this.bitCount <= 16) {
       if (this.payloadLeft > 0 && input.pos < input.end) {
         this.bitBuf |= input.buf[input.pos++] << this.bitCount;
@@ -371,7 +376,7 @@ export class LzBlockDecoder {
     }
   }
 
-  private bits(input: LzInput, n: number): number {
+  protected bits(input: LzInput, n: number): number {
     if (n === 0) return 0;
     if (n > 16) {
       const low = this.bits(input, 16);
@@ -384,7 +389,7 @@ export class LzBlockDecoder {
     return v;
   }
 
-  private symbol(input: LzInput, alphabet: number): number {
+  protected symbol(input: LzInput, alphabet: number): number {
     const bits = this.tableBits[alphabet];
     if (bits === 0) throw malformed(this.block, `symbol from empty alphabet ${alphabet}`);
     if (this.bitCount < bits) this.refill(input);
@@ -396,7 +401,7 @@ export class LzBlockDecoder {
     return e >>> 4;
   }
 
-  private clSymbol(input: LzInput): number {
+  protected clSymbol(input: LzInput): number {
     if (this.bitCount < this.clBits) this.refill(input);
     const e = this.clTable[this.bitBuf & ((1 << this.clBits) - 1)];
     if (e === 0) throw malformed(this.block, "bit pattern outside the code-length code");
@@ -406,13 +411,13 @@ export class LzBlockDecoder {
     return e >>> 4;
   }
 
-  private bucket(input: LzInput, alphabet: number, m: number): number {
+  protected bucket(input: LzInput, alphabet: number, m: number): number {
     const sym = this.symbol(input, alphabet);
     return this.bucketValue(input, sym, m);
   }
 
   /** The value of bucket symbol `sym` with its extra bits (bucketBase without an object per call). */
-  private bucketValue(input: LzInput, sym: number, m: number): number {
+  protected bucketValue(input: LzInput, sym: number, m: number): number {
     const direct = 2 << m;
     if (sym < direct) return sym;
     const s = sym - direct;
@@ -427,7 +432,7 @@ export class LzBlockDecoder {
    * bytes rather than per operation); everything is written before `run`
    * returns and before a copy from the new image reads it back.
    */
-  private emit(io: LzIo, bytes: Uint8Array): void {
+  protected emit(io: LzIo, bytes: Uint8Array): void {
     this.produced += bytes.length;
     if (this.outLength + bytes.length > this.out.length) this.flushOut(io);
     if (bytes.length >= this.out.length) {
@@ -440,7 +445,7 @@ export class LzBlockDecoder {
   }
 
   /** emit() for `n` bytes (at most LZ_OUT_BATCH) already in the work buffer at `from`. */
-  private emitWork(io: LzIo, from: number, n: number): void {
+  protected emitWork(io: LzIo, from: number, n: number): void {
     this.produced += n;
     if (this.outLength + n > LZ_OUT_BATCH) this.flushOut(io);
     this.work.copyWithin(this.outLength, from, from + n);
@@ -448,7 +453,7 @@ export class LzBlockDecoder {
   }
 
   /** Room for `n` bytes (at most LZ_OUT_BATCH) at the end of the output batch; answers where they go. */
-  private outRoom(io: LzIo, n: number): number {
+  protected outRoom(io: LzIo, n: number): number {
     if (this.outLength + n > LZ_OUT_BATCH) this.flushOut(io);
     return this.outLength;
   }
@@ -458,7 +463,7 @@ export class LzBlockDecoder {
    * most LZ_OLD_WINDOW; the caller has checked it lies in the old image): where
    * it starts there. Reads the window from flash only when it does not hold it.
    */
-  private oldBytes(io: LzIo, offset: number, length: number): number {
+  protected oldBytes(io: LzIo, offset: number, length: number): number {
     const rel = offset - this.windowStart;
     if (rel >= 0 && rel + length <= this.windowLength) return WORK_WINDOW + rel;
     // Forward from the first byte wanted (operations mostly go forward), within the old image.
@@ -472,7 +477,7 @@ export class LzBlockDecoder {
     return WORK_WINDOW + offset - start;
   }
 
-  private flushOut(io: LzIo): void {
+  protected flushOut(io: LzIo): void {
     if (this.outLength === 0) return;
     this.crc = this.crcUpdate(this.crc, this.out, 0, this.outLength);
     io.write(this.out.subarray(0, this.outLength));
@@ -480,7 +485,7 @@ export class LzBlockDecoder {
   }
 
   /** The table header: how many lengths, then the code-length code. */
-  private tableHead(input: LzInput): void {
+  protected tableHead(input: LzInput): void {
     const count = this.bits(input, 9);
     if (count > ALPHABET_SIZES[this.alphabet]) throw malformed(this.block, `alphabet ${this.alphabet}: ${count} code lengths`);
     this.tableCount = count;
@@ -499,14 +504,14 @@ export class LzBlockDecoder {
     this.state = S_TABLE_LENGTHS;
   }
 
-  private tableLength(input: LzInput): void {
+  protected tableLength(input: LzInput): void {
     // Bounded: each pass takes one code-length symbol (at most 256 per alphabet); as many as
     // runSlice would take, one per pass, with the same check of the input before each.
     do this.tableLengthSymbol(input);
     while (this.state === S_TABLE_LENGTHS && this.available(input) >= NEED_TABLE_BITS);
   }
 
-  private tableLengthSymbol(input: LzInput): void {
+  protected tableLengthSymbol(input: LzInput): void {
     const sym = this.clSymbol(input);
     const count = this.tableCount;
     let at = this.tableFilled;
@@ -533,7 +538,7 @@ export class LzBlockDecoder {
     }
   }
 
-  private nextTable(): void {
+  protected nextTable(): void {
     this.alphabet++;
     this.state = this.alphabet === ALPHABETS ? S_OFFSET : S_TABLE_HEAD;
   }
@@ -550,7 +555,7 @@ export class LzBlockDecoder {
     return r;
   }
 
-  private runSlice(input: LzInput, io: LzIo, budget: number): number {
+  protected runSlice(input: LzInput, io: LzIo, budget: number): number {
     const limit = this.produced + budget;
     // Bounded: every pass either consumes input bits, produces output, or ends.
     for (;;) {
@@ -566,37 +571,53 @@ export class LzBlockDecoder {
           return BLOCK_END;
         }
         if (this.produced >= limit) return BUDGET_SPENT;
-        // available(input) < NEED_OP_BITS, written out.
-        const inWindow = input.end - input.pos;
-        if (inWindow < this.payloadLeft && this.bitCount + inWindow * 8 < NEED_OP_BITS) return NEED_INPUT;
+        if (!this.opReady(input)) return NEED_INPUT;
         this.op(input);
         continue;
       }
       if (state === S_END) throw new Error("LzBlockDecoder: run without begin");
-      if (this.available(input) < NEED_TABLE_BITS) return NEED_INPUT;
-      if (state === S_TABLE_HEAD) this.tableHead(input);
-      else if (state === S_TABLE_LENGTHS) this.tableLength(input);
-      else if (state === S_RULES) {
-        if (this.available(input) < NEED_RULE_BITS) return NEED_INPUT;
-        this.rule(input);
-      } else {
-        const e = this.bits(input, 5);
-        const v = this.bits(input, e);
-        const start = unzigzag(v);
-        if (Math.abs(start) > MAX_ALIGNMENT) throw outOfRange(this.block, `alignment ${start}`);
-        this.alignment = start;
-        this.previousAlignment = start;
-        this.ruleCount = 0;
-        this.rulesLeft = this.bits(input, 4);
-        this.branchCount = 0;
-        this.branchesLeft = -1;
-        this.state = S_RULES;
-      }
+      if (!this.header(input)) return NEED_INPUT;
     }
   }
 
+  /** Whether the window holds enough of the payload for the next operation (whatever it is). */
+  protected opReady(input: LzInput): boolean {
+    // available(input) >= NEED_OP_BITS, written out.
+    const inWindow = input.end - input.pos;
+    return inWindow >= this.payloadLeft || this.bitCount + inWindow * 8 >= NEED_OP_BITS;
+  }
+
+  /** One step of the block's header (code tables, start alignment, rules); false when it must wait for input. */
+  protected header(input: LzInput): boolean {
+    const state = this.state;
+    if (this.available(input) < NEED_TABLE_BITS) return false;
+    if (state === S_TABLE_HEAD) this.tableHead(input);
+    else if (state === S_TABLE_LENGTHS) this.tableLength(input);
+    else if (state === S_RULES) {
+      if (this.available(input) < NEED_RULE_BITS) return false;
+      this.rule(input);
+    } else {
+      const e = this.bits(input, 5);
+      this.startAlignment(this.bits(input, e));
+      this.rulesLeft = this.bits(input, 4);
+    }
+    return true;
+  }
+
+  /** The block's start alignment (zigzag-coded); the rules follow. */
+  protected startAlignment(zig: number): void {
+    const start = unzigzag(zig);
+    if (Math.abs(start) > MAX_ALIGNMENT) throw outOfRange(this.block, `alignment ${start}`);
+    this.alignment = start;
+    this.previousAlignment = start;
+    this.ruleCount = 0;
+    this.branchCount = 0;
+    this.branchesLeft = -1;
+    this.state = S_RULES;
+  }
+
   /** The next rule: word rules, then the branch-rule count, then branch rules. */
-  private rule(input: LzInput): void {
+  protected rule(input: LzInput): void {
     if (this.rulesLeft === 0) {
       if (this.branchesLeft < 0) {
         this.branchesLeft = this.bits(input, 5);
@@ -613,7 +634,7 @@ export class LzBlockDecoder {
   }
 
   /** A branch rule: a Thumb BL whose old target offset is in [lo, lo + size) is re-aimed at target + delta. */
-  private branchRule(input: LzInput): void {
+  protected branchRule(input: LzInput): void {
     const lo = this.bits(input, 24);
     const sizeBits = this.bits(input, 5);
     const size = this.bits(input, sizeBits);
@@ -630,7 +651,7 @@ export class LzBlockDecoder {
   }
 
   /** One relocation rule: words in [lo, lo + size) get + delta (mod 2^32) inside old copies. */
-  private wordRule(input: LzInput): void {
+  protected wordRule(input: LzInput): void {
     const lo = this.bits(input, 32);
     const sizeBits = this.bits(input, 6);
     if (sizeBits > 33) throw malformed(this.block, "bad relocation rule");
@@ -649,11 +670,11 @@ export class LzBlockDecoder {
     this.rulesLeft--;
   }
 
-  private relocate(buf: Uint8Array, at: number, n: number): void {
+  protected relocate(buf: Uint8Array, at: number, n: number): void {
     transformUnits(buf, at, n, this.alignment, this.rules, this.ruleCount, this.branches, this.branchCount);
   }
 
-  private op(input: LzInput): void {
+  protected op(input: LzInput): void {
     // symbol(input, Alphabet.OP) and the length's bucketValue, written out: one op per call, the
     // decoder's most frequent step after the byte loops.
     const opBits = this.tableBits[0];
@@ -667,16 +688,11 @@ export class LzBlockDecoder {
     if (sym === SEEK_SYMBOL) {
       const delta = unzigzag(this.bucket(input, Alphabet.DELTA, DIST_M));
       if (this.padBits > this.bitCount) throw malformed(this.block, "payload ends inside an operation");
-      const a = this.alignment + delta;
-      if (delta === 0 || Math.abs(a) > MAX_ALIGNMENT) throw outOfRange(this.block, `alignment ${a}`);
-      this.previousAlignment = this.alignment;
-      this.alignment = a;
+      this.seek(delta);
       return;
     }
     if (sym === SEEK_PREV_SYMBOL) {
-      const a = this.alignment;
-      this.alignment = this.previousAlignment;
-      this.previousAlignment = a;
+      this.seekPrevious();
       return;
     }
     const kind = sym >>> 5;
@@ -691,17 +707,49 @@ export class LzBlockDecoder {
       this.bitCount -= extra;
     }
     if (this.padBits > this.bitCount) throw malformed(this.block, "payload ends inside an operation");
-    if (length > this.span - this.produced) throw outOfRange(this.block, `operation of ${length} bytes past the span`);
-    const at = this.newStart + this.produced;
-    if (kind === OP_OLD || kind === OP_ADD || kind === OP_OLD_ADD) {
-      const from = at + this.alignment;
-      if (from < 0 || from + length > this.oldLength) throw outOfRange(this.block, `old read ${from}+${length} outside the old image`);
-    } else if (kind === OP_NEW) {
+    this.checkRun(kind, length);
+    if (kind === OP_NEW) {
       const distance = this.bucket(input, Alphabet.DIST, DIST_M) + 1;
       if (this.padBits > this.bitCount) throw malformed(this.block, "payload ends inside an operation");
-      if (distance > at) throw outOfRange(this.block, `copy from ${distance} bytes back, ${at} written`);
-      this.runDistance = distance;
+      this.checkDistance(distance);
     }
+    this.startRun(kind, length);
+  }
+
+  /** SEEK: the old alignment moves by `delta` (not 0); the previous one is kept for SEEK_PREV. */
+  protected seek(delta: number): void {
+    const a = this.alignment + delta;
+    if (delta === 0 || Math.abs(a) > MAX_ALIGNMENT) throw outOfRange(this.block, `alignment ${a}`);
+    this.previousAlignment = this.alignment;
+    this.alignment = a;
+  }
+
+  /** SEEK_PREV: swap the alignment with the previous one. */
+  protected seekPrevious(): void {
+    const a = this.alignment;
+    this.alignment = this.previousAlignment;
+    this.previousAlignment = a;
+  }
+
+  /** An operation of `kind` and `length` at the current offset: inside the span, and its old read inside the old image. */
+  protected checkRun(kind: number, length: number): void {
+    if (length > this.span - this.produced) throw outOfRange(this.block, `operation of ${length} bytes past the span`);
+    if (kind === OP_OLD || kind === OP_ADD || kind === OP_OLD_ADD) {
+      const from = this.newStart + this.produced + this.alignment;
+      if (from < 0 || from + length > this.oldLength) throw outOfRange(this.block, `old read ${from}+${length} outside the old image`);
+    }
+  }
+
+  /** A copy from the new image `distance` bytes back: only from what is written. */
+  protected checkDistance(distance: number): void {
+    const at = this.newStart + this.produced;
+    if (distance > at) throw outOfRange(this.block, `copy from ${distance} bytes back, ${at} written`);
+    this.runDistance = distance;
+  }
+
+  /** Start running a checked operation. */
+  protected startRun(kind: number, length: number): void {
+    const at = this.newStart + this.produced;
     if (kind === OP_OLD_ADD) {
       this.addAfter = true;
       if (length === 1) {
@@ -723,7 +771,7 @@ export class LzBlockDecoder {
   }
 
   /** One slice of the current operation; false when it must wait for input. */
-  private runStep(input: LzInput, io: LzIo, room: number): boolean {
+  protected runStep(input: LzInput, io: LzIo, room: number): boolean {
     const kind = this.runKind;
     const at = this.newStart + this.produced;
     // (No Math.min/max here: on XS each is a lookup and a native call, several per operation.)
@@ -763,6 +811,27 @@ export class LzBlockDecoder {
         this.emit(io, io.readNew(at - distance, n));
       }
     } else {
+      n = this.symbolRun(input, io, kind, at, n);
+      if (n === 0) return false;
+    }
+    this.runLeft -= n;
+    if (this.runLeft === 0) {
+      if (this.addAfter) {
+        // OLD_ADD: the copy is done, one added byte follows.
+        this.addAfter = false;
+        this.runKind = OP_ADD;
+        this.runLeft = 1;
+      } else this.state = S_OP;
+    }
+    return true;
+  }
+
+  /**
+   * Up to `n` bytes of a literal (LIT) or added-byte (ADD) run at new offset
+   * `at`, decoded into the output batch; answers how many (0: wait for input).
+   */
+  protected symbolRun(input: LzInput, io: LzIo, kind: number, at: number, n: number): number {
+    {
       const alphabet = kind === OP_ADD ? A_DIFF : A_LIT;
       const avail = this.available(input);
       const even = this.tableBits[A_LIT];
@@ -773,7 +842,7 @@ export class LzBlockDecoder {
         const fits = ((avail - 16) / per) | 0; // avail < 2^31 here (bits in the window)
         if (fits < n) n = fits;
       }
-      if (n <= 0) return false;
+      if (n <= 0) return 0;
       // The symbol loops are written out (no call per byte): this is the codec's hot path on a device.
       let bitBuf = this.bitBuf;
       let bitCount = this.bitCount;
@@ -851,20 +920,11 @@ export class LzBlockDecoder {
       this.outLength = base + n;
       this.produced += n;
     }
-    this.runLeft -= n;
-    if (this.runLeft === 0) {
-      if (this.addAfter) {
-        // OLD_ADD: the copy is done, one added byte follows.
-        this.addAfter = false;
-        this.runKind = OP_ADD;
-        this.runLeft = 1;
-      } else this.state = S_OP;
-    }
-    return true;
+    return n;
   }
 
   /** The span is complete: the payload must end here, to the byte. */
-  private endBlock(): void {
+  protected endBlock(): void {
     const consumed = this.pulledBits + this.padBits - this.bitCount;
     const unpulled = this.payloadLeft * 8;
     if (consumed > this.pulledBits) throw malformed(this.block, "payload ends inside the last operation");

@@ -54,6 +54,7 @@ import { BlockModel, IntKind, unzigzag, type OldContext } from "./cm";
 import { Inflater } from "./inflate";
 import { RangeDecoder } from "./range";
 import { BLOCK_END, BUDGET_SPENT, LZ_OLD_WINDOW, LzBlockDecoder, type LzInput, type LzIo } from "./lz";
+import { LzrBlockDecoder } from "./lzr";
 
 /** Bytes of the old image read per flash read (the HAL allows up to 4096). */
 export const OLD_READ_CHUNK = 1024;
@@ -598,7 +599,7 @@ export class PatchApplier {
     }
     this.header = h;
     if (v2) {
-      this.lz = new LzBlockDecoder(this.crc);
+      this.lz = h.codec === Codec.LZR ? new LzrBlockDecoder(this.crc) : new LzBlockDecoder(this.crc);
       const bad = (e: unknown, what: string) => {
         if (e instanceof RangeError) return new OtaError(Reason.PATCH_OUT_OF_RANGE, `block ${this.block}: ${what}: ${e.message}`, this.block);
         return e;

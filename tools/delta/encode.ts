@@ -22,6 +22,7 @@ import { BlockModel, IntKind, zigzag, type OldContext } from "../../src/delta/cm
 import { checkSegments, type Segment } from "./bsdiff";
 import { RangeEncoder } from "./range-encoder";
 import { encodeLzBlocks } from "./lz-encode";
+import { codeBlockLzr } from "./lzr-encode";
 
 /** Zero runs shorter than this stay inside a literal run of the diff section (a run costs 2+ bytes of framing). */
 export const MIN_ZERO_RUN = 4;
@@ -234,15 +235,16 @@ export function encodePatch(old: Uint8Array, nw: Uint8Array, segments: readonly 
   const { blockSize, codec } = options;
   const log2 = Math.log2(blockSize);
   if (!Number.isInteger(log2) || log2 < MIN_BLOCK_LOG2 || log2 > MAX_BLOCK_LOG2) throw new RangeError(`blockSize must be a power of two in 1 KiB..64 KiB, got ${blockSize}`);
-  if (codec !== Codec.STORED && codec !== Codec.DEFLATE && codec !== Codec.RANGE && codec !== Codec.LZ) throw new RangeError(`unknown codec ${codec}`);
+  if (codec !== Codec.STORED && codec !== Codec.DEFLATE && codec !== Codec.RANGE && codec !== Codec.LZ && codec !== Codec.LZR) throw new RangeError(`unknown codec ${codec}`);
   if (codec === Codec.DEFLATE && !options.compress) throw new RangeError("the DEFLATE codec needs a compress function");
   if (old.length > MAX_IMAGE_LENGTH || nw.length > MAX_IMAGE_LENGTH) throw new RangeError(`images are limited to ${MAX_IMAGE_LENGTH} bytes`);
-  if (codec !== Codec.LZ) checkSegments(segments, old.length, nw.length);
+  const v2 = codec === Codec.LZ || codec === Codec.LZR;
+  if (!v2) checkSegments(segments, old.length, nw.length);
 
   const blockCount = Math.ceil(nw.length / blockSize);
   const header = new Uint8Array(PATCH_HEADER_SIZE);
   header.set(PATCH_MAGIC, 0);
-  header[4] = codec === Codec.LZ ? PATCH_VERSION_LZ : PATCH_VERSION;
+  header[4] = v2 ? PATCH_VERSION_LZ : PATCH_VERSION;
   header[5] = codec;
   header[6] = log2;
   header[7] = 0;
@@ -256,9 +258,9 @@ export function encodePatch(old: Uint8Array, nw: Uint8Array, segments: readonly 
   const out = new ByteSink();
   out.bytes(header);
   const blocks: { raw: number; stored: number }[] = [];
-  if (codec === Codec.LZ) {
+  if (v2) {
     // Version 2 blocks: varint payload length (0 = identity), CRC-32 of the span, payload.
-    const { payloads } = encodeLzBlocks(old, nw, blockSize);
+    const { payloads } = encodeLzBlocks(old, nw, blockSize, undefined, undefined, codec === Codec.LZR ? codeBlockLzr : undefined);
     payloads.forEach((payload, b) => {
       const start = b * blockSize;
       const end = Math.min(start + blockSize, nw.length);

@@ -192,7 +192,7 @@ function writeTable(w: BitWriter, lengths: Uint8Array): void {
   }
 }
 
-function lenSymbol(kind: number, length: number): [number, number, number] {
+export function lenSymbol(kind: number, length: number): [number, number, number] {
   const [s, eb, ev] = bucketOf(length - 1, LEN_M);
   return [kind * LEN_SYMBOLS + s, eb, ev];
 }
@@ -877,7 +877,13 @@ export interface LzBlocks {
  * Code the new image in blocks of `blockSize` for codec 3.
  * @param passes parse passes (the second uses the first's codes as costs).
  */
-export function encodeLzBlocks(old: Uint8Array, nw: Uint8Array, blockSize: number, passes = 3, stats?: LzStats): LzBlocks {
+/**
+ * The final pass's block coder: codec 3's Huffman coding (codeBlock) by default;
+ * codec 4's range coding (lzr-encode.ts) takes the same parse.
+ */
+export type BlockCoder = (old: Uint8Array, nw: Uint8Array, start: number, startAlign: number, ops: LzOp[], t: Transforms) => Uint8Array;
+
+export function encodeLzBlocks(old: Uint8Array, nw: Uint8Array, blockSize: number, passes = 3, stats?: LzStats, coder?: BlockCoder): LzBlocks {
   const matcher = () => new Matcher(old, nw);
   const blockCount = Math.ceil(nw.length / blockSize);
   let models: CostModel[] = Array.from({ length: blockCount }, flatModel);
@@ -910,7 +916,7 @@ export function encodeLzBlocks(old: Uint8Array, nw: Uint8Array, blockSize: numbe
       if (pass === 0) rules[b] = transforms(chooseRules(old, nw, start, end, startAlign, ops), chooseBranchRules(old, nw, start, end, startAlign, ops));
       align = parsed.align;
       const coded = codeBlock(old, nw, start, startAlign, ops, pass === passes - 1 ? stats : undefined, pass === 0 ? NO_TRANSFORMS : rules[b]);
-      payloads.push(coded.bytes);
+      payloads.push(coder && pass === passes - 1 ? coder(old, nw, start, startAlign, ops, pass === 0 ? NO_TRANSFORMS : rules[b]) : coded.bytes);
       nextModels.push({ lengths: coded.lengths });
     }
     models = nextModels;
