@@ -24,7 +24,7 @@
  * Memory: the decoder of codec 3 without its Huffman tables, plus the model
  * (`LZR_PROBS` u16, 9 KiB), reset at every block.
  */
-import { adapt, p1Of, PROB_BITS, PROB_INIT, RANGE_TOP, RATE } from "./cm";
+import { adapt, p1Of, PROB_BITS, PROB_INIT, RATE } from "./cm";
 import { ALPHABET_SIZES, Alphabet, DIST_M, LEN_SYMBOLS, LZ_OLD_CHUNK, LZ_OUT_CHUNK, LzBlockDecoder, malformed, OP_ADD, OP_NEW, S_END, S_OFFSET, S_RULES, S_TABLE_HEAD, SEEK_PREV_SYMBOL, SEEK_SYMBOL, unzigzag, type LzInput, type LzIo } from "./lz";
 import type { BlockCrc } from "./crc";
 
@@ -78,6 +78,17 @@ export function resetModel(probs: Uint16Array): void {
 export function modelBit(probs: Uint16Array, i: number): { p1: number; update(bit: number): void } {
   return { p1: p1Of(probs[i]), update: (bit: number) => adapt(probs, i, bit) };
 }
+
+/**
+ * The range coder's initial range and normalization threshold: codec 2's
+ * coder (LZMA's) keeps the range in [2^24, 2^32); codec 4 keeps it in
+ * [2^23, 2^31), so that the decoder's range, code and bounds are 31-bit
+ * integers (XS computes on those as integers; above 2^31 a value becomes a
+ * double and every step takes the slow path). The encoder is the same
+ * (tools/delta/range-encoder.ts, with these two values).
+ */
+export const LZR_RANGE = 0x7fffffff;
+export const LZR_TOP = 1 << 23;
 
 /** Most payload bytes one operation can take: at most 2 bytes a decision, at most 56 decisions (op 8, length 14, distance 7 + 22 or change 7 + 25). */
 const NEED_OP_BYTES = 128;
@@ -138,7 +149,7 @@ export class LzrBlockDecoder extends LzBlockDecoder {
       // Start the range decoder: four bytes (zeros past the payload's end).
       const inWindow = input.end - input.pos;
       if (inWindow < 4 && inWindow < this.payloadLeft) return false;
-      this.range = 0xffffffff;
+      this.range = LZR_RANGE;
       let code = 0;
       for (let i = 0; i < 4; i++) code = code * 256 + this.nextByte(input);
       if (code >= this.range) throw malformed(this.block, "range coder: initial code out of range");
@@ -171,7 +182,7 @@ export class LzrBlockDecoder extends LzBlockDecoder {
         range -= bound;
         v = v * 2;
       }
-      while (range < RANGE_TOP) {
+      while (range < LZR_TOP) {
         range = range * 256;
         code = code * 256 + this.nextByte(input);
         if (code >= range) throw malformed(this.block, "range coder: code out of range");
@@ -207,7 +218,7 @@ export class LzrBlockDecoder extends LzBlockDecoder {
         node = node * 2;
         probs[at] = ((q + ((-q * RATE[c]) >> 15)) & 0xfff0) | (c < 15 ? c + 1 : 15);
       }
-      while (range < RANGE_TOP) {
+      while (range < LZR_TOP) {
         range = range * 256;
         code = code * 256 + this.nextByte(input);
         if (code >= range) throw malformed(this.block, "range coder: code out of range");

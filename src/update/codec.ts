@@ -16,13 +16,13 @@ import type { ReleaseManifest } from "./types";
 export const FULL_COMPRESSION = "none";
 
 /** Canonical names of the patch codecs, by codec number (docs/formats.md, "Release manifest"). */
-export const CODEC_NAMES: readonly string[] = Object.freeze(["stored", "deflate", "range", "lz"]);
+export const CODEC_NAMES: readonly string[] = Object.freeze(["stored", "deflate", "range", "lz", "lzr"]);
 
 /** Codecs every agent that predates the announcement decodes (patch format version 1). */
 export const LEGACY_CODECS: readonly number[] = Object.freeze([Codec.STORED, Codec.DEFLATE, Codec.RANGE]);
 
 /** Codecs this build's patcher decodes. */
-export const DECODABLE_CODECS: readonly number[] = Object.freeze([Codec.STORED, Codec.DEFLATE, Codec.RANGE, Codec.LZ]);
+export const DECODABLE_CODECS: readonly number[] = Object.freeze([Codec.STORED, Codec.DEFLATE, Codec.RANGE, Codec.LZ, Codec.LZR]);
 
 /** The canonical name of a codec number, or undefined for a number no format defines. */
 export function codecName(codec: number): string | undefined {
@@ -35,9 +35,9 @@ export function codecOfName(name: string): number | undefined {
   return i < 0 ? undefined : i;
 }
 
-/** The patch format version a codec's header carries: 2 for codec 3 (LZ), else 1. */
+/** The patch format version a codec's header carries: 2 for codecs 3 and 4 (LZ, LZR), else 1. */
 export function patchVersionOf(codec: number): number {
-  return codec === Codec.LZ ? PATCH_VERSION_LZ : PATCH_VERSION;
+  return codec === Codec.LZ || codec === Codec.LZR ? PATCH_VERSION_LZ : PATCH_VERSION;
 }
 
 /**

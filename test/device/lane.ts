@@ -41,7 +41,7 @@ export function verifyInput(): VerifyInput {
 
 export interface PairInput {
   name: string;
-  codec: "lz" | "range" | "deflate";
+  codec: "lz" | "lzr" | "range" | "deflate";
   old: string;
   patch: string;
   newSha256: string;
@@ -61,8 +61,8 @@ export interface PairInput {
 export function pairInputs(): PairInput[] {
   const pairs = fixturePairs();
   const out: PairInput[] = [];
-  const codecs = { lz: Codec.LZ, range: Codec.RANGE, deflate: Codec.DEFLATE } as const;
-  for (const codec of ["lz", "range", "deflate"] as const) {
+  const codecs = { lz: Codec.LZ, lzr: Codec.LZR, range: Codec.RANGE, deflate: Codec.DEFLATE } as const;
+  for (const codec of ["lz", "lzr", "range", "deflate"] as const) {
     pairs.forEach((p, index) => {
       const patch = makePatch(p.old, p.new, { codec: codecs[codec] }).bytes;
       const boot = codec === "range" ? `delta-range-${index}` : `delta-${codec}`;
@@ -104,6 +104,7 @@ export async function buildLane(): Promise<Lane> {
     ["delta-range", deltaEntry({ pairs: pairs.filter((p) => p.codec === "range") }, entry("test/device/entries/delta.ts"))],
     ["delta-deflate", deltaEntry({ pairs: pairs.filter((p) => p.codec === "deflate") }, entry("test/device/entries/delta.ts"))],
     ["delta-lz", deltaEntry({ pairs: pairs.filter((p) => p.codec === "lz") }, entry("test/device/entries/delta.ts"))],
+    ["delta-lzr", deltaEntry({ pairs: pairs.filter((p) => p.codec === "lzr") }, entry("test/device/entries/delta.ts"))],
     ["delta-flipped", deltaEntry({ pairs: [flipped] }, entry("test/device/entries/delta.ts"))],
     ["at", entry("test/xs/entries/at.ts")],
     ["agent", entry("test/xs/entries/agent.ts")],
@@ -129,6 +130,7 @@ export async function buildLane(): Promise<Lane> {
     ...[0, 1, 2, 3].map((i) => ({ id: `delta-range-${i}`, elf: elves["delta-range"].path, tasks: [`pair-${i}`] })),
     { id: "delta-deflate", elf: elves["delta-deflate"].path, tasks: pairTasks },
     { id: "delta-lz", elf: elves["delta-lz"].path, tasks: [...pairTasks, "native-flash-strict"] },
+    { id: "delta-lzr", elf: elves["delta-lzr"].path, tasks: pairTasks },
     { id: "delta-flipped", elf: elves["delta-flipped"].path, tasks: ["pair-0"] },
     { id: "at", elf: elves.at.path, tasks: ["at-timing", "at-parse-cost"] },
     { id: "agent", elf: elves.agent.path, tasks: ["full-update"] },

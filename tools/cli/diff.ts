@@ -65,8 +65,8 @@ export const command: Command = {
       throw usageError(`--block-size must be a power of two in 1024..65536, got ${blockSize}`);
     }
     const codecName = values.codec ?? "auto";
-    const codecs = { auto: "auto", smallest: "smallest", range: Codec.RANGE, deflate: Codec.DEFLATE, stored: Codec.STORED, lz: Codec.LZ } as const;
-    if (!(codecName in codecs)) throw usageError(`--codec must be auto, lz, smallest, range, deflate or stored, got "${codecName}"`);
+    const codecs = { auto: "auto", smallest: "smallest", range: Codec.RANGE, deflate: Codec.DEFLATE, stored: Codec.STORED, lz: Codec.LZ, lzr: Codec.LZR } as const;
+    if (!(codecName in codecs)) throw usageError(`--codec must be auto, lz, lzr, smallest, range, deflate or stored, got "${codecName}"`);
     const codec = codecs[codecName as keyof typeof codecs];
     checkWritable(values.output, values.force, "-o");
     let old: Uint8Array;

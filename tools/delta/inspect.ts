@@ -7,6 +7,7 @@ import { isOtaError, reasonName } from "../../src/errors";
 import {
   Codec,
   PATCH_HEADER_SIZE,
+  PATCH_VERSION_LZ,
   hasPatchMagic,
   maxRawLength,
   parseBlockHeader,
@@ -34,7 +35,7 @@ export function inspectPatch(bytes: Uint8Array): string {
   }
   lines.push(
     `  format version: ${h.version}`,
-    `  codec:          ${h.codec === Codec.DEFLATE ? "deflate (raw DEFLATE per block)" : h.codec === Codec.RANGE ? "range (context-modelled range coder per block)" : h.codec === Codec.LZ ? "lz (copies from old and new, Huffman-coded per block)" : "stored"}`,
+    `  codec:          ${h.codec === Codec.DEFLATE ? "deflate (raw DEFLATE per block)" : h.codec === Codec.RANGE ? "range (context-modelled range coder per block)" : h.codec === Codec.LZ ? "lz (copies from old and new, Huffman-coded per block)" : h.codec === Codec.LZR ? "lzr (copies from old and new, adaptive range coder)" : "stored"}`,
     `  block size:     ${h.blockSize} bytes of new image per block, ${h.blockCount} blocks`,
     `  old image:      ${h.oldLength} bytes, whole-image SHA-256 ${toHex(h.oldSha256)}`,
     `  new image:      ${h.newLength} bytes, whole-image SHA-256 ${toHex(h.newSha256)}`,
@@ -47,7 +48,7 @@ export function inspectPatch(bytes: Uint8Array): string {
   const table: string[] = [];
   for (let b = 0; b < h.blockCount; b++) {
     let bh;
-    const v2 = h.codec === Codec.LZ;
+    const v2 = h.version === PATCH_VERSION_LZ;
     const span = Math.min(h.blockSize, h.newLength - b * h.blockSize);
     try {
       bh = v2 ? parseBlockHeaderV2(bytes.subarray(at, at + 9), Math.min(9, bytes.length - at)) : parseBlockHeader(bytes.subarray(at, at + 14), Math.min(14, bytes.length - at));

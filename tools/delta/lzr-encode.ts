@@ -9,6 +9,8 @@ import {
   LZR_DELTA,
   LZR_DIST,
   LZR_PROBS,
+  LZR_RANGE,
+  LZR_TOP,
   OP_TREE_BITS,
   PREV_SEEK,
   PREV_SEEK_PREV,
@@ -25,7 +27,7 @@ import { lenSymbol, type LzOp, type Transforms } from "./lz-encode";
 import { RangeEncoder } from "./range-encoder";
 
 class LzrWriter {
-  private readonly enc = new RangeEncoder();
+  private readonly enc = new RangeEncoder(LZR_RANGE, LZR_TOP);
   private readonly probs = new Uint16Array(LZR_PROBS);
 
   constructor() {

@@ -8,7 +8,16 @@ import { PROB_BITS, RANGE_TOP, type BitCoder } from "../../src/delta/cm";
 
 export class RangeEncoder implements BitCoder {
   private low = 0; // up to 2^32 + 2^32: a carry sits in bit 32
-  private range = 0xffffffff;
+
+  /**
+   * @param range the initial range (codec 4: 2^31 - 1, so that the decoder's range and code fit a 31-bit integer)
+   * @param top normalize when the range falls below this (codec 4: 2^23)
+   */
+  constructor(
+    private range = 0xffffffff,
+    private readonly top = RANGE_TOP,
+  ) {}
+
   private cache = 0;
   private pending = 1; // bytes waiting for a possible carry: the cache, then 0xFF bytes
   private first = true;
@@ -22,7 +31,7 @@ export class RangeEncoder implements BitCoder {
       this.low += bound;
       this.range -= bound;
     }
-    while (this.range < RANGE_TOP) {
+    while (this.range < this.top) {
       this.range = this.range * 256;
       this.shiftLow();
     }
