@@ -265,7 +265,7 @@ describe("format helpers", () => {
     const old = new Prng(1).fill(new Uint8Array(100 * KiB));
     const nw = old.slice();
     nw[50000] ^= 1;
-    const patch = makePatch(old, nw).bytes;
+    const patch = makePatch(old, nw, { blockSize: DEFAULT_BLOCK_SIZE }).bytes;
     const { active, inactive } = slots(old.length);
     active.cells.set(old);
     const seen: Uint8Array[] = [];
