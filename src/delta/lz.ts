@@ -310,6 +310,11 @@ export class LzBlockDecoder {
   /** OLD_ADD: one ADD byte follows the current OLD run. */
   protected addAfter = false;
 
+  /** Codec 3 (Huffman tables); false in codec 4's decoder. */
+  protected readonly huffman: boolean;
+  /** Input bits the window must hold before an operation is decoded (unless it holds the rest of the payload). */
+  protected needOpBits = NEED_OP_BITS;
+
   /** tables[Alphabet.OP]. */
   protected readonly opTable: Uint16Array;
 
@@ -319,6 +324,7 @@ export class LzBlockDecoder {
     huffman = true,
   ) {
     // Codec 4's decoder (a subclass, lzr.ts) decodes without Huffman tables and allocates none.
+    this.huffman = huffman;
     if (huffman) for (let a = 0; a < ALPHABETS; a++) this.tables.push(new Uint16Array(1 << ALPHABET_MAX_BITS[a]));
     this.opTable = huffman ? this.tables[0] : new Uint16Array(0);
   }
@@ -571,20 +577,15 @@ export class LzBlockDecoder {
           return BLOCK_END;
         }
         if (this.produced >= limit) return BUDGET_SPENT;
-        if (!this.opReady(input)) return NEED_INPUT;
+        // available(input) < needOpBits, written out (codec 4 keeps bitCount at 0: its bound is in bytes).
+        const inWindow = input.end - input.pos;
+        if (inWindow < this.payloadLeft && this.bitCount + inWindow * 8 < this.needOpBits) return NEED_INPUT;
         this.op(input);
         continue;
       }
       if (state === S_END) throw new Error("LzBlockDecoder: run without begin");
       if (!this.header(input)) return NEED_INPUT;
     }
-  }
-
-  /** Whether the window holds enough of the payload for the next operation (whatever it is). */
-  protected opReady(input: LzInput): boolean {
-    // available(input) >= NEED_OP_BITS, written out.
-    const inWindow = input.end - input.pos;
-    return inWindow >= this.payloadLeft || this.bitCount + inWindow * 8 >= NEED_OP_BITS;
   }
 
   /** One step of the block's header (code tables, start alignment, rules); false when it must wait for input. */
@@ -707,13 +708,37 @@ export class LzBlockDecoder {
       this.bitCount -= extra;
     }
     if (this.padBits > this.bitCount) throw malformed(this.block, "payload ends inside an operation");
-    this.checkRun(kind, length);
-    if (kind === OP_NEW) {
+    // checkRun, checkDistance and startRun, written out: a method call on XS costs about a thousand
+    // M7 instructions, and this runs once per operation (codec 4's decoder calls them).
+    if (length > this.span - this.produced) throw outOfRange(this.block, `operation of ${length} bytes past the span`);
+    const at = this.newStart + this.produced;
+    if (kind === OP_OLD || kind === OP_ADD || kind === OP_OLD_ADD) {
+      const from = at + this.alignment;
+      if (from < 0 || from + length > this.oldLength) throw outOfRange(this.block, `old read ${from}+${length} outside the old image`);
+    } else if (kind === OP_NEW) {
       const distance = this.bucket(input, Alphabet.DIST, DIST_M) + 1;
       if (this.padBits > this.bitCount) throw malformed(this.block, "payload ends inside an operation");
-      this.checkDistance(distance);
+      if (distance > at) throw outOfRange(this.block, `copy from ${distance} bytes back, ${at} written`);
+      this.runDistance = distance;
     }
-    this.startRun(kind, length);
+    if (kind === OP_OLD_ADD) {
+      this.addAfter = true;
+      if (length === 1) {
+        this.runKind = OP_ADD;
+        this.runLeft = 1;
+        this.addAfter = false;
+      } else {
+        this.runKind = OP_OLD;
+        this.runLeft = length - 1;
+      }
+    } else {
+      this.addAfter = false;
+      this.runKind = kind;
+      this.runLeft = length;
+    }
+    this.copyStart = at;
+    this.copyEnd = at + this.runLeft;
+    this.state = S_RUN;
   }
 
   /** SEEK: the old alignment moves by `delta` (not 0); the previous one is kept for SEEK_PREV. */
@@ -810,28 +835,7 @@ export class LzBlockDecoder {
         if (at - distance + n > at - held) this.flushOut(io);
         this.emit(io, io.readNew(at - distance, n));
       }
-    } else {
-      n = this.symbolRun(input, io, kind, at, n);
-      if (n === 0) return false;
-    }
-    this.runLeft -= n;
-    if (this.runLeft === 0) {
-      if (this.addAfter) {
-        // OLD_ADD: the copy is done, one added byte follows.
-        this.addAfter = false;
-        this.runKind = OP_ADD;
-        this.runLeft = 1;
-      } else this.state = S_OP;
-    }
-    return true;
-  }
-
-  /**
-   * Up to `n` bytes of a literal (LIT) or added-byte (ADD) run at new offset
-   * `at`, decoded into the output batch; answers how many (0: wait for input).
-   */
-  protected symbolRun(input: LzInput, io: LzIo, kind: number, at: number, n: number): number {
-    {
+    } else if (this.huffman) {
       const alphabet = kind === OP_ADD ? A_DIFF : A_LIT;
       const avail = this.available(input);
       const even = this.tableBits[A_LIT];
@@ -842,7 +846,7 @@ export class LzBlockDecoder {
         const fits = ((avail - 16) / per) | 0; // avail < 2^31 here (bits in the window)
         if (fits < n) n = fits;
       }
-      if (n <= 0) return 0;
+      if (n <= 0) return false;
       // The symbol loops are written out (no call per byte): this is the codec's hot path on a device.
       let bitBuf = this.bitBuf;
       let bitCount = this.bitCount;
@@ -919,8 +923,30 @@ export class LzBlockDecoder {
       if (this.padBits > this.bitCount) throw malformed(this.block, "payload ends inside an operation");
       this.outLength = base + n;
       this.produced += n;
+    } else {
+      n = this.symbolRun(input, io, kind, at, n);
+      if (n === 0) return false;
     }
-    return n;
+    this.runLeft -= n;
+    if (this.runLeft === 0) {
+      if (this.addAfter) {
+        // OLD_ADD: the copy is done, one added byte follows.
+        this.addAfter = false;
+        this.runKind = OP_ADD;
+        this.runLeft = 1;
+      } else this.state = S_OP;
+    }
+    return true;
+  }
+
+  /**
+   * Codec 4's literal (LIT) and added-byte (ADD) runs (lzr.ts): up to `n` bytes
+   * at new offset `at`, decoded into the output batch; answers how many (0:
+   * wait for input). Codec 3's are written out in runStep (a call per run step
+   * costs about a thousand M7 instructions on XS).
+   */
+  protected symbolRun(_input: LzInput, _io: LzIo, _kind: number, _at: number, _n: number): number {
+    throw new Error("LzBlockDecoder: symbolRun is codec 4's");
   }
 
   /** The span is complete: the payload must end here, to the byte. */

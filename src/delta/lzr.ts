@@ -111,6 +111,8 @@ export class LzrBlockDecoder extends LzBlockDecoder {
 
   constructor(crcUpdate?: BlockCrc) {
     super(crcUpdate, false);
+    // The range decoder never uses the bit buffer (bitCount stays 0): the bound is in whole bytes.
+    this.needOpBits = NEED_OP_BYTES * 8;
   }
 
   override get bytes(): number {
@@ -136,11 +138,6 @@ export class LzrBlockDecoder extends LzBlockDecoder {
     const inWindow = input.end - input.pos;
     if (inWindow >= this.payloadLeft) return Infinity;
     return inWindow > 1 ? (inWindow - 1) * 7 : 0;
-  }
-
-  protected override opReady(input: LzInput): boolean {
-    const inWindow = input.end - input.pos;
-    return inWindow >= this.payloadLeft || inWindow >= NEED_OP_BYTES;
   }
 
   protected override header(input: LzInput): boolean {

@@ -72,12 +72,19 @@ function applyLz(old: Uint8Array, patch: Uint8Array, newLength: number, chunk = 
 
 const same = (a: Uint8Array, b: Uint8Array) => a.length === b.length && Buffer.compare(a, b) === 0;
 
-describe("codec 3 round trips", () => {
+/** Codecs 3 and 4: the same operations, Huffman-coded or range-coded. */
+const V2_CODECS = [
+  [Codec.LZ, "codec 3"],
+  [Codec.LZR, "codec 4"],
+] as const;
+
+describe("codecs 3 and 4 round trips", () => {
+  for (const [codec, label] of V2_CODECS)
   for (const pair of fixturePairs()) {
-    it(`${pair.name}: diff, apply, compare (whole, 1..7-byte chunks, 4 KiB chunks); version 2 header`, () => {
-      const patch = makePatch(pair.old, pair.new, { codec: Codec.LZ }).bytes;
+    it(`${label}, ${pair.name}: diff, apply, compare (whole, 1..7-byte chunks, 4 KiB chunks); version 2 header`, () => {
+      const patch = makePatch(pair.old, pair.new, { codec }).bytes;
       expect(patch[4]).toBe(PATCH_VERSION_LZ);
-      expect(patch[5]).toBe(Codec.LZ);
+      expect(patch[5]).toBe(codec);
       expect(same(applyLz(pair.old, patch, pair.new.length, patch.length), pair.new)).toBe(true);
       expect(same(applyLz(pair.old, patch, pair.new.length), pair.new)).toBe(true);
       // Tiny chunks: the decoder waits for input mid-operation and mid-table.
@@ -130,19 +137,22 @@ describe("codec 3 round trips", () => {
     ["moved pointers and calls (word and branch rules)", relocatedPair(3, 40 * KiB).old, relocatedPair(3, 40 * KiB).new],
   ];
   for (const [name, o, n] of cases) {
-    it(`${name}: diff, apply, compare, at every block size 1 KiB .. 64 KiB`, () => {
-      for (const blockSize of [1024, 4096, 32768, 65536]) {
-        const patch = makePatch(o, n, { codec: Codec.LZ, blockSize }).bytes;
-        expect(same(applyLz(o, patch, n.length, 777), n), `${name}, ${blockSize}`).toBe(true);
+    it(`${name}: diff, apply, compare, at every block size 1 KiB .. 64 KiB, codecs 3 and 4`, () => {
+      for (const [codec, label] of V2_CODECS) {
+        for (const blockSize of [1024, 4096, 32768, 65536]) {
+          const patch = makePatch(o, n, { codec, blockSize }).bytes;
+          expect(same(applyLz(o, patch, n.length, 777), n), `${name}, ${label}, ${blockSize}`).toBe(true);
+        }
       }
     });
   }
 });
 
 describe("sliced mode (bounded work per call)", () => {
-  it("update takes at most inputBound; each pump writes at most one slice and erases at most one block", () => {
+  for (const [codec, label] of V2_CODECS)
+  it(`${label}: update takes at most inputBound; each pump writes at most one slice and erases at most one block`, () => {
     const pair = fixturePairs().find((q) => q.name === "feature")!;
-    const patch = makePatch(pair.old, pair.new, { codec: Codec.LZ }).bytes;
+    const patch = makePatch(pair.old, pair.new, { codec }).bytes;
     const { active, inactive } = slots(pair.new.length);
     active.cells.set(pair.old);
     let written = 0;
@@ -341,18 +351,19 @@ describe("codec 3: hand-made bad blocks are refused with reason codes", () => {
   });
 });
 
-describe("codec 3: seeded random mutations", () => {
-  it("10,000 mutated codec-3 patches: PATCH_* refusals or the exact image; no read of the new image past what is written", () => {
+describe("codecs 3 and 4: seeded random mutations", () => {
+  for (const [codec, label] of V2_CODECS)
+  it(`10,000 mutated ${label} patches: PATCH_* refusals or the exact image; no read of the new image past what is written`, () => {
     const p = new Prng(0x15c0de);
     const other = p.fill(new Uint8Array(9000));
     const rep = new Uint8Array(12000);
     for (let i = 0; i < rep.length; i++) rep[i] = (i * 7) % 251 ^ (i % 300 === 0 ? 5 : 0);
     const moved = relocatedPair(5, 8 * KiB);
     const bases = [
-      { patch: makePatch(OLD, NEW, { codec: Codec.LZ, blockSize: 4096 }).bytes, new: NEW, old: OLD },
-      { patch: makePatch(moved.old, moved.new, { codec: Codec.LZ, blockSize: 4096 }).bytes, new: moved.new, old: moved.old },
-      { patch: makePatch(OLD, other, { codec: Codec.LZ, blockSize: 1024 }).bytes, new: other, old: OLD },
-      { patch: makePatch(OLD, rep, { codec: Codec.LZ, blockSize: 2048 }).bytes, new: rep, old: OLD },
+      { patch: makePatch(OLD, NEW, { codec, blockSize: 4096 }).bytes, new: NEW, old: OLD },
+      { patch: makePatch(moved.old, moved.new, { codec, blockSize: 4096 }).bytes, new: moved.new, old: moved.old },
+      { patch: makePatch(OLD, other, { codec, blockSize: 1024 }).bytes, new: other, old: OLD },
+      { patch: makePatch(OLD, rep, { codec, blockSize: 2048 }).bytes, new: rep, old: OLD },
     ];
     // The transforms are in play: the moved pair's patch is far smaller than its changes.
     expect(bases[1].patch.length).toBeLessThan(600);
@@ -406,6 +417,6 @@ describe("codec 3: seeded random mutations", () => {
       tally[reasonName(code)] = (tally[reasonName(code)] ?? 0) + 1;
     }
     expect(Object.keys(tally).length).toBeGreaterThanOrEqual(4);
-    console.log(`[delta lz] ${RUNS} mutated patches:`, JSON.stringify(tally));
+    console.log(`[delta ${label}] ${RUNS} mutated patches:`, JSON.stringify(tally));
   });
 });

@@ -21,13 +21,14 @@ as Intel HEX. An empty OLD or NEW is refused: a patch goes between images.
 
 options:
   -o, --output FILE       the patch to write (required)
-      --block-size N      bytes of NEW per block, a power of two 1024..65536 (default: lz tries
-                          ${LZ_BLOCK_SIZES.join(", ")} and keeps the smallest patch, its decoder's memory
+      --block-size N      bytes of NEW per block, a power of two 1024..65536 (default: lz and lzr try
+                          ${LZ_BLOCK_SIZES.join(", ")} and keep the smallest patch, their decoder's memory
                           does not depend on it; range, deflate and stored use ${DEFAULT_BLOCK_SIZE}, and
                           devices refuse their blocks above their limit)
       --codec NAME        auto (default: lz), lz (format version 2: copies from old and new, relocation
-                          rules, Huffman-coded; decodes about as cheaply as deflate), smallest (the smallest
-                          of lz, range and deflate), range, deflate or stored (format version 1)
+                          rules, Huffman-coded; decodes about as cheaply as deflate), lzr (the same, coded
+                          with an adaptive range coder: smaller, about twice lz's decode work), smallest
+                          (the smallest of lz, lzr, range and deflate), range, deflate or stored (version 1)
       --new FILE          with --from-bsdiff: the image the patch must make
       --new-sha256 HEX    with --from-bsdiff: that image's SHA-256
       --force             overwrite PATCH if it exists
