@@ -244,11 +244,11 @@ describe("the range coder (codec RANGE)", () => {
     expect(ints.map(() => md.codeInt(dec, IntKind.EXTRA, 0))).toEqual(ints);
     expect(dec.position).toBeGreaterThanOrEqual(bytes.length);
   });
-  it("makePatch: the default is codec 3; \"smallest\" keeps the smallest of codec 3, range and deflate; every decoder within 64 KiB", () => {
+  it("makePatch: the default is codec 3; \"smallest\" keeps the smallest of codecs 3 and 4, range and deflate; every decoder within 64 KiB", () => {
     for (const pair of fixturePairs()) {
       expect(makePatch(pair.old, pair.new).bytes[5], pair.name).toBe(Codec.LZ);
       const auto = makePatch(pair.old, pair.new, { codec: "smallest" }).bytes;
-      const sizes = [Codec.LZ, Codec.RANGE, Codec.DEFLATE].map((codec) => makePatch(pair.old, pair.new, { codec }).bytes.length);
+      const sizes = [Codec.LZ, Codec.LZR, Codec.RANGE, Codec.DEFLATE].map((codec) => makePatch(pair.old, pair.new, { codec }).bytes.length);
       expect(auto.length).toBe(Math.min(...sizes));
       const { active, inactive } = slots(pair.new.length);
       active.cells.set(pair.old);

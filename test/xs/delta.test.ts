@@ -11,7 +11,7 @@ import { deltaEntry } from "../fixtures/firmware/xs-data";
 import { startXs, type XsWorker } from "./harness";
 
 let xs: XsWorker;
-const patchLength = { range: 0, deflate: 0, lz: 0 };
+const patchLength = { range: 0, deflate: 0, lz: 0, lzr: 0 };
 beforeAll(async () => {
   const pair = synthPair();
   const patch = makePatch(pair.old, pair.new, { codec: Codec.RANGE }).bytes;
@@ -20,19 +20,26 @@ beforeAll(async () => {
   patchLength.deflate = deflate.length;
   const lz = makePatch(pair.old, pair.new, { codec: Codec.LZ }).bytes;
   patchLength.lz = lz.length;
+  const lzr = makePatch(pair.old, pair.new, { codec: Codec.LZR }).bytes;
+  patchLength.lzr = lzr.length;
   xs = await startXs(
-    deltaEntry({ synthPatch: Buffer.from(patch).toString("base64"), synthDeflatePatch: Buffer.from(deflate).toString("base64"), synthLzPatch: Buffer.from(lz).toString("base64") }),
+    deltaEntry({
+      synthPatch: Buffer.from(patch).toString("base64"),
+      synthDeflatePatch: Buffer.from(deflate).toString("base64"),
+      synthLzPatch: Buffer.from(lz).toString("base64"),
+      synthLzrPatch: Buffer.from(lzr).toString("base64"),
+    }),
   );
 });
 afterAll(async () => xs?.close());
 
 describe("XS lane: delta patcher", () => {
-  for (const [task, codec] of [["apply-1mib", "range"], ["apply-1mib-deflate", "deflate"], ["apply-1mib-lz", "lz"]] as const) {
+  for (const [task, codec] of [["apply-1mib", "range"], ["apply-1mib-deflate", "deflate"], ["apply-1mib-lz", "lz"], ["apply-1mib-lzr", "lzr"]] as const) {
     it(`applies a ${codec} patch to a 1 MiB image inside XS, byte for byte`, async () => {
       const { value, computrons } = await xs.run<{ length: number; identical: boolean; workingMemory: number; patchLength: number; codec: number }>(task);
       console.log(`[xs] ${task}: ${value.length} bytes out, patch ${value.patchLength} bytes, working memory ${value.workingMemory} B, ${computrons} computrons`);
       expect(value.length).toBe(1024 * 1024);
-      expect(value.codec).toBe(codec === "range" ? Codec.RANGE : codec === "lz" ? Codec.LZ : Codec.DEFLATE);
+      expect(value.codec).toBe({ range: Codec.RANGE, lz: Codec.LZ, lzr: Codec.LZR, deflate: Codec.DEFLATE }[codec]);
       expect(value.patchLength).toBe(patchLength[codec]);
       expect(value.identical).toBe(true);
       expect(value.workingMemory).toBeLessThanOrEqual(64 * 1024);

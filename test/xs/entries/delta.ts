@@ -25,6 +25,7 @@ interface DeltaInput {
   synthDeflatePatch?: string;
   /** The same pair with codec 3 (format version 2). */
   synthLzPatch?: string;
+  synthLzrPatch?: string;
   /** Firmware pairs for the bench: old image and patch, base64; the new image's SHA-256, hex. */
   pairs?: { name: string; old: string; patch: string; newSha256: string }[];
 }
@@ -92,6 +93,7 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
 task("apply-1mib", () => apply1MiB(input().synthPatch as string));
 task("apply-1mib-deflate", () => apply1MiB(input().synthDeflatePatch as string));
 task("apply-1mib-lz", () => apply1MiB(input().synthLzPatch as string));
+task("apply-1mib-lzr", () => apply1MiB(input().synthLzrPatch as string));
 
 function apply1MiB(patchBase64: string) {
   const pair = synthPair();
