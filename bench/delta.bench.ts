@@ -69,6 +69,8 @@ for (const pair of [...pairs, ...real]) {
   // Codec 3 (format version 2) beside the version-1 codecs and every peer, the smallest marked.
   const lzBytes = makePatch(pair.old, pair.new, { codec: Codec.LZ }).bytes;
   const lz = lzBytes.length;
+  const lzrBytes = makePatch(pair.old, pair.new, { codec: Codec.LZR }).bytes;
+  const lzr = lzrBytes.length;
   const r = makePatch(pair.old, pair.new, { codec: Codec.RANGE }).bytes.length;
   const d = makePatch(pair.old, pair.new, { codec: Codec.DEFLATE }).bytes.length;
   const b = join(dir, `${pair.name}.all.bsdiff`);
@@ -77,13 +79,14 @@ for (const pair of [...pairs, ...real]) {
   peer("xdelta3", ["-9", "-S", "djw", "-f", "-e", "-s", pair.fromFile, pair.toFile, x]);
   const z = join(dir, `${pair.name}.all.zst`);
   peer("zstd", ["-q", "-f", "--ultra", "-22", "--long=27", `--patch-from=${pair.fromFile}`, pair.toFile, "-o", z]);
-  const sizes = [lz, r, d, readFileSync(b).length, readFileSync(x).length, readFileSync(z).length];
+  const sizes = [lz, lzr, r, d, readFileSync(b).length, readFileSync(x).length, readFileSync(z).length];
   const min = Math.min(...sizes);
-  const peerMin = Math.min(...sizes.slice(3));
+  const peerMin = Math.min(...sizes.slice(4));
   const cells = sizes.map((v) => (v === min ? `**${v}**` : `${v}`));
   cells[0] += ` (${(1 << lzBytes[6]) / 1024} KiB blocks)`;
+  cells[1] += ` (${(1 << lzrBytes[6]) / 1024} KiB blocks)`;
   const vs = (v: number) => `${v <= peerMin ? "yes" : "no"} (${(((v - peerMin) / peerMin) * 100).toFixed(1)} %)`;
-  sizeRows.push(`| ${pair.name}${pair.minor ? " (minor)" : ""} | ${pair.new.length} | ${cells.join(" | ")} | ${vs(lz)} | ${vs(Math.min(lz, r, d))} |`);
+  sizeRows.push(`| ${pair.name}${pair.minor ? " (minor)" : ""} | ${pair.new.length} | ${cells.join(" | ")} | ${vs(lz)} | ${vs(lzr)} | ${lzr <= r ? "yes" : "no"} (${(((lzr - r) / r) * 100).toFixed(1)} %) |`);
   if (real.includes(pair)) continue;
   const patch = makePatch(pair.old, pair.new).bytes;
   const deflatePatch = makePatch(pair.old, pair.new, { codec: Codec.DEFLATE }).bytes;
@@ -135,8 +138,8 @@ for (const pair of [...pairs, ...real]) {
 }
 
 console.log("\nPatch sizes in bytes, every codec and peer in this run (smallest in bold; the header alone is 88 bytes, two SHA-256s included). The fixture pairs are built here; the pybricks pairs are @pybricks/firmware releases from npm (test/fixtures/firmware/real.ts):\n");
-console.log("| pair | full image | ours, lz (codec 3) | ours, range | ours, deflate | bsdiff | xdelta3 -9 -S djw | zstd --ultra -22 --long=27 --patch-from | lz <= best peer | best of ours <= best peer |");
-console.log("|---|---:|---:|---:|---:|---:|---:|---:|:--:|:--:|");
+console.log("| pair | full image | ours, lz (codec 3) | ours, lzr (codec 4) | ours, range | ours, deflate | bsdiff | xdelta3 -9 -S djw | zstd --ultra -22 --long=27 --patch-from | lz <= best peer | lzr <= best peer | lzr <= range |");
+console.log("|---|---:|---:|---:|---:|---:|---:|---:|---:|:--:|:--:|:--:|");
 for (const r of sizeRows) console.log(r);
 
 console.log(`\nThe default patch (makePatch: codec 3, its block size the best of ${LZ_BLOCK_SIZES.map((b) => b / 1024).join(", ")} KiB) against bsdiff and the 1/10 budget for minor releases:\n`);

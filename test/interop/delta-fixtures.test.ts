@@ -33,7 +33,7 @@ describe("firmware fixtures", () => {
 /**
  * Real pairs nobody here built (test/fixtures/firmware/real.ts: @pybricks/firmware
  * from npm, pinned versions and SHA-256s): diff, apply with the device's patcher
- * over strict mock flash, compare, for codec 3 and the version-1 default.
+ * over strict mock flash, compare, for codec 3 and the smallest of ours (codec 4).
  */
 import { NorFlash } from "../../hal/mock/flash";
 import { softwareDigest } from "../../src/crypto/sha256";
@@ -57,6 +57,8 @@ describe("real firmware pairs (pybricks, from npm)", () => {
         expect(a.finish().length).toBe(pair.new.length);
         expect(Buffer.compare(inactive.cells.subarray(0, pair.new.length), pair.new), `${pair.name}, codec ${codec}`).toBe(0);
         console.log(`[delta] ${pair.name}: codec ${codec} patch ${patch.length} bytes of ${pair.new.length}`);
+        // Codec 4 is the smallest of ours (codecs 3 and 4, range, deflate) on every real pair (issue 15's size target).
+        if (codec === "smallest") expect(patch[5], `${pair.name}: the smallest patch's codec`).toBe(Codec.LZR);
       }
     }
   }, 600_000);
