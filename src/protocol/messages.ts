@@ -208,7 +208,7 @@ export interface Heartbeat {
   readonly keySet?: { readonly epoch: number; readonly sequence: number };
   /**
    * The patch codecs the device decodes and what each costs it (JSON `decode`:
-   * "3:4211,1:3698,2:81120", and `mhz`: 400); absent from devices that predate
+   * "3:3945,4:8388,1:3698,2:81120", and `mhz`: 400); absent from devices that predate
    * it, which decode the version-1 codecs (0, 1, 2) only.
    */
   readonly decode?: DecodeCost;
