@@ -18,7 +18,7 @@ import { makePatch } from "../../tools/delta/index";
 import { SimFleet } from "../../tools/sim/fleet";
 import { formatInventory, inventory } from "../../tools/serve/inventory";
 
-async function installWith(decodeCost: DecodeCost | undefined, linkRate: number): Promise<{ offers: string[]; outcomes: string[]; versions: string[]; chunkBytes: number; sizes: { lz: number; range: number } }> {
+async function installWith(decodeCost: DecodeCost | undefined, linkRate: number): Promise<{ offers: string[]; outcomes: string[]; versions: string[]; chunkBytes: number; sizes: { lz: number; lzr: number; range: number } }> {
   const dir = mkdtempSync(join(tmpdir(), "xs-ota-serve-codec-"));
   try {
     const map = smallFlashMap();
@@ -29,13 +29,15 @@ async function installWith(decodeCost: DecodeCost | undefined, linkRate: number)
     const dates = { issuedAt: now - 60, expiresAt: now + 86400 };
     const lz = release(key, next, { ...dates, base: factory, diff: (a, b) => makePatch(a, b).bytes, stream: "next-lz.patch" });
     const range = release(key, next, { ...dates, base: factory, diff: (a, b) => makePatch(a, b, { codec: Codec.RANGE }).bytes, stream: "next-range.patch" });
+    const lzr = release(key, next, { ...dates, base: factory, diff: (a, b) => makePatch(a, b, { codec: Codec.LZR }).bytes, stream: "next-lzr.patch" });
     publishRelease(dir, release(key, next, dates));
     publishRelease(dir, lz);
     publishRelease(dir, range);
+    publishRelease(dir, lzr);
     // the release directory holds what the manifests name
     expect(parsePatchHeader(readFileSync(join(dir, "next-lz.patch"))).codec).toBe(Codec.LZ);
     expect(parsePatchHeader(readFileSync(join(dir, "next-range.patch"))).codec).toBe(Codec.RANGE);
-    expect([lz.manifest.payload.compression, range.manifest.payload.compression]).toEqual(["lz", "range"]);
+    expect([lz.manifest.payload.compression, range.manifest.payload.compression, lzr.manifest.payload.compression]).toEqual(["lz", "range", "lzr"]);
     const offers: string[] = [];
     const fleet = await SimFleet.create({
       devices: 2,
@@ -57,7 +59,7 @@ async function installWith(decodeCost: DecodeCost | undefined, linkRate: number)
         outcomes: r.perDevice.map((d) => d.outcome),
         versions: r.perDevice.map((d) => d.version),
         chunkBytes: r.bytes.serveChunkBytes ?? -1,
-        sizes: { lz: lz.payload.length, range: range.payload.length },
+        sizes: { lz: lz.payload.length, lzr: lzr.payload.length, range: range.payload.length },
       };
     } finally {
       await fleet.close();
@@ -76,6 +78,16 @@ describe("serve chooses the delta's codec by the decode cost each device announc
     expect(r.versions).toEqual(["1.1.0+2", "1.1.0+2"]);
     expect([...r.offers].sort()).toEqual(["offer 1.1.0+2 (delta lz, slot 1) to sim-0000", "offer 1.1.0+2 (delta lz, slot 1) to sim-0001"]);
     expect(r.chunkBytes).toBe(2 * r.sizes.lz);
+  }, 120_000);
+
+  it("the default announcement on a slow link: the LZR delta (codec 4), its decode cost outweighed by the download", async () => {
+    const r = await installWith(undefined, 200);
+    // On this 16 KiB image the range delta is about as small (±1 byte) but costs ten times codec 4's decode.
+    expect(r.sizes.lzr).toBeLessThan(r.sizes.lz);
+    expect(Math.abs(r.sizes.lzr - r.sizes.range)).toBeLessThan(r.sizes.lz - r.sizes.lzr);
+    expect(r.outcomes).toEqual(["committed", "committed"]);
+    expect([...r.offers].sort()).toEqual(["offer 1.1.0+2 (delta lzr, slot 1) to sim-0000", "offer 1.1.0+2 (delta lzr, slot 1) to sim-0001"]);
+    expect(r.chunkBytes).toBe(2 * r.sizes.lzr);
   }, 120_000);
 
   it("a device whose announced cost makes range cheaper: the range delta (codec 2)", async () => {
