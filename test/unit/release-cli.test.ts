@@ -62,6 +62,19 @@ describe("xs-ota release checks the payload and the device's policy before it si
     expect(v.stdout).toMatch(/applied to --base/);
     expect(v.stdout).toMatch(/valid: matches manifest/);
   });
+  it("version-2 patches of any block size are signed (their decoder's memory does not grow with it); a version-1 patch over the devices' limit is refused", () => {
+    for (const [codec, size] of [["lz", "65536"], ["lzr", "65536"], ["lz", "1024"]]) {
+      ok(["diff", "--codec", codec, "--block-size", size, p("a.img"), p("b.img"), "-o", p(`ab-${codec}-${size}.xsdp`)]);
+      ok(["release", "-k", p("key.pem"), "--hardware-id", "usr-n520", "--image", p("b.img"), "--slot", "1", "--kind", "delta", "--payload", p(`ab-${codec}-${size}.xsdp`), "--base", p("a.img"), "-o", p(`good/ab-${codec}-${size}.manifest`)]);
+      const v = ok(["verify", "-k", p("pub.pem"), p("b.img"), "--manifest", p(`good/ab-${codec}-${size}.manifest`), "--base", p("a.img")]);
+      expect(v.stdout).toMatch(/applied to --base/);
+    }
+    ok(["diff", "--codec", "deflate", "--block-size", "65536", p("a.img"), p("b.img"), "-o", p("ab-deflate-65536.xsdp")]);
+    const r = xsOta(["release", "-k", p("key.pem"), "--hardware-id", "usr-n520", "--image", p("b.img"), "--slot", "1", "--kind", "delta", "--payload", p("ab-deflate-65536.xsdp"), "--base", p("a.img"), "-o", p("bad/ab-deflate-65536.manifest")]);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/PATCH_UNSUPPORTED.*devices take at most 32768/);
+    expect(existsSync(p("bad/ab-deflate-65536.manifest"))).toBe(false);
+  });
   it("a patch that makes another image → PATCH_NEW_MISMATCH", () => {
     refused(["--kind", "delta", "--payload", p("ac.xsdp"), "--base", p("a.img")], /PATCH_NEW_MISMATCH/);
   });

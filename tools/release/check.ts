@@ -10,7 +10,7 @@
 import { sha256 } from "@noble/hashes/sha2.js";
 import { NorFlash } from "../../hal/mock/flash";
 import { softwareDigest } from "../../src/crypto/sha256";
-import { parsePatchHeader } from "../../src/delta/format";
+import { PATCH_VERSION, parsePatchHeader } from "../../src/delta/format";
 import { DEFAULT_MAX_BLOCK_SIZE, PatchApplier } from "../../src/delta/patcher";
 import { isOtaError, Reason, reasonName, type ReasonCode } from "../../src/errors";
 import type { ImageVersion } from "../../src/image/format";
@@ -84,8 +84,9 @@ export function checkRelease(o: ReleaseCheckInput): ReleaseProblem | undefined {
     } catch (e) {
       return describe(e);
     }
+    // As the patcher: the limit bounds version 1's raw-block buffer; version 2's memory does not grow with the block size.
     const maxBlock = o.maxBlockSize ?? DEFAULT_MAX_BLOCK_SIZE;
-    if (h.blockSize > maxBlock) return { reason: Reason.PATCH_UNSUPPORTED, message: `patch blocks of ${h.blockSize} bytes; devices take at most ${maxBlock} (xs-ota diff --block-size)` };
+    if (h.version === PATCH_VERSION && h.blockSize > maxBlock) return { reason: Reason.PATCH_UNSUPPORTED, message: `patch blocks of ${h.blockSize} bytes; devices take at most ${maxBlock} (xs-ota diff --block-size)` };
     if (!m.payload.baseSha256 || h.oldLength === 0 || !equalBytes(h.oldSha256, m.payload.baseSha256)) {
       return {
         reason: Reason.PATCH_OLD_MISMATCH,
