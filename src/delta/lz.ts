@@ -597,23 +597,21 @@ export class LzBlockDecoder {
     else if (state === S_RULES) {
       if (this.available(input) < NEED_RULE_BITS) return false;
       this.rule(input);
-    } else {
-      const e = this.bits(input, 5);
-      this.startAlignment(this.bits(input, e));
-      this.rulesLeft = this.bits(input, 4);
-    }
+    } else this.startAlignment(input);
     return true;
   }
 
-  /** The block's start alignment (zigzag-coded); the rules follow. */
-  protected startAlignment(zig: number): void {
-    const start = unzigzag(zig);
+  /** The block's start alignment (5 bits `e`, `e` bits zigzag) and word-rule count (4 bits); the rules follow. */
+  protected startAlignment(input: LzInput): void {
+    const e = this.bits(input, 5);
+    const start = unzigzag(this.bits(input, e));
     if (Math.abs(start) > MAX_ALIGNMENT) throw outOfRange(this.block, `alignment ${start}`);
     this.alignment = start;
     this.previousAlignment = start;
     this.ruleCount = 0;
     this.branchCount = 0;
     this.branchesLeft = -1;
+    this.rulesLeft = this.bits(input, 4);
     this.state = S_RULES;
   }
 

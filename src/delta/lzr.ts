@@ -24,7 +24,7 @@
  * Memory: the decoder of codec 3 without its Huffman tables, plus the model
  * (`LZR_PROBS` u16, 9 KiB), reset at every block.
  */
-import { adapt, p1Of, PROB_BITS, PROB_INIT, RATE } from "./cm";
+import { PROB_BITS, PROB_INIT, RATE } from "./cm";
 import { ALPHABET_SIZES, Alphabet, DIST_M, LEN_SYMBOLS, LZ_OLD_CHUNK, LZ_OUT_CHUNK, LzBlockDecoder, malformed, OP_ADD, OP_NEW, S_END, S_OFFSET, S_RULES, S_TABLE_HEAD, SEEK_PREV_SYMBOL, SEEK_SYMBOL, unzigzag, type LzInput, type LzIo } from "./lz";
 import type { BlockCrc } from "./crc";
 
@@ -72,11 +72,6 @@ export function diffContext(at: number): number {
 /** The model at the start of every block. */
 export function resetModel(probs: Uint16Array): void {
   probs.fill(PROB_INIT);
-}
-
-/** One adaptive decision of probability state `probs[i]`, for the encoder (the decoder's is written out). */
-export function modelBit(probs: Uint16Array, i: number): { p1: number; update(bit: number): void } {
-  return { p1: p1Of(probs[i]), update: (bit: number) => adapt(probs, i, bit) };
 }
 
 /**
@@ -157,11 +152,7 @@ export class LzrBlockDecoder extends LzBlockDecoder {
     }
     if (this.available(input) < NEED_HEADER_BITS) return false;
     if (state === S_RULES) this.rule(input);
-    else {
-      const e = this.bits(input, 5);
-      this.startAlignment(this.bits(input, e));
-      this.rulesLeft = this.bits(input, 4);
-    }
+    else this.startAlignment(input);
     return true;
   }
 

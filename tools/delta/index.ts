@@ -13,10 +13,10 @@ import { encodePatch, type EncodedPatch } from "./encode";
 /** Default new-image bytes per block of the version-1 codecs (measured: see the bench's block-size table). */
 export const DEFAULT_BLOCK_SIZE = 32 * 1024;
 /**
- * Codec 3's block sizes makePatch tries when none is given, keeping the
- * smallest patch (the first on a tie, so the smaller block). Codec 3's decoder
- * memory does not depend on the block size, so the choice is free for the
- * device: larger blocks send fewer code tables and relocation rules (a release
+ * The block sizes makePatch tries for codecs 3 and 4 when none is given,
+ * keeping the smallest patch (the first on a tie, so the smaller block). Their
+ * decoder's memory does not depend on the block size, so the choice is free
+ * for the device: larger blocks send fewer code tables and relocation rules (a release
  * that moved everything by one delta), smaller ones adapt their codes to
  * local statistics and carry more rules per byte (many moves). Measured per
  * pair in the bench's size table (README "Delta updates").

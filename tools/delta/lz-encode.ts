@@ -873,15 +873,13 @@ export interface LzBlocks {
   readonly payloads: (Uint8Array | undefined)[];
 }
 
+/** A final-pass block coder taking codec 3's parse: codec 4's range coding (lzr-encode.ts). */
+export type BlockCoder = (old: Uint8Array, nw: Uint8Array, start: number, startAlign: number, ops: LzOp[], t: Transforms) => Uint8Array;
+
 /**
- * Code the new image in blocks of `blockSize` for codec 3.
+ * Code the new image in blocks of `blockSize` for codec 3, or with `coder` (codec 4) on the last pass.
  * @param passes parse passes (the second uses the first's codes as costs).
  */
-/**
- * The final pass's block coder: codec 3's Huffman coding (codeBlock) by default;
- * codec 4's range coding (lzr-encode.ts) takes the same parse.
- */
-export type BlockCoder = (old: Uint8Array, nw: Uint8Array, start: number, startAlign: number, ops: LzOp[], t: Transforms) => Uint8Array;
 
 export function encodeLzBlocks(old: Uint8Array, nw: Uint8Array, blockSize: number, passes = 3, stats?: LzStats, coder?: BlockCoder): LzBlocks {
   const matcher = () => new Matcher(old, nw);
@@ -915,8 +913,9 @@ export function encodeLzBlocks(old: Uint8Array, nw: Uint8Array, blockSize: numbe
       }
       if (pass === 0) rules[b] = transforms(chooseRules(old, nw, start, end, startAlign, ops), chooseBranchRules(old, nw, start, end, startAlign, ops));
       align = parsed.align;
-      const coded = codeBlock(old, nw, start, startAlign, ops, pass === passes - 1 ? stats : undefined, pass === 0 ? NO_TRANSFORMS : rules[b]);
-      payloads.push(coder && pass === passes - 1 ? coder(old, nw, start, startAlign, ops, pass === 0 ? NO_TRANSFORMS : rules[b]) : coded.bytes);
+      const t = pass === 0 ? NO_TRANSFORMS : rules[b];
+      const coded = codeBlock(old, nw, start, startAlign, ops, pass === passes - 1 ? stats : undefined, t);
+      payloads.push(coder && pass === passes - 1 ? coder(old, nw, start, startAlign, ops, t) : coded.bytes);
       nextModels.push({ lengths: coded.lengths });
     }
     models = nextModels;

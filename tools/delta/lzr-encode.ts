@@ -19,10 +19,10 @@ import {
   lengthContext,
   literalContext,
   lowLengthBits,
-  modelBit,
   opContext,
   resetModel,
 } from "../../src/delta/lzr";
+import { adapt, p1Of } from "../../src/delta/cm";
 import { lenSymbol, type LzOp, type Transforms } from "./lz-encode";
 import { RangeEncoder } from "./range-encoder";
 
@@ -44,9 +44,8 @@ class LzrWriter {
     let node = 1;
     for (let i = n - 1; i >= 0; i--) {
       const bit = (sym >>> i) & 1;
-      const m = modelBit(this.probs, base + node);
-      this.enc.bit(m.p1, bit);
-      m.update(bit);
+      this.enc.bit(p1Of(this.probs[base + node]), bit);
+      adapt(this.probs, base + node, bit);
       node = node * 2 + bit;
     }
   }
